@@ -1,0 +1,263 @@
+"""The case layer: what a benchmark case declares, and the checks that a declaration is usable.
+
+A case is data plus three pure functions (model, reference, inputs). Nothing here imports a
+backend or builds a model, so collecting the whole matrix stays cheap.
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.errors import CaseDefinitionError, ShapeOutsideProfileError
+
+if TYPE_CHECKING:
+    import onnx
+
+Shape = tuple[int, ...]
+# A dimension is fixed (an int) or dynamic (a name). Dynamic dimensions that share a name are
+# tied: they take the same value in every shape the harness draws (e.g. the batch of two inputs).
+Dim = int | str
+
+
+class Precision(str, enum.Enum):
+    """How the network computes. I/O tensors stay float32 at every precision."""
+
+    FP32 = "fp32"  # float32 math; on TensorRT also TF32 off
+    TF32 = "tf32"  # float32 tensors, TensorRT allowed to use TF32 tensor cores
+    FP16 = "fp16"  # float16 weights and activations, casts at the I/O boundary
+
+    @property
+    def compute_dtype(self) -> np.dtype:
+        """The element type of weights and activations inside the model."""
+        return np.dtype(np.float16) if self is Precision.FP16 else np.dtype(np.float32)
+
+
+class ShapePoint(str, enum.Enum):
+    """The corners of an optimization profile that every case is tested at."""
+
+    MIN = "min"
+    OPT = "opt"
+    MAX = "max"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name of the I/O tensor, e.g. "float32" or "int64"
+    shape: tuple[Dim, ...]
+
+    @property
+    def is_float(self) -> bool:
+        return np.issubdtype(np.dtype(self.dtype), np.floating)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One optimization profile: per input, the min / opt / max shapes (as in TensorRT)."""
+
+    min: Mapping[str, Shape]
+    opt: Mapping[str, Shape]
+    max: Mapping[str, Shape]
+
+    def shapes(self, point: ShapePoint) -> dict[str, Shape]:
+        return dict(getattr(self, point.value))
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Accuracy limit for one output at one precision.
+
+    Float outputs are judged on the mean relative error (formula in README, "Accuracy");
+    integer outputs must match exactly. A limit looser than the default must say why.
+    """
+
+    mean_rel: float | None = None
+    exact: bool = False
+    justification: str = ""
+
+
+# Defaults from the TensorRT tutorial. TF32 keeps a 10-bit mantissa like FP16, so it gets FP16's limit.
+DEFAULT_MEAN_REL: Mapping[Precision, float] = {
+    Precision.FP32: 1e-6,
+    Precision.TF32: 1e-3,
+    Precision.FP16: 1e-3,
+}
+
+ModelBuilder = Callable[[np.dtype], "onnx.ModelProto"]
+Reference = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+InputGenerator = Callable[[Mapping[str, Shape], np.random.Generator], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A network under test, declared once and run on every backend and precision.
+
+    onnx_model(compute_dtype) returns the model whose weights and activations have that dtype
+    (float32 or float16) with float32 I/O; reference(inputs) computes every output in float64
+    with numpy only; generate_inputs(shapes, rng) makes inputs of the given shapes.
+    """
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    profiles: tuple[Profile, ...]
+    onnx_model: ModelBuilder
+    reference: Reference
+    generate_inputs: InputGenerator
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.TF32, Precision.FP16)
+    tolerances: Mapping[tuple[Precision, str], Tolerance] = field(default_factory=dict)
+    description: str = ""
+
+    def output(self, name: str) -> TensorSpec:
+        return next(spec for spec in self.outputs if spec.name == name)
+
+    def tolerance(self, precision: Precision, output: str) -> Tolerance:
+        override = self.tolerances.get((precision, output))
+        if override is not None:
+            return override
+        if not self.output(output).is_float:
+            return Tolerance(exact=True)
+        return Tolerance(mean_rel=DEFAULT_MEAN_REL[precision])
+
+    def input_seed(self, profile_index: int, point: ShapePoint, base_seed: int) -> int:
+        """A seed that depends only on what identifies the inputs, never on collection order."""
+        key = f"{self.name}/{profile_index}/{point.value}/{base_seed}"
+        return zlib.crc32(key.encode())
+
+
+def check_case(case: Case) -> None:
+    """Raise CaseDefinitionError listing everything wrong with a case's declaration."""
+    problems = [*_profile_problems(case), *_tolerance_problems(case)]
+    if not case.profiles:
+        problems.append("it declares no optimization profile; add at least one Profile(min, opt, max)")
+    if problems:
+        raise CaseDefinitionError(case.name, "; ".join(problems))
+
+
+def check_shapes_in_profile(case: Case, profile_index: int, shapes: Mapping[str, Shape]) -> None:
+    """Refuse shapes that the profile does not cover, naming the input and the allowed range."""
+    profile = case.profiles[profile_index]
+    missing = [spec.name for spec in case.inputs if spec.name not in shapes]
+    if missing:
+        raise ShapeOutsideProfileError(case.name, f"no shape given for inputs {missing}; give every input a shape")
+    for spec in case.inputs:
+        shape = tuple(shapes[spec.name])
+        low, high = profile.min[spec.name], profile.max[spec.name]
+        if len(shape) != len(low):
+            raise ShapeOutsideProfileError(
+                case.name,
+                f"input '{spec.name}' has rank {len(shape)} (shape {list(shape)}) but profile "
+                f"{profile_index} expects rank {len(low)}; pass a shape between {list(low)} and {list(high)}",
+            )
+        for axis, (value, lo, hi) in enumerate(zip(shape, low, high)):
+            if not lo <= value <= hi:
+                raise ShapeOutsideProfileError(
+                    case.name,
+                    f"input '{spec.name}' shape {list(shape)} is outside profile {profile_index}: "
+                    f"dim {axis} = {value} not in [{lo}, {hi}] (profile min {list(low)}, max {list(high)}); "
+                    "use a shape inside the profile or add a profile that covers it",
+                )
+    _check_tied_dims(case, shapes)
+
+
+def _check_tied_dims(case: Case, shapes: Mapping[str, Shape]) -> None:
+    """Dimensions that share a name must take one value across all inputs of a run."""
+    bound: dict[str, tuple[str, int]] = {}
+    for spec in case.inputs:
+        for dim, value in zip(spec.shape, shapes[spec.name]):
+            if not isinstance(dim, str):
+                continue
+            first = bound.setdefault(dim, (spec.name, value))
+            if first[1] != value:
+                raise ShapeOutsideProfileError(
+                    case.name,
+                    f"dimension '{dim}' is {value} in input '{spec.name}' but {first[1]} in input '{first[0]}'; "
+                    "tied dimensions must be equal",
+                )
+
+
+def _profile_problems(case: Case) -> list[str]:
+    problems: list[str] = []
+    for index, profile in enumerate(case.profiles):
+        for spec in case.inputs:
+            shapes = [getattr(profile, corner).get(spec.name) for corner in ("min", "opt", "max")]
+            if any(shape is None for shape in shapes):
+                problems.append(f"profile {index} gives no min/opt/max shape for input '{spec.name}'; add them")
+                continue
+            low, opt, high = (tuple(shape) for shape in shapes if shape is not None)
+            problems.extend(_corner_problems(index, spec, low, opt, high))
+        problems.extend(_tied_dim_problems(case, index, profile))
+        names = {spec.name for spec in case.inputs}
+        strangers = sorted({name for corner in (profile.min, profile.opt, profile.max) for name in corner} - names)
+        if strangers:
+            problems.append(
+                f"profile {index} names {strangers}, which the case has no input for "
+                f"(inputs: {', '.join(sorted(names))}); rename or remove them"
+            )
+    return problems
+
+
+def _corner_problems(index: int, spec: TensorSpec, low: Shape, opt: Shape, high: Shape) -> list[str]:
+    where = f"profile {index} input '{spec.name}'"
+    if not len(low) == len(opt) == len(high) == len(spec.shape):
+        return [f"{where}: min/opt/max must all have rank {len(spec.shape)} like {spec.shape}"]
+    problems = []
+    for axis, (dim, lo, op, hi) in enumerate(zip(spec.shape, low, opt, high)):
+        if isinstance(dim, int) and not lo == op == hi == dim:
+            problems.append(f"{where}: dim {axis} is fixed at {dim}, so min/opt/max must all be {dim}")
+        elif lo > hi:
+            problems.append(f"{where}: dim {axis} has min {lo} > max {hi}; swap them or fix the profile")
+        elif not lo <= op <= hi:
+            problems.append(f"{where}: dim {axis} has opt {op} outside [min {lo}, max {hi}]; move opt inside")
+        elif lo < 1:
+            problems.append(f"{where}: dim {axis} has min {lo}; every dimension must be at least 1")
+    return problems
+
+
+def _tied_dim_problems(case: Case, index: int, profile: Profile) -> list[str]:
+    """Dimensions that share a name must have the same range in every corner of a profile."""
+    seen: dict[str, tuple[str, tuple[int, int, int]]] = {}
+    problems = []
+    for spec in case.inputs:
+        if spec.name not in profile.min or spec.name not in profile.opt or spec.name not in profile.max:
+            continue
+        if any(len(getattr(profile, c)[spec.name]) != len(spec.shape) for c in ("min", "opt", "max")):
+            continue  # a rank problem, reported by _corner_problems
+        for axis, dim in enumerate(spec.shape):
+            if not isinstance(dim, str):
+                continue
+            corners = tuple(getattr(profile, c)[spec.name][axis] for c in ("min", "opt", "max"))
+            first = seen.setdefault(dim, (spec.name, corners))
+            if first[1] != corners:
+                problems.append(
+                    f"profile {index}: dimension '{dim}' is {list(corners)} (min/opt/max) for input "
+                    f"'{spec.name}' but {list(first[1])} for input '{first[0]}'; tied dimensions must agree"
+                )
+    return problems
+
+
+def _tolerance_problems(case: Case) -> list[str]:
+    names = {spec.name for spec in case.outputs}
+    problems = []
+    for (precision, output), tolerance in case.tolerances.items():
+        if output not in names:
+            problems.append(
+                f"a tolerance is given for output '{output}' at {Precision(precision).value}, but the case has "
+                f"no such output (outputs: {', '.join(sorted(names))}); rename or remove it"
+            )
+            continue
+        default = DEFAULT_MEAN_REL[Precision(precision)]
+        looser = tolerance.mean_rel is not None and tolerance.mean_rel > default
+        if looser and not tolerance.justification.strip():
+            problems.append(
+                f"the tolerance for output '{output}' at {Precision(precision).value} raises mean relative error "
+                f"to {tolerance.mean_rel:g} above the default {default:g} without a justification; "
+                "say why (from measurement) in Tolerance(justification=...)"
+            )
+    return problems

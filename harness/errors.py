@@ -1,0 +1,35 @@
+"""Errors the harness raises on bad input. Each message names the case (where there is one) and the fix."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose."""
+
+
+class CaseError(HarnessError):
+    """Something about one case is wrong; the message starts with the case's name."""
+
+    def __init__(self, case: str, message: str) -> None:
+        super().__init__(f"case '{case}': {message}")
+        self.case = case
+
+
+class CaseDefinitionError(CaseError):
+    """The case's declaration is inconsistent (profiles, tolerances, names)."""
+
+
+class ShapeOutsideProfileError(CaseError):
+    """A shape handed to an engine lies outside the optimization profile it was built with."""
+
+
+class OutputMismatchError(CaseError):
+    """The engine's outputs and the case's reference disagree in names, shapes or dtypes."""
+
+
+class BuildError(CaseError):
+    """A backend failed to build an engine; the message carries the backend's own log."""
+
+
+class SelectionError(HarnessError):
+    """An unknown backend or precision was asked for on the command line or in the ini file."""
