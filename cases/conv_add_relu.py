@@ -1,0 +1,123 @@
+"""conv_add_relu: Conv 3x3 + bias -> Add -> Relu, the classic TensorRT vertical-fusion pattern.
+
+The addend of the Add is a second network input, `residual`, standing for the skip tensor of a
+ResNet block. Making it an input rather than a constant keeps TensorRT from folding it into the
+convolution bias, so the engine has to fuse a real elementwise residual into the conv epilogue.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from harness.case import Case, Profile, Shape, TensorSpec
+
+if TYPE_CHECKING:
+    import onnx
+
+IN_CHANNELS, OUT_CHANNELS, KERNEL, PAD = 8, 16, 3, 1
+SEED = 20240801
+
+
+@functools.cache
+def weights() -> dict[str, np.ndarray]:
+    """Conv weight (out, in, kh, kw) with He scaling so the output stays O(1), and a small bias.
+
+    Shared by the ONNX model, the numpy reference and the TensorRT network definition.
+    """
+    rng = np.random.default_rng(SEED)
+    fan_in = IN_CHANNELS * KERNEL * KERNEL
+    shape = (OUT_CHANNELS, IN_CHANNELS, KERNEL, KERNEL)
+    return {
+        "conv.weight": (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32),
+        "conv.bias": (rng.standard_normal(OUT_CHANNELS) * 0.1).astype(np.float32),
+    }
+
+
+def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
+    """y = Relu(Conv(x, W, b) + residual); at float16 the inputs and y are cast at the boundary."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    fp16 = np.dtype(compute_dtype) == np.float16
+    x, residual, y = ("x_fp16", "residual_fp16", "y_fp16") if fp16 else ("x", "residual", "y")
+    nodes = []
+    if fp16:
+        nodes.append(helper.make_node("Cast", ["x"], [x], to=TensorProto.FLOAT16))
+        nodes.append(helper.make_node("Cast", ["residual"], [residual], to=TensorProto.FLOAT16))
+    nodes.append(
+        helper.make_node(
+            "Conv",
+            [x, "conv.weight", "conv.bias"],
+            ["conv_out"],
+            kernel_shape=[KERNEL, KERNEL],
+            pads=[PAD] * 4,
+            strides=[1, 1],
+        )
+    )
+    nodes.append(helper.make_node("Add", ["conv_out", residual], ["sum"]))
+    nodes.append(helper.make_node("Relu", ["sum"], [y]))
+    if fp16:
+        nodes.append(helper.make_node("Cast", [y], ["y"], to=TensorProto.FLOAT))
+    initializers = [numpy_helper.from_array(w.astype(compute_dtype), name) for name, w in weights().items()]
+    graph = helper.make_graph(
+        nodes,
+        "conv_add_relu",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", IN_CHANNELS, "H", "W"]),
+            helper.make_tensor_value_info("residual", TensorProto.FLOAT, ["N", OUT_CHANNELS, "H", "W"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", OUT_CHANNELS, "H", "W"])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # the IR that opset 17 was released with; every onnxruntime since 1.11 loads it
+    return model
+
+
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
+    """Stride-1 NCHW convolution with zero padding, in the dtype of its arguments.
+
+    Written with a sliding window and one tensordot, so the contraction runs in BLAS and stays
+    fast at the largest profile shapes.
+    """
+    kernel_h, kernel_w = weight.shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    windows = sliding_window_view(padded, (kernel_h, kernel_w), axis=(2, 3))  # N, C, H, W, kh, kw
+    out: np.ndarray = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3]))  # N, H, W, O
+    out = out.transpose(0, 3, 1, 2) + bias[None, :, None, None]
+    return out
+
+
+def reference(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    w = {name: value.astype(np.float64) for name, value in weights().items()}
+    x = np.asarray(inputs["x"], dtype=np.float64)
+    residual = np.asarray(inputs["residual"], dtype=np.float64)
+    conv = conv2d(x, w["conv.weight"], w["conv.bias"], PAD)
+    return {"y": np.maximum(conv + residual, 0.0)}
+
+
+def generate_inputs(shapes: Mapping[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {name: rng.standard_normal(shapes[name], dtype=np.float32) for name in ("x", "residual")}
+
+
+def _shapes(batch: int, size: int) -> dict[str, Shape]:
+    return {"x": (batch, IN_CHANNELS, size, size), "residual": (batch, OUT_CHANNELS, size, size)}
+
+
+CASE = Case(
+    name="conv_add_relu",
+    description="A 3x3 convolution whose output is added to a residual input and passed through ReLU.",
+    inputs=(
+        TensorSpec("x", "float32", ("N", IN_CHANNELS, "H", "W")),
+        TensorSpec("residual", "float32", ("N", OUT_CHANNELS, "H", "W")),
+    ),
+    outputs=(TensorSpec("y", "float32", ("N", OUT_CHANNELS, "H", "W")),),
+    profiles=(Profile(min=_shapes(1, 8), opt=_shapes(4, 32), max=_shapes(8, 64)),),
+    onnx_model=onnx_model,
+    reference=reference,
+    generate_inputs=generate_inputs,
+)

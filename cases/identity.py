@@ -1,0 +1,62 @@
+"""identity: a single ONNX Identity op, the smallest case that exercises the whole pipeline.
+
+Any error it shows comes from the harness or the I/O casts, never from arithmetic, so it is the
+first thing to look at when every case fails at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.case import Case, Profile, Shape, TensorSpec
+
+if TYPE_CHECKING:
+    import onnx
+
+DIMS = ("d0", "d1", "d2")
+
+
+def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
+    """y = Identity(x), wrapped in float16 casts when the compute dtype is float16."""
+    from onnx import TensorProto, helper
+
+    nodes = []
+    source, sink = "x", "y"
+    if np.dtype(compute_dtype) == np.float16:
+        source, sink = "x_fp16", "y_fp16"
+        nodes.append(helper.make_node("Cast", ["x"], [source], to=TensorProto.FLOAT16))
+    nodes.append(helper.make_node("Identity", [source], [sink]))
+    if sink != "y":
+        nodes.append(helper.make_node("Cast", [sink], ["y"], to=TensorProto.FLOAT))
+    graph = helper.make_graph(
+        nodes,
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(DIMS))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(DIMS))],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # the IR that opset 17 was released with; every onnxruntime since 1.11 loads it
+    return model
+
+
+def reference(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"y": np.asarray(inputs["x"], dtype=np.float64).copy()}
+
+
+def generate_inputs(shapes: Mapping[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"x": rng.standard_normal(shapes["x"], dtype=np.float32)}
+
+
+CASE = Case(
+    name="identity",
+    description="A single Identity op that copies a rank-3 float tensor of any shape.",
+    inputs=(TensorSpec("x", "float32", DIMS),),
+    outputs=(TensorSpec("y", "float32", DIMS),),
+    profiles=(Profile(min={"x": (1, 1, 1)}, opt={"x": (3, 4, 5)}, max={"x": (6, 8, 10)}),),
+    onnx_model=onnx_model,
+    reference=reference,
+    generate_inputs=generate_inputs,
+)
