@@ -1,0 +1,93 @@
+"""ONNX Runtime on the CPU: the backend that runs anywhere. The only module that imports onnxruntime.
+
+The cached artifact is the model as ONNX Runtime optimized it (graph optimization level ALL, saved
+through `optimized_model_filepath`). Level ALL may rewrite the graph into CPU-specific layouts
+(NCHWc for the ISA found), so the CPU model and ISA flags are part of the cache key. Loading an
+artifact runs no graph optimization: a warm cache builds nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from harness.backends import ArtifactIncompatibleError, BuildRequest
+from harness.case import Precision
+from harness.environment import cpu_flags, cpu_model
+from harness.errors import BuildError
+from harness.measure import Timer
+
+_PROVIDERS = ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeEngine:
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self._session = session
+        self._output_names = [output.name for output in session.get_outputs()]
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self._session.run(self._output_names, dict(inputs))
+        return dict(zip(self._output_names, results))
+
+    def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
+        feeds = dict(inputs)
+        run = self._session.run
+        names = self._output_names
+
+        def run_once() -> float:
+            # ONNX Runtime's CPU run is synchronous: the host clock around it is the engine's latency.
+            start = time.perf_counter()
+            run(names, feeds)
+            return time.perf_counter() - start
+
+        return run_once
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+    clock = "host perf_counter around a synchronous InferenceSession.run"
+
+    def version(self) -> str:
+        return str(ort.__version__)
+
+    def device(self) -> str:
+        return cpu_model()
+
+    def unsupported_reason(self, precision: Precision) -> str | None:
+        if precision is Precision.TF32:
+            return "tf32 is a TensorRT builder mode for tensor cores; ONNX Runtime's CPU provider has no such mode"
+        return None
+
+    def key_parts(self) -> Mapping[str, str]:
+        return {"providers": ",".join(_PROVIDERS), "cpu": cpu_model(), "isa": cpu_flags()}
+
+    def build(self, request: BuildRequest) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="harness-ort-") as scratch:
+            optimized = Path(scratch) / "optimized.onnx"
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.optimized_model_filepath = str(optimized)
+            try:
+                ort.InferenceSession(request.model_bytes, options, providers=_PROVIDERS)
+            except Exception as error:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
+                raise BuildError(
+                    request.case.name,
+                    f"ONNX Runtime could not build the {request.precision.value} model: {error}; "
+                    "fix the case's ONNX model (run onnx.checker.check_model on it) or skip this precision",
+                ) from error
+            return optimized.read_bytes()
+
+    def load(self, artifact: bytes, request: BuildRequest) -> OnnxRuntimeEngine:
+        options = ort.SessionOptions()
+        # The artifact is already optimized; optimizing again would be a second build.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            session = ort.InferenceSession(artifact, options, providers=_PROVIDERS)
+        except Exception as error:
+            raise ArtifactIncompatibleError(f"ONNX Runtime cannot load the cached model: {error}") from error
+        return OnnxRuntimeEngine(session)

@@ -1,0 +1,361 @@
+"""Unit tests of harness/build.py (cache key, EngineStore memo and disk cache) and harness/atomic.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cases import identity
+from harness.atomic import write_atomically
+from harness.backends import ArtifactIncompatibleError, BuildRequest
+from harness.build import BuiltEngine, EngineCacheWarning, EngineStore, cache_key
+from harness.case import Case, Precision, Profile
+from harness.errors import BuildError
+from harness.measure import Timer
+
+
+class FakeModel:
+    """Stands in for onnx.ModelProto: all EngineStore needs is SerializeToString."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:  # named like the protobuf method
+        return self.data
+
+
+def fake_model(compute_dtype: np.dtype) -> FakeModel:
+    """Model bytes that differ per compute dtype, like the real cases' models."""
+    return FakeModel(f"model:{np.dtype(compute_dtype).name}".encode())
+
+
+CASE = dataclasses.replace(identity.CASE, onnx_model=fake_model)  # type: ignore[arg-type]
+TWO_PROFILES = dataclasses.replace(
+    CASE,
+    profiles=(
+        *CASE.profiles,
+        Profile(min={"x": (7, 1, 1)}, opt={"x": (8, 4, 5)}, max={"x": (9, 8, 10)}),
+    ),
+)
+
+
+@dataclasses.dataclass
+class FakeEngine:
+    artifact: bytes
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"y": np.asarray(inputs["x"])}
+
+    def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
+        return lambda: 0.0
+
+
+class FakeBackend:
+    """An in-memory Backend that counts builds and loads.
+
+    Artifacts are `payload + model bytes`; load() rejects artifacts that start with `reject_prefix`,
+    and build() fails with BuildError for the precisions in `fail_on`.
+    """
+
+    clock = "fake clock"
+
+    def __init__(
+        self,
+        *,
+        name: str = "fake",
+        version: str = "1.0",
+        parts: Mapping[str, str] | None = None,
+        payload: bytes = b"artifact:",
+        reject_prefix: bytes | None = None,
+        fail_on: frozenset[Precision] = frozenset(),
+    ) -> None:
+        self.name = name
+        self._version = version
+        self._parts = dict(parts or {"device": "fake-device"})
+        self.payload = payload
+        self.reject_prefix = reject_prefix
+        self.fail_on = fail_on
+        self.builds: list[BuildRequest] = []
+        self.loads: list[bytes] = []
+
+    def version(self) -> str:
+        return self._version
+
+    def device(self) -> str:
+        return "fake-device"
+
+    def unsupported_reason(self, precision: Precision) -> str | None:
+        return None
+
+    def key_parts(self) -> Mapping[str, str]:
+        return self._parts
+
+    def build(self, request: BuildRequest) -> bytes:
+        self.builds.append(request)
+        if request.precision in self.fail_on:
+            raise BuildError(request.case.name, f"fake build of {request.precision.value} failed")
+        return self.payload + request.model_bytes
+
+    def load(self, artifact: bytes, request: BuildRequest) -> FakeEngine:
+        self.loads.append(artifact)
+        if self.reject_prefix is not None and artifact.startswith(self.reject_prefix):
+            raise ArtifactIncompatibleError("fake: artifact from a foreign version")
+        return FakeEngine(artifact)
+
+
+def request_for(case: Case = CASE, precision: Precision = Precision.FP32, model: bytes = b"model") -> BuildRequest:
+    return BuildRequest(case, precision, 0, model)
+
+
+# cache_key
+
+
+BASE_KEY = cache_key(FakeBackend(), request_for())
+
+
+def test_cache_key_is_equal_for_equal_inputs() -> None:
+    """Equal backends and requests give the same SHA-256 hex key, whatever the object identities."""
+    key = cache_key(FakeBackend(), request_for(dataclasses.replace(CASE)))
+    assert key == BASE_KEY
+    assert len(key) == 64 and int(key, 16) >= 0
+
+
+@pytest.mark.parametrize(
+    ("backend", "request_"),
+    [
+        (FakeBackend(), request_for(model=b"model2")),
+        (FakeBackend(), request_for(precision=Precision.FP16)),
+        (FakeBackend(), request_for(precision=Precision.TF32)),
+        (FakeBackend(), request_for(case=dataclasses.replace(CASE, profiles=TWO_PROFILES.profiles[1:]))),
+        (FakeBackend(version="1.1"), request_for()),
+        (FakeBackend(parts={"device": "other-device"}), request_for()),
+        (FakeBackend(parts={"device": "fake-device", "extra": "x"}), request_for()),
+        (FakeBackend(name="other"), request_for()),
+    ],
+    ids=[
+        "model-bytes",
+        "precision-fp16",
+        "precision-tf32",
+        "profile",
+        "backend-version",
+        "key-part-value",
+        "key-part-added",
+        "backend-name",
+    ],
+)
+def test_cache_key_changes_with_each_ingredient(backend: FakeBackend, request_: BuildRequest) -> None:
+    """Changing any one thing that makes an artifact incompatible changes the key."""
+    assert cache_key(backend, request_) != BASE_KEY
+
+
+def test_cache_key_changes_with_one_profile_dim() -> None:
+    """Moving a single corner dim of the profile by one changes the key."""
+    profile = CASE.profiles[0]
+    moved = Profile(min=profile.min, opt=profile.opt, max={"x": (6, 8, 11)})
+    assert cache_key(FakeBackend(), request_for(dataclasses.replace(CASE, profiles=(moved,)))) != BASE_KEY
+
+
+# EngineStore: session memo and disk cache
+
+
+def test_store_builds_each_point_once(tmp_path: Path) -> None:
+    """A second get of the same (backend, case, precision, profile) returns the same engine without a build."""
+    backend = FakeBackend()
+    store = EngineStore(tmp_path)
+    first = store.get(backend, CASE, Precision.FP32, 0)
+    again = store.get(backend, CASE, Precision.FP32, 0)
+    assert again is first
+    assert len(backend.builds) == 1 and len(backend.loads) == 1
+    assert first.record.cached is False and first.record.build_s >= 0.0
+    assert first.engine.artifact == b"artifact:model:float32"  # type: ignore[attr-defined]
+    assert first.record.artifact_bytes == len(b"artifact:model:float32")
+
+
+def test_store_builds_each_precision_and_profile_separately(tmp_path: Path) -> None:
+    """Different precisions (even fp32/tf32 with the same model bytes) and profiles are separate engines."""
+    backend = FakeBackend()
+    store = EngineStore(tmp_path)
+    for precision in Precision:
+        for index in range(2):
+            store.get(backend, TWO_PROFILES, precision, index)
+    assert len(backend.builds) == 6
+    keys = {(r.precision, r.profile_index) for r in backend.builds}
+    assert len(keys) == 6
+    assert {r.model_bytes for r in backend.builds} == {b"model:float32", b"model:float16"}
+
+
+def test_new_store_loads_from_disk_without_building(tmp_path: Path) -> None:
+    """A fresh store on the same directory loads the artifact: cached True, build_s 0.0, no build()."""
+    built = EngineStore(tmp_path).get(FakeBackend(), CASE, Precision.FP16, 0)
+    backend = FakeBackend()
+    loaded = EngineStore(tmp_path).get(backend, CASE, Precision.FP16, 0)
+    assert backend.builds == [] and backend.loads == [b"artifact:model:float16"]
+    assert loaded.record.cached is True and loaded.record.build_s == 0.0
+    assert loaded.record.key == built.record.key and loaded.record.artifact_path == built.record.artifact_path
+    assert loaded.record.artifact_bytes == built.record.artifact_bytes
+
+
+def test_other_backend_version_does_not_reuse_the_cache(tmp_path: Path) -> None:
+    """An artifact cached by another backend version is not loaded: the new version builds its own."""
+    EngineStore(tmp_path).get(FakeBackend(version="1.0"), CASE, Precision.FP32, 0)
+    backend = FakeBackend(version="2.0")
+    record = EngineStore(tmp_path).get(backend, CASE, Precision.FP32, 0).record
+    assert len(backend.builds) == 1 and record.cached is False
+
+
+def test_no_cache_dir_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With cache_dir None the engine is built in memory: no artifact path, no file anywhere under cwd."""
+    monkeypatch.chdir(tmp_path)
+    backend = FakeBackend()
+    store = EngineStore(None)
+    built = store.get(backend, CASE, Precision.FP32, 0)
+    store.get(backend, CASE, Precision.FP32, 0)
+    assert built.record.artifact_path is None and built.record.cached is False
+    assert len(backend.builds) == 1
+    assert list(tmp_path.rglob("*")) == []
+    other = FakeBackend()
+    EngineStore(None).get(other, CASE, Precision.FP32, 0)
+    assert len(other.builds) == 1, "without a disk cache a new store must build again"
+
+
+def test_build_failure_is_memoized(tmp_path: Path) -> None:
+    """A failed build raises the same exception again on the next get, without a second build()."""
+    backend = FakeBackend(fail_on=frozenset({Precision.FP16}))
+    store = EngineStore(tmp_path)
+    with pytest.raises(BuildError, match=r"^case 'identity': fake build of fp16 failed") as first:
+        store.get(backend, CASE, Precision.FP16, 0)
+    with pytest.raises(BuildError) as second:
+        store.get(backend, CASE, Precision.FP16, 0)
+    assert second.value is first.value
+    assert len(backend.builds) == 1
+    assert store.get(backend, CASE, Precision.FP32, 0).record.cached is False
+    assert [r.precision for r in backend.builds] == [Precision.FP16, Precision.FP32]
+
+
+def artifact_of(tmp_path: Path) -> Path:
+    """Build the FP32 identity engine into the cache at tmp_path and return its artifact's path."""
+    path = EngineStore(tmp_path).get(FakeBackend(), CASE, Precision.FP32, 0).record.artifact_path
+    assert path is not None
+    return Path(path)
+
+
+def truncate(artifact: Path) -> None:
+    artifact.write_bytes(artifact.read_bytes()[:-3])
+
+
+def flip_a_byte(artifact: Path) -> None:
+    data = bytearray(artifact.read_bytes())
+    data[0] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+
+
+def delete_sidecar(artifact: Path) -> None:
+    artifact.with_suffix(".json").unlink()
+
+
+def garble_sidecar(artifact: Path) -> None:
+    artifact.with_suffix(".json").write_text("{not json")
+
+
+def sidecar_of_other_key(artifact: Path) -> None:
+    sidecar = artifact.with_suffix(".json")
+    sidecar.write_text(sidecar.read_text().replace('"key": "', '"key": "0'))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [truncate, flip_a_byte, delete_sidecar, garble_sidecar, sidecar_of_other_key],
+    ids=lambda damage: damage.__name__,
+)
+def test_damaged_cache_entry_is_rebuilt_with_a_warning(tmp_path: Path, damage: Callable[[Path], None]) -> None:
+    """An artifact whose bytes or sidecar are damaged is rebuilt with an EngineCacheWarning, then cached again."""
+    artifact = artifact_of(tmp_path)
+    good = artifact.read_bytes()
+    damage(artifact)
+    backend = FakeBackend()
+    with pytest.warns(EngineCacheWarning, match=r"^case 'identity': .*rebuilding") as warned:
+        built = EngineStore(tmp_path).get(backend, CASE, Precision.FP32, 0)
+    assert len(warned) == 1 and str(artifact) in str(warned[0].message)
+    assert len(backend.builds) == 1 and built.record.cached is False
+    assert built.engine.artifact == good  # type: ignore[attr-defined]
+    assert_cache_is_good(tmp_path, good)
+
+
+def test_damaged_artifact_never_reaches_the_backend(tmp_path: Path) -> None:
+    """The SHA-256 check runs before load(): a corrupted artifact is not handed to the backend."""
+    artifact = artifact_of(tmp_path)
+    flip_a_byte(artifact)
+    damaged = artifact.read_bytes()
+    backend = FakeBackend()
+    with pytest.warns(EngineCacheWarning, match="truncated or corrupted"):
+        EngineStore(tmp_path).get(backend, CASE, Precision.FP32, 0)
+    assert damaged not in backend.loads
+
+
+def test_incompatible_artifact_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
+    """A load() raising ArtifactIncompatibleError triggers a rebuild, a warning quoting it, and a good cache."""
+    artifact_of(tmp_path)  # cached as b"artifact:..."
+    backend = FakeBackend(payload=b"new:", reject_prefix=b"artifact:")
+    with pytest.warns(EngineCacheWarning, match=r"^case 'identity': .*foreign version.*rebuilding"):
+        built = EngineStore(tmp_path).get(backend, CASE, Precision.FP32, 0)
+    assert len(backend.builds) == 1 and built.record.cached is False
+    assert backend.loads == [b"artifact:model:float32", b"new:model:float32"]
+    assert_cache_is_good(tmp_path, b"new:model:float32")
+
+
+def assert_cache_is_good(cache_dir: Path, artifact: bytes) -> None:
+    """A new store on cache_dir loads `artifact` from disk without building or warning."""
+    backend = FakeBackend()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EngineCacheWarning)
+        built: BuiltEngine = EngineStore(cache_dir).get(backend, CASE, Precision.FP32, 0)
+    assert built.record.cached is True and backend.builds == []
+    assert built.engine.artifact == artifact  # type: ignore[attr-defined]
+    assert built.record.artifact_path is not None
+    assert hashlib.sha256(Path(built.record.artifact_path).read_bytes()).digest() == hashlib.sha256(artifact).digest()
+
+
+# write_atomically
+
+
+def test_write_atomically_replaces_content_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    """Two writes leave exactly the target file, holding the second content."""
+    target = tmp_path / "sub" / "out.bin"
+    write_atomically(target, b"first")
+    write_atomically(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.bin"]
+
+
+def test_failed_write_keeps_old_content_and_removes_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError midway (at fsync) propagates, the previous content survives, and no temp file remains."""
+    target = tmp_path / "out.bin"
+    write_atomically(target, b"old content")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, b"new content that never lands")
+    assert target.read_bytes() == b"old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_failed_first_write_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the very first write fails, neither the target nor a temp file exists afterwards."""
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        write_atomically(tmp_path / "out.bin", b"data")
+    assert list(tmp_path.iterdir()) == []
