@@ -1,0 +1,18 @@
+"""Hooks that a repository's conftest.py implements to feed the harness."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.case import Case
+
+
+@pytest.hookspec
+def pytest_harness_cases(config: pytest.Config) -> Sequence[Case]:
+    """Return the cases this repository benchmarks. Results of every implementation are joined;
+    case names must be unique across them."""
+    raise NotImplementedError

@@ -1,0 +1,46 @@
+"""The test matrix: case × precision × shape point × backend, with stable, readable ids.
+
+Ids are the keys of results and baselines, so an id depends only on its own point: adding a case,
+a precision or a backend never renames an existing test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from harness.case import Case, Precision, ShapePoint
+
+
+@dataclass(frozen=True)
+class Point:
+    case: Case
+    precision: Precision
+    profile_index: int
+    shape_point: ShapePoint
+    backend: str  # the backend's short id
+
+    @property
+    def shape_label(self) -> str:
+        # Profile 0 is the common case and keeps the short label; later profiles are prefixed.
+        if self.profile_index == 0:
+            return self.shape_point.value
+        return f"p{self.profile_index}.{self.shape_point.value}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.case.name}-{self.precision.value}-{self.shape_label}-{self.backend}"
+
+
+def build_matrix(cases: Iterable[Case], precisions: Sequence[Precision], backends: Sequence[str]) -> list[Point]:
+    """Every point, in a fixed order. A case without profiles still gets profile 0, whose tests then
+    report the case's definition error instead of vanishing from the run."""
+    return [
+        Point(case, precision, profile_index, shape_point, backend)
+        for case in cases
+        for precision in precisions
+        if precision in case.precisions
+        for profile_index in range(max(1, len(case.profiles)))
+        for shape_point in ShapePoint
+        for backend in backends
+    ]

@@ -1,0 +1,202 @@
+"""The pytest plugin: options, the matrix, the per-test fixture, the results file and the summary.
+
+Registered through the `pytest11` entry point. Importing it has no side effects and imports no
+inference library; session state lives in `config.stash`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Generator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pytest
+
+from harness import hookspecs
+from harness.backends import Backend, Engine, load_backend, registry_entry
+from harness.backends.cuda_rt import gpu_problem
+from harness.build import EngineStore
+from harness.case import Case, check_case
+from harness.errors import CaseDefinitionError
+from harness.matrix import Point, build_matrix
+from harness.measure import MeasurePolicy
+from harness.report import ResultsLog, TestRecord, summary_table
+from harness.settings import Settings, add_options, resolve
+
+GPU_MARKER = "gpu: needs a CUDA GPU and TensorRT; runs only with --gpu"
+
+
+@dataclass
+class HarnessState:
+    settings: Settings
+    store: EngineStore
+    results: ResultsLog = field(default_factory=ResultsLog)
+    _cases: tuple[Case, ...] | None = None
+    _backends: dict[str, Backend | str] = field(default_factory=dict)  # a backend, or why it can't load
+
+    def cases(self, config: pytest.Config) -> tuple[Case, ...]:
+        if self._cases is None:
+            found = [case for cases in config.hook.pytest_harness_cases(config=config) for case in cases]
+            names = [case.name for case in found]
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise CaseDefinitionError(
+                    duplicates[0], "two registered cases share this name; give every case a unique name"
+                )
+            self._cases = tuple(found)
+        return self._cases
+
+    def backend(self, short_id: str) -> Backend | str:
+        if short_id not in self._backends:
+            try:
+                self._backends[short_id] = load_backend(short_id)
+            except ImportError as error:
+                self._backends[short_id] = f"backend '{short_id}' is not installed here ({error})"
+        return self._backends[short_id]
+
+
+STATE = pytest.StashKey[HarnessState]()
+
+
+@dataclass(frozen=True)
+class PointContext:
+    """What a matrix test gets: its point, the built engine, seeded inputs and its results record."""
+
+    point: Point
+    engine: Engine
+    inputs: dict[str, np.ndarray]
+    record: TestRecord
+    measure_policy: MeasurePolicy
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", GPU_MARKER)
+    settings = resolve(config)
+    if settings.gpu:
+        _require_gpu_stack()
+    config.stash[STATE] = HarnessState(settings=settings, store=EngineStore(settings.engine_cache))
+
+
+def _require_gpu_stack() -> None:
+    """--gpu promises GPU results: stop at once rather than run a session that skips them all."""
+    missing = []
+    if importlib.util.find_spec("tensorrt") is None:
+        missing.append("TensorRT is not installed; install it with: pip install 'trt-harness[gpu]'")
+    problem = gpu_problem()
+    if problem:
+        missing.append(problem)
+    if missing:
+        raise pytest.UsageError("trt-harness --gpu: " + "; ".join(missing))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "harness_point" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[STATE]
+    points = build_matrix(state.cases(metafunc.config), state.settings.precisions, state.settings.backends)
+    if not points:
+        reason = "no harness cases selected: implement pytest_harness_cases in conftest.py, or check --precision"
+        metafunc.parametrize("harness_point", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
+        return
+    params = [
+        pytest.param(point, id=point.id, marks=[pytest.mark.gpu] if registry_entry(point.backend).needs_gpu else [])
+        for point in points
+    ]
+    metafunc.parametrize("harness_point", params, indirect=True)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # An unknown name on the command line fails its own item, while every valid selection still runs.
+    for index, message in enumerate(config.stash[STATE].settings.unknown_selections):
+        items.append(SelectionErrorItem.from_parent(session, name=f"harness-selection-error-{index}", message=message))
+
+
+class SelectionErrorItem(pytest.Item):
+    def __init__(self, *, message: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.message = message
+
+    def runtest(self) -> None:
+        pytest.fail(f"trt-harness: {self.message}", pytrace=False)
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "trt-harness options", None, self.name
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") and not item.config.stash[STATE].settings.gpu:
+        pytest.skip("needs a GPU: run with --gpu")
+
+
+@pytest.fixture
+def harness_point(request: pytest.FixtureRequest) -> PointContext:
+    """Builds (or reuses) the engine for this test's point and generates its seeded inputs."""
+    point: Point = request.param
+    state = request.config.stash[STATE]
+    record = state.results.open(request.node.name, request.node.nodeid, point)
+    check_case(point.case)
+    backend = state.backend(point.backend)
+    if isinstance(backend, str):
+        pytest.skip(backend)
+    reason = backend.unsupported_reason(point.precision)
+    if reason:
+        pytest.skip(f"{backend.name} cannot run {point.precision.value}: {reason}")
+    record.backend_info = {
+        "name": backend.name,
+        "version": backend.version(),
+        "device": backend.device(),
+        "clock": backend.clock,
+    }
+    built = state.store.get(backend, point.case, point.precision, point.profile_index)
+    record.build = built.record
+    shapes = point.case.profiles[point.profile_index].shapes(point.shape_point)
+    rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
+    inputs = point.case.generate_inputs(shapes, rng)
+    record.input_shapes = {name: list(array.shape) for name, array in inputs.items()}
+    return PointContext(point, built.engine, inputs, record, state.settings.measure)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    message = call.excinfo.exconly() if call.excinfo is not None else None
+    item.config.stash[STATE].results.settle(item.nodeid, report.when, report.outcome, message)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or not state.results.records:
+        return
+    settings = state.settings
+    state.results.write(
+        settings.results_path,
+        {
+            "backends": list(settings.backends),
+            "precisions": [p.value for p in settings.precisions],
+            "seed": settings.seed,
+            "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
+            "measure": asdict(settings.measure),
+        },
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.results.records:
+        return
+    terminalreporter.write_sep("=", "trt-harness")
+    for line in summary_table(state.results.records.values()):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"results: {state.settings.results_path}")

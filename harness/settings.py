@@ -1,0 +1,136 @@
+"""Options and ini keys, resolved once per session: command line > ini file > built-in default."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from harness.backends import known_backends
+from harness.case import Precision
+from harness.measure import MeasurePolicy
+
+T = TypeVar("T")
+
+RESULTS_DIR = Path(".harness") / "results"
+ENGINE_CACHE_DIR = Path(".harness") / "engines"
+
+
+@dataclass(frozen=True)
+class Settings:
+    gpu: bool
+    backends: tuple[str, ...]
+    precisions: tuple[Precision, ...]
+    unknown_selections: tuple[str, ...]  # errors for names on the command line / ini that match nothing
+    results_path: Path
+    engine_cache: Path | None
+    measure: MeasurePolicy
+    seed: int
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "trt-harness: engine accuracy and latency")
+    group.addoption(
+        "--gpu", action="store_true", help="run GPU backends (TensorRT); without it `gpu` tests are skipped"
+    )
+    _add(parser, "--backend", "harness_backends", "comma-separated backend ids (default: ort; with --gpu: trt)")
+    _add(parser, "--precision", "harness_precisions", "comma-separated precisions: fp32,tf32,fp16 (default: all)")
+    _add(parser, "--results", "harness_results", f"results JSON path (default: {RESULTS_DIR}/results-<UTC time>.json)")
+    _add(
+        parser,
+        "--engine-cache",
+        "harness_engine_cache",
+        f"engine cache directory, or 'off' (default: {ENGINE_CACHE_DIR})",
+    )
+    _add(parser, "--latency-budget", "harness_latency_budget", "seconds of timed runs per latency test (default: 1.0)")
+    _add(
+        parser,
+        "--latency-ci",
+        "harness_latency_ci",
+        "stop timing when the median's 95%% CI is within ±this fraction (default: 0.01)",
+    )
+    _add(parser, "--harness-seed", "harness_seed", "base seed of the generated inputs (default: 0)")
+
+
+def _add(parser: pytest.Parser, option: str, ini: str, help_text: str) -> None:
+    parser.getgroup("harness").addoption(option, default=None, help=help_text)
+    parser.addini(ini, help=help_text, default=None)
+
+
+def _layered(config: pytest.Config, option: str, ini: str, default: str) -> str:
+    """The command line wins over the ini file, which wins over the default."""
+    value = config.getoption(option)
+    if value is None:
+        value = config.getini(ini)
+    return default if value in (None, "") else str(value)
+
+
+def resolve(config: pytest.Config) -> Settings:
+    gpu = bool(config.getoption("gpu"))
+    backends, unknown_backends = _select(
+        _layered(config, "backend", "harness_backends", "trt" if gpu else "ort"),
+        known_backends(),
+        str,
+        "backend",
+        "--backend",
+    )
+    precisions, unknown_precisions = _select(
+        _layered(config, "precision", "harness_precisions", ",".join(p.value for p in Precision)),
+        [p.value for p in Precision],
+        Precision,
+        "precision",
+        "--precision",
+    )
+    root = config.rootpath
+    cache = _layered(config, "engine_cache", "harness_engine_cache", str(ENGINE_CACHE_DIR))
+    return Settings(
+        gpu=gpu,
+        backends=tuple(backends),
+        precisions=tuple(precisions),
+        unknown_selections=(*unknown_backends, *unknown_precisions),
+        results_path=root / _layered(config, "results", "harness_results", str(_default_results_name())),
+        engine_cache=None if cache == "off" else root / cache,
+        measure=_measure_policy(config),
+        seed=_number(config, "harness_seed", "--harness-seed", "0", int),
+    )
+
+
+def _select(
+    raw: str, known: Sequence[str], convert: Callable[[str], T], what: str, option: str
+) -> tuple[list[T], list[str]]:
+    """Split a comma-separated selection into the known names and an error for each unknown one."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    chosen = [convert(name) for name in dict.fromkeys(names) if name in known]
+    unknown = [
+        f"unknown {what} '{name}' in {option} / ini; known: {', '.join(known)}. Fix: use one of those names"
+        for name in names
+        if name not in known
+    ]
+    return chosen, unknown
+
+
+def _measure_policy(config: pytest.Config) -> MeasurePolicy:
+    try:
+        return MeasurePolicy(
+            budget_s=_number(config, "harness_latency_budget", "--latency-budget", "1.0", float),
+            target_rel_ci=_number(config, "harness_latency_ci", "--latency-ci", "0.01", float),
+        )
+    except ValueError as error:
+        raise pytest.UsageError(f"trt-harness: {error}") from error
+
+
+def _number(config: pytest.Config, ini: str, option: str, default: str, convert: Callable[[str], T]) -> T:
+    raw = _layered(config, option.lstrip("-").replace("-", "_"), ini, default)
+    try:
+        return convert(raw)
+    except ValueError:
+        raise pytest.UsageError(f"trt-harness: {option} / {ini} must be a number, got {raw!r}") from None
+
+
+def _default_results_name() -> Path:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return RESULTS_DIR / f"results-{stamp}.json"

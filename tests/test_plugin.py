@@ -1,0 +1,224 @@
+"""The plugin end to end, in throw-away pytest sessions (pytester) over small case registries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "-p", "no:randomly")
+
+MATRIX_MODULE = "from harness.suite import test_accuracy, test_latency\n"
+
+
+def make_project(pytester: pytest.Pytester, cases_source: str) -> None:
+    """A repository whose conftest registers the cases that `cases_source` puts in CASES."""
+    pytester.makeconftest(
+        "import dataclasses\n"
+        "import numpy as np\n"
+        "from cases.identity import CASE as IDENTITY\n"
+        "from harness.case import Precision, Profile, Tolerance\n"
+        f"{cases_source}\n"
+        "def pytest_harness_cases(config):\n"
+        "    return CASES\n"
+    )
+    pytester.makepyfile(test_matrix=MATRIX_MODULE)
+
+
+def results_of(pytester: pytest.Pytester, name: str = "results.json") -> dict[str, object]:
+    return json.loads((pytester.path / name).read_text())  # type: ignore[no-any-return]
+
+
+def test_ids_are_stable_and_readable(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    alone = pytester.runpytest("--co", "-q", *FAST).outlines
+    assert "test_matrix.py::test_accuracy[identity-fp16-opt-ort]" in alone
+    make_project(pytester, "CASES = [dataclasses.replace(IDENTITY, name='another'), IDENTITY]")
+    together = pytester.runpytest("--co", "-q", *FAST).outlines
+    ids = {line for line in alone if "::" in line}
+    assert ids and ids < set(together), "adding a case must not rename existing tests"
+    assert len([line for line in together if "::" in line]) == 2 * len(ids)
+
+
+def test_session_runs_matrix_and_writes_results(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--results", "results.json")
+    result.assert_outcomes(passed=12, skipped=6)  # tf32 is not an ONNX Runtime precision
+    result.stdout.fnmatch_lines(
+        [
+            "*trt-harness*",
+            "case*precision*shape*backend*median*p99*mean rel*max rel*verdict*",
+            "identity*tf32*min*ort*skip*",
+            "identity*fp16*max*ort*pass*",
+        ]
+    )
+    document = results_of(pytester)
+    assert document["schema"] == "trt-harness/results" and document["schema_version"] == 1
+    assert document["environment"]["packages"]["onnxruntime"]  # type: ignore[index]
+    tests = {test["id"]: test for test in document["tests"]}  # type: ignore[attr-defined]
+    accuracy = tests["test_accuracy[identity-fp16-max-ort]"]
+    assert accuracy["verdict"] == "pass" and accuracy["input_shapes"] == {"x": [6, 8, 10]}
+    assert accuracy["backend_name"] == "onnxruntime" and accuracy["build"]["artifact_bytes"] > 0
+    assert 0 < accuracy["accuracy"][0]["mean_rel"] < 1e-3  # fp16 rounding is real error, within tolerance
+    latency = tests["test_latency[identity-fp32-opt-ort]"]["latency"]
+    assert latency["count"] == len(latency["samples_us"]) >= 10
+    assert latency["min_us"] <= latency["median_us"] <= latency["p99_us"]
+    skipped = tests["test_accuracy[identity-tf32-min-ort]"]
+    assert skipped["verdict"] == "skip" and "tf32" in skipped["message"]
+
+
+def test_warm_cache_builds_nothing(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.runpytest(*FAST, "--results", "cold.json", "--precision", "fp32").assert_outcomes(passed=6)
+    pytester.runpytest(*FAST, "--results", "warm.json", "--precision", "fp32").assert_outcomes(passed=6)
+    cold = [test["build"]["cached"] for test in results_of(pytester, "cold.json")["tests"]]  # type: ignore[attr-defined]
+    warm = [test["build"]["cached"] for test in results_of(pytester, "warm.json")["tests"]]  # type: ignore[attr-defined]
+    assert not all(cold) and all(warm)
+
+
+def test_corrupted_cache_entry_is_rebuilt_with_a_warning(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.runpytest(*FAST, "--precision", "fp32", "-k", "accuracy and opt").assert_outcomes(passed=1)
+    (artifact,) = (pytester.path / ".harness" / "engines" / "onnxruntime").glob("*.bin")
+    artifact.write_bytes(artifact.read_bytes()[:100])  # truncated, as by a full disk
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "-k", "accuracy and opt", "--results", "r.json")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*EngineCacheWarning*identity*SHA-256 does not match*rebuilding*"])
+    assert results_of(pytester, "r.json")["tests"][0]["build"]["cached"] is False  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("option", "bad", "outcomes"),
+    [
+        ("--precision", "fp32,fp99", {"passed": 6, "failed": 1}),
+        ("--backend", "ort,tensorrtt", {"passed": 12, "skipped": 6, "failed": 1}),
+    ],
+)
+def test_unknown_selection_fails_its_own_item_and_the_rest_runs(
+    pytester: pytest.Pytester, option: str, bad: str, outcomes: dict[str, int]
+) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, option, bad)
+    result.assert_outcomes(**outcomes)
+    unknown = bad.split(",")[1]
+    result.stdout.fnmatch_lines([f"*unknown {option[2:]} '{unknown}' in {option}*known:*Fix: use one of those names*"])
+
+
+def _bad_case(name: str, change: str) -> str:
+    return f"CASES = [IDENTITY, dataclasses.replace(IDENTITY, name={name!r}, {change})]"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            "profiles=(Profile(min={'x': (1, 9, 1)}, opt={'x': (3, 4, 5)}, max={'x': (6, 8, 10)}),)",
+            "*case 'broken': profile 0 input 'x': dim 1 has min 9 > max 8; swap them or fix the profile*",
+        ),
+        (
+            "profiles=(Profile(min={'x': (1, 1, 1)}, opt={'x': (3, 9, 5)}, max={'x': (6, 8, 10)}),)",
+            "*case 'broken': profile 0 input 'x': dim 1 has opt 9 outside [[]min 1, max 8[]]; move opt inside*",
+        ),
+        (
+            "tolerances={(Precision.FP32, 'z'): Tolerance(mean_rel=1e-6)}",
+            "*case 'broken': a tolerance is given for output 'z' at fp32, but the case has no such output*rename or remove it*",
+        ),
+        (
+            "tolerances={(Precision.FP32, 'y'): Tolerance(mean_rel=1e-2)}",
+            "*case 'broken': the tolerance for output 'y' at fp32 raises*without a justification*",
+        ),
+    ],
+    ids=["min-above-max", "opt-outside", "tolerance-unknown-output", "tolerance-raised-silently"],
+)
+def test_bad_case_definition_errors_that_case_only(pytester: pytest.Pytester, change: str, message: str) -> None:
+    make_project(pytester, _bad_case("broken", change))
+    result = pytester.runpytest(*FAST, "--precision", "fp32")
+    result.assert_outcomes(passed=6, errors=6)
+    result.stdout.fnmatch_lines([f"*CaseDefinitionError: {message}"])
+
+
+def test_reference_shape_disagreeing_with_model_fails_that_case(pytester: pytest.Pytester) -> None:
+    make_project(pytester, _bad_case("wrong_ref", "reference=lambda inputs: {'y': np.zeros((1, 2))}"))
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "-k", "accuracy")
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*OutputMismatchError: case 'wrong_ref': output 'y': the reference has shape [[]1, 2[]] but the model"
+                " produced*fix the case's reference (or its model)*"
+            )
+        ]
+    )
+
+
+def test_shape_outside_profile_is_refused_before_running(pytester: pytest.Pytester) -> None:
+    inputs = "generate_inputs=lambda shapes, rng: {'x': np.zeros((7, 1, 1), np.float32)}"
+    make_project(pytester, _bad_case("too_big", inputs))
+    result = pytester.runpytest(*FAST, "--precision", "fp32")
+    result.assert_outcomes(passed=6, failed=6)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*ShapeOutsideProfileError: case 'too_big': input 'x' shape [[]7, 1, 1[]] is outside profile 0: "
+                "dim 0 = 7 not in [[]1, 6[]]*use a shape inside the profile or add a profile that covers it*"
+            )
+        ]
+    )
+
+
+def test_build_failure_errors_that_case_with_the_backend_log(pytester: pytest.Pytester) -> None:
+    model = (
+        "def broken_model(dtype):\n"
+        "    model = IDENTITY.onnx_model(dtype)\n"
+        "    model.graph.node[-1].op_type = 'NoSuchOp'\n"
+        "    return model\n"
+    )
+    make_project(pytester, model + _bad_case("unbuildable", "onnx_model=broken_model"))
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--results", "r.json")
+    result.assert_outcomes(passed=6, errors=6)
+    result.stdout.fnmatch_lines(
+        ["*BuildError: case 'unbuildable': ONNX Runtime could not build the fp32 model*NoSuchOp*"]
+    )
+    verdicts = {test["id"]: test["verdict"] for test in results_of(pytester, "r.json")["tests"]}  # type: ignore[attr-defined]
+    assert verdicts["test_accuracy[unbuildable-fp32-opt-ort]"] == "error"
+    assert verdicts["test_accuracy[identity-fp32-opt-ort]"] == "pass"
+
+
+def test_duplicate_case_names_are_refused(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY, IDENTITY]")
+    result = pytester.runpytest(*FAST)
+    result.stdout.fnmatch_lines(["*case 'identity': two registered cases share this name*"])
+    assert result.ret != 0
+
+
+def test_no_cases_is_a_skip_with_the_fix(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = []")
+    result = pytester.runpytest(*FAST, "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*implement pytest_harness_cases in conftest.py*"])
+
+
+def test_gpu_tests_skip_without_gpu_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("import pytest\n@pytest.mark.gpu\ndef test_needs_gpu():\n    pass\n")
+    result = pytester.runpytest(*FAST, "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs a GPU: run with --gpu*"])
+
+
+def test_gpu_option_without_tensorrt_or_gpu_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_anything():\n    pass\n")
+    result = pytester.runpytest(*FAST, "--gpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*trt-harness --gpu: TensorRT is not installed; install it with: pip install 'trt-harness[[]gpu[]]'*"]
+    )
+
+
+def test_repository_conftest_uses_the_installed_plugin() -> None:
+    """The entry point and the root conftest name the plugin alike, so it is registered once."""
+    import importlib.metadata
+
+    names = [ep.name for ep in importlib.metadata.entry_points(group="pytest11") if ep.value == "harness.plugin"]
+    assert names == ["harness.plugin"]
+    assert "harness.plugin" in Path(__file__).parents[1].joinpath("conftest.py").read_text()
