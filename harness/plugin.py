@@ -34,6 +34,7 @@ class HarnessState:
     results: ResultsLog = field(default_factory=ResultsLog)
     _cases: tuple[Case, ...] | None = None
     _backends: dict[str, Backend | str] = field(default_factory=dict)  # a backend, or why it can't load
+    results_error: str | None = None
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -54,6 +55,14 @@ class HarnessState:
             except ImportError as error:
                 self._backends[short_id] = f"backend '{short_id}' is not installed here ({error})"
         return self._backends[short_id]
+
+    def backend_versions(self) -> dict[str, dict[str, str]]:
+        """Name, version and device of every backend this session loaded, for the results file."""
+        return {
+            short_id: {"name": backend.name, "version": backend.version(), "device": backend.device()}
+            for short_id, backend in self._backends.items()
+            if not isinstance(backend, str)
+        }
 
 
 STATE = pytest.StashKey[HarnessState]()
@@ -180,16 +189,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None or not state.results.records:
         return
     settings = state.settings
-    state.results.write(
-        settings.results_path,
-        {
-            "backends": list(settings.backends),
-            "precisions": [p.value for p in settings.precisions],
-            "seed": settings.seed,
-            "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
-            "measure": asdict(settings.measure),
-        },
-    )
+    try:
+        state.results.write(
+            settings.results_path,
+            state.backend_versions(),
+            {
+                "backends": list(settings.backends),
+                "precisions": [p.value for p in settings.precisions],
+                "seed": settings.seed,
+                "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
+                "measure": asdict(settings.measure),
+            },
+        )
+    except OSError as error:
+        # The tests already ran: say where the results could not go, and fail the session, not crash it.
+        state.results_error = f"could not write the results file: {error}; pass --results a writable path"
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -199,4 +214,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.write_sep("=", "trt-harness")
     for line in summary_table(state.results.records.values()):
         terminalreporter.write_line(line)
-    terminalreporter.write_line(f"results: {state.settings.results_path}")
+    if state.results_error:
+        terminalreporter.write_line(f"trt-harness: {state.results_error}", red=True)
+    else:
+        terminalreporter.write_line(f"results: {state.settings.results_path}")

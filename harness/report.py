@@ -82,18 +82,19 @@ class ResultsLog:
         elif when == "call":
             record.verdict, record.message = "pass", None
 
-    def document(self, settings: Mapping[str, object]) -> dict[str, object]:
+    def document(self, backends: Mapping[str, Mapping[str, str]], settings: Mapping[str, object]) -> dict[str, object]:
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "environment": describe(),
+            "environment": {**describe(), "backends": dict(backends)},
             "settings": dict(settings),
             "tests": [record.to_json() for record in self.records.values()],
         }
 
-    def write(self, path: Path, settings: Mapping[str, object]) -> None:
-        write_atomically(path, json.dumps(self.document(settings), indent=1, allow_nan=False).encode())
+    def write(self, path: Path, backends: Mapping[str, Mapping[str, str]], settings: Mapping[str, object]) -> None:
+        document = self.document(backends, settings)
+        write_atomically(path, json.dumps(document, indent=1, allow_nan=False).encode())
 
 
 def summary_table(records: Iterable[TestRecord]) -> list[str]:

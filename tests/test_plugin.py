@@ -56,6 +56,7 @@ def test_session_runs_matrix_and_writes_results(pytester: pytest.Pytester) -> No
     document = results_of(pytester)
     assert document["schema"] == "trt-harness/results" and document["schema_version"] == 1
     assert document["environment"]["packages"]["onnxruntime"]  # type: ignore[index]
+    assert document["environment"]["backends"]["ort"]["name"] == "onnxruntime"  # type: ignore[index]
     tests = {test["id"]: test for test in document["tests"]}  # type: ignore[attr-defined]
     accuracy = tests["test_accuracy[identity-fp16-max-ort]"]
     assert accuracy["verdict"] == "pass" and accuracy["input_shapes"] == {"x": [6, 8, 10]}
@@ -222,3 +223,12 @@ def test_repository_conftest_uses_the_installed_plugin() -> None:
     names = [ep.name for ep in importlib.metadata.entry_points(group="pytest11") if ep.value == "harness.plugin"]
     assert names == ["harness.plugin"]
     assert "harness.plugin" in Path(__file__).parents[1].joinpath("conftest.py").read_text()
+
+
+def test_unwritable_results_path_fails_the_session_with_the_fix(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makefile(".txt", blocker="a file where a directory should be")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--results", "blocker.txt/results.json")
+    result.assert_outcomes(passed=6)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*trt-harness: could not write the results file:*pass --results a writable path*"])
