@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -36,6 +37,16 @@ def weights() -> dict[str, np.ndarray]:
         "conv.weight": (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32),
         "conv.bias": (rng.standard_normal(OUT_CHANNELS) * 0.1).astype(np.float32),
     }
+
+
+@functools.cache
+def network_weights(compute_dtype: np.dtype) -> dict[str, np.ndarray]:
+    """weights() in the compute dtype, C-contiguous, kept for the life of the process.
+
+    TensorRT holds layer weights by reference until the engine is built, without copying them, so
+    the arrays given to a network must outlive define_network: the cache keeps them alive.
+    """
+    return {name: np.ascontiguousarray(value, dtype=compute_dtype) for name, value in weights().items()}
 
 
 def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
@@ -76,6 +87,32 @@ def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # the IR that opset 17 was released with; every onnxruntime since 1.11 loads it
     return model
+
+
+def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> None:
+    """The ONNX model layer by layer, with the same weights in the same layouts.
+
+    Inputs x (-1, 8, -1, -1) and residual (-1, 16, -1, -1): NCHW with dynamic N, H, W as in the
+    ONNX model. The kernel keeps the ONNX layout (out, in, kh, kw), which is TensorRT's KCRS, and
+    padding 1 / stride 1 on both spatial dims match the Conv's pads and strides. At float16 the
+    inputs are cast to HALF and y back to FLOAT like the ONNX Cast nodes; weights are float16 then.
+    """
+    dtype = np.dtype(compute_dtype)
+    w = network_weights(dtype)
+    x = network.add_input("x", trt.DataType.FLOAT, (-1, IN_CHANNELS, -1, -1))
+    residual = network.add_input("residual", trt.DataType.FLOAT, (-1, OUT_CHANNELS, -1, -1))
+    if dtype == np.float16:
+        x = network.add_cast(x, trt.DataType.HALF).get_output(0)
+        residual = network.add_cast(residual, trt.DataType.HALF).get_output(0)
+    conv = network.add_convolution_nd(x, OUT_CHANNELS, (KERNEL, KERNEL), kernel=w["conv.weight"], bias=w["conv.bias"])
+    conv.padding_nd = (PAD, PAD)
+    conv.stride_nd = (1, 1)
+    summed = network.add_elementwise(conv.get_output(0), residual, trt.ElementWiseOperation.SUM)
+    y = network.add_activation(summed.get_output(0), trt.ActivationType.RELU).get_output(0)
+    if dtype == np.float16:
+        y = network.add_cast(y, trt.DataType.FLOAT).get_output(0)
+    y.name = "y"
+    network.mark_output(y)
 
 
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
@@ -120,4 +157,5 @@ CASE = Case(
     onnx_model=onnx_model,
     reference=reference,
     generate_inputs=generate_inputs,
+    define_network=define_network,
 )

@@ -7,7 +7,8 @@ first thing to look at when every case fails at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +43,23 @@ def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
     return model
 
 
+def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> None:
+    """The ONNX model layer by layer: input x of shape (-1, -1, -1), an identity layer, output y.
+
+    Every dim is dynamic (-1) like the ONNX dims d0, d1, d2. At float16 the network casts x to HALF
+    and y back to FLOAT, as the ONNX model's Cast nodes do, so the I/O stays float32.
+    """
+    fp16 = np.dtype(compute_dtype) == np.float16
+    x = network.add_input("x", trt.DataType.FLOAT, (-1,) * len(DIMS))
+    if fp16:
+        x = network.add_cast(x, trt.DataType.HALF).get_output(0)
+    y = network.add_identity(x).get_output(0)
+    if fp16:
+        y = network.add_cast(y, trt.DataType.FLOAT).get_output(0)
+    y.name = "y"
+    network.mark_output(y)
+
+
 def reference(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"y": np.asarray(inputs["x"], dtype=np.float64).copy()}
 
@@ -59,4 +77,5 @@ CASE = Case(
     onnx_model=onnx_model,
     reference=reference,
     generate_inputs=generate_inputs,
+    define_network=define_network,
 )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ CALIBRATION_IMAGES = 32
 # Smallest gap between the two largest float64 logits that generated inputs may have: 20x the worst
 # logit error (2.5e-3) of a numpy emulation that rounds every activation to float16 (see generate_inputs).
 LABEL_MARGIN = 0.05
+CLASS_AXES = 1 << 1  # TensorRT's reduction axes are a bitmask: bit 1 is the class dim, ONNX's axis=1
 
 
 def _he_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -61,6 +63,16 @@ def weights() -> dict[str, np.ndarray]:
     calibration = rng.random((CALIBRATION_IMAGES, 1, IMAGE, IMAGE), dtype=np.float32)
     w["fc2.bias"] = -_forward(w, calibration).mean(axis=0).astype(np.float32)
     return w
+
+
+@functools.cache
+def network_weights(compute_dtype: np.dtype) -> dict[str, np.ndarray]:
+    """weights() in the compute dtype, C-contiguous, kept for the life of the process.
+
+    TensorRT holds layer weights by reference until the engine is built, without copying them, so
+    the arrays given to a network must outlive define_network: the cache keeps them alive.
+    """
+    return {name: np.ascontiguousarray(value, dtype=compute_dtype) for name, value in weights().items()}
 
 
 def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
@@ -101,6 +113,69 @@ def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # the IR that opset 17 was released with; every onnxruntime since 1.11 loads it
     return model
+
+
+def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> None:
+    """The ONNX model layer by layer, with the same weights in the same layouts.
+
+    Input x (-1, 1, 28, 28), NCHW with a dynamic batch. Conv kernels keep the ONNX layout
+    (out, in, kh, kw), TensorRT's KCRS. The flatten is a shuffle to (0, 3136), 0 copying the batch:
+    row-major like ONNX Flatten(axis=1). Fully connected weights stay (in, out) as in the Gemms
+    (transB=0), so each is x @ W + b: a matrix multiply by a constant plus a (1, out) bias constant
+    broadcast over the batch. Softmax and ArgMax both read the logits in the compute dtype, as the
+    ONNX Softmax and ArgMax do; the label is TopK(k=1)'s INT32 index cast to INT64, its k dim dropped.
+    At float16 x is cast to HALF and probabilities back to FLOAT like the ONNX Cast nodes.
+    """
+    dtype = np.dtype(compute_dtype)
+    w = network_weights(dtype)
+    x = network.add_input("x", trt.DataType.FLOAT, (-1, 1, IMAGE, IMAGE))
+    if dtype == np.float16:
+        x = network.add_cast(x, trt.DataType.HALF).get_output(0)
+    h = _conv_relu_pool(network, trt, x, w["conv1.weight"], w["conv1.bias"])
+    h = _conv_relu_pool(network, trt, h, w["conv2.weight"], w["conv2.bias"])
+    flatten = network.add_shuffle(h)
+    flatten.reshape_dims = (0, FLAT)
+    h = _fully_connected(network, trt, flatten.get_output(0), w["fc1.weight"], w["fc1.bias"])
+    h = network.add_activation(h, trt.ActivationType.RELU).get_output(0)
+    logits = _fully_connected(network, trt, h, w["fc2.weight"], w["fc2.bias"])
+    softmax = network.add_softmax(logits)
+    softmax.axes = CLASS_AXES
+    probabilities = softmax.get_output(0)
+    if dtype == np.float16:
+        probabilities = network.add_cast(probabilities, trt.DataType.FLOAT).get_output(0)
+    probabilities.name = "probabilities"
+    network.mark_output(probabilities)
+    network.mark_output(_label(network, trt, logits))
+
+
+def _conv_relu_pool(network: Any, trt: ModuleType, x: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
+    """Conv 5x5 (pad 2, stride 1) + ReLU + MaxPool 2x2 (stride 2), as the ONNX Conv, Relu, MaxPool nodes."""
+    conv = network.add_convolution_nd(x, len(bias), np.shape(weight)[2:], kernel=weight, bias=bias)
+    conv.padding_nd = (PAD, PAD)
+    conv.stride_nd = (1, 1)
+    relu = network.add_activation(conv.get_output(0), trt.ActivationType.RELU)
+    pool = network.add_pooling_nd(relu.get_output(0), trt.PoolingType.MAX, (2, 2))
+    pool.stride_nd = (2, 2)
+    return pool.get_output(0)
+
+
+def _fully_connected(network: Any, trt: ModuleType, x: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
+    """x @ weight + bias like the ONNX Gemm (transB=0); the (1, out) bias broadcasts over the batch."""
+    matrix = network.add_constant(np.shape(weight), weight).get_output(0)
+    product = network.add_matrix_multiply(x, trt.MatrixOperation.NONE, matrix, trt.MatrixOperation.NONE)
+    offset = network.add_constant((1, len(bias)), bias).get_output(0)
+    return network.add_elementwise(product.get_output(0), offset, trt.ElementWiseOperation.SUM).get_output(0)
+
+
+def _label(network: Any, trt: ModuleType, logits: Any) -> Any:
+    """ArgMax(logits, axis=1, keepdims=0) as int64: TopK(MAX, k=1)'s indices, cast, reshaped (N, 1) -> (N,)."""
+    top = network.add_topk(logits, trt.TopKOperation.MAX, 1, CLASS_AXES)
+    indices = network.add_cast(top.get_output(1), trt.DataType.INT64).get_output(0)
+    squeeze = network.add_shuffle(indices)
+    squeeze.reshape_dims = (-1,)
+    label = squeeze.get_output(0)
+    label.name = "label"
+    return label
 
 
 def _max_pool_2x2(x: np.ndarray) -> np.ndarray:
@@ -170,6 +245,7 @@ CASE = Case(
     onnx_model=onnx_model,
     reference=reference,
     generate_inputs=generate_inputs,
+    define_network=define_network,
     tolerances={
         (Precision.FP32, "probabilities"): Tolerance(
             mean_rel=3e-6,

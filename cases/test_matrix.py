@@ -1,5 +1,5 @@
 """The harness's matrix tests over this repository's cases (registered in ../conftest.py)."""
 
-from harness.suite import test_accuracy, test_latency
+from harness.suite import test_accuracy, test_agreement, test_latency
 
-__all__ = ["test_accuracy", "test_latency"]
+__all__ = ["test_accuracy", "test_agreement", "test_latency"]

@@ -60,7 +60,7 @@ def cache_key(backend: Backend, request: BuildRequest) -> str:
         },
         "backend": backend.name,
         "backend_version": backend.version(),
-        "backend_parts": dict(backend.key_parts()),
+        "backend_parts": dict(backend.key_parts(request)),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -70,7 +70,9 @@ class EngineStore:
 
     def __init__(self, cache_dir: Path | None) -> None:
         self._cache_dir = cache_dir
-        self._engines: dict[tuple[str, str, Precision, int], BuiltEngine | Exception] = {}
+        # Keyed by the backend object itself: two backends may share a library name (TensorRT's
+        # parser and network-API workflows) yet must never share an engine.
+        self._engines: dict[tuple[Backend, str, Precision, int], BuiltEngine | Exception] = {}
         self._models: dict[tuple[str, str], bytes] = {}
 
     def model_bytes(self, case: Case, precision: Precision) -> bytes:
@@ -81,7 +83,7 @@ class EngineStore:
 
     def get(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltEngine:
         """The session's engine for this point; a build that failed fails again without a retry."""
-        memo_key = (backend.name, case.name, precision, profile_index)
+        memo_key = (backend, case.name, precision, profile_index)
         if memo_key not in self._engines:
             try:
                 request = BuildRequest(case, precision, profile_index, self.model_bytes(case, precision))

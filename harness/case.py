@@ -10,7 +10,8 @@ import enum
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -90,6 +91,10 @@ DEFAULT_MEAN_REL: Mapping[Precision, float] = {
 }
 
 ModelBuilder = Callable[[np.dtype], "onnx.ModelProto"]
+# define_network(network, trt, compute_dtype): adds the case's layers to an empty strongly typed TensorRT
+# INetworkDefinition, one by one, with the same weights as the ONNX model. `trt` is the tensorrt module,
+# passed in so that a case never imports it (only harness/backends/trt.py does).
+NetworkDefinition = Callable[[Any, ModuleType, np.dtype], None]
 Reference = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 InputGenerator = Callable[[Mapping[str, Shape], np.random.Generator], dict[str, np.ndarray]]
 
@@ -113,6 +118,7 @@ class Case:
     precisions: tuple[Precision, ...] = (Precision.FP32, Precision.TF32, Precision.FP16)
     tolerances: Mapping[tuple[Precision, str], Tolerance] = field(default_factory=dict)
     description: str = ""
+    define_network: NetworkDefinition | None = None  # the TensorRT network-definition workflow
 
     def output(self, name: str) -> TensorSpec:
         return next(spec for spec in self.outputs if spec.name == name)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from harness.backends import RegistryEntry
     from harness.case import Case
 
 
@@ -15,4 +16,10 @@ if TYPE_CHECKING:
 def pytest_harness_cases(config: pytest.Config) -> Sequence[Case]:
     """Return the cases this repository benchmarks. Results of every implementation are joined;
     case names must be unique across them."""
+    raise NotImplementedError
+
+
+@pytest.hookspec
+def pytest_harness_backends(config: pytest.Config) -> Mapping[str, RegistryEntry]:
+    """Return backends to add to the built-in ones (or to replace them), keyed by short id."""
     raise NotImplementedError

@@ -6,7 +6,6 @@ inference library; session state lives in `config.stash`.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness import hookspecs
-from harness.backends import Backend, Engine, load_backend, registry_entry
+from harness.backends import Backend, Engine, Registry, RegistryEntry
 from harness.backends.cuda_rt import gpu_problem
 from harness.build import EngineStore
 from harness.case import Case, check_case
@@ -30,6 +29,7 @@ GPU_MARKER = "gpu: needs a CUDA GPU and TensorRT; runs only with --gpu"
 @dataclass
 class HarnessState:
     settings: Settings
+    registry: Registry
     store: EngineStore
     results: ResultsLog = field(default_factory=ResultsLog)
     _cases: tuple[Case, ...] | None = None
@@ -51,8 +51,8 @@ class HarnessState:
     def backend(self, short_id: str) -> Backend | str:
         if short_id not in self._backends:
             try:
-                self._backends[short_id] = load_backend(short_id)
-            except ImportError as error:
+                self._backends[short_id] = self.registry.load(short_id, self.settings.backend_options)
+            except (ImportError, OSError) as error:  # OSError: a library whose shared objects are missing
                 self._backends[short_id] = f"backend '{short_id}' is not installed here ({error})"
         return self._backends[short_id]
 
@@ -77,6 +77,16 @@ class PointContext:
     inputs: dict[str, np.ndarray]
     record: TestRecord
     measure_policy: MeasurePolicy
+    state: HarnessState
+
+
+@dataclass(frozen=True)
+class PairContext:
+    """What an agreement test gets: the point's context and the engine of the backend it must match."""
+
+    context: PointContext
+    twin: Engine
+    twin_backend: str
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -89,38 +99,59 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", GPU_MARKER)
-    settings = resolve(config)
+    extra: dict[str, RegistryEntry] = {}
+    for backends in config.hook.pytest_harness_backends(config=config):
+        extra.update(backends)
+    registry = Registry(extra)
+    settings = resolve(config, registry.known())
+    state = HarnessState(settings=settings, registry=registry, store=EngineStore(settings.engine_cache))
     if settings.gpu:
-        _require_gpu_stack()
-    config.stash[STATE] = HarnessState(settings=settings, store=EngineStore(settings.engine_cache))
+        _require_gpu_stack(state)
+    config.stash[STATE] = state
 
 
-def _require_gpu_stack() -> None:
+def _require_gpu_stack(state: HarnessState) -> None:
     """--gpu promises GPU results: stop at once rather than run a session that skips them all."""
-    missing = []
-    if importlib.util.find_spec("tensorrt") is None:
-        missing.append("TensorRT is not installed; install it with: pip install 'trt-harness[gpu]'")
-    problem = gpu_problem()
-    if problem:
-        missing.append(problem)
+    missing = [problem] if (problem := gpu_problem()) else []
+    unloadable: dict[str, list[str]] = {}  # load error → the backends that hit it
+    for short_id in state.settings.backends:
+        if state.registry.entry(short_id).needs_gpu:
+            try:
+                state.registry.load(short_id, state.settings.backend_options)
+            except (ImportError, OSError) as error:
+                unloadable.setdefault(str(error), []).append(short_id)
+    missing += [
+        f"backends {', '.join(ids)} cannot load TensorRT ({error}); install it with: pip install 'trt-harness[gpu]'"
+        for error, ids in unloadable.items()
+    ]
     if missing:
         raise pytest.UsageError("trt-harness --gpu: " + "; ".join(missing))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "harness_point" not in metafunc.fixturenames:
-        return
+    for fixture in ("harness_point", "harness_pair"):
+        if fixture in metafunc.fixturenames:
+            _parametrize(metafunc, fixture)
+
+
+def _parametrize(metafunc: pytest.Metafunc, fixture: str) -> None:
     state = metafunc.config.stash[STATE]
     points = build_matrix(state.cases(metafunc.config), state.settings.precisions, state.settings.backends)
+    if fixture == "harness_pair":  # only backends that have a twin to agree with
+        points = [point for point in points if state.registry.entry(point.backend).agrees_with]
     if not points:
-        reason = "no harness cases selected: implement pytest_harness_cases in conftest.py, or check --precision"
-        metafunc.parametrize("harness_point", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
+        reason = (
+            "no harness cases or backends selected for this test: check pytest_harness_cases, --backend, --precision"
+        )
+        metafunc.parametrize(fixture, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
         return
     params = [
-        pytest.param(point, id=point.id, marks=[pytest.mark.gpu] if registry_entry(point.backend).needs_gpu else [])
+        pytest.param(
+            point, id=point.id, marks=[pytest.mark.gpu] if state.registry.entry(point.backend).needs_gpu else []
+        )
         for point in points
     ]
-    metafunc.parametrize("harness_point", params, indirect=True)
+    metafunc.parametrize(fixture, params, indirect=True)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -149,16 +180,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def harness_point(request: pytest.FixtureRequest) -> PointContext:
     """Builds (or reuses) the engine for this test's point and generates its seeded inputs."""
+    return _point_context(request)
+
+
+@pytest.fixture
+def harness_pair(request: pytest.FixtureRequest) -> PairContext:
+    """A point's engine and the engine of the backend it must agree with, on the same inputs."""
+    context = _point_context(request)
+    twin_id = context.state.registry.entry(context.point.backend).agrees_with
+    assert twin_id is not None  # only such points are parametrized
+    twin = _loaded_backend(context.state, twin_id, context.point)
+    built = context.state.store.get(twin, context.point.case, context.point.precision, context.point.profile_index)
+    context.record.compared_with = twin_id
+    return PairContext(context, built.engine, twin_id)
+
+
+def _point_context(request: pytest.FixtureRequest) -> PointContext:
     point: Point = request.param
     state = request.config.stash[STATE]
     record = state.results.open(request.node.name, request.node.nodeid, point)
     check_case(point.case)
-    backend = state.backend(point.backend)
-    if isinstance(backend, str):
-        pytest.skip(backend)
-    reason = backend.unsupported_reason(point.precision)
-    if reason:
-        pytest.skip(f"{backend.name} cannot run {point.precision.value}: {reason}")
+    backend = _loaded_backend(state, point.backend, point)
     record.backend_info = {
         "name": backend.name,
         "version": backend.version(),
@@ -171,7 +213,18 @@ def harness_point(request: pytest.FixtureRequest) -> PointContext:
     rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
     inputs = point.case.generate_inputs(shapes, rng)
     record.input_shapes = {name: list(array.shape) for name, array in inputs.items()}
-    return PointContext(point, built.engine, inputs, record, state.settings.measure)
+    return PointContext(point, built.engine, inputs, record, state.settings.measure, state)
+
+
+def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend:
+    """The backend, or a skip saying why it cannot run this point."""
+    backend = state.backend(short_id)
+    if isinstance(backend, str):
+        pytest.skip(backend)
+    reason = backend.unsupported_reason(point.case, point.precision)
+    if reason:
+        pytest.skip(f"{backend.name} cannot run {point.case.name} at {point.precision.value}: {reason}")
+    return backend
 
 
 @pytest.hookimpl(wrapper=True)

@@ -35,7 +35,10 @@ class TestRecord:
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     build: BuildRecord | None = None
     accuracy: list[OutputErrors] | None = None
+    compared_with: str = "reference"  # "reference" (the case's numpy reference) or a backend's short id
     latency: Measurement | None = None
+    host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
+    engine_facts: Mapping[str, object] = field(default_factory=dict)
     verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
     message: str | None = None
 
@@ -53,7 +56,10 @@ class TestRecord:
             **{f"backend_{key}": value for key, value in self.backend_info.items()},
             "build": self.build.to_json() if self.build else None,
             "accuracy": [errors.to_json() for errors in self.accuracy] if self.accuracy is not None else None,
+            "compared_with": self.compared_with,
             "latency": self.latency.to_json() if self.latency else None,
+            "host_latency": self.host_latency.to_json() if self.host_latency else None,
+            "engine": dict(self.engine_facts),
             "verdict": self.verdict,
             "message": self.message,
         }

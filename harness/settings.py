@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import pytest
 
-from harness.backends import known_backends
+from harness.backends import BackendOptions
 from harness.case import Precision
 from harness.measure import MeasurePolicy
 
@@ -30,6 +30,7 @@ class Settings:
     engine_cache: Path | None
     measure: MeasurePolicy
     seed: int
+    backend_options: BackendOptions
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -37,7 +38,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--gpu", action="store_true", help="run GPU backends (TensorRT); without it `gpu` tests are skipped"
     )
-    _add(parser, "--backend", "harness_backends", "comma-separated backend ids (default: ort; with --gpu: trt)")
+    _add(parser, "--backend", "harness_backends", "comma-separated backend ids (default: ort; with --gpu: trt,trt-net)")
     _add(parser, "--precision", "harness_precisions", "comma-separated precisions: fp32,tf32,fp16 (default: all)")
     _add(parser, "--results", "harness_results", f"results JSON path (default: {RESULTS_DIR}/results-<UTC time>.json)")
     _add(
@@ -54,10 +55,40 @@ def add_options(parser: pytest.Parser) -> None:
         "stop timing when the median's 95%% CI is within ±this fraction (default: 0.01)",
     )
     _add(parser, "--harness-seed", "harness_seed", "base seed of the generated inputs (default: 0)")
+    _add(
+        parser,
+        "--timing-copies",
+        "harness_timing_copies",
+        "time host<->device copies with the work (default: no)",
+        switch=True,
+    )
+    _add(
+        parser,
+        "--cuda-graph",
+        "harness_cuda_graph",
+        "replay the work as a captured CUDA graph (default: no)",
+        switch=True,
+    )
+    _add(parser, "--cuda-sync", "harness_cuda_sync", "spin or blocking: how the host waits for the GPU (default: spin)")
+    _add(
+        parser,
+        "--timing-launches",
+        "harness_timing_launches",
+        "launches per timed sample, >1 for throughput (default: 1)",
+    )
+    _add(
+        parser,
+        "--trt-weak-typing",
+        "harness_trt_weak_typing",
+        "TensorRT builder precision flags, where the version has them, instead of a strongly typed network",
+        switch=True,
+    )
 
 
-def _add(parser: pytest.Parser, option: str, ini: str, help_text: str) -> None:
-    parser.getgroup("harness").addoption(option, default=None, help=help_text)
+def _add(parser: pytest.Parser, option: str, ini: str, help_text: str, *, switch: bool = False) -> None:
+    # A switch alone means "yes"; `--switch=no` overrides an ini file that says yes.
+    extra = {"nargs": "?", "const": "yes"} if switch else {}
+    parser.getgroup("harness").addoption(option, default=None, help=help_text, **extra)
     parser.addini(ini, help=help_text, default=None)
 
 
@@ -69,11 +100,11 @@ def _layered(config: pytest.Config, option: str, ini: str, default: str) -> str:
     return default if value in (None, "") else str(value)
 
 
-def resolve(config: pytest.Config) -> Settings:
+def resolve(config: pytest.Config, known_backends: Sequence[str]) -> Settings:
     gpu = bool(config.getoption("gpu"))
     backends, unknown_backends = _select(
-        _layered(config, "backend", "harness_backends", "trt" if gpu else "ort"),
-        known_backends(),
+        _layered(config, "backend", "harness_backends", "trt,trt-net" if gpu else "ort"),
+        known_backends,
         str,
         "backend",
         "--backend",
@@ -87,16 +118,47 @@ def resolve(config: pytest.Config) -> Settings:
     )
     root = config.rootpath
     cache = _layered(config, "engine_cache", "harness_engine_cache", str(ENGINE_CACHE_DIR))
+    engine_cache = None if cache == "off" else root / cache
     return Settings(
         gpu=gpu,
         backends=tuple(backends),
         precisions=tuple(precisions),
         unknown_selections=(*unknown_backends, *unknown_precisions),
         results_path=root / _layered(config, "results", "harness_results", str(_default_results_name())),
-        engine_cache=None if cache == "off" else root / cache,
+        engine_cache=engine_cache,
         measure=_measure_policy(config),
         seed=_number(config, "harness_seed", "--harness-seed", "0", int),
+        backend_options=BackendOptions(
+            cache_dir=engine_cache,
+            include_copies=_yes(config, "--timing-copies", "harness_timing_copies"),
+            cuda_graph=_yes(config, "--cuda-graph", "harness_cuda_graph"),
+            blocking_sync=_choice(config, "--cuda-sync", "harness_cuda_sync", ("spin", "blocking")) == "blocking",
+            launches=_number(config, "harness_timing_launches", "--timing-launches", "1", _positive_int),
+            weak_typing=_yes(config, "--trt-weak-typing", "harness_trt_weak_typing"),
+        ),
     )
+
+
+def _yes(config: pytest.Config, option: str, ini: str) -> bool:
+    return _choice(config, option, ini, ("no", "yes")) == "yes"
+
+
+def _choice(config: pytest.Config, option: str, ini: str, allowed: Sequence[str]) -> str:
+    value = _layered(config, _dest(option), ini, allowed[0])
+    if value not in allowed:
+        raise pytest.UsageError(f"trt-harness: {option} / {ini} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
+
+
+def _dest(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
 
 
 def _select(
@@ -124,11 +186,11 @@ def _measure_policy(config: pytest.Config) -> MeasurePolicy:
 
 
 def _number(config: pytest.Config, ini: str, option: str, default: str, convert: Callable[[str], T]) -> T:
-    raw = _layered(config, option.lstrip("-").replace("-", "_"), ini, default)
+    raw = _layered(config, _dest(option), ini, default)
     try:
         return convert(raw)
     except ValueError:
-        raise pytest.UsageError(f"trt-harness: {option} / {ini} must be a number, got {raw!r}") from None
+        raise pytest.UsageError(f"trt-harness: {option} / {ini} must be a valid number, got {raw!r}") from None
 
 
 def _default_results_name() -> Path:

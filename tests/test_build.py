@@ -91,10 +91,10 @@ class FakeBackend:
     def device(self) -> str:
         return "fake-device"
 
-    def unsupported_reason(self, precision: Precision) -> str | None:
+    def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
         return None
 
-    def key_parts(self) -> Mapping[str, str]:
+    def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
         return self._parts
 
     def build(self, request: BuildRequest) -> bytes:
@@ -359,3 +359,13 @@ def test_failed_first_write_creates_nothing(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(OSError):
         write_atomically(tmp_path / "out.bin", b"data")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_backends_with_one_library_name_never_share_an_engine() -> None:
+    """TensorRT's two workflows are both named 'tensorrt'; each must get its own engine."""
+    store = EngineStore(None)
+    first, second = FakeBackend(), FakeBackend()
+    engine_a = store.get(first, identity.CASE, Precision.FP32, 0)
+    engine_b = store.get(second, identity.CASE, Precision.FP32, 0)
+    assert first.name == second.name and engine_a is not engine_b
+    assert len(first.builds) == len(second.builds) == 1

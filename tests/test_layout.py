@@ -22,7 +22,7 @@ ALLOWED_IMPORTERS: Mapping[str, frozenset[str]] = {
     "onnxruntime": frozenset({"harness/backends/ort.py"}),
     "tensorrt": frozenset({"harness/backends/trt.py"}),  # the TensorRT backend, once it exists
     "cuda": frozenset({"harness/backends/cuda_rt.py"}),  # cuda-python: cuda.bindings, cuda.cudart
-    "pynvml": frozenset({"harness/backends/cuda_rt.py"}),
+    "pynvml": frozenset({"harness/backends/nvml.py"}),  # NVML telemetry, optional and apart from cuda-python
 }
 
 

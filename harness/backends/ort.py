@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from harness.backends import ArtifactIncompatibleError, BuildRequest
-from harness.case import Precision
+from harness.backends import ArtifactIncompatibleError, BackendOptions, BuildRequest
+from harness.case import Case, Precision
 from harness.environment import cpu_flags, cpu_model
 from harness.errors import BuildError
 from harness.measure import Timer
@@ -47,10 +47,19 @@ class OnnxRuntimeEngine:
 
         return run_once
 
+    def host_timer(self, inputs: Mapping[str, np.ndarray]) -> None:
+        return None  # timer() already is the host latency a caller sees
+
+    def facts(self) -> Mapping[str, object]:
+        return {"graph_optimization": "all (in the cached artifact)", "providers": _PROVIDERS}
+
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     clock = "host perf_counter around a synchronous InferenceSession.run"
+
+    def __init__(self, options: BackendOptions) -> None:
+        del options  # nothing in them applies to a synchronous CPU session
 
     def version(self) -> str:
         return str(ort.__version__)
@@ -58,12 +67,12 @@ class OnnxRuntimeBackend:
     def device(self) -> str:
         return cpu_model()
 
-    def unsupported_reason(self, precision: Precision) -> str | None:
+    def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
         if precision is Precision.TF32:
             return "tf32 is a TensorRT builder mode for tensor cores; ONNX Runtime's CPU provider has no such mode"
         return None
 
-    def key_parts(self) -> Mapping[str, str]:
+    def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
         return {"providers": ",".join(_PROVIDERS), "cpu": cpu_model(), "isa": cpu_flags()}
 
     def build(self, request: BuildRequest) -> bytes:

@@ -1,0 +1,351 @@
+"""TensorRT 10.x and 11.x through one code path. The only module that imports tensorrt.
+
+- Networks are strongly typed: the precision comes from the model's tensor types (float16 weights
+  and activations with casts at float32 I/O for fp16), never from EXPLICIT_BATCH or the FP16/INT8
+  builder flags, which TensorRT 11 removed. Weak typing (builder flags) is an optional mode, used
+  only where the running version still has the flag.
+- "fp32" clears BuilderFlag.TF32, which TensorRT turns on by default on Ampere and later; "tf32"
+  sets it and has its own tolerance.
+- Two workflows build the same case: the ONNX parser over the case's model, and the case's own
+  network-definition function (`Case.define_network`).
+- Every CUDA call goes through harness.backends.cuda_rt; timing is CUDA events on the engine's own
+  non-blocking stream, gated so that host enqueue time cannot leak into the interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import tensorrt as trt
+
+from harness.atomic import write_atomically
+from harness.backends import ArtifactIncompatibleError, BackendOptions, BuildRequest
+from harness.backends import cuda_rt as default_cuda
+from harness.backends.nvml import gpu_telemetry
+from harness.case import Case, Precision
+from harness.errors import BuildError, HarnessError, ShapeOutsideProfileError
+from harness.measure import Timer
+
+_ERRORS = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
+
+
+class _Logger(trt.ILogger):  # type: ignore[misc]
+    """Keeps TensorRT's messages so that a failure can carry the builder's own log."""
+
+    def __init__(self) -> None:
+        trt.ILogger.__init__(self)
+        self.messages: list[tuple[Any, str]] = []
+
+    def log(self, severity: Any, msg: str) -> None:
+        self.messages.append((severity, msg))
+
+    def errors(self) -> list[str]:
+        return [msg for severity, msg in self.messages if severity in _ERRORS]
+
+    def text(self) -> str:
+        """Errors if there were any, else everything: the most useful lines for a failure message."""
+        lines = self.errors() or [msg for _, msg in self.messages]
+        return " | ".join(lines[-20:]) or "(TensorRT logged nothing)"
+
+
+class ExecutionError(HarnessError):
+    """TensorRT refused to run an engine (execute_async_v3 returned False)."""
+
+
+@dataclass
+class _Binding:
+    name: str
+    is_input: bool
+    dtype: np.dtype
+    shape: tuple[int, ...] = ()
+    device: Any = None  # cuda.DeviceBuffer, grown on demand
+    host: Any = None  # cuda.PinnedBuffer for the timed copies
+
+
+@dataclass
+class TensorRTEngine:
+    """A deserialized engine with its execution context, stream and device buffers."""
+
+    case: Case
+    profile_index: int
+    engine: Any
+    context: Any
+    logger: _Logger
+    cuda: ModuleType
+    options: BackendOptions
+    runtime: Any  # kept alive with the engine: TensorRT requires the runtime to outlive its engines
+    stream: Any = None
+    bindings: dict[str, _Binding] = field(default_factory=dict)
+    _timer: Any = None
+
+    def __post_init__(self) -> None:
+        self.stream = self.cuda.Stream()
+        for index in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(index)
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.bindings[name] = _Binding(name, is_input, dtype)
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._bind(inputs)
+        self._upload(inputs)
+        self._execute()
+        outputs = {b.name: np.empty(b.shape, dtype=b.dtype) for b in self.bindings.values() if not b.is_input}
+        for name, array in outputs.items():
+            self.cuda.copy_to_host(array, self.bindings[name].device, self.stream)
+        self.stream.synchronize()
+        return outputs
+
+    def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
+        enqueue = self._enqueue_for_timing(inputs)
+        timer = self._event_timer()
+        launches = self.options.launches
+        return lambda: float(timer.gpu_seconds(enqueue, launches))
+
+    def host_timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
+        enqueue = self._enqueue_for_timing(inputs)
+        timer = self._event_timer()
+        return lambda: float(timer.host_seconds(enqueue))
+
+    def facts(self) -> Mapping[str, object]:
+        timer = self._event_timer()
+        return {
+            "device_memory_bytes": int(self.engine.device_memory_size_v2),
+            "layers": int(self.engine.num_layers),
+            "timing": {
+                "copies_included": self.options.include_copies,
+                "cuda_graph": self.options.cuda_graph,
+                "sync": "blocking" if self.options.blocking_sync else "spin",
+                "launches_per_sample": self.options.launches,
+                "gated": bool(timer.gated),
+                "gate_problem": timer.gate_problem,
+            },
+            "gpu_telemetry": gpu_telemetry(),  # clocks and temperature after the measurement, if NVML is there
+        }
+
+    def _event_timer(self) -> Any:
+        if self._timer is None:
+            self._timer = self.cuda.EventTimer(self.stream, blocking_sync=self.options.blocking_sync)
+        return self._timer
+
+    def _bind(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """set_input_shape for every input (TensorRT refuses shapes outside the profile), output shapes
+        from the context, device buffers large enough, and an address for every I/O tensor."""
+        for name, array in inputs.items():
+            if not self.context.set_input_shape(name, tuple(array.shape)):
+                low, _, high = self.engine.get_tensor_profile_shape(name, self.profile_index)
+                raise ShapeOutsideProfileError(
+                    self.case.name,
+                    f"TensorRT refused input '{name}' shape {list(array.shape)}: profile {self.profile_index} allows "
+                    f"{list(low)} to {list(high)}; use a shape inside the profile ({self.logger.text()})",
+                )
+        for binding in self.bindings.values():
+            binding.shape = tuple(self.context.get_tensor_shape(binding.name))
+            nbytes = max(1, int(np.prod(binding.shape, dtype=np.int64)) * binding.dtype.itemsize)
+            if binding.device is None or binding.device.nbytes < nbytes:
+                binding.device = self.cuda.DeviceBuffer(nbytes)
+            if not self.context.set_tensor_address(binding.name, binding.device.ptr):
+                raise ExecutionError(f"TensorRT refused the address of tensor '{binding.name}': {self.logger.text()}")
+
+    def _upload(self, inputs: Mapping[str, np.ndarray]) -> None:
+        for name, array in inputs.items():
+            expected = self.bindings[name].dtype
+            self.cuda.copy_to_device(
+                self.bindings[name].device, np.ascontiguousarray(array, dtype=expected), self.stream
+            )
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self.stream.handle):
+            raise ExecutionError(f"execute_async_v3 returned False for case '{self.case.name}': {self.logger.text()}")
+
+    def _enqueue_for_timing(self, inputs: Mapping[str, np.ndarray]) -> Callable[[], None]:
+        """What one timed launch enqueues: the engine alone, or with its copies through pinned memory."""
+        self._bind(inputs)
+        self._upload(inputs)
+        self._execute()  # a first launch outside any capture, as TensorRT requires before graph capture
+        self.stream.synchronize()
+        enqueue = self._execute
+        if self.options.include_copies:
+            enqueue = self._with_copies(inputs)
+        if self.options.cuda_graph:
+            if self.cuda.stream_is_capturing(self.stream.handle):
+                raise ExecutionError("the engine's stream is already capturing a CUDA graph")
+            graph = self.cuda.CudaGraph(self.stream, enqueue)
+            enqueue = graph.launch
+        return enqueue
+
+    def _with_copies(self, inputs: Mapping[str, np.ndarray]) -> Callable[[], None]:
+        for binding in self.bindings.values():
+            nbytes = max(1, int(np.prod(binding.shape, dtype=np.int64)) * binding.dtype.itemsize)
+            if binding.host is None or binding.host.nbytes < nbytes:
+                binding.host = self.cuda.PinnedBuffer(nbytes)
+        staged = {
+            name: self.bindings[name].host.view(self.bindings[name].dtype, array.shape)
+            for name, array in inputs.items()
+        }
+        for name, view in staged.items():
+            view[...] = inputs[name]
+        outputs = [(b.host.view(b.dtype, b.shape), b.device) for b in self.bindings.values() if not b.is_input]
+
+        def enqueue() -> None:
+            for name, view in staged.items():
+                self.cuda.copy_to_device(self.bindings[name].device, view, self.stream)
+            self._execute()
+            for view, device in outputs:
+                self.cuda.copy_to_host(view, device, self.stream)
+
+        return enqueue
+
+
+class TensorRTBackend:
+    """Builds plans with TensorRT's builder, through the ONNX parser or the network-definition API."""
+
+    name = "tensorrt"
+
+    def __init__(self, options: BackendOptions, *, workflow: str, cuda: ModuleType = default_cuda) -> None:
+        self.options = options
+        self.workflow = workflow  # "onnx-parser" or "network-api"
+        self.cuda = cuda
+
+    @property
+    def clock(self) -> str:
+        what = "engine with host<->device copies" if self.options.include_copies else "engine compute only"
+        graph = ", replayed as a CUDA graph" if self.options.cuda_graph else ""
+        return f"CUDA events on the engine's stream, gated by cuStreamWaitValue32: {what}{graph}"
+
+    def version(self) -> str:
+        return str(trt.__version__)
+
+    def device(self) -> str:
+        facts = self.cuda.device_facts()
+        return f"{facts['name']} (compute capability {facts['compute_capability']})"
+
+    def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
+        if self.workflow == "network-api" and case.define_network is None:
+            return "the case has no network-definition function (Case.define_network)"
+        if self.options.weak_typing and precision is Precision.FP16 and not hasattr(trt.BuilderFlag, "FP16"):
+            return f"weak typing needs BuilderFlag.FP16, which TensorRT {trt.__version__} no longer has"
+        return None
+
+    def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
+        facts = self.cuda.device_facts()
+        parts = {
+            "gpu": str(facts["name"]),
+            "compute_capability": str(facts["compute_capability"]),
+            "workflow": self.workflow,
+            "typing": "weak" if self.options.weak_typing else "strong",
+        }
+        if self.workflow == "network-api" and request.case.define_network is not None:
+            # The network is code: the source of its whole module (helpers, constants, weights()) is
+            # part of what the plan was built from.
+            module = inspect.getmodule(request.case.define_network)
+            source = inspect.getsource(module) if module else inspect.getsource(request.case.define_network)
+            parts["network_source_sha256"] = hashlib.sha256(source.encode()).hexdigest()
+        return parts
+
+    def build(self, request: BuildRequest) -> bytes:
+        logger = _Logger()
+        builder = trt.Builder(logger)
+        network = builder.create_network(self._network_flags())
+        self._populate(network, request, logger)
+        config = builder.create_builder_config()
+        self._set_precision(config, request.precision)
+        self._add_profile(builder, config, request)
+        self._attach_timing_cache(config)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise BuildError(
+                request.case.name,
+                f"TensorRT {trt.__version__} failed to build the {request.precision.value} engine "
+                f"({self.workflow}): {logger.text()}",
+            )
+        self._save_timing_cache(config)
+        return bytes(plan)
+
+    def load(self, artifact: bytes, request: BuildRequest) -> TensorRTEngine:
+        logger = _Logger()
+        runtime = trt.Runtime(logger)
+        engine = runtime.deserialize_cuda_engine(artifact)
+        if engine is None:
+            raise ArtifactIncompatibleError(f"TensorRT {trt.__version__} cannot deserialize the plan: {logger.text()}")
+        context = engine.create_execution_context()
+        return TensorRTEngine(
+            request.case, request.profile_index, engine, context, logger, self.cuda, self.options, runtime
+        )
+
+    def _network_flags(self) -> int:
+        if self.options.weak_typing:
+            return 0
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+
+    def _populate(self, network: Any, request: BuildRequest, logger: _Logger) -> None:
+        if self.workflow == "network-api":
+            assert request.case.define_network is not None  # unsupported_reason skipped it otherwise
+            try:
+                request.case.define_network(network, trt, request.precision.compute_dtype)
+            except Exception as error:
+                raise BuildError(
+                    request.case.name,
+                    f"its define_network raised {error!r} ({logger.text()}); fix the case's network function",
+                ) from error
+            return
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(request.model_bytes):
+            errors = [parser.get_error(i) for i in range(parser.num_errors)]
+            details = "; ".join(f"node {e.node()} ({e.node_name()}): {e.desc()}" for e in errors)
+            raise BuildError(
+                request.case.name,
+                f"TensorRT's ONNX parser rejected the {request.precision.value} model: {details or logger.text()}; "
+                "fix the case's ONNX model or the op TensorRT does not support",
+            )
+
+    def _set_precision(self, config: Any, precision: Precision) -> None:
+        if precision is Precision.TF32:
+            config.set_flag(trt.BuilderFlag.TF32)
+        else:
+            config.clear_flag(trt.BuilderFlag.TF32)  # on by default since Ampere; fp32 must mean fp32
+        if self.options.weak_typing and precision is Precision.FP16:
+            config.set_flag(trt.BuilderFlag.FP16)  # present: unsupported_reason checked hasattr
+
+    def _add_profile(self, builder: Any, config: Any, request: BuildRequest) -> None:
+        profile = builder.create_optimization_profile()
+        declared = request.case.profiles[request.profile_index]
+        for spec in request.case.inputs:
+            profile.set_shape(spec.name, declared.min[spec.name], declared.opt[spec.name], declared.max[spec.name])
+        config.add_optimization_profile(profile)
+
+    def _timing_cache_path(self) -> Path | None:
+        if self.options.cache_dir is None:
+            return None
+        gpu = str(self.cuda.device_facts()["name"]).replace(" ", "_").replace("/", "_")
+        return self.options.cache_dir / "tensorrt" / f"timing-{trt.__version__}-{gpu}.cache"
+
+    def _attach_timing_cache(self, config: Any) -> None:
+        """Reuse the persisted timing cache so rebuilds skip tactic timing; a stale one is dropped."""
+        path = self._timing_cache_path()
+        data = path.read_bytes() if path is not None and path.exists() else b""
+        cache = config.create_timing_cache(data) if data else None
+        if cache is None or not config.set_timing_cache(cache, False):
+            config.set_timing_cache(config.create_timing_cache(b""), False)
+
+    def _save_timing_cache(self, config: Any) -> None:
+        path = self._timing_cache_path()
+        if path is not None:
+            write_atomically(path, bytes(config.get_timing_cache().serialize()))
+
+
+def onnx_parser_backend(options: BackendOptions) -> TensorRTBackend:
+    """The `trt` backend: TensorRT's ONNX parser over the case's model (the usual workflow)."""
+    return TensorRTBackend(options, workflow="onnx-parser")
+
+
+def network_api_backend(options: BackendOptions) -> TensorRTBackend:
+    """The `trt-net` backend: the case's network-definition function, layer by layer."""
+    return TensorRTBackend(options, workflow="network-api")

@@ -1,0 +1,81 @@
+"""The plugin's matrix on the TensorRT backends, with the strict double standing in for TensorRT
+(registered through the pytest_harness_backends hook, as any plugin would add a backend)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "--backend", "trt,trt-net", "--results", "r.json")
+
+
+def make_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, version: str, extra: str = "") -> None:
+    pytester.makeconftest(
+        "import dataclasses\n"
+        "from cases.identity import CASE as IDENTITY\n"
+        "from cases.conv_add_relu import CASE as CONV\n"
+        "from tests.trt_support import DOUBLE_BACKENDS\n"
+        f"{extra}\n"
+        "def pytest_harness_cases(config):\n"
+        "    return CASES\n"
+        "def pytest_harness_backends(config):\n"
+        "    return DOUBLE_BACKENDS\n"
+    )
+    pytester.makepyfile(test_matrix="from harness.suite import test_accuracy, test_agreement, test_latency\n")
+    monkeypatch.setenv("HARNESS_TEST_TRT_DOUBLE", version)
+    # The wiring under test is the plugin's; the double's host work cannot sit behind a real CUDA gate.
+    monkeypatch.setenv("HARNESS_TEST_CUDA", "host")
+
+
+@pytest.mark.parametrize("version", ["10.16", "11.4"])
+def test_matrix_runs_on_both_workflows_and_records_the_double_as_such(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    make_project(pytester, monkeypatch, version, "CASES = [IDENTITY, CONV]")
+    result = pytester.runpytest(*FAST, "--precision", "fp32,tf32,fp16")
+    # 2 cases × 3 precisions × 3 points: accuracy and latency on 2 backends, agreement on trt-net.
+    result.assert_outcomes(passed=18 * 5)
+    result.stdout.fnmatch_lines(["*conv_add_relu*tf32*max*trt-net*pass*"])
+    tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    agreement = tests["test_agreement[conv_add_relu-fp16-opt-trt-net]"]
+    assert agreement["compared_with"] == "trt" and agreement["verdict"] == "pass"
+    latency = tests["test_latency[conv_add_relu-fp32-max-trt]"]
+    assert latency["backend_version"].endswith("+numpy-double")
+    assert latency["host_latency"]["count"] >= 10 and latency["engine"]["device_memory_bytes"] > 0
+    assert latency["build"]["artifact_bytes"] > 0
+
+
+def test_builder_failure_errors_that_case_and_the_rest_continue(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = (
+        "def failing_network(network, trt, dtype):\n"
+        "    network.add_input('x', trt.DataType.FLOAT, (-1, -1, -1))  # and no output: the builder refuses\n"
+        "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='broken', define_network=failing_network)]\n"
+    )
+    make_project(pytester, monkeypatch, "11.4", extra)
+    result = pytester.runpytest(*FAST, "--precision", "fp32")
+    # 'broken' builds through the ONNX parser (6 pass); its network-API engine fails (6 + 3 agreement).
+    result.assert_outcomes(passed=21, errors=9)
+    result.stdout.fnmatch_lines(
+        ["*BuildError: case 'broken': TensorRT * failed to build the fp32 engine (network-api):*"]
+    )
+
+
+def test_unparsable_model_errors_with_the_parser_messages(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = (
+        "def broken(dtype):\n"
+        "    model = IDENTITY.onnx_model(dtype)\n"
+        "    model.graph.node[-1].op_type = 'NoSuchOp'\n"
+        "    return model\n"
+        "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='unparsable', onnx_model=broken)]\n"
+    )
+    make_project(pytester, monkeypatch, "10.16", extra)
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--backend", "trt")
+    result.assert_outcomes(passed=6, errors=6, skipped=1)  # no agreement test without trt-net
+    result.stdout.fnmatch_lines(
+        ["*BuildError: case 'unparsable': TensorRT's ONNX parser rejected the fp32 model*NoSuchOp*"]
+    )

@@ -1,0 +1,384 @@
+"""trt.OnnxParser: ONNX nodes become layers through the network's own public add_* methods.
+
+So a parsed model and a hand-defined network run on one executor, and the importer stays inside
+the snapshot's API like any caller. Supported ops: Identity, Cast, Conv (2-D), Add / Sub / Mul /
+Div (numpy broadcasting), Relu, MaxPool, Flatten, Reshape (constant shape), Gemm (alpha = beta = 1,
+transA = 0), MatMul, Softmax (opset >= 13), ArgMax, Constant. Graph inputs' symbolic dims become -1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .layers import type_of_array
+from .strict import Api, StrictObject
+
+# onnx.TensorProto element types the double's tensors can have.
+_ONNX_TYPES = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 9: "BOOL", 3: "INT8", 2: "UINT8"}
+
+
+class _NodeError(Exception):
+    def __init__(self, code: str, desc: str) -> None:
+        super().__init__(desc)
+        self.code = code
+        self.desc = desc
+
+
+class ParserError(StrictObject):
+    """One parse failure: code(), desc(), and the failing node's index, name and operator."""
+
+    _code: str
+    _desc: str
+    _node: int
+    _node_name: str
+    _node_operator: str
+
+    def code(self) -> Any:
+        return self._api.member("ErrorCode", self._code)
+
+    def desc(self) -> str:
+        return self._desc
+
+    def node(self) -> int:
+        return self._node
+
+    def node_name(self) -> str:
+        return self._node_name
+
+    def node_operator(self) -> str:
+        return self._node_operator
+
+
+class OnnxParser(StrictObject):
+    """trt.OnnxParser(network, logger): parse(model bytes) fills the network, or records errors."""
+
+    def __init__(self, network: Any, logger: Any) -> None:
+        if not isinstance(network, self._api.classes["INetworkDefinition"]):
+            raise TypeError(
+                f"incompatible constructor arguments: expected tensorrt.INetworkDefinition, got {network!r}"
+            )
+        self._network = network
+        self._logger = self._api.require_logger(logger)
+        self._errors: list[Any] = []
+
+    def parse(self, model: Any, path: str | None = None) -> bool:
+        from google.protobuf.message import DecodeError
+        from onnx import load_model_from_string
+
+        try:
+            proto = load_model_from_string(bytes(memoryview(model)))
+        except DecodeError as error:
+            return self._fail(
+                _NodeError("MODEL_DESERIALIZE_FAILED", f"Failed to parse the ONNX model: {error}"), -1, "", ""
+            )
+        importer = _Importer(self._api, self._network, _opset(proto))
+        try:
+            importer.run(proto.graph)
+        except _NodeError as error:
+            return self._fail(error, importer.index, importer.node_name, importer.op_type)
+        return True
+
+    def _fail(self, error: _NodeError, node: int, name: str, op_type: str) -> bool:
+        self._errors.append(
+            self._api.new(
+                "ParserError", _code=error.code, _desc=error.desc, _node=node, _node_name=name, _node_operator=op_type
+            )
+        )
+        where = f"In node {node} with name: {name} and operator: {op_type}" if node >= 0 else "While parsing the graph"
+        self._api.log(self._logger, "ERROR", f"ModelImporter.cpp: {where}: {error.code}: {error.desc}")
+        return False
+
+    @property
+    def num_errors(self) -> int:
+        return len(self._errors)
+
+    def get_error(self, index: int) -> Any:
+        return self._errors[index] if 0 <= index < len(self._errors) else None
+
+    def clear_errors(self) -> None:
+        self._errors.clear()
+
+    def supports_operator(self, op_name: str) -> bool:
+        return op_name in _IMPORTERS
+
+
+def _opset(proto: Any) -> int:
+    return next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), 1)
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    from onnx import helper, numpy_helper
+
+    values = {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+    return {
+        name: numpy_helper.to_array(value) if hasattr(value, "raw_data") else value for name, value in values.items()
+    }
+
+
+class _Importer:
+    """One parse: ONNX names to tensors (ITensor) or constants (numpy arrays), node after node."""
+
+    def __init__(self, api: Api, network: Any, opset: int) -> None:
+        self.api = api
+        self.network = network
+        self.opset = opset
+        self.values: dict[str, Any] = {}
+        self.constants: dict[tuple[str, int], Any] = {}  # one constant layer per initializer and rank
+        self.index, self.node_name, self.op_type = -1, "", ""
+
+    def run(self, graph: Any) -> None:
+        from onnx import numpy_helper
+
+        for initializer in graph.initializer:
+            self.values[initializer.name] = numpy_helper.to_array(initializer)
+        for value_info in graph.input:
+            if value_info.name not in self.values:
+                self.values[value_info.name] = self._add_input(value_info)
+        for index, node in enumerate(graph.node):
+            self.index, self.node_name, self.op_type = index, node.name, node.op_type
+            self._import(node)
+        self.index, self.node_name, self.op_type = -1, "", ""
+        for value_info in graph.output:
+            tensor = self.values.get(value_info.name)
+            if not isinstance(tensor, self.api.classes["ITensor"]):
+                raise _NodeError("UNSUPPORTED_GRAPH", f"graph output '{value_info.name}' is not computed by any node")
+            self.network.mark_output(tensor)
+
+    def _add_input(self, value_info: Any) -> Any:
+        tensor_type = value_info.type.tensor_type
+        type_name = _ONNX_TYPES.get(tensor_type.elem_type)
+        if type_name is None or not tensor_type.HasField("shape"):
+            raise _NodeError("UNSUPPORTED_GRAPH", f"graph input '{value_info.name}' needs a supported type and a shape")
+        shape = tuple(dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor_type.shape.dim)
+        return self.network.add_input(value_info.name, self.api.member("DataType", type_name), shape)
+
+    def _import(self, node: Any) -> None:
+        importer = _IMPORTERS.get(node.op_type)
+        if importer is None:
+            raise _NodeError(
+                "UNSUPPORTED_NODE",
+                f"No importer registered for op: {node.op_type}. Attempting to import as plugin. "
+                "Plugin not found, are the plugin name, version, and namespace correct?",
+            )
+        try:
+            results = importer(self, node, _attributes(node))
+        except NotImplementedError as error:
+            raise _NodeError("UNSUPPORTED_NODE", str(error)) from None
+        for name, result in zip(node.output, results):
+            if isinstance(result, np.ndarray):
+                self.values[name] = result
+                continue
+            result.name = node.name or f"node_of_{name}"
+            output = result.get_output(0)
+            output.name = name
+            self.values[name] = output
+
+    # --- operands ----------------------------------------------------------------------------------
+
+    def value(self, name: str) -> Any:
+        if name not in self.values:
+            raise _NodeError("INVALID_GRAPH", f"input '{name}' is produced by no earlier node, initializer or input")
+        return self.values[name]
+
+    def weights(self, name: str) -> np.ndarray:
+        value = self.value(name)
+        if not isinstance(value, np.ndarray):
+            raise _NodeError("UNSUPPORTED_NODE_INPUT", f"input '{name}' must be an initializer or a Constant")
+        return value
+
+    def tensor(self, name: str, rank: int | None = None) -> Any:
+        """The tensor of an ONNX name; an initializer becomes a constant layer, with leading 1s up to `rank`."""
+        value = self.value(name)
+        if not isinstance(value, np.ndarray):
+            return value if rank is None else self._unsqueeze(value, rank)
+        array = np.ascontiguousarray(value.reshape((1,) * max(0, (rank or 0) - value.ndim) + value.shape))
+        if (name, array.ndim) not in self.constants:
+            try:
+                type_of_array(array)
+            except TypeError as error:
+                raise _NodeError("UNSUPPORTED_NODE_DATATYPE", f"initializer '{name}': {error}") from None
+            constant = self.network.add_constant(array.shape, array)
+            constant.get_output(0).name = name
+            self.constants[name, array.ndim] = constant.get_output(0)
+        return self.constants[name, array.ndim]
+
+    def _unsqueeze(self, tensor: Any, rank: int) -> Any:
+        """Leading 1s up to `rank` through a shuffle (TensorRT broadcasts only between equal ranks)."""
+        shape = tuple(tensor.shape)
+        if len(shape) >= rank:
+            return tensor
+        if shape.count(-1) > 1:
+            raise _NodeError(
+                "UNSUPPORTED_NODE_DYNAMIC", f"cannot broadcast {list(shape)} to rank {rank}: too many -1 dims"
+            )
+        shuffle = self.network.add_shuffle(tensor)
+        shuffle.reshape_dims = (1,) * (rank - len(shape)) + shape
+        return shuffle.get_output(0)
+
+    def rank(self, name: str) -> int:
+        value = self.value(name)
+        return value.ndim if isinstance(value, np.ndarray) else len(value.shape)
+
+    def broadcast(self, *names: str) -> list[Any]:
+        """Operands of equal rank, as ONNX's multidirectional broadcasting lines them up."""
+        rank = max(self.rank(name) for name in names)
+        return [self.tensor(name, rank) for name in names]
+
+    def enum(self, enum_name: str, member: str) -> Any:
+        return self.api.member(enum_name, member)
+
+
+def _require(condition: bool, code: str, desc: str) -> None:
+    if not condition:
+        raise _NodeError(code, desc)
+
+
+def _symmetric_pads(attributes: dict[str, Any], rank: int) -> tuple[int, ...]:
+    pads = tuple(attributes.get("pads", (0,) * 2 * rank))
+    _require(pads[:rank] == pads[rank:], "UNSUPPORTED_NODE_ATTR", f"asymmetric pads {list(pads)}")
+    _require(attributes.get("auto_pad", b"NOTSET") == b"NOTSET", "UNSUPPORTED_NODE_ATTR", "auto_pad is not supported")
+    return pads[:rank]
+
+
+def _identity(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    return [im.network.add_identity(im.tensor(node.input[0]))]
+
+
+def _cast(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    type_name = _ONNX_TYPES.get(attributes["to"])
+    _require(type_name is not None, "UNSUPPORTED_NODE_DATATYPE", f"Cast to ONNX type {attributes['to']}")
+    return [im.network.add_cast(im.tensor(node.input[0]), im.enum("DataType", str(type_name)))]
+
+
+def _relu(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    return [im.network.add_activation(im.tensor(node.input[0]), im.enum("ActivationType", "RELU"))]
+
+
+def _conv(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    weight = im.weights(node.input[1])
+    bias = im.weights(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    _require(weight.ndim == 4, "UNSUPPORTED_NODE", "the double implements 2-D convolutions only")
+    _require(attributes.get("group", 1) == 1, "UNSUPPORTED_NODE_ATTR", "grouped convolution")
+    _require(all(d == 1 for d in attributes.get("dilations", (1, 1))), "UNSUPPORTED_NODE_ATTR", "dilated convolution")
+    layer = im.network.add_convolution_nd(im.tensor(node.input[0]), weight.shape[0], weight.shape[2:], weight, bias)
+    layer.stride_nd = tuple(attributes.get("strides", (1, 1)))
+    layer.padding_nd = _symmetric_pads(attributes, 2)
+    return [layer]
+
+
+def _max_pool(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    _require(len(node.output) == 1 or not node.output[1], "UNSUPPORTED_NODE", "MaxPool's Indices output")
+    _require(attributes.get("ceil_mode", 0) == 0, "UNSUPPORTED_NODE_ATTR", "ceil_mode = 1")
+    kernel = tuple(attributes["kernel_shape"])
+    _require(len(kernel) == 2, "UNSUPPORTED_NODE", "the double implements 2-D pooling only")
+    layer = im.network.add_pooling_nd(im.tensor(node.input[0]), im.enum("PoolingType", "MAX"), kernel)
+    layer.stride_nd = tuple(attributes.get("strides", (1, 1)))
+    layer.padding_nd = _symmetric_pads(attributes, 2)
+    return [layer]
+
+
+def _binary(op: str) -> Callable[[_Importer, Any, dict[str, Any]], list[Any]]:
+    def importer(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+        a, b = im.broadcast(node.input[0], node.input[1])
+        return [im.network.add_elementwise(a, b, im.enum("ElementWiseOperation", op))]
+
+    return importer
+
+
+def _flatten(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    x = im.tensor(node.input[0])
+    shape = tuple(x.shape)
+    axis = attributes.get("axis", 1) % max(len(shape), 1)
+    leading = shape[:axis]
+    if axis == 0:
+        dims: tuple[int, ...] = (1, -1)
+    elif axis == 1:
+        dims = (0, -1)  # 0 copies the batch dim, known or not
+    else:
+        _require(-1 not in leading, "UNSUPPORTED_NODE_DYNAMIC", f"Flatten(axis={axis}) of {list(shape)}")
+        dims = (math.prod(leading), -1)
+    layer = im.network.add_shuffle(x)
+    layer.reshape_dims = dims
+    return [layer]
+
+
+def _reshape(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    layer = im.network.add_shuffle(im.tensor(node.input[0]))
+    layer.reshape_dims = tuple(int(d) for d in im.weights(node.input[1]))
+    layer.zero_is_placeholder = attributes.get("allowzero", 0) == 0
+    return [layer]
+
+
+def _gemm(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    for name in ("alpha", "beta"):
+        _require(attributes.get(name, 1.0) == 1.0, "UNSUPPORTED_NODE_ATTR", f"Gemm {name} != 1")
+    _require(attributes.get("transA", 0) == 0, "UNSUPPORTED_NODE_ATTR", "Gemm transA = 1")
+    none, transpose = im.enum("MatrixOperation", "NONE"), im.enum("MatrixOperation", "TRANSPOSE")
+    op_b = transpose if attributes.get("transB", 0) else none
+    product = im.network.add_matrix_multiply(im.tensor(node.input[0]), none, im.tensor(node.input[1]), op_b)
+    if len(node.input) < 3 or not node.input[2]:
+        return [product]
+    bias = im.tensor(node.input[2], rank=2)
+    return [im.network.add_elementwise(product.get_output(0), bias, im.enum("ElementWiseOperation", "SUM"))]
+
+
+def _matmul(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    _require(min(im.rank(node.input[0]), im.rank(node.input[1])) >= 2, "UNSUPPORTED_NODE", "MatMul of a 1-D operand")
+    a, b = im.broadcast(node.input[0], node.input[1])
+    none = im.enum("MatrixOperation", "NONE")
+    return [im.network.add_matrix_multiply(a, none, b, none)]
+
+
+def _softmax(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    _require(im.opset >= 13, "UNSUPPORTED_NODE", "Softmax before opset 13 (flattening semantics)")
+    x = im.tensor(node.input[0])
+    layer = im.network.add_softmax(x)
+    layer.axes = 1 << (attributes.get("axis", -1) % len(x.shape))
+    return [layer]
+
+
+def _argmax(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    """TopK(MAX, k=1)'s INT32 indices, cast to INT64, with the axis dropped unless keepdims."""
+    _require(attributes.get("select_last_index", 0) == 0, "UNSUPPORTED_NODE_ATTR", "select_last_index = 1")
+    x = im.tensor(node.input[0])
+    shape = tuple(x.shape)
+    axis = attributes.get("axis", 0) % len(shape)
+    top = im.network.add_topk(x, im.enum("TopKOperation", "MAX"), 1, 1 << axis)
+    cast = im.network.add_cast(top.get_output(1), im.enum("DataType", "INT64"))
+    if attributes.get("keepdims", 1):
+        return [cast]
+    # 0 copies a leading dim in place; after the dropped axis, dims shift, so they must be known (or one -1).
+    dims = (0,) * axis + shape[axis + 1 :]
+    _require(dims.count(-1) <= 1, "UNSUPPORTED_NODE_DYNAMIC", f"ArgMax over axis {axis} of {list(shape)}")
+    squeeze = im.network.add_shuffle(cast.get_output(0))
+    squeeze.reshape_dims = dims
+    return [squeeze]
+
+
+def _constant(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+    _require("value" in attributes, "UNSUPPORTED_NODE_ATTR", "Constant without a tensor 'value'")
+    return [attributes["value"]]
+
+
+_IMPORTERS: dict[str, Callable[[_Importer, Any, dict[str, Any]], list[Any]]] = {
+    "Identity": _identity,
+    "Cast": _cast,
+    "Relu": _relu,
+    "Conv": _conv,
+    "MaxPool": _max_pool,
+    "Add": _binary("SUM"),
+    "Sub": _binary("SUB"),
+    "Mul": _binary("PROD"),
+    "Div": _binary("DIV"),
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "Softmax": _softmax,
+    "ArgMax": _argmax,
+    "Constant": _constant,
+}
