@@ -119,6 +119,7 @@ class Case:
     tolerances: Mapping[tuple[Precision, str], Tolerance] = field(default_factory=dict)
     description: str = ""
     define_network: NetworkDefinition | None = None  # the TensorRT network-definition workflow
+    latency_threshold: float | None = None  # the gate's slowdown threshold for this case (default per backend)
 
     def output(self, name: str) -> TensorSpec:
         return next(spec for spec in self.outputs if spec.name == name)

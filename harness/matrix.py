@@ -19,28 +19,32 @@ class Point:
     profile_index: int
     shape_point: ShapePoint
     backend: str  # the backend's short id
+    fuzz: bool = False  # shapes drawn across the whole profile instead of one corner
 
     @property
     def shape_label(self) -> str:
         # Profile 0 is the common case and keeps the short label; later profiles are prefixed.
-        if self.profile_index == 0:
-            return self.shape_point.value
-        return f"p{self.profile_index}.{self.shape_point.value}"
+        label = "fuzz" if self.fuzz else self.shape_point.value
+        return label if self.profile_index == 0 else f"p{self.profile_index}.{label}"
 
     @property
     def id(self) -> str:
         return f"{self.case.name}-{self.precision.value}-{self.shape_label}-{self.backend}"
 
 
-def build_matrix(cases: Iterable[Case], precisions: Sequence[Precision], backends: Sequence[str]) -> list[Point]:
-    """Every point, in a fixed order. A case without profiles still gets profile 0, whose tests then
-    report the case's definition error instead of vanishing from the run."""
+def build_matrix(
+    cases: Iterable[Case], precisions: Sequence[Precision], backends: Sequence[str], fuzz: bool = False
+) -> list[Point]:
+    """Every point, in a fixed order: one per profile corner, or with `fuzz` one per profile. A case
+    without profiles still gets profile 0, whose tests then report the case's definition error instead
+    of vanishing from the run."""
+    corners = [ShapePoint.OPT] if fuzz else list(ShapePoint)
     return [
-        Point(case, precision, profile_index, shape_point, backend)
+        Point(case, precision, profile_index, shape_point, backend, fuzz)
         for case in cases
         for precision in precisions
         if precision in case.precisions
         for profile_index in range(max(1, len(case.profiles)))
-        for shape_point in ShapePoint
+        for shape_point in corners
         for backend in backends
     ]

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
 
-from harness import hookspecs
+from harness import baselines, fuzz, hookspecs
 from harness.backends import Backend, Engine, Registry, RegistryEntry
-from harness.backends.cuda_rt import gpu_problem
+from harness.backends.cuda_rt import device_facts, gpu_problem
 from harness.build import EngineStore
 from harness.case import Case, check_case
 from harness.errors import CaseDefinitionError
+from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
 from harness.measure import MeasurePolicy
 from harness.report import ResultsLog, TestRecord, summary_table
@@ -25,16 +27,23 @@ from harness.settings import Settings, add_options, resolve
 
 GPU_MARKER = "gpu: needs a CUDA GPU and TensorRT; runs only with --gpu"
 
+# The one import-time action: Hypothesis reads --hypothesis-profile in its own pytest_configure,
+# which may run before ours, so the profiles must exist as soon as the plugin is loaded.
+fuzz.register_profiles()
+
 
 @dataclass
 class HarnessState:
+    config: pytest.Config
     settings: Settings
     registry: Registry
     store: EngineStore
     results: ResultsLog = field(default_factory=ResultsLog)
     _cases: tuple[Case, ...] | None = None
     _backends: dict[str, Backend | str] = field(default_factory=dict)  # a backend, or why it can't load
+    _baselines: dict[str, baselines.Selection | baselines.BaselineError] = field(default_factory=dict)
     results_error: str | None = None
+    baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -55,6 +64,30 @@ class HarnessState:
             except (ImportError, OSError) as error:  # OSError: a library whose shared objects are missing
                 self._backends[short_id] = f"backend '{short_id}' is not installed here ({error})"
         return self._backends[short_id]
+
+    def baseline(self, short_id: str, backend: Backend) -> baselines.Selection:
+        """The baseline this session compares a backend's tests with; BaselineError if it is unusable."""
+        if short_id not in self._baselines:
+            gate = self.settings.gate
+            try:
+                selection = baselines.select(
+                    gate.baselines, backend.device(), short_id, backend.version(), gate.baseline_from
+                )
+                self.baseline_notes.append(f"{short_id}: {selection.note}")
+                self._baselines[short_id] = selection
+            except baselines.BaselineError as error:
+                self._baselines[short_id] = error
+        outcome = self._baselines[short_id]
+        if isinstance(outcome, baselines.BaselineError):
+            raise outcome
+        return outcome
+
+    def loaded_baselines(self) -> list[baselines.BaselineFile]:
+        return [
+            outcome.baseline
+            for outcome in self._baselines.values()
+            if isinstance(outcome, baselines.Selection) and outcome.baseline is not None
+        ]
 
     def backend_versions(self) -> dict[str, dict[str, str]]:
         """Name, version and device of every backend this session loaded, for the results file."""
@@ -78,6 +111,24 @@ class PointContext:
     record: TestRecord
     measure_policy: MeasurePolicy
     state: HarnessState
+    gate: GateContext
+
+    @property
+    def fuzz_settings(self) -> Any:
+        """Hypothesis settings for this session's fuzz tests (--hypothesis-profile, --fuzz-examples)."""
+        config = self.state.config
+        return fuzz.fuzz_settings(config.getoption("hypothesis_profile", None), self.state.settings.fuzz_examples)
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """How this test is judged against its baseline."""
+
+    policy: GatePolicy
+    baseline: dict[str, object] | None  # this test's entry in the selected baseline file
+    note: str  # which baseline, or why there is none
+    enforce: bool  # False while updating baselines: verdicts are reported, not enforced
+    require: bool  # a missing baseline fails
 
 
 @dataclass(frozen=True)
@@ -104,7 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
         extra.update(backends)
     registry = Registry(extra)
     settings = resolve(config, registry.known())
-    state = HarnessState(settings=settings, registry=registry, store=EngineStore(settings.engine_cache))
+    state = HarnessState(config=config, settings=settings, registry=registry, store=EngineStore(settings.engine_cache))
     if settings.gpu:
         _require_gpu_stack(state)
     config.stash[STATE] = state
@@ -129,14 +180,17 @@ def _require_gpu_stack(state: HarnessState) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    for fixture in ("harness_point", "harness_pair"):
+    for fixture in ("harness_point", "harness_pair", "harness_fuzz"):
         if fixture in metafunc.fixturenames:
             _parametrize(metafunc, fixture)
 
 
 def _parametrize(metafunc: pytest.Metafunc, fixture: str) -> None:
     state = metafunc.config.stash[STATE]
-    points = build_matrix(state.cases(metafunc.config), state.settings.precisions, state.settings.backends)
+    settings = state.settings
+    points = build_matrix(
+        state.cases(metafunc.config), settings.precisions, settings.backends, fixture == "harness_fuzz"
+    )
     if fixture == "harness_pair":  # only backends that have a twin to agree with
         points = [point for point in points if state.registry.entry(point.backend).agrees_with]
     if not points:
@@ -184,6 +238,12 @@ def harness_point(request: pytest.FixtureRequest) -> PointContext:
 
 
 @pytest.fixture
+def harness_fuzz(request: pytest.FixtureRequest) -> PointContext:
+    """The engine of one optimization profile, shared by every shape Hypothesis draws in it."""
+    return _point_context(request)
+
+
+@pytest.fixture
 def harness_pair(request: pytest.FixtureRequest) -> PairContext:
     """A point's engine and the engine of the backend it must agree with, on the same inputs."""
     context = _point_context(request)
@@ -213,7 +273,26 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
     inputs = point.case.generate_inputs(shapes, rng)
     record.input_shapes = {name: list(array.shape) for name, array in inputs.items()}
-    return PointContext(point, built.engine, inputs, record, state.settings.measure, state)
+    gate = _gate_context(state, point, backend, request.node.name)
+    # Only an explicit threshold travels with the record: `python -m harness compare` applies its own
+    # CPU/GPU defaults to the rest.
+    record.latency_threshold = point.case.latency_threshold or state.settings.gate.latency_threshold
+    return PointContext(point, built.engine, inputs, record, state.settings.measure, state, gate)
+
+
+def _gate_context(state: HarnessState, point: Point, backend: Backend, test_id: str) -> GateContext:
+    settings = state.settings.gate
+    default = 0.05 if state.registry.entry(point.backend).needs_gpu else 0.10
+    threshold = point.case.latency_threshold or settings.latency_threshold or default
+    policy = GatePolicy(
+        threshold,
+        settings.alpha,
+        accuracy_factor=settings.accuracy_factor,
+        fail_on_improvement=settings.fail_on_improvement,
+    )
+    selection = state.baseline(point.backend, backend)
+    entry = selection.baseline.entries.get(test_id) if selection.baseline else None
+    return GateContext(policy, entry, selection.note, enforce=not settings.update, require=settings.require)
 
 
 def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend:
@@ -258,6 +337,45 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         # The tests already ran: say where the results could not go, and fail the session, not crash it.
         state.results_error = f"could not write the results file: {error}; pass --results a writable path"
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if settings.gate.update:
+        _update_baselines(state, session)
+    _note_stale_entries(state, session.config)
+
+
+def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
+    """Write the tests that ran and passed into their backend's baseline file; keep every other entry."""
+    for short_id in dict.fromkeys(record.point.backend for record in state.results.records.values()):
+        backend = state.backend(short_id)
+        if isinstance(backend, str):
+            continue
+        records = [r for r in state.results.records.values() if r.point.backend == short_id and r.verdict != "skip"]
+        passed = {r.name: r.to_json() for r in records if r.verdict == "pass"}
+        path = baselines.baseline_path(state.settings.gate.baselines, backend.device(), short_id, backend.version())
+        try:
+            written = baselines.update(path, backend.device(), short_id, backend.version(), passed)
+        except (baselines.BaselineError, OSError) as error:
+            state.baseline_notes.append(f"baselines NOT updated: {error}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            continue
+        not_written = len(records) - written
+        unwritten = f"; {not_written} failing tests not written" if not_written else ""
+        state.baseline_notes.append(f"updated {path}: {written} entries written, other entries kept{unwritten}")
+
+
+def _note_stale_entries(state: HarnessState, config: pytest.Config) -> None:
+    """Entries of cases no longer registered are kept (nothing is lost) but said plainly."""
+    try:
+        registered = {case.name for case in state.cases(config)}
+    except CaseDefinitionError:
+        return  # the registry itself is broken; the tests already say so
+    for baseline in state.loaded_baselines():
+        stale = sorted(test_id for test_id, entry in baseline.entries.items() if entry.get("case") not in registered)
+        if stale:
+            shown = ", ".join(stale[:5]) + (" …" if len(stale) > 5 else "")
+            state.baseline_notes.append(
+                f"{baseline.path}: {len(stale)} entries for cases no longer registered, kept: {shown}; "
+                "delete them by hand if the cases are gone for good"
+            )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -271,3 +389,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"trt-harness: {state.results_error}", red=True)
     else:
         terminalreporter.write_line(f"results: {state.settings.results_path}")
+    for note in state.baseline_notes:
+        terminalreporter.write_line(f"baselines: {note}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, object]) -> None:
+    """pytest-benchmark's machine info gains the backends, and the GPU, driver and CUDA versions."""
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    machine_info["trt_harness_backends"] = state.backend_versions()
+    if any(state.registry.entry(short_id).needs_gpu for short_id in state.backend_versions()):
+        machine_info["gpu"] = device_facts()

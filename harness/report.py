@@ -39,6 +39,8 @@ class TestRecord:
     latency: Measurement | None = None
     host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
     engine_facts: Mapping[str, object] = field(default_factory=dict)
+    latency_threshold: float | None = None  # the gate's threshold for this test
+    gate: dict[str, object] | None = None  # the comparison with the baseline (harness/gate.py)
     verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
     message: str | None = None
 
@@ -60,6 +62,8 @@ class TestRecord:
             "latency": self.latency.to_json() if self.latency else None,
             "host_latency": self.host_latency.to_json() if self.host_latency else None,
             "engine": dict(self.engine_facts),
+            "latency_threshold": self.latency_threshold,
+            "gate": self.gate,
             "verdict": self.verdict,
             "message": self.message,
         }
@@ -119,9 +123,11 @@ def summary_table(records: Iterable[TestRecord]) -> list[str]:
                 "p99": "",
                 "mean rel": "",
                 "max rel": "",
+                "vs baseline": "",
                 "verdict": record.verdict,
             },
         )
+        row["vs baseline"] = _gate_cell(record, row["vs baseline"])
         if _SEVERITY[record.verdict] > _SEVERITY[row["verdict"]]:
             row["verdict"] = record.verdict
         if record.latency:
@@ -132,6 +138,18 @@ def summary_table(records: Iterable[TestRecord]) -> list[str]:
             row["mean rel"] = f"{max(e.mean_rel for e in float_errors):.2e}"
             row["max rel"] = f"{max(e.max_rel for e in float_errors):.2e}"
     return _aligned(list(rows.values()))
+
+
+def _gate_cell(record: TestRecord, current: str) -> str:
+    """The point's comparison with its baseline: the latency ratio, or what went wrong."""
+    gate = record.gate or {}
+    verdict = str(gate.get("verdict", ""))
+    latency = gate.get("latency")
+    if isinstance(latency, dict):
+        return f"{latency['ratio']:.3f}× {verdict}".strip() if verdict != "pass" else f"{latency['ratio']:.3f}×"
+    if verdict == "regression" or not current:
+        return verdict
+    return current
 
 
 def _micros(value: float) -> str:

@@ -31,6 +31,20 @@ class Settings:
     measure: MeasurePolicy
     seed: int
     backend_options: BackendOptions
+    gate: GateSettings
+    fuzz_examples: int | None  # overrides the Hypothesis profile's max_examples for the fuzz tests
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    baselines: Path  # the baselines folder
+    update: bool  # write this run's passing tests into the baselines
+    require: bool  # a test without a baseline fails
+    baseline_from: str | None  # BACKEND-VERSION whose baselines to compare with (upgrade gate)
+    fail_on_improvement: bool
+    latency_threshold: float | None  # None: 10 % on CPU backends, 5 % on GPU ones (or the case's own)
+    alpha: float
+    accuracy_factor: float
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -55,6 +69,8 @@ def add_options(parser: pytest.Parser) -> None:
         "stop timing when the median's 95%% CI is within ±this fraction (default: 0.01)",
     )
     _add(parser, "--harness-seed", "harness_seed", "base seed of the generated inputs (default: 0)")
+    _add(parser, "--fuzz-examples", "harness_fuzz_examples", "shapes per fuzz test (default: the Hypothesis profile's)")
+    _add(parser, "--cpu-threads", "harness_cpu_threads", "intra-op threads of CPU backends, 0 = all cores (default: 1)")
     _add(
         parser,
         "--timing-copies",
@@ -75,6 +91,38 @@ def add_options(parser: pytest.Parser) -> None:
         "--timing-launches",
         "harness_timing_launches",
         "launches per timed sample, >1 for throughput (default: 1)",
+    )
+    _add(parser, "--baselines", "harness_baselines", "baselines folder (default: baselines)")
+    _add(
+        parser,
+        "--update-baselines",
+        "harness_update_baselines",
+        "write this run's passing tests into the baselines",
+        switch=True,
+    )
+    _add(parser, "--require-baselines", "harness_require_baselines", "a test without a baseline fails", switch=True)
+    _add(
+        parser,
+        "--baseline-from",
+        "harness_baseline_from",
+        "compare with the baselines of BACKEND-VERSION, e.g. trt-10.16",
+    )
+    _add(
+        parser,
+        "--fail-on-improvement",
+        "harness_fail_on_improvement",
+        "an improvement beyond the threshold fails (stale baselines)",
+        switch=True,
+    )
+    _add(
+        parser,
+        "--latency-threshold",
+        "harness_latency_threshold",
+        "slowdown that is a regression (default: 0.10 CPU, 0.05 GPU)",
+    )
+    _add(parser, "--gate-alpha", "harness_gate_alpha", "significance of the latency rank test (default: 0.002)")
+    _add(
+        parser, "--accuracy-factor", "harness_accuracy_factor", "mean relative error may grow this much (default: 2.0)"
     )
     _add(
         parser,
@@ -135,8 +183,43 @@ def resolve(config: pytest.Config, known_backends: Sequence[str]) -> Settings:
             blocking_sync=_choice(config, "--cuda-sync", "harness_cuda_sync", ("spin", "blocking")) == "blocking",
             launches=_number(config, "harness_timing_launches", "--timing-launches", "1", _positive_int),
             weak_typing=_yes(config, "--trt-weak-typing", "harness_trt_weak_typing"),
+            cpu_threads=_number(config, "harness_cpu_threads", "--cpu-threads", "1", _non_negative_int),
         ),
+        gate=_gate_settings(config, root),
+        fuzz_examples=_number(config, "harness_fuzz_examples", "--fuzz-examples", examples, _positive_int)
+        if (examples := _layered(config, "fuzz_examples", "harness_fuzz_examples", ""))
+        else None,
     )
+
+
+def _gate_settings(config: pytest.Config, root: Path) -> GateSettings:
+    threshold = _layered(config, "latency_threshold", "harness_latency_threshold", "")
+    return GateSettings(
+        baselines=root / _layered(config, "baselines", "harness_baselines", "baselines"),
+        update=_yes(config, "--update-baselines", "harness_update_baselines"),
+        require=_yes(config, "--require-baselines", "harness_require_baselines"),
+        baseline_from=_layered(config, "baseline_from", "harness_baseline_from", "") or None,
+        fail_on_improvement=_yes(config, "--fail-on-improvement", "harness_fail_on_improvement"),
+        latency_threshold=_number(config, "harness_latency_threshold", "--latency-threshold", threshold, _fraction)
+        if threshold
+        else None,
+        alpha=_number(config, "harness_gate_alpha", "--gate-alpha", "0.002", _fraction),
+        accuracy_factor=_number(config, "harness_accuracy_factor", "--accuracy-factor", "2.0", _at_least_one),
+    )
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value < 1:
+        raise ValueError(raw)
+    return value
+
+
+def _at_least_one(raw: str) -> float:
+    value = float(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
 
 
 def _yes(config: pytest.Config, option: str, ini: str) -> bool:
@@ -147,6 +230,13 @@ def _choice(config: pytest.Config, option: str, ini: str, allowed: Sequence[str]
     value = _layered(config, _dest(option), ini, allowed[0])
     if value not in allowed:
         raise pytest.UsageError(f"trt-harness: {option} / {ini} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
     return value
 
 

@@ -1,19 +1,27 @@
 """The matrix tests. A repository collects them by importing them into one of its test modules
-(`from harness.suite import test_accuracy, test_agreement, test_latency`); the plugin parametrizes
-every test that asks for `harness_point` (or `harness_pair`) over the matrix.
+(`from harness.suite import test_accuracy, test_agreement, test_latency, ...`); the plugin parametrizes
+every test that asks for `harness_point`, `harness_pair` or `harness_fuzz` over the matrix.
 
 Each test reads as the pipeline: case → build (in the fixture) → run → compare / measure → report.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import pytest
 
+from harness import fuzz
+from harness.bench import report_samples
+from harness.case import Shape
 from harness.compare import OutputErrors, compare_outputs
+from harness.errors import ShapeOutsideProfileError
+from harness.gate import compare_accuracy, compare_latency
 from harness.matrix import Point
-from harness.measure import measure
+from harness.measure import Measurement, measure
 from harness.plugin import PairContext, PointContext
 from harness.run import run_engine
 
@@ -25,6 +33,7 @@ def test_accuracy(harness_point: PointContext) -> None:
     errors = compare_outputs(point.case, point.precision, outputs, point.case.reference(inputs))
     harness_point.record.accuracy = errors
     _fail_outside_tolerance(point, errors, "the numpy reference")
+    _gate(harness_point, _accuracy_gate(harness_point, errors))
 
 
 def test_agreement(harness_pair: PairContext) -> None:
@@ -39,16 +48,122 @@ def test_agreement(harness_pair: PairContext) -> None:
     _fail_outside_tolerance(point, errors, f"backend '{harness_pair.twin_backend}'")
 
 
-def test_latency(harness_point: PointContext) -> None:
-    """Latency on the backend's own clock, and the caller's host latency where that differs; stats and
-    raw samples go into the results file."""
-    point, inputs, engine = harness_point.point, harness_point.inputs, harness_point.engine
+def test_latency(harness_point: PointContext, benchmark: Any) -> None:
+    """Latency on the backend's own clock, and the caller's host latency where that differs; gated
+    against the baseline (a flagged test is re-measured once before it fails); stats and raw samples
+    go into the results file and, through the `benchmark` fixture, to pytest-benchmark."""
+    point, inputs, engine, record = (
+        harness_point.point,
+        harness_point.inputs,
+        harness_point.engine,
+        harness_point.record,
+    )
     run_engine(point.case, point.profile_index, engine, inputs)  # refuses bad shapes before timing
-    harness_point.record.latency = measure(engine.timer(inputs), harness_point.measure_policy)
+    timer = engine.timer(inputs)
+    measurement = measure(timer, harness_point.measure_policy)
+    verdict = _latency_gate(harness_point, measurement, remeasured=False)
+    if verdict["verdict"] == "regression" and harness_point.gate.enforce:
+        measurement = measure(timer, harness_point.measure_policy)  # noise gets a second chance, once
+        verdict = _latency_gate(harness_point, measurement, remeasured=True)
+    record.latency = measurement
     host_timer = engine.host_timer(inputs)
     if host_timer is not None:
-        harness_point.record.host_latency = measure(host_timer, harness_point.measure_policy)
-    harness_point.record.engine_facts = engine.facts()
+        record.host_latency = measure(host_timer, harness_point.measure_policy)
+    record.engine_facts = engine.facts()
+    report_samples(
+        benchmark,
+        [sample / 1e6 for sample in measurement.stats.samples_us],
+        {
+            "point": point.id,
+            "backend_version": record.backend_info.get("version"),
+            "clock": record.backend_info.get("clock"),
+        },
+    )
+    _gate(harness_point, verdict)
+
+
+def test_fuzz_inside_profile(harness_fuzz: PointContext) -> None:
+    """Shapes drawn anywhere inside the profile (tied dimensions tied; min, opt and max first) match the
+    numpy reference within the precision's tolerance, on the one engine built for the profile."""
+    point, engine = harness_fuzz.point, harness_fuzz.engine
+    case, seed = point.case, harness_fuzz.state.settings.seed
+
+    def matches_reference(shapes: dict[str, Shape]) -> None:
+        inputs = case.generate_inputs(shapes, np.random.default_rng(zlib.crc32(f"{shapes}/{seed}".encode())))
+        errors = compare_outputs(
+            case, point.precision, run_engine(case, point.profile_index, engine, inputs), case.reference(inputs)
+        )
+        failures = [f"output '{e.output}': {e.failure}" for e in errors if e.failure]
+        assert not failures, f"{point.id} at shapes {shapes}: " + "; ".join(failures)
+
+    fuzz.run_property(
+        fuzz.shapes_inside(case, point.profile_index),
+        matches_reference,
+        harness_fuzz.fuzz_settings,
+        examples=fuzz.corners(case, point.profile_index),
+    )
+
+
+def test_fuzz_outside_profile(harness_fuzz: PointContext) -> None:
+    """Shapes outside the profile (a dimension past min or max, a changed fixed dimension, a wrong rank,
+    tied dimensions split) are refused with ShapeOutsideProfileError naming the input, before any run:
+    never a crash, never a silently wrong result."""
+    point, engine = harness_fuzz.point, harness_fuzz.engine
+
+    def refused(drawn: tuple[dict[str, Shape], str]) -> None:
+        shapes, culprit = drawn
+        inputs = {spec.name: np.zeros(shapes[spec.name], dtype=spec.dtype) for spec in point.case.inputs}
+        with pytest.raises(ShapeOutsideProfileError) as error:
+            run_engine(point.case, point.profile_index, engine, inputs)
+        assert f"'{culprit}'" in str(error.value), f"the error does not name input '{culprit}': {error.value}"
+
+    fuzz.run_property(fuzz.shapes_outside(point.case, point.profile_index), refused, harness_fuzz.fuzz_settings)
+
+
+def _latency_gate(context: PointContext, measurement: Measurement, remeasured: bool) -> dict[str, object]:
+    baseline = (context.gate.baseline or {}).get("latency")
+    if not isinstance(baseline, dict) or not baseline.get("samples_us"):
+        return {"verdict": "new", "baseline": context.gate.note, "reason": "no baseline latency for this test"}
+    comparison = compare_latency(baseline["samples_us"], measurement.stats.samples_us, context.gate.policy)
+    return {
+        "verdict": comparison.verdict,
+        "baseline": context.gate.note,
+        "reason": comparison.reason,
+        "latency": comparison.to_json(),
+        "remeasured": remeasured,
+    }
+
+
+def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> dict[str, object]:
+    baseline = (context.gate.baseline or {}).get("accuracy")
+    if not isinstance(baseline, list):
+        return {"verdict": "new", "baseline": context.gate.note, "reason": "no baseline accuracy for this test"}
+    comparisons = compare_accuracy(baseline, [e.to_json() for e in errors], context.gate.policy)
+    failing = [c for c in comparisons if c.verdict == "regression"]
+    return {
+        "verdict": "regression" if failing else "pass",
+        "baseline": context.gate.note,
+        "reason": "; ".join(f"output '{c.output}': {c.reason}" for c in failing or comparisons),
+        "accuracy": [c.to_json() for c in comparisons],
+    }
+
+
+def _gate(context: PointContext, verdict: dict[str, object]) -> None:
+    """Record the comparison; fail the test that regressed (never the session)."""
+    context.record.gate = verdict
+    gate, test_id = context.gate, context.record.name
+    if not gate.enforce:
+        return
+    kind = verdict["verdict"]
+    if kind == "regression":
+        again = " (still after re-measuring once)" if verdict.get("remeasured") else ""
+        pytest.fail(f"{test_id}: regression against {gate.note}: {verdict['reason']}{again}", pytrace=False)
+    if kind == "improvement" and gate.policy.fail_on_improvement:
+        pytest.fail(
+            f"{test_id}: {verdict['reason']}; the baseline is stale: refresh it with --update-baselines", pytrace=False
+        )
+    if kind == "new" and gate.require:
+        pytest.fail(f"{test_id}: no baseline ({gate.note}); record one with --update-baselines", pytrace=False)
 
 
 def _fail_outside_tolerance(point: Point, errors: Sequence[OutputErrors], against: str) -> None:

@@ -164,10 +164,17 @@ def test_cases_never_import_onnxruntime_and_import_onnx_only_lazily() -> None:
     assert not offenders, offenders
 
 
+# The command-line tool (python -m harness) writes to its standard output by design.
+PRINTING_ALLOWED = frozenset({"harness/cli.py"})
+
+
 def test_harness_modules_do_not_print() -> None:
-    """The harness reports through pytest (terminal reporter, results file), never with print."""
+    """The plugin reports through pytest (terminal reporter, results file), never with print."""
     offenders = [
-        f"{path}:{line}" for path, tree in SOURCES.items() if path.startswith("harness/") for line in print_calls(tree)
+        f"{path}:{line}"
+        for path, tree in SOURCES.items()
+        if path.startswith("harness/") and path not in PRINTING_ALLOWED
+        for line in print_calls(tree)
     ]
     assert not offenders, offenders
 

@@ -79,3 +79,15 @@ def test_unparsable_model_errors_with_the_parser_messages(
     result.stdout.fnmatch_lines(
         ["*BuildError: case 'unparsable': TensorRT's ONNX parser rejected the fp32 model*NoSuchOp*"]
     )
+
+
+@pytest.mark.parametrize("version", ["10.16", "11.4"])
+def test_fuzz_runs_unchanged_on_the_tensorrt_backends(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    make_project(pytester, monkeypatch, version, "CASES = [IDENTITY, CONV]")
+    pytester.makepyfile(test_matrix="from harness.suite import test_fuzz_inside_profile, test_fuzz_outside_profile\n")
+    result = pytester.runpytest(
+        *FAST, "--precision", "fp32,fp16", "--hypothesis-profile", "harness-ci", "--fuzz-examples", "5"
+    )
+    result.assert_outcomes(passed=2 * 2 * 2 * 2)  # cases x precisions x backends x (inside, outside)

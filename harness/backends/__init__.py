@@ -42,6 +42,7 @@ class BackendOptions:
     blocking_sync: bool = False  # the host sleeps on completion instead of spinning
     launches: int = 1  # launches per timed sample (batch mode, for throughput)
     weak_typing: bool = False  # TensorRT builder precision flags instead of a strongly typed network
+    cpu_threads: int = 1  # intra-op threads of CPU backends; 0 = the library's default (all cores)
 
 
 class Engine(Protocol):

@@ -1,0 +1,139 @@
+"""The gate step: a verdict per test from its measurements and its baseline.
+
+Latency. A test regresses when both hold:
+  1. the slowdown is significant: one-sided Mann–Whitney U on the raw samples, new slower than old,
+     p < alpha (default 0.002), so unchanged code almost never fails (A/A false alarms <= alpha);
+  2. the slowdown may reach the threshold: the upper end of the 95 % bootstrap CI of the ratio of
+     medians (new / old) lies above 1 + threshold (10 % on CPU backends, 5 % on GPU ones).
+Rule 2 reads "slower than the baseline by more than the threshold" with the measurement's own
+uncertainty: a true slowdown of exactly the threshold is flagged about 97 % of the time instead of
+a coin toss, while a significant but smaller one (CI entirely below the threshold) passes.
+Improvements are the mirror image and fail only on request (stale baselines).
+
+Accuracy. A test regresses when an output fails its tolerance (the accuracy test already fails),
+or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
+at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a regression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# Bootstrap resamples cost O(n) each; this many samples per side keep a CI under ~50 ms.
+_MAX_CI_SAMPLES = 4000
+_BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    latency_threshold: float  # relative slowdown that counts as a regression (0.10 = 10 %)
+    alpha: float = 0.002  # significance of the one-sided rank test
+    confidence: float = 0.95  # of the CI of the ratio of medians
+    accuracy_factor: float = 2.0  # mean relative error may grow this much before it is a regression
+    fail_on_improvement: bool = False  # for stale baselines: an improvement fails too
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    old_median_us: float
+    new_median_us: float
+    ratio: float  # new / old medians
+    ratio_ci: tuple[float, float]
+    p_slower: float  # one-sided Mann–Whitney U: new slower than old
+    p_faster: float
+    verdict: str  # "pass", "regression" or "improvement"
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["ratio_ci"] = list(self.ratio_ci)
+        return data
+
+
+@dataclass(frozen=True)
+class AccuracyComparison:
+    output: str
+    old_mean_rel: float
+    new_mean_rel: float
+    verdict: str  # "pass" or "regression"
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def compare_latency(
+    old_us: Sequence[float], new_us: Sequence[float], policy: GatePolicy, seed: int = 0
+) -> LatencyComparison:
+    from scipy import stats
+
+    old, new = np.asarray(old_us, dtype=np.float64), np.asarray(new_us, dtype=np.float64)
+    old_median, new_median = float(np.median(old)), float(np.median(new))
+    ratio = new_median / old_median
+    low, high = ratio_ci(old, new, policy.confidence, seed)
+    p_slower = float(stats.mannwhitneyu(new, old, alternative="greater").pvalue)
+    p_faster = float(stats.mannwhitneyu(new, old, alternative="less").pvalue)
+    limit = 1 + policy.latency_threshold
+    verdict, reason = "pass", f"median {ratio:.3f}× the baseline (95 % CI {low:.3f}–{high:.3f})"
+    if p_slower < policy.alpha and high > limit:
+        verdict = "regression"
+        reason = f"slower: {reason}, beyond the {policy.latency_threshold:.0%} threshold; p = {p_slower:.2g}"
+    elif p_faster < policy.alpha and low < 1 - policy.latency_threshold:
+        verdict = "improvement"
+        reason = f"faster: {reason}, beyond the {policy.latency_threshold:.0%} threshold; p = {p_faster:.2g}"
+    return LatencyComparison(old_median, new_median, ratio, (low, high), p_slower, p_faster, verdict, reason)
+
+
+def ratio_ci(old: np.ndarray, new: np.ndarray, confidence: float, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap CI of median(new) / median(old), from at most _MAX_CI_SAMPLES per side."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    result = stats.bootstrap(
+        (_thinned(new), _thinned(old)),
+        lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
+        n_resamples=_BOOTSTRAP_RESAMPLES,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        random_state=rng,
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _thinned(samples: np.ndarray) -> np.ndarray:
+    """Every k-th sample: the distribution is kept, the order (drift) spread evenly."""
+    step = max(1, len(samples) // _MAX_CI_SAMPLES)
+    return samples[::step]
+
+
+def compare_accuracy(
+    old: Sequence[Mapping[str, object]], new: Sequence[Mapping[str, object]], policy: GatePolicy
+) -> list[AccuracyComparison]:
+    """Per output present in both: the mean relative error against the baseline's."""
+    before = {str(entry["output"]): entry for entry in old}
+    comparisons = []
+    for entry in new:
+        name = str(entry["output"])
+        if name not in before:
+            continue
+        old_rel, new_rel = _float(before[name]["mean_rel"]), _float(entry["mean_rel"])
+        tolerance = entry.get("tolerance") or {}
+        limit = _float(tolerance.get("mean_rel") or 0.0) if isinstance(tolerance, Mapping) else 0.0
+        reference = max(old_rel, 0.01 * limit)
+        if entry.get("failure"):
+            verdict, reason = "regression", f"fails its tolerance: {entry['failure']}"
+        elif new_rel > policy.accuracy_factor * reference and new_rel > old_rel:
+            verdict = "regression"
+            reason = f"mean relative error {new_rel:.3g} > {policy.accuracy_factor:g}× the baseline's {old_rel:.3g}"
+        else:
+            verdict, reason = "pass", f"mean relative error {new_rel:.3g} (baseline {old_rel:.3g})"
+        comparisons.append(AccuracyComparison(name, old_rel, new_rel, verdict, reason))
+    return comparisons
+
+
+def _float(value: object) -> float:
+    return float(value)  # type: ignore[arg-type]

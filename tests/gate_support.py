@@ -1,0 +1,45 @@
+"""A backend with a synthetic clock, so gating tests control latency exactly.
+
+It is ONNX Runtime for everything (build, outputs, accuracy) except the timer, which draws samples
+of a 100 µs workload with a little noise, scaled by HARNESS_TEST_SLOWDOWN (default 1.0). Its
+version is HARNESS_TEST_ORT_VERSION when set, to play a backend upgrade.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from harness.backends import BackendOptions, BuildRequest, RegistryEntry
+from harness.backends.ort import OnnxRuntimeBackend, OnnxRuntimeEngine
+from harness.measure import Timer
+
+_streams = itertools.count()
+
+
+class SyntheticClockEngine(OnnxRuntimeEngine):
+    def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
+        slowdown = float(os.environ.get("HARNESS_TEST_SLOWDOWN", "1.0"))
+        rng = np.random.default_rng(next(_streams))
+        return lambda: float((100e-6 + rng.gamma(2.0, 0.5e-6)) * slowdown)
+
+
+class SyntheticClockBackend(OnnxRuntimeBackend):
+    clock = "synthetic: 100 µs × HARNESS_TEST_SLOWDOWN (tests only)"
+
+    def version(self) -> str:
+        return os.environ.get("HARNESS_TEST_ORT_VERSION") or super().version()
+
+    def load(self, artifact: bytes, request: BuildRequest) -> SyntheticClockEngine:
+        engine = super().load(artifact, request)
+        return SyntheticClockEngine(engine._session)
+
+
+def synthetic_backend(options: BackendOptions) -> SyntheticClockBackend:
+    return SyntheticClockBackend(options)
+
+
+SYNTHETIC_ORT = {"ort": RegistryEntry("tests.gate_support:synthetic_backend", needs_gpu=False)}

@@ -1,0 +1,109 @@
+"""harness/baselines.py: file format, refusal of bad files, merging updates, selection."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import baselines
+from harness.baselines import BaselineError, BaselineFile
+
+
+def write_baseline(path: Path, entries: dict[str, object], version: str = "1.0") -> Path:
+    BaselineFile(path, "dev", "ort", version, dict(entries)).write()  # type: ignore[arg-type]
+    return path
+
+
+def test_device_class_is_a_stable_file_name() -> None:
+    assert baselines.device_class("NVIDIA H200 (compute capability 9.0)") == "nvidia-h200-cc9.0"
+    assert baselines.device_class("AMD EPYC 7B13") == "amd-epyc-7b13"
+    assert baselines.device_class("???") == "unknown-device"
+
+
+def test_round_trip_and_sorted_reviewable_entries(tmp_path: Path) -> None:
+    path = write_baseline(tmp_path / "b.json", {"z": {"case": "c"}, "a": {"case": "c"}})
+    assert list(json.loads(path.read_text())["entries"]) == ["a", "z"]
+    assert BaselineFile.load(path).entries == {"a": {"case": "c"}, "z": {"case": "c"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"schema": "trt-harness/baseline", "schema_ver', "not valid JSON"),
+        ("[]", "not a trt-harness baseline file"),
+        (
+            '{"schema": "trt-harness/baseline", "schema_version": 2, "entries": {}}',
+            "schema_version 2, this harness reads 1",
+        ),
+        (
+            '{"schema": "trt-harness/baseline", "schema_version": 1, "entries": {"a": {}, "a": {}}}',
+            "holds test id 'a' twice",
+        ),
+        (
+            '{"schema": "trt-harness/baseline", "schema_version": 1, "entries": {"a": 3}}',
+            "must map test ids to objects",
+        ),
+    ],
+    ids=["truncated", "foreign", "schema-version", "duplicate", "entry-type"],
+)
+def test_bad_files_are_refused_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(text)
+    with pytest.raises(BaselineError, match=message) as info:
+        BaselineFile.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_update_merges_keeps_others_and_thins_samples(tmp_path: Path) -> None:
+    path = write_baseline(tmp_path / "dev" / "ort-1.0.json", {"old": {"case": "gone"}})
+    record = {"case": "c", "latency": {"samples_us": list(range(10_000)), "median_us": 1.0}, "host_latency": None}
+    assert baselines.update(path, "dev", "ort", "1.0", {"new": record}) == 1
+    entries = BaselineFile.load(path).entries
+    assert set(entries) == {"old", "new"}
+    samples = entries["new"]["latency"]["samples_us"]  # type: ignore[index]
+    assert len(samples) <= baselines.MAX_SAMPLES and samples[:2] == [0, 5]
+
+
+def test_update_never_overwrites_an_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "ort-1.0.json"
+    path.write_text("{broken")
+    with pytest.raises(BaselineError):
+        baselines.update(path, "dev", "ort", "1.0", {"new": {"case": "c"}})
+    assert path.read_text() == "{broken"
+
+
+def test_an_interrupted_update_leaves_the_previous_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_baseline(tmp_path / "ort-1.0.json", {"kept": {"case": "c"}})
+    before = path.read_text()
+
+    def power_cut(fd: int) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "fsync", power_cut)
+    with pytest.raises(OSError, match="No space left"):
+        baselines.update(path, "dev", "ort", "1.0", {"new": {"case": "c"}})
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ort-1.0.json"]  # no temporary file left behind
+
+
+def test_selection_exact_other_versions_and_baseline_from(tmp_path: Path) -> None:
+    folder = tmp_path / baselines.device_class("Dev X")
+    write_baseline(folder / "trt-10.16.1.11.json", {"t": {"case": "c"}}, "10.16.1.11")
+    exact = baselines.select(tmp_path, "Dev X", "trt", "10.16.1.11", None)
+    assert exact.baseline is not None and exact.baseline.backend_version == "10.16.1.11"
+    upgrade = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", None)
+    assert (
+        upgrade.baseline is None
+        and "there are trt-10.16.1.11.json" in upgrade.note
+        and "--baseline-from" in upgrade.note
+    )
+    for spelling in ("trt-10.16", "tensorrt-10.16"):
+        chosen = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", spelling)
+        assert chosen.baseline is not None and "(--baseline-from)" in chosen.note
+    missing = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", "trt-9")
+    assert missing.baseline is None and "no trt 9* baseline" in missing.note
+    other_device = baselines.select(tmp_path, "Dev Y", "trt", "10.16.1.11", None)
+    assert other_device.baseline is None and "other devices: dev-x" in other_device.note

@@ -1,0 +1,183 @@
+"""Baselines and per-test regression verdicts, end to end in throw-away sessions with a synthetic clock
+(tests/gate_support.py): the test that regressed is the one that fails, visible in JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+FAST = ("--latency-budget", "0.05", "-p", "no:cacheprovider", "--precision", "fp32", "--benchmark-disable")
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    pytester.makeconftest(
+        "import dataclasses\n"
+        "from cases.identity import CASE as IDENTITY\n"
+        "from tests.gate_support import SYNTHETIC_ORT\n"
+        "CASES = [IDENTITY]\n"
+        "def pytest_harness_cases(config):\n"
+        "    return CASES\n"
+        "def pytest_harness_backends(config):\n"
+        "    return SYNTHETIC_ORT\n"
+    )
+    pytester.makepyfile(test_matrix="from harness.suite import test_accuracy, test_latency\n")
+    monkeypatch.setenv("HARNESS_TEST_ORT_VERSION", "1.0.0")
+    monkeypatch.delenv("HARNESS_TEST_SLOWDOWN", raising=False)
+    return pytester
+
+
+def baseline_files(project: pytest.Pytester) -> list[Path]:
+    return sorted((project.path / "baselines").glob("*/*.json"))
+
+
+def record_baselines(project: pytest.Pytester) -> Path:
+    project.runpytest(*FAST, "--update-baselines").assert_outcomes(passed=6)
+    (path,) = baseline_files(project)
+    return path
+
+
+def test_unchanged_run_passes_against_its_baseline(project: pytest.Pytester) -> None:
+    path = record_baselines(project)
+    assert path.name == "ort-1.0.0.json"
+    entries = json.loads(path.read_text())["entries"]
+    assert set(entries) == {
+        f"test_{kind}[identity-fp32-{p}-ort]" for kind in ("accuracy", "latency") for p in ("min", "opt", "max")
+    }
+    result = project.runpytest(*FAST, "--results", "r.json")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*vs baseline*", "identity*fp32*min*ort*×*pass*", f"baselines: ort: baseline {path}"])
+
+
+def test_the_test_that_regressed_fails_alone_in_junit(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_baselines(project)
+    monkeypatch.setenv("HARNESS_TEST_SLOWDOWN", "1.3")
+    result = project.runpytest(*FAST, "--junitxml", "junit.xml", "--results", "r.json")
+    result.assert_outcomes(passed=3, failed=3)  # accuracy passes; every latency test regressed
+    result.stdout.fnmatch_lines(
+        [
+            "*test_latency[[]identity-fp32-opt-ort[]]: regression against baseline*slower: median 1.*× the baseline*(still after re-measuring once)*"
+        ]
+    )
+    failed = {
+        case.get("name")
+        for case in ET.parse(project.path / "junit.xml").iter("testcase")
+        if case.find("failure") is not None
+    }
+    assert failed == {f"test_latency[identity-fp32-{p}-ort]" for p in ("min", "opt", "max")}
+    gate = {t["id"]: t["gate"] for t in json.loads((project.path / "r.json").read_text())["tests"]}
+    assert gate["test_latency[identity-fp32-max-ort]"]["remeasured"] is True
+
+
+def test_improvement_is_reported_and_fails_only_on_request(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_baselines(project)
+    monkeypatch.setenv("HARNESS_TEST_SLOWDOWN", "0.7")
+    project.runpytest(*FAST).assert_outcomes(passed=6)
+    result = project.runpytest(*FAST, "--fail-on-improvement")
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(
+        ["*faster: median 0.*× the baseline*the baseline is stale: refresh it with --update-baselines*"]
+    )
+
+
+def test_a_case_may_widen_its_threshold(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    record_baselines(project)
+    monkeypatch.setenv("HARNESS_TEST_SLOWDOWN", "1.3")
+    project.runpytest(*FAST, "--latency-threshold", "0.5").assert_outcomes(passed=6)
+
+
+def test_missing_baseline_is_new_and_fails_only_when_required(project: pytest.Pytester) -> None:
+    result = project.runpytest(*FAST, "--results", "r.json")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["baselines: ort: no baseline for ort on *"])
+    verdicts = {t["gate"]["verdict"] for t in json.loads((project.path / "r.json").read_text())["tests"]}
+    assert verdicts == {"new"}
+    required = project.runpytest(*FAST, "--require-baselines")
+    required.assert_outcomes(failed=6)
+    required.stdout.fnmatch_lines(["*no baseline (no baseline for ort on *); record one with --update-baselines*"])
+
+
+def test_another_backend_version_is_said_plainly_and_compared_only_on_request(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_baselines(project)
+    monkeypatch.setenv("HARNESS_TEST_ORT_VERSION", "2.0.0")
+    monkeypatch.setenv("HARNESS_TEST_SLOWDOWN", "1.3")
+    plain = project.runpytest(*FAST)
+    plain.assert_outcomes(passed=6)  # nothing to compare with: reported, not failed
+    plain.stdout.fnmatch_lines(
+        [
+            "*no baseline for ort 2.0.0 on *; there are ort-1.0.0.json: to gate this upgrade*--baseline-from ort-<version>*"
+        ]
+    )
+    gated = project.runpytest(*FAST, "--baseline-from", "ort-1.0")
+    gated.assert_outcomes(passed=3, failed=3)
+    gated.stdout.fnmatch_lines(["*comparing ort 2.0.0 with the baseline *ort-1.0.0.json (--baseline-from)*"])
+
+
+def test_update_writes_only_what_ran_and_keeps_the_rest(project: pytest.Pytester) -> None:
+    path = record_baselines(project)
+    document = json.loads(path.read_text())
+    document["entries"]["test_latency[removed_case-fp32-opt-ort]"] = {"case": "removed_case", "latency": None}
+    path.write_text(json.dumps(document))
+    result = project.runpytest(*FAST, "-k", "opt", "--update-baselines")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*1 entries for cases no longer registered, kept: test_latency[[]removed_case-fp32-opt-ort[]]*"]
+    )
+    entries = json.loads(path.read_text())["entries"]
+    assert len(entries) == 7 and "test_latency[removed_case-fp32-opt-ort]" in entries
+
+
+def test_accuracy_worse_than_the_baseline_by_the_factor_fails(project: pytest.Pytester) -> None:
+    """Identity has error only at fp16 (the rounding of its input); a baseline that claims ten times
+    less makes the same run an accuracy regression."""
+    fp16 = (*FAST[:4], "--precision", "fp16", "--benchmark-disable")
+    project.runpytest(*fp16, "--update-baselines").assert_outcomes(passed=6)
+    (path,) = baseline_files(project)
+    document = json.loads(path.read_text())
+    entry = document["entries"]["test_accuracy[identity-fp16-max-ort]"]
+    entry["accuracy"][0]["mean_rel"] = entry["accuracy"][0]["mean_rel"] / 10
+    path.write_text(json.dumps(document))
+    result = project.runpytest(*fp16)
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_accuracy[[]identity-fp16-max-ort[]]: regression*output 'y': mean relative error*> 2× the baseline's*"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda text: text[: len(text) // 2],
+            "*is not valid JSON*truncated or corrupted?*restore it from version control*",
+        ),
+        (
+            lambda text: text.replace('"schema_version": 1', '"schema_version": 99'),
+            "*has schema_version 99, this harness reads 1*",
+        ),
+        (
+            lambda text: text.replace('"entries": {', '"entries": {"test_latency[identity-fp32-opt-ort]": {}, ', 1),
+            "*holds test id 'test_latency[[]identity-fp32-opt-ort[]]' twice*",
+        ),
+    ],
+    ids=["truncated", "unknown-schema", "duplicated-id"],
+)
+def test_bad_baseline_file_errors_clearly_and_is_never_overwritten(
+    project: pytest.Pytester, damage: object, message: str
+) -> None:
+    path = record_baselines(project)
+    broken = damage(path.read_text())  # type: ignore[operator]
+    path.write_text(broken)
+    result = project.runpytest(*FAST, "--update-baselines")
+    result.assert_outcomes(errors=6)
+    result.stdout.fnmatch_lines([f"*BaselineError: baseline*{message}"])
+    assert path.read_text() == broken  # nothing lost
