@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from harness.case import Case, Profile, Shape, TensorSpec
+from harness.case import Case, Profile, Shape, TensorSpec, network_weights
 
 if TYPE_CHECKING:
     import onnx
@@ -37,16 +37,6 @@ def weights() -> dict[str, np.ndarray]:
         "conv.weight": (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32),
         "conv.bias": (rng.standard_normal(OUT_CHANNELS) * 0.1).astype(np.float32),
     }
-
-
-@functools.cache
-def network_weights(compute_dtype: np.dtype) -> dict[str, np.ndarray]:
-    """weights() in the compute dtype, C-contiguous, kept for the life of the process.
-
-    TensorRT holds layer weights by reference until the engine is built, without copying them, so
-    the arrays given to a network must outlive define_network: the cache keeps them alive.
-    """
-    return {name: np.ascontiguousarray(value, dtype=compute_dtype) for name, value in weights().items()}
 
 
 def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
@@ -98,7 +88,7 @@ def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> No
     inputs are cast to HALF and y back to FLOAT like the ONNX Cast nodes; weights are float16 then.
     """
     dtype = np.dtype(compute_dtype)
-    w = network_weights(dtype)
+    w = network_weights(weights, dtype)
     x = network.add_input("x", trt.DataType.FLOAT, (-1, IN_CHANNELS, -1, -1))
     residual = network.add_input("residual", trt.DataType.FLOAT, (-1, OUT_CHANNELS, -1, -1))
     if dtype == np.float16:

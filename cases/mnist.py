@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cases.conv_add_relu import conv2d
-from harness.case import Case, Precision, Profile, Shape, TensorSpec, Tolerance
+from harness.case import Case, Precision, Profile, Shape, TensorSpec, Tolerance, network_weights
 
 if TYPE_CHECKING:
     import onnx
@@ -63,16 +63,6 @@ def weights() -> dict[str, np.ndarray]:
     calibration = rng.random((CALIBRATION_IMAGES, 1, IMAGE, IMAGE), dtype=np.float32)
     w["fc2.bias"] = -_forward(w, calibration).mean(axis=0).astype(np.float32)
     return w
-
-
-@functools.cache
-def network_weights(compute_dtype: np.dtype) -> dict[str, np.ndarray]:
-    """weights() in the compute dtype, C-contiguous, kept for the life of the process.
-
-    TensorRT holds layer weights by reference until the engine is built, without copying them, so
-    the arrays given to a network must outlive define_network: the cache keeps them alive.
-    """
-    return {name: np.ascontiguousarray(value, dtype=compute_dtype) for name, value in weights().items()}
 
 
 def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
@@ -127,7 +117,7 @@ def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> No
     At float16 x is cast to HALF and probabilities back to FLOAT like the ONNX Cast nodes.
     """
     dtype = np.dtype(compute_dtype)
-    w = network_weights(dtype)
+    w = network_weights(weights, dtype)
     x = network.add_input("x", trt.DataType.FLOAT, (-1, 1, IMAGE, IMAGE))
     if dtype == np.float16:
         x = network.add_cast(x, trt.DataType.HALF).get_output(0)

@@ -7,6 +7,7 @@ backend or builds a model, so collecting the whole matrix stays cheap.
 from __future__ import annotations
 
 import enum
+import functools
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,16 @@ class Case:
         """A seed that depends only on what identifies the inputs, never on collection order."""
         key = f"{self.name}/{profile_index}/{point.value}/{base_seed}"
         return zlib.crc32(key.encode())
+
+
+@functools.cache
+def network_weights(weights: Callable[[], Mapping[str, np.ndarray]], compute_dtype: np.dtype) -> dict[str, np.ndarray]:
+    """A case's weights() in the compute dtype, C-contiguous, kept for the life of the process.
+
+    TensorRT holds layer weights by reference until the engine is built, without copying them, so the
+    arrays a define_network function hands to a network must outlive it: the cache keeps them alive.
+    """
+    return {name: np.ascontiguousarray(value, dtype=compute_dtype) for name, value in weights().items()}
 
 
 def check_case(case: Case) -> None:

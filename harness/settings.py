@@ -181,12 +181,12 @@ def resolve(config: pytest.Config, known_backends: Sequence[str]) -> Settings:
             include_copies=_yes(config, "--timing-copies", "harness_timing_copies"),
             cuda_graph=_yes(config, "--cuda-graph", "harness_cuda_graph"),
             blocking_sync=_choice(config, "--cuda-sync", "harness_cuda_sync", ("spin", "blocking")) == "blocking",
-            launches=_number(config, "harness_timing_launches", "--timing-launches", "1", _positive_int),
+            launches=_number(config, "harness_timing_launches", "--timing-launches", "1", _at_least(int, 1)),
             weak_typing=_yes(config, "--trt-weak-typing", "harness_trt_weak_typing"),
-            cpu_threads=_number(config, "harness_cpu_threads", "--cpu-threads", "1", _non_negative_int),
+            cpu_threads=_number(config, "harness_cpu_threads", "--cpu-threads", "1", _at_least(int, 0)),
         ),
         gate=_gate_settings(config, root),
-        fuzz_examples=_number(config, "harness_fuzz_examples", "--fuzz-examples", examples, _positive_int)
+        fuzz_examples=_number(config, "harness_fuzz_examples", "--fuzz-examples", examples, _at_least(int, 1))
         if (examples := _layered(config, "fuzz_examples", "harness_fuzz_examples", ""))
         else None,
     )
@@ -204,7 +204,7 @@ def _gate_settings(config: pytest.Config, root: Path) -> GateSettings:
         if threshold
         else None,
         alpha=_number(config, "harness_gate_alpha", "--gate-alpha", "0.002", _fraction),
-        accuracy_factor=_number(config, "harness_accuracy_factor", "--accuracy-factor", "2.0", _at_least_one),
+        accuracy_factor=_number(config, "harness_accuracy_factor", "--accuracy-factor", "2.0", _at_least(float, 1.0)),
     )
 
 
@@ -215,11 +215,16 @@ def _fraction(raw: str) -> float:
     return value
 
 
-def _at_least_one(raw: str) -> float:
-    value = float(raw)
-    if value < 1:
-        raise ValueError(raw)
-    return value
+def _at_least(convert: Callable[[str], T], minimum: T) -> Callable[[str], T]:
+    """A converter that also refuses values below `minimum` (as a ValueError, like a malformed number)."""
+
+    def converted(raw: str) -> T:
+        value = convert(raw)
+        if value < minimum:  # type: ignore[operator]
+            raise ValueError(raw)
+        return value
+
+    return converted
 
 
 def _yes(config: pytest.Config, option: str, ini: str) -> bool:
@@ -230,20 +235,6 @@ def _choice(config: pytest.Config, option: str, ini: str, allowed: Sequence[str]
     value = _layered(config, _dest(option), ini, allowed[0])
     if value not in allowed:
         raise pytest.UsageError(f"trt-harness: {option} / {ini} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError(raw)
-    return value
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError(raw)
     return value
 
 
