@@ -40,7 +40,7 @@ class HarnessState:
     store: EngineStore
     results: ResultsLog = field(default_factory=ResultsLog)
     _cases: tuple[Case, ...] | None = None
-    _backends: dict[str, Backend | str] = field(default_factory=dict)  # a backend, or why it can't load
+    _backends: dict[str, Backend | Exception] = field(default_factory=dict)  # a backend, or why it can't load
     _baselines: dict[str, baselines.Selection | baselines.BaselineError] = field(default_factory=dict)
     results_error: str | None = None
     baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
@@ -58,12 +58,23 @@ class HarnessState:
         return self._cases
 
     def backend(self, short_id: str) -> Backend | str:
+        """The loaded backend, or why it cannot load (a test skips with that)."""
+        error = self.load_error(short_id)
+        if error is not None:
+            return f"backend '{short_id}' is not installed here ({error})"
+        backend = self._backends[short_id]
+        assert not isinstance(backend, Exception)
+        return backend
+
+    def load_error(self, short_id: str) -> Exception | None:
+        """Loads the backend once per session; the error that prevented it, if any."""
         if short_id not in self._backends:
             try:
                 self._backends[short_id] = self.registry.load(short_id, self.settings.backend_options)
             except (ImportError, OSError) as error:  # OSError: a library whose shared objects are missing
-                self._backends[short_id] = f"backend '{short_id}' is not installed here ({error})"
-        return self._backends[short_id]
+                self._backends[short_id] = error
+        outcome = self._backends[short_id]
+        return outcome if isinstance(outcome, Exception) else None
 
     def baseline(self, short_id: str, backend: Backend) -> baselines.Selection:
         """The baseline this session compares a backend's tests with; BaselineError if it is unusable."""
@@ -94,7 +105,7 @@ class HarnessState:
         return {
             short_id: {"name": backend.name, "version": backend.version(), "device": backend.device()}
             for short_id, backend in self._backends.items()
-            if not isinstance(backend, str)
+            if not isinstance(backend, Exception)
         }
 
 
@@ -166,11 +177,8 @@ def _require_gpu_stack(state: HarnessState) -> None:
     missing = [problem] if (problem := gpu_problem()) else []
     unloadable: dict[str, list[str]] = {}  # load error → the backends that hit it
     for short_id in state.settings.backends:
-        if state.registry.entry(short_id).needs_gpu:
-            try:
-                state.registry.load(short_id, state.settings.backend_options)
-            except (ImportError, OSError) as error:
-                unloadable.setdefault(str(error), []).append(short_id)
+        if state.registry.entry(short_id).needs_gpu and (error := state.load_error(short_id)) is not None:
+            unloadable.setdefault(str(error), []).append(short_id)
     missing += [
         f"backends {', '.join(ids)} cannot load TensorRT ({error}); install it with: pip install 'trt-harness[gpu]'"
         for error, ids in unloadable.items()
