@@ -88,7 +88,8 @@ def output_errors(name: str, output: np.ndarray, reference: np.ndarray, toleranc
     floor = REL_FLOOR * scale if scale > 0 else 1.0
     rel_err = np.zeros_like(actual)
     np.divide(abs_err, np.maximum(np.abs(expected), floor), out=rel_err, where=both_finite)
-    ranking = np.where(_nonfinite_mismatch(actual, expected), np.inf, rel_err)
+    mismatch = _nonfinite_mismatch(actual, expected)
+    ranking = np.where(mismatch, np.inf, rel_err)
     worst = np.unravel_index(int(np.argmax(ranking)), actual.shape) if actual.size else ()
     errors = OutputErrors(
         output=name,
@@ -105,7 +106,7 @@ def output_errors(name: str, output: np.ndarray, reference: np.ndarray, toleranc
         tolerance=tolerance,
         failure=None,
     )
-    return _judged(errors, expected, actual)
+    return _judged(errors, expected, actual, mismatch)
 
 
 def _nonfinite_mismatch(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -115,9 +116,9 @@ def _nonfinite_mismatch(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return mismatch
 
 
-def _judged(errors: OutputErrors, expected: np.ndarray, actual: np.ndarray) -> OutputErrors:
+def _judged(errors: OutputErrors, expected: np.ndarray, actual: np.ndarray, mismatch: np.ndarray) -> OutputErrors:
     bad_output = int((~np.isfinite(actual) & np.isfinite(expected)).sum())
-    bad_reference = int((_nonfinite_mismatch(actual, expected) & ~np.isfinite(expected)).sum())
+    bad_reference = int((mismatch & ~np.isfinite(expected)).sum())
     if bad_output:
         reason = f"{bad_output} NaN/Inf elements where the reference is finite"
     elif bad_reference:

@@ -68,6 +68,11 @@ class _Binding:
     device: Any = None  # cuda.DeviceBuffer, grown on demand
     host: Any = None  # cuda.PinnedBuffer for the timed copies
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tensor at its current shape; at least 1, since CUDA refuses empty allocations."""
+        return max(1, int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize)
+
 
 @dataclass
 class TensorRTEngine:
@@ -148,9 +153,8 @@ class TensorRTEngine:
                 )
         for binding in self.bindings.values():
             binding.shape = tuple(self.context.get_tensor_shape(binding.name))
-            nbytes = max(1, int(np.prod(binding.shape, dtype=np.int64)) * binding.dtype.itemsize)
-            if binding.device is None or binding.device.nbytes < nbytes:
-                binding.device = self.cuda.DeviceBuffer(nbytes)
+            if binding.device is None or binding.device.nbytes < binding.nbytes:
+                binding.device = self.cuda.DeviceBuffer(binding.nbytes)
             if not self.context.set_tensor_address(binding.name, binding.device.ptr):
                 raise ExecutionError(f"TensorRT refused the address of tensor '{binding.name}': {self.logger.text()}")
 
@@ -183,9 +187,8 @@ class TensorRTEngine:
 
     def _with_copies(self, inputs: Mapping[str, np.ndarray]) -> Callable[[], None]:
         for binding in self.bindings.values():
-            nbytes = max(1, int(np.prod(binding.shape, dtype=np.int64)) * binding.dtype.itemsize)
-            if binding.host is None or binding.host.nbytes < nbytes:
-                binding.host = self.cuda.PinnedBuffer(nbytes)
+            if binding.host is None or binding.host.nbytes < binding.nbytes:
+                binding.host = self.cuda.PinnedBuffer(binding.nbytes)
         staged = {
             name: self.bindings[name].host.view(self.bindings[name].dtype, array.shape)
             for name, array in inputs.items()
