@@ -41,7 +41,7 @@ def identity_examples_per_second() -> float:
 
     backend = OnnxRuntimeBackend(BackendOptions())
     request = BuildRequest(CASE, Precision.FP32, 0, CASE.onnx_model(np.dtype(np.float32)).SerializeToString())
-    engine = backend.load(backend.build(request), request)
+    engine = backend.load(backend.build(request).data, request)
     calls = 0
 
     def matches(shapes: dict[str, tuple[int, ...]]) -> None:

@@ -385,7 +385,7 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
 
     backend = OnnxRuntimeBackend(BackendOptions())
     request = BuildRequest(CASE, precision, 0, CASE.onnx_model(precision.compute_dtype).SerializeToString())
-    engine = backend.load(backend.build(request), request)
+    engine = backend.load(backend.build(request).data, request)
     shapes = CASE.profiles[0].shapes(point)
     inputs = CASE.generate_inputs(shapes, np.random.default_rng(CASE.input_seed(0, point, 0)))
     base = engine.timer(inputs)

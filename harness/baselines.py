@@ -129,17 +129,14 @@ class Selection:
     note: str
 
 
-def select(root: Path, device: str, backend: str, version: str, baseline_from: str | None) -> Selection:
+def select(root: Path, device: str, backend: str, version: str, baseline_from: str | None, library: str) -> Selection:
     """The file for this device class, backend and version; or, with --baseline-from BACKEND-VERSION,
-    the newest file of that backend whose version starts with VERSION (the upgrade gate)."""
+    the newest file of that backend whose version starts with VERSION (the upgrade gate). BACKEND may
+    be the backend's library as its descriptor names it: tensorrt-10.16 means trt-10.16 for `trt`."""
     folder = root / device_class(device)
     if baseline_from:
         wanted_backend, _, prefix = baseline_from.rpartition("-")
-        candidates = (
-            sorted(folder.glob(f"{backend}-{prefix}*.json"))
-            if wanted_backend in (backend, _LIBRARY.get(backend))
-            else []
-        )
+        candidates = sorted(folder.glob(f"{backend}-{prefix}*.json")) if wanted_backend in (backend, library) else []
         if not candidates:
             return Selection(None, f"--baseline-from {baseline_from}: no {backend} {prefix}* baseline in {folder}")
         chosen = candidates[-1]
@@ -159,10 +156,6 @@ def select(root: Path, device: str, backend: str, version: str, baseline_from: s
     elsewhere = sorted(str(path.parent.name) for path in root.glob(f"*/{backend}-*.json"))
     where = f" (baselines exist for other devices: {', '.join(elsewhere)})" if elsewhere else ""
     return Selection(None, f"no baseline for {backend} on {device_class(device)}{where}")
-
-
-# --baseline-from may name the library instead of the short id: tensorrt-10.16 means trt-10.16.
-_LIBRARY = {"trt": "tensorrt", "trt-net": "tensorrt", "ort": "onnxruntime"}
 
 
 class _DuplicateKeyError(ValueError):

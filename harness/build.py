@@ -12,14 +12,18 @@ import hashlib
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import filelock
 
 from harness.atomic import write_atomically
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
+
+T = TypeVar("T")
 
 # Bump when the layout of the cache or the meaning of a key changes.
 CACHE_FORMAT = 1
@@ -32,14 +36,29 @@ class EngineCacheWarning(UserWarning):
 @dataclass(frozen=True)
 class BuildRecord:
     key: str
-    cached: bool  # loaded from the disk cache: no build ran in this session
+    cached: bool  # found in the disk cache: no build ran in this session
     build_s: float  # time the backend spent building (0.0 when cached)
-    load_s: float  # time to load the artifact into a runnable engine
+    load_s: float | None  # time to load the artifact into a runnable engine; None while not loaded (build-only)
     artifact_bytes: int
     artifact_path: str | None
+    warnings: tuple[str, ...] = ()  # the builder's warnings, kept with a cached artifact too
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True)
+class BuiltArtifact:
+    """A built (or cached) artifact: its bytes stay on disk when there is a cache, in memory otherwise."""
+
+    record: BuildRecord
+    data: bytes | None  # None: read it from record.artifact_path when an engine is loaded
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.record.artifact_path is not None
+        return Path(self.record.artifact_path).read_bytes()
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,8 @@ class BuiltEngine:
 
 
 def cache_key(backend: Backend, request: BuildRequest) -> str:
-    """SHA-256 over everything that affects the artifact: model bytes, precision, profile, backend."""
+    """SHA-256 over everything that affects the artifact: model bytes, precision, profile, backend (its
+    library and version: a plan of another TensorRT library or version is never even looked up)."""
     profile = request.case.profiles[request.profile_index]
     parts = {
         "format": CACHE_FORMAT,
@@ -65,14 +85,20 @@ def cache_key(backend: Backend, request: BuildRequest) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+_Point = tuple[Backend, str, Precision, int]
+
+
 class EngineStore:
-    """Builds each engine once per session; keeps artifacts on disk when given a cache directory."""
+    """Builds each artifact once per session and loads each engine once; keeps artifacts on disk when
+    given a cache directory. Failures are kept too: every test of a point reports the same error, and
+    none retries a build that failed."""
 
     def __init__(self, cache_dir: Path | None) -> None:
         self._cache_dir = cache_dir
         # Keyed by the backend object itself: two backends may share a library name (TensorRT's
         # parser and network-API workflows) yet must never share an engine.
-        self._engines: dict[tuple[Backend, str, Precision, int], BuiltEngine | Exception] = {}
+        self._artifacts: dict[_Point, BuiltArtifact | Exception] = {}
+        self._engines: dict[_Point, BuiltEngine | Exception] = {}
         self._models: dict[tuple[str, str], bytes] = {}
 
     def model_bytes(self, case: Case, precision: Precision) -> bytes:
@@ -81,88 +107,137 @@ class EngineStore:
             self._models[key] = case.onnx_model(precision.compute_dtype).SerializeToString()
         return self._models[key]
 
-    def get(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltEngine:
-        """The session's engine for this point; a build that failed fails again without a retry."""
-        memo_key = (backend, case.name, precision, profile_index)
-        if memo_key not in self._engines:
-            try:
-                request = BuildRequest(case, precision, profile_index, self.model_bytes(case, precision))
-                self._engines[memo_key] = self._build_or_load(backend, request)
-            except Exception as error:  # noqa: BLE001 - any failure is kept and re-raised below
-                # Every test of this engine reports the same error; none retries a build that failed.
-                self._engines[memo_key] = error
-        outcome = self._engines[memo_key]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+    def artifact(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltArtifact:
+        """The point's artifact, built or found in the cache, not loaded: all a build-only run needs."""
+        point = (backend, case.name, precision, profile_index)
+        return _memoized(self._artifacts, point, lambda: self._build_or_find(backend, self._request(point, case)))
 
-    def _build_or_load(self, backend: Backend, request: BuildRequest) -> BuiltEngine:
+    def get(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltEngine:
+        """The session's engine for this point; a cached artifact the backend cannot load is rebuilt."""
+        point = (backend, case.name, precision, profile_index)
+        return _memoized(self._engines, point, lambda: self._load(point, case))
+
+    def close(self) -> None:
+        """Free every loaded engine (streams, device memory): the session is over."""
+        for outcome in self._engines.values():
+            if isinstance(outcome, BuiltEngine):
+                outcome.engine.close()
+        self._engines.clear()
+
+    def _request(self, point: _Point, case: Case) -> BuildRequest:
+        _, _, precision, profile_index = point
+        return BuildRequest(case, precision, profile_index, self.model_bytes(case, precision))
+
+    def _load(self, point: _Point, case: Case) -> BuiltEngine:
+        backend = point[0]
+        built = self.artifact(backend, case, point[2], point[3])
+        request = self._request(point, case)
+        start = time.perf_counter()
+        try:
+            engine = backend.load(built.read(), request)
+        except ArtifactIncompatibleError as error:
+            if not built.record.cached:
+                raise  # a fresh build that cannot load: rebuilding would only fail again
+            _warn_unusable(backend, request, built.record.artifact_path, str(error))
+            built = self._rebuild(backend, request, built.record)
+            self._artifacts[point] = built
+            start = time.perf_counter()
+            engine = backend.load(built.read(), request)
+        return BuiltEngine(engine, replace(built.record, load_s=time.perf_counter() - start))
+
+    def _build_or_find(self, backend: Backend, request: BuildRequest) -> BuiltArtifact:
         key = cache_key(backend, request)
         if self._cache_dir is None:
-            return _build(backend, request, key, artifact_path=None)
+            return self._build(backend, request, key, artifact_path=None)
         stem = f"{request.case.name}-{request.precision.value}-p{request.profile_index}-{key[:20]}"
         artifact_path = self._cache_dir / backend.name / f"{stem}.bin"
         artifact_path.parent.mkdir(parents=True, exist_ok=True)
         with filelock.FileLock(f"{artifact_path}.lock"):
-            cached = _load_cached(backend, request, key, artifact_path)
-            return cached or _build(backend, request, key, artifact_path)
+            return _find_cached(backend, request, key, artifact_path) or self._build(
+                backend, request, key, artifact_path
+            )
+
+    def _rebuild(self, backend: Backend, request: BuildRequest, stale: BuildRecord) -> BuiltArtifact:
+        if stale.artifact_path is None:
+            return self._build(backend, request, stale.key, None)
+        with filelock.FileLock(f"{stale.artifact_path}.lock"):
+            return self._build(backend, request, stale.key, Path(stale.artifact_path))
+
+    @staticmethod
+    def _build(backend: Backend, request: BuildRequest, key: str, artifact_path: Path | None) -> BuiltArtifact:
+        start = time.perf_counter()
+        artifact = backend.build(request)
+        build_s = time.perf_counter() - start
+        if artifact_path is not None:
+            write_atomically(artifact_path, artifact.data)
+            sidecar = {
+                "key": key,
+                "sha256": hashlib.sha256(artifact.data).hexdigest(),
+                "bytes": len(artifact.data),
+                "warnings": list(artifact.warnings),
+            }
+            write_atomically(_sidecar(artifact_path), json.dumps(sidecar, indent=1).encode())
+        record = BuildRecord(
+            key=key,
+            cached=False,
+            build_s=build_s,
+            load_s=None,
+            artifact_bytes=len(artifact.data),
+            artifact_path=str(artifact_path) if artifact_path else None,
+            warnings=artifact.warnings,
+        )
+        return BuiltArtifact(record, None if artifact_path else artifact.data)
 
 
-def _build(backend: Backend, request: BuildRequest, key: str, artifact_path: Path | None) -> BuiltEngine:
-    start = time.perf_counter()
-    artifact = backend.build(request)
-    build_s = time.perf_counter() - start
-    if artifact_path is not None:
-        write_atomically(artifact_path, artifact)
-        sidecar = {"key": key, "sha256": hashlib.sha256(artifact).hexdigest(), "bytes": len(artifact)}
-        write_atomically(_sidecar(artifact_path), json.dumps(sidecar, indent=1).encode())
-    start = time.perf_counter()
-    engine = backend.load(artifact, request)
-    record = BuildRecord(
-        key=key,
-        cached=False,
-        build_s=build_s,
-        load_s=time.perf_counter() - start,
-        artifact_bytes=len(artifact),
-        artifact_path=str(artifact_path) if artifact_path else None,
-    )
-    return BuiltEngine(engine, record)
+def _memoized(memo: dict[_Point, T | Exception], point: _Point, make: Callable[[], T]) -> T:
+    if point not in memo:
+        try:
+            memo[point] = make()
+        except Exception as error:  # noqa: BLE001 - any failure is kept and re-raised below
+            memo[point] = error
+    outcome = memo[point]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
-def _load_cached(backend: Backend, request: BuildRequest, key: str, artifact_path: Path) -> BuiltEngine | None:
-    """The cached engine, or None (with a warning when a file was there but unusable)."""
+def _find_cached(backend: Backend, request: BuildRequest, key: str, artifact_path: Path) -> BuiltArtifact | None:
+    """The cached artifact if it is intact, else None (with a warning when a file was there but unusable).
+    Whether the backend can load it is decided when an engine is needed (EngineStore.get)."""
     if not artifact_path.exists():
         return None
-    start = time.perf_counter()
     artifact = artifact_path.read_bytes()
-    problem = _integrity_problem(artifact, artifact_path, key)
-    if problem is None:
-        try:
-            engine = backend.load(artifact, request)
-        except ArtifactIncompatibleError as error:
-            problem = str(error)
-        else:
-            record = BuildRecord(key, True, 0.0, time.perf_counter() - start, len(artifact), str(artifact_path))
-            return BuiltEngine(engine, record)
+    sidecar, problem = _checked_sidecar(artifact, artifact_path, key)
+    if problem is not None:
+        _warn_unusable(backend, request, str(artifact_path), problem)
+        return None
+    logged = sidecar.get("warnings")
+    warned = tuple(str(line) for line in logged) if isinstance(logged, list) else ()
+    record = BuildRecord(key, True, 0.0, None, len(artifact), str(artifact_path), warned)
+    return BuiltArtifact(record, None)
+
+
+def _warn_unusable(backend: Backend, request: BuildRequest, artifact_path: str | None, problem: str) -> None:
     warnings.warn(
         EngineCacheWarning(
-            f"case '{request.case.name}': cached {backend.name} artifact {artifact_path} is unusable ({problem}); rebuilding it"
+            f"case '{request.case.name}': cached {backend.name} artifact {artifact_path} is unusable ({problem}); "
+            "rebuilding it"
         ),
-        stacklevel=2,
+        stacklevel=3,
     )
-    return None
 
 
-def _integrity_problem(artifact: bytes, artifact_path: Path, key: str) -> str | None:
+def _checked_sidecar(artifact: bytes, artifact_path: Path, key: str) -> tuple[dict[str, object], str | None]:
+    """The sidecar's contents, and what is wrong with the artifact it vouches for (None: intact)."""
     try:
         sidecar = json.loads(_sidecar(artifact_path).read_text())
     except (OSError, ValueError) as error:
-        return f"its checksum file is missing or unreadable: {error}"
+        return {}, f"its checksum file is missing or unreadable: {error}"
     if sidecar.get("key") != key:
-        return "its checksum file belongs to another key"
+        return sidecar, "its checksum file belongs to another key"
     if sidecar.get("sha256") != hashlib.sha256(artifact).hexdigest():
-        return "its SHA-256 does not match the one recorded when it was written (truncated or corrupted)"
-    return None
+        return sidecar, "its SHA-256 does not match the one recorded when it was written (truncated or corrupted)"
+    return sidecar, None
 
 
 def _sidecar(artifact_path: Path) -> Path:

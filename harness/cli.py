@@ -51,8 +51,8 @@ class GateOptions:
     """The comparison settings shared by `compare` and `ab`."""
 
     alpha: float
-    cpu_threshold: float
-    gpu_threshold: float
+    cpu_threshold: float | None  # None: each backend's own default, as its descriptor says
+    gpu_threshold: float | None
     accuracy_factor: float
     fail_on_improvement: bool
     markdown: bool
@@ -83,7 +83,7 @@ class Row:
     precision: str
     shape: str
     backend: str
-    kind: str  # accuracy, latency or agreement, from the id's prefix
+    kind: str  # build, accuracy, latency, agreement or fuzz_…, from the id's prefix
     latency: LatencyComparison | None
     old_error: float | None  # max mean_rel over the outputs
     new_error: float | None
@@ -160,10 +160,14 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", action="store_true", help="print a GitHub-flavoured Markdown table")
     parser.add_argument("--alpha", type=_fraction, default=0.002, help="significance of the rank test (0.002)")
     parser.add_argument(
-        "--cpu-threshold", type=_fraction, default=0.10, help="slowdown that regresses on CPU backends (0.10)"
+        "--cpu-threshold",
+        type=_fraction,
+        help="slowdown that regresses on CPU backends (default: the backend's own as recorded, e.g. ort 0.10)",
     )
     parser.add_argument(
-        "--gpu-threshold", type=_fraction, default=0.05, help="slowdown that regresses on GPU backends (0.05)"
+        "--gpu-threshold",
+        type=_fraction,
+        help="slowdown that regresses on GPU backends (default: the backend's own as recorded, e.g. trt 0.05)",
     )
     parser.add_argument(
         "--accuracy-factor", type=float, default=2.0, help="growth of mean relative error that regresses (2.0)"
@@ -371,19 +375,44 @@ def _without_measurements(old: Record, new: Record) -> tuple[str, tuple[str, ...
     old_verdict, new_verdict = old.get("verdict"), new.get("verdict")
     if new_verdict in ("fail", "error") and old_verdict == "pass":
         return "regression", (f"passed in the old run, {new_verdict} in the new one: {new.get('message')}",)
+    if old_verdict == new_verdict == "pass" and _is_build(old) and _is_build(new):
+        return "pass", ("built on both sides",)  # a build test measures nothing else: building is its verdict
     return "skip", (f"no latency or accuracy on both sides to compare (old {old_verdict}, new {new_verdict})",)
 
 
 def _threshold(old: Record, new: Record, options: GateOptions) -> float:
-    """The test's own threshold as recorded (a case may set one), else the backend kind's default."""
-    from harness.backends import BUILTIN_BACKENDS
-
+    """The test's own threshold as recorded (a case may set one), else the command line's for the
+    backend's kind of device, else the backend's default: both from its descriptor, as recorded."""
     for record in (new, old):
         own = record.get("latency_threshold")
         if _is_number(own):
             return float(own)
-    entry = BUILTIN_BACKENDS.get(str(new.get("backend")))
-    return options.gpu_threshold if entry is not None and entry.needs_gpu else options.cpu_threshold
+    kind, default = _backend_defaults(new)
+    given = options.gpu_threshold if kind == "gpu" else options.cpu_threshold
+    return given if given is not None else default
+
+
+# A backend nothing is known about (a plugin's, in a file written before descriptors were recorded)
+# gets the lenient CPU default: nothing says its device is as quiet as a GPU.
+_UNKNOWN_BACKEND = ("cpu", 0.10)
+
+
+def _backend_defaults(record: Record) -> tuple[str, float]:
+    """(device kind, default latency threshold) of the record's backend: as recorded from its
+    descriptor, or for older files the built-in descriptor of that short id."""
+    from harness.backends import BUILTIN_BACKENDS
+
+    kind, default = record.get("backend_device_kind"), record.get("backend_default_latency_threshold")
+    if isinstance(kind, str) and _is_number(default):
+        return kind, float(default)
+    descriptor = BUILTIN_BACKENDS.get(str(record.get("backend")))
+    if descriptor is None:
+        return _UNKNOWN_BACKEND
+    return descriptor.device_kind.value, descriptor.latency_threshold
+
+
+def _is_build(record: Record) -> bool:
+    return str(record.get("id", "")).startswith("test_build[")
 
 
 def _samples(record: Mapping[str, object], key: str = "latency") -> list[float]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from harness.backends import RegistryEntry
+    from harness.backends import BackendDescriptor
     from harness.case import Case
 
 
@@ -20,6 +20,8 @@ def pytest_harness_cases(config: pytest.Config) -> Sequence[Case]:
 
 
 @pytest.hookspec
-def pytest_harness_backends(config: pytest.Config) -> Mapping[str, RegistryEntry]:
-    """Return backends to add to the built-in ones (or to replace them), keyed by short id."""
+def pytest_harness_backends(config: pytest.Config) -> Mapping[str, BackendDescriptor]:
+    """Return backends to add to the built-in ones (or to replace them), keyed by short id. The
+    descriptor says everything the harness needs without importing the library: its device kind,
+    default latency threshold, install hint and whether building and running need a GPU."""
     raise NotImplementedError

@@ -19,12 +19,12 @@ class Point:
     profile_index: int
     shape_point: ShapePoint
     backend: str  # the backend's short id
-    fuzz: bool = False  # shapes drawn across the whole profile instead of one corner
+    per_profile: str | None = None  # "fuzz" or "build": one point per profile instead of one per corner
 
     @property
     def shape_label(self) -> str:
         # Profile 0 is the common case and keeps the short label; later profiles are prefixed.
-        label = "fuzz" if self.fuzz else self.shape_point.value
+        label = self.per_profile or self.shape_point.value
         return label if self.profile_index == 0 else f"p{self.profile_index}.{label}"
 
     @property
@@ -33,14 +33,15 @@ class Point:
 
 
 def build_matrix(
-    cases: Iterable[Case], precisions: Sequence[Precision], backends: Sequence[str], fuzz: bool = False
+    cases: Iterable[Case], precisions: Sequence[Precision], backends: Sequence[str], per_profile: str | None = None
 ) -> list[Point]:
-    """Every point, in a fixed order: one per profile corner, or with `fuzz` one per profile. A case
-    without profiles still gets profile 0, whose tests then report the case's definition error instead
-    of vanishing from the run."""
-    corners = [ShapePoint.OPT] if fuzz else list(ShapePoint)
+    """Every point, in a fixed order: one per profile corner, or one per profile labelled `per_profile`
+    (the fuzz tests draw shapes across the profile; the build test builds the profile's one engine). A
+    case without profiles still gets profile 0, whose tests then report the case's definition error
+    instead of vanishing from the run."""
+    corners = [ShapePoint.OPT] if per_profile else list(ShapePoint)
     return [
-        Point(case, precision, profile_index, shape_point, backend, fuzz)
+        Point(case, precision, profile_index, shape_point, backend, per_profile)
         for case in cases
         for precision in precisions
         if precision in case.precisions

@@ -14,18 +14,21 @@ import numpy as np
 import pytest
 
 from harness import baselines, fuzz, hookspecs
-from harness.backends import Backend, Engine, Registry, RegistryEntry
+from harness.backends import Backend, BackendDescriptor, DeviceKind, Engine, Registry
 from harness.backends.cuda_rt import device_facts, gpu_problem
-from harness.build import EngineStore
+from harness.build import BuildRecord, EngineStore
 from harness.case import Case, check_case
-from harness.errors import CaseDefinitionError
+from harness.errors import BuildError, CaseDefinitionError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
 from harness.measure import MeasurePolicy
 from harness.report import ResultsLog, TestRecord, summary_table
 from harness.settings import Settings, add_options, resolve
 
-GPU_MARKER = "gpu: needs a CUDA GPU and TensorRT; runs only with --gpu"
+GPU_MARKER = "gpu: needs a CUDA GPU; runs only with --gpu"
+BUILD_ONLY_REASON = "build-only run"
+# The fixtures of the matrix tests that run engines; a build-only session skips them.
+RUN_FIXTURES = ("harness_point", "harness_pair", "harness_fuzz")
 
 # The one import-time action: Hypothesis reads --hypothesis-profile in its own pytest_configure,
 # which may run before ours, so the profiles must exist as soon as the plugin is loaded.
@@ -41,6 +44,7 @@ class HarnessState:
     results: ResultsLog = field(default_factory=ResultsLog)
     _cases: tuple[Case, ...] | None = None
     _backends: dict[str, Backend | Exception] = field(default_factory=dict)  # a backend, or why it can't load
+    _runtime_problems: dict[str, str | None] = field(default_factory=dict)  # why its engines cannot run here
     _baselines: dict[str, baselines.Selection | baselines.BaselineError] = field(default_factory=dict)
     results_error: str | None = None
     baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
@@ -76,13 +80,24 @@ class HarnessState:
         outcome = self._backends[short_id]
         return outcome if isinstance(outcome, Exception) else None
 
+    def runtime_problem(self, short_id: str, backend: Backend) -> str | None:
+        """Asked of the backend once per session, before its first engine is loaded."""
+        if short_id not in self._runtime_problems:
+            self._runtime_problems[short_id] = backend.runtime_problem()
+        return self._runtime_problems[short_id]
+
     def baseline(self, short_id: str, backend: Backend) -> baselines.Selection:
         """The baseline this session compares a backend's tests with; BaselineError if it is unusable."""
         if short_id not in self._baselines:
             gate = self.settings.gate
             try:
                 selection = baselines.select(
-                    gate.baselines, backend.device(), short_id, backend.version(), gate.baseline_from
+                    gate.baselines,
+                    backend.device(),
+                    short_id,
+                    backend.version(),
+                    gate.baseline_from,
+                    self.registry.descriptor(short_id).library,
                 )
                 self.baseline_notes.append(f"{short_id}: {selection.note}")
                 self._baselines[short_id] = selection
@@ -100,12 +115,21 @@ class HarnessState:
             if isinstance(outcome, baselines.Selection) and outcome.baseline is not None
         ]
 
-    def backend_versions(self) -> dict[str, dict[str, str]]:
-        """Name, version and device of every backend this session loaded, for the results file."""
+    def backend_versions(self) -> dict[str, dict[str, object]]:
+        """Name, version, device and descriptor of every backend this session loaded, for the results file."""
+        return {short_id: self.backend_info(short_id, backend) for short_id, backend in self.loaded_backends()}
+
+    def loaded_backends(self) -> list[tuple[str, Backend]]:
+        return [
+            (short_id, backend) for short_id, backend in self._backends.items() if not isinstance(backend, Exception)
+        ]
+
+    def backend_info(self, short_id: str, backend: Backend) -> dict[str, object]:
         return {
-            short_id: {"name": backend.name, "version": backend.version(), "device": backend.device()}
-            for short_id, backend in self._backends.items()
-            if not isinstance(backend, Exception)
+            "name": backend.name,
+            "version": backend.version(),
+            "device": backend.device(),
+            **self.registry.descriptor(short_id).facts(),
         }
 
 
@@ -161,34 +185,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", GPU_MARKER)
-    extra: dict[str, RegistryEntry] = {}
+    extra: dict[str, BackendDescriptor] = {}
     for backends in config.hook.pytest_harness_backends(config=config):
         extra.update(backends)
     registry = Registry(extra)
-    settings = resolve(config, registry.known())
+    settings = resolve(config, registry)
     state = HarnessState(config=config, settings=settings, registry=registry, store=EngineStore(settings.engine_cache))
-    if settings.gpu:
-        _require_gpu_stack(state)
+    _require_libraries(state)
     config.stash[STATE] = state
 
 
-def _require_gpu_stack(state: HarnessState) -> None:
-    """--gpu promises GPU results: stop at once rather than run a session that skips them all."""
-    missing = [problem] if (problem := gpu_problem()) else []
-    unloadable: dict[str, list[str]] = {}  # load error → the backends that hit it
-    for short_id in state.settings.backends:
-        if state.registry.entry(short_id).needs_gpu and (error := state.load_error(short_id)) is not None:
-            unloadable.setdefault(str(error), []).append(short_id)
+def _require_libraries(state: HarnessState) -> None:
+    """Stop at once, with the install command, rather than run a session whose tests of a selected
+    backend would all skip: --gpu promises GPU results, and a backend that builds without a GPU
+    (TensorRT for RTX) runs its build tests on any machine."""
+    settings = state.settings
+    missing = [problem] if settings.gpu and (problem := gpu_problem()) else []
+    unloadable: dict[tuple[str, str, str], list[str]] = {}  # (library, load error, install hint) → backends
+    for short_id in settings.backends:
+        descriptor = state.registry.descriptor(short_id)
+        if not (settings.gpu or not descriptor.build_needs_gpu):
+            continue  # every test of it skips without --gpu anyway
+        if (error := state.load_error(short_id)) is not None:
+            unloadable.setdefault((descriptor.library, str(error), descriptor.install_hint), []).append(short_id)
     missing += [
-        f"backends {', '.join(ids)} cannot load TensorRT ({error}); install it with: pip install 'trt-harness[gpu]'"
-        for error, ids in unloadable.items()
+        f"backends {', '.join(ids)} need {library}, which cannot be loaded here ({error}); install it with: {hint}"
+        for (library, error, hint), ids in unloadable.items()
     ]
     if missing:
-        raise pytest.UsageError("trt-harness --gpu: " + "; ".join(missing))
+        raise pytest.UsageError("trt-harness: " + "; ".join(missing))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    for fixture in ("harness_point", "harness_pair", "harness_fuzz"):
+    for fixture in ("harness_build", *RUN_FIXTURES):
         if fixture in metafunc.fixturenames:
             _parametrize(metafunc, fixture)
 
@@ -196,24 +225,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _parametrize(metafunc: pytest.Metafunc, fixture: str) -> None:
     state = metafunc.config.stash[STATE]
     settings = state.settings
-    points = build_matrix(
-        state.cases(metafunc.config), settings.precisions, settings.backends, fixture == "harness_fuzz"
-    )
+    per_profile = {"harness_fuzz": "fuzz", "harness_build": "build"}.get(fixture)
+    points = build_matrix(state.cases(metafunc.config), settings.precisions, settings.backends, per_profile)
     if fixture == "harness_pair":  # only backends that have a twin to agree with
-        points = [point for point in points if state.registry.entry(point.backend).agrees_with]
+        points = [point for point in points if state.registry.descriptor(point.backend).agrees_with]
     if not points:
         reason = (
             "no harness cases or backends selected for this test: check pytest_harness_cases, --backend, --precision"
         )
         metafunc.parametrize(fixture, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
         return
-    params = [
-        pytest.param(
-            point, id=point.id, marks=[pytest.mark.gpu] if state.registry.entry(point.backend).needs_gpu else []
-        )
-        for point in points
-    ]
+    params = [pytest.param(point, id=point.id, marks=_marks(state.registry, point, fixture)) for point in points]
     metafunc.parametrize(fixture, params, indirect=True)
+
+
+def _marks(registry: Registry, point: Point, fixture: str) -> list[pytest.MarkDecorator]:
+    descriptor = registry.descriptor(point.backend)
+    needs_gpu = descriptor.build_needs_gpu if fixture == "harness_build" else descriptor.run_needs_gpu
+    return [pytest.mark.gpu] if needs_gpu else []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -235,8 +264,45 @@ class SelectionErrorItem(pytest.Item):
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("gpu") and not item.config.stash[STATE].settings.gpu:
+    settings = item.config.stash[STATE].settings
+    if settings.build_only and any(name in getattr(item, "fixturenames", ()) for name in RUN_FIXTURES):
+        pytest.skip(BUILD_ONLY_REASON)
+    if item.get_closest_marker("gpu") and not settings.gpu:
         pytest.skip("needs a GPU: run with --gpu")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What the build test gets: a point of one profile, its backend and its results record."""
+
+    point: Point
+    backend: Backend
+    record: TestRecord
+    store: EngineStore
+
+    def build(self) -> BuildRecord:
+        """Build the point's engine, or find it in the engine cache; a failure fails with the builder's log."""
+        point = self.point
+        try:
+            built = self.store.artifact(self.backend, point.case, point.precision, point.profile_index)
+        except BuildError as error:
+            failure = str(error)
+        else:
+            self.record.build = built.record
+            return built.record
+        pytest.fail(failure, pytrace=False)  # outside the except block: the log once, without a chained trace
+
+
+@pytest.fixture
+def harness_build(request: pytest.FixtureRequest) -> BuildContext:
+    """The point's backend, loaded; the build itself happens in the test, so that it fails, not errors."""
+    point: Point = request.param
+    state = request.config.stash[STATE]
+    record = state.results.open(request.node.name, request.node.nodeid, point)
+    check_case(point.case)
+    backend = _loaded_backend(state, point.backend, point)
+    record.backend_info = state.backend_info(point.backend, backend)
+    return BuildContext(point, backend, record, state.store)
 
 
 @pytest.fixture
@@ -255,9 +321,9 @@ def harness_fuzz(request: pytest.FixtureRequest) -> PointContext:
 def harness_pair(request: pytest.FixtureRequest) -> PairContext:
     """A point's engine and the engine of the backend it must agree with, on the same inputs."""
     context = _point_context(request)
-    twin_id = context.state.registry.entry(context.point.backend).agrees_with
+    twin_id = context.state.registry.descriptor(context.point.backend).agrees_with
     assert twin_id is not None  # only such points are parametrized
-    twin = _loaded_backend(context.state, twin_id, context.point)
+    twin = _runnable_backend(context.state, twin_id, context.point)
     built = context.state.store.get(twin, context.point.case, context.point.precision, context.point.profile_index)
     context.record.compared_with = twin_id
     return PairContext(context, built.engine, twin_id)
@@ -268,13 +334,8 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     state = request.config.stash[STATE]
     record = state.results.open(request.node.name, request.node.nodeid, point)
     check_case(point.case)
-    backend = _loaded_backend(state, point.backend, point)
-    record.backend_info = {
-        "name": backend.name,
-        "version": backend.version(),
-        "device": backend.device(),
-        "clock": backend.clock,
-    }
+    backend = _runnable_backend(state, point.backend, point)
+    record.backend_info = {**state.backend_info(point.backend, backend), "clock": backend.clock}
     built = state.store.get(backend, point.case, point.precision, point.profile_index)
     record.build = built.record
     shapes = point.case.profiles[point.profile_index].shapes(point.shape_point)
@@ -282,15 +343,15 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     inputs = point.case.generate_inputs(shapes, rng)
     record.input_shapes = {name: list(array.shape) for name, array in inputs.items()}
     gate = _gate_context(state, point, backend, request.node.name)
-    # Only an explicit threshold travels with the record: `python -m harness compare` applies its own
-    # CPU/GPU defaults to the rest.
+    # Only an explicit threshold travels with the record: `python -m harness compare` applies the
+    # backend's default (recorded with it) or its own command-line thresholds to the rest.
     record.latency_threshold = point.case.latency_threshold or state.settings.gate.latency_threshold
     return PointContext(point, built.engine, inputs, record, state.settings.measure, state, gate)
 
 
 def _gate_context(state: HarnessState, point: Point, backend: Backend, test_id: str) -> GateContext:
     settings = state.settings.gate
-    default = 0.05 if state.registry.entry(point.backend).needs_gpu else 0.10
+    default = state.registry.descriptor(point.backend).latency_threshold
     threshold = point.case.latency_threshold or settings.latency_threshold or default
     policy = GatePolicy(
         threshold,
@@ -314,6 +375,15 @@ def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend
     return backend
 
 
+def _runnable_backend(state: HarnessState, short_id: str, point: Point) -> Backend:
+    """The backend, or a skip with the runtime's own reason when its engines cannot run on this machine."""
+    backend = _loaded_backend(state, short_id, point)
+    problem = state.runtime_problem(short_id, backend)
+    if problem:
+        pytest.skip(f"backend '{short_id}' cannot run engines here: {problem}")
+    return backend
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -326,7 +396,10 @@ def pytest_runtest_makereport(
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE, None)
-    if state is None or not state.results.records:
+    if state is None:
+        return
+    state.store.close()
+    if not state.results.records:
         return
     settings = state.settings
     try:
@@ -356,7 +429,12 @@ def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
         backend = state.backend(short_id)
         if isinstance(backend, str):
             continue
-        records = [r for r in state.results.records.values() if r.point.backend == short_id and r.verdict != "skip"]
+        # Build tests measure nothing the gate compares: they stay in the results file only.
+        records = [
+            r
+            for r in state.results.records.values()
+            if r.point.backend == short_id and r.verdict != "skip" and r.point.per_profile != "build"
+        ]
         passed = {r.name: r.to_json() for r in records if r.verdict == "pass"}
         path = baselines.baseline_path(state.settings.gate.baselines, backend.device(), short_id, backend.version())
         try:
@@ -408,5 +486,6 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     if state is None:
         return
     machine_info["trt_harness_backends"] = state.backend_versions()
-    if any(state.registry.entry(short_id).needs_gpu for short_id in state.backend_versions()):
+    kinds = {state.registry.descriptor(short_id).device_kind for short_id, _ in state.loaded_backends()}
+    if DeviceKind.GPU in kinds and gpu_problem() is None:
         machine_info["gpu"] = device_facts()

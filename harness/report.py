@@ -31,7 +31,7 @@ class TestRecord:
     name: str  # the test's id, e.g. test_accuracy[mnist-fp16-opt-ort]: the key of baselines
     nodeid: str
     point: Point
-    backend_info: Mapping[str, str] = field(default_factory=dict)
+    backend_info: Mapping[str, object] = field(default_factory=dict)
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     build: BuildRecord | None = None
     accuracy: list[OutputErrors] | None = None
@@ -92,7 +92,9 @@ class ResultsLog:
         elif when == "call":
             record.verdict, record.message = "pass", None
 
-    def document(self, backends: Mapping[str, Mapping[str, str]], settings: Mapping[str, object]) -> dict[str, object]:
+    def document(
+        self, backends: Mapping[str, Mapping[str, object]], settings: Mapping[str, object]
+    ) -> dict[str, object]:
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -102,7 +104,7 @@ class ResultsLog:
             "tests": [record.to_json() for record in self.records.values()],
         }
 
-    def write(self, path: Path, backends: Mapping[str, Mapping[str, str]], settings: Mapping[str, object]) -> None:
+    def write(self, path: Path, backends: Mapping[str, Mapping[str, object]], settings: Mapping[str, object]) -> None:
         document = self.document(backends, settings)
         write_atomically(path, json.dumps(document, indent=1, allow_nan=False).encode())
 
@@ -123,6 +125,8 @@ def summary_table(records: Iterable[TestRecord]) -> list[str]:
                 "p99": "",
                 "mean rel": "",
                 "max rel": "",
+                "build": "",
+                "artifact": "",
                 "vs baseline": "",
                 "verdict": record.verdict,
             },
@@ -133,6 +137,10 @@ def summary_table(records: Iterable[TestRecord]) -> list[str]:
         if record.latency:
             row["median"] = _micros(record.latency.stats.median_us)
             row["p99"] = _micros(record.latency.stats.p99_us)
+        if record.build and point.per_profile == "build":
+            row["build"] = "cached" if record.build.cached else f"{record.build.build_s:.2f} s"
+            warned = f", {len(record.build.warnings)} warnings" if record.build.warnings else ""
+            row["artifact"] = f"{_size(record.build.artifact_bytes)}{warned}"
         float_errors = [errors for errors in record.accuracy or [] if not errors.tolerance.exact]
         if float_errors:
             row["mean rel"] = f"{max(e.mean_rel for e in float_errors):.2e}"
@@ -152,6 +160,10 @@ def _gate_cell(record: TestRecord, current: str) -> str:
     return current
 
 
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e3:,.1f} kB" if nbytes < 1_000_000 else f"{nbytes / 1e6:,.1f} MB"
+
+
 def _micros(value: float) -> str:
     return f"{value:,.1f} µs" if value < 10_000 else f"{value / 1000:,.2f} ms"
 
@@ -161,7 +173,7 @@ def _aligned(rows: list[dict[str, str]]) -> list[str]:
         return []
     headers = list(rows[0])
     widths = {h: max(len(h), *(len(row[h]) for row in rows)) for h in headers}
-    numeric = {"median", "p99", "mean rel", "max rel"}
+    numeric = {"median", "p99", "mean rel", "max rel", "build"}
 
     def line(cells: Mapping[str, str]) -> str:
         return "  ".join(cells[h].rjust(widths[h]) if h in numeric else cells[h].ljust(widths[h]) for h in headers)

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import pytest
 
-from harness.backends import BackendOptions
+from harness.backends import BackendOptions, DeviceKind, Registry
 from harness.case import Precision
 from harness.measure import MeasurePolicy
 
@@ -23,6 +23,7 @@ ENGINE_CACHE_DIR = Path(".harness") / "engines"
 @dataclass(frozen=True)
 class Settings:
     gpu: bool
+    build_only: bool  # build (or find in the cache) every selected engine; run nothing
     backends: tuple[str, ...]
     precisions: tuple[Precision, ...]
     unknown_selections: tuple[str, ...]  # errors for names on the command line / ini that match nothing
@@ -42,17 +43,27 @@ class GateSettings:
     require: bool  # a test without a baseline fails
     baseline_from: str | None  # BACKEND-VERSION whose baselines to compare with (upgrade gate)
     fail_on_improvement: bool
-    latency_threshold: float | None  # None: 10 % on CPU backends, 5 % on GPU ones (or the case's own)
+    latency_threshold: float | None  # None: the case's own, else the backend descriptor's
     alpha: float
     accuracy_factor: float
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "trt-harness: engine accuracy and latency")
-    group.addoption(
-        "--gpu", action="store_true", help="run GPU backends (TensorRT); without it `gpu` tests are skipped"
+    group.addoption("--gpu", action="store_true", help="run tests that need a GPU; without it `gpu` tests are skipped")
+    _add(
+        parser,
+        "--backend",
+        "harness_backends",
+        "comma-separated backend ids (default: the backends registered as default, ort; with --gpu, trt,trt-net)",
     )
-    _add(parser, "--backend", "harness_backends", "comma-separated backend ids (default: ort; with --gpu: trt,trt-net)")
+    _add(
+        parser,
+        "--build-only",
+        "harness_build_only",
+        "build (or find in the engine cache) every selected engine and record it; skip every run test",
+        switch=True,
+    )
     _add(parser, "--precision", "harness_precisions", "comma-separated precisions: fp32,tf32,fp16 (default: all)")
     _add(parser, "--results", "harness_results", f"results JSON path (default: {RESULTS_DIR}/results-<UTC time>.json)")
     _add(
@@ -118,7 +129,7 @@ def add_options(parser: pytest.Parser) -> None:
         parser,
         "--latency-threshold",
         "harness_latency_threshold",
-        "slowdown that is a regression (default: 0.10 CPU, 0.05 GPU)",
+        "slowdown that is a regression (default: the backend's own, e.g. ort 0.10, trt 0.05)",
     )
     _add(parser, "--gate-alpha", "harness_gate_alpha", "significance of the latency rank test (default: 0.002)")
     _add(
@@ -148,11 +159,16 @@ def _layered(config: pytest.Config, option: str, ini: str, default: str) -> str:
     return default if value in (None, "") else str(value)
 
 
-def resolve(config: pytest.Config, known_backends: Sequence[str]) -> Settings:
+def resolve(config: pytest.Config, registry: Registry) -> Settings:
     gpu = bool(config.getoption("gpu"))
     backends, unknown_backends = _select(
-        _layered(config, "backend", "harness_backends", "trt,trt-net" if gpu else "ort"),
-        known_backends,
+        _layered(
+            config,
+            "backend",
+            "harness_backends",
+            ",".join(registry.defaults(DeviceKind.GPU if gpu else DeviceKind.CPU)),
+        ),
+        registry.known(),
         str,
         "backend",
         "--backend",
@@ -169,6 +185,7 @@ def resolve(config: pytest.Config, known_backends: Sequence[str]) -> Settings:
     engine_cache = None if cache == "off" else root / cache
     return Settings(
         gpu=gpu,
+        build_only=_yes(config, "--build-only", "harness_build_only"),
         backends=tuple(backends),
         precisions=tuple(precisions),
         unknown_selections=(*unknown_backends, *unknown_precisions),

@@ -1,8 +1,9 @@
 """The matrix tests. A repository collects them by importing them into one of its test modules
-(`from harness.suite import test_accuracy, test_agreement, test_latency, ...`); the plugin parametrizes
+(`from harness.suite import test_build, test_accuracy, test_agreement, test_latency, ...`); the plugin parametrizes
 every test that asks for `harness_point`, `harness_pair` or `harness_fuzz` over the matrix.
 
-Each test reads as the pipeline: case → build (in the fixture) → run → compare / measure → report.
+Each test reads as the pipeline: case → build (in the fixture; test_build alone for a build-only run) →
+run → compare / measure → report.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ from harness.errors import ShapeOutsideProfileError
 from harness.gate import compare_accuracy, compare_latency
 from harness.matrix import Point
 from harness.measure import Measurement, measure
-from harness.plugin import PairContext, PointContext
+from harness.plugin import BuildContext, PairContext, PointContext
 from harness.run import run_engine
+
+
+def test_build(harness_build: BuildContext) -> None:
+    """The profile's engine builds, or is found in the engine cache: build time, artifact size and the
+    builder's warnings go into the results. The one test a build-only run (--build-only) runs."""
+    record = harness_build.build()
+    assert record.artifact_bytes > 0, f"{harness_build.point.id}: the backend built an empty artifact"
 
 
 def test_accuracy(harness_point: PointContext) -> None:

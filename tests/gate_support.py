@@ -7,13 +7,14 @@ version is HARNESS_TEST_ORT_VERSION when set, to play a backend upgrade.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Mapping
 
 import numpy as np
 
-from harness.backends import BackendOptions, BuildRequest, RegistryEntry
+from harness.backends import BUILTIN_BACKENDS, BackendOptions, BuildRequest
 from harness.backends.ort import OnnxRuntimeBackend, OnnxRuntimeEngine
 from harness.measure import Timer
 
@@ -35,11 +36,11 @@ class SyntheticClockBackend(OnnxRuntimeBackend):
 
     def load(self, artifact: bytes, request: BuildRequest) -> SyntheticClockEngine:
         engine = super().load(artifact, request)
-        return SyntheticClockEngine(engine._session)
+        return SyntheticClockEngine(engine.session)
 
 
 def synthetic_backend(options: BackendOptions) -> SyntheticClockBackend:
     return SyntheticClockBackend(options)
 
 
-SYNTHETIC_ORT = {"ort": RegistryEntry("tests.gate_support:synthetic_backend", needs_gpu=False)}
+SYNTHETIC_ORT = {"ort": dataclasses.replace(BUILTIN_BACKENDS["ort"], factory="tests.gate_support:synthetic_backend")}

@@ -92,18 +92,28 @@ def test_an_interrupted_update_leaves_the_previous_file_intact(tmp_path: Path, m
 def test_selection_exact_other_versions_and_baseline_from(tmp_path: Path) -> None:
     folder = tmp_path / baselines.device_class("Dev X")
     write_baseline(folder / "trt-10.16.1.11.json", {"t": {"case": "c"}}, "10.16.1.11")
-    exact = baselines.select(tmp_path, "Dev X", "trt", "10.16.1.11", None)
+    exact = baselines.select(tmp_path, "Dev X", "trt", "10.16.1.11", None, "tensorrt")
     assert exact.baseline is not None and exact.baseline.backend_version == "10.16.1.11"
-    upgrade = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", None)
+    upgrade = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", None, "tensorrt")
     assert (
         upgrade.baseline is None
         and "there are trt-10.16.1.11.json" in upgrade.note
         and "--baseline-from" in upgrade.note
     )
     for spelling in ("trt-10.16", "tensorrt-10.16"):
-        chosen = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", spelling)
+        chosen = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", spelling, "tensorrt")
         assert chosen.baseline is not None and "(--baseline-from)" in chosen.note
-    missing = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", "trt-9")
+    missing = baselines.select(tmp_path, "Dev X", "trt", "11.4.0.106", "trt-9", "tensorrt")
     assert missing.baseline is None and "no trt 9* baseline" in missing.note
-    other_device = baselines.select(tmp_path, "Dev Y", "trt", "10.16.1.11", None)
+    other_device = baselines.select(tmp_path, "Dev Y", "trt", "10.16.1.11", None, "tensorrt")
     assert other_device.baseline is None and "other devices: dev-x" in other_device.note
+
+
+def test_baseline_from_names_the_library_the_descriptor_declares(tmp_path: Path) -> None:
+    """A plugin backend's library spelling works like tensorrt-10.16 does for `trt`; another library's does not."""
+    folder = tmp_path / baselines.device_class("Dev X")
+    write_baseline(folder / "mine-2.0.1.json", {"t": {"case": "c"}}, "2.0.1")
+    chosen = baselines.select(tmp_path, "Dev X", "mine", "3.0", "mylib-2.0", "mylib")
+    assert chosen.baseline is not None and chosen.baseline.backend_version == "2.0.1"
+    refused = baselines.select(tmp_path, "Dev X", "mine", "3.0", "tensorrt-2.0", "mylib")
+    assert refused.baseline is None and "no mine 2.0* baseline" in refused.note

@@ -14,7 +14,7 @@ import pytest
 
 from cases import identity
 from harness.atomic import write_atomically
-from harness.backends import ArtifactIncompatibleError, BuildRequest
+from harness.backends import Artifact, ArtifactIncompatibleError, BuildRequest
 from harness.build import BuiltEngine, EngineCacheWarning, EngineStore, cache_key
 from harness.case import Case, Precision, Profile
 from harness.errors import BuildError
@@ -49,6 +49,10 @@ TWO_PROFILES = dataclasses.replace(
 @dataclasses.dataclass
 class FakeEngine:
     artifact: bytes
+    closed: int = 0
+
+    def close(self) -> None:
+        self.closed += 1
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"y": np.asarray(inputs["x"])}
@@ -97,11 +101,14 @@ class FakeBackend:
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
         return self._parts
 
-    def build(self, request: BuildRequest) -> bytes:
+    def runtime_problem(self) -> str | None:
+        return None
+
+    def build(self, request: BuildRequest) -> Artifact:
         self.builds.append(request)
         if request.precision in self.fail_on:
             raise BuildError(request.case.name, f"fake build of {request.precision.value} failed")
-        return self.payload + request.model_bytes
+        return Artifact(self.payload + request.model_bytes, (f"fake warning about {request.precision.value}",))
 
     def load(self, artifact: bytes, request: BuildRequest) -> FakeEngine:
         self.loads.append(artifact)
@@ -223,6 +230,26 @@ def test_no_cache_dir_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     other = FakeBackend()
     EngineStore(None).get(other, CASE, Precision.FP32, 0)
     assert len(other.builds) == 1, "without a disk cache a new store must build again"
+
+
+def test_artifact_alone_builds_or_finds_without_loading_and_keeps_the_builders_warnings(tmp_path: Path) -> None:
+    """What a build-only run does: no engine is loaded, and a cache hit still reports the build's warnings."""
+    backend = FakeBackend()
+    built = EngineStore(tmp_path).artifact(backend, CASE, Precision.FP16, 0)
+    assert not built.record.cached and built.record.load_s is None and backend.loads == []
+    assert built.record.warnings == ("fake warning about fp16",) and built.read() == b"artifact:model:float16"
+    again = EngineStore(tmp_path).artifact(backend, CASE, Precision.FP16, 0)
+    assert again.record.cached and again.record.warnings == built.record.warnings
+    assert len(backend.builds) == 1 and backend.loads == []
+    assert again.record.to_json()["warnings"] == ["fake warning about fp16"]
+
+
+def test_close_closes_every_loaded_engine_once(tmp_path: Path) -> None:
+    store = EngineStore(None)
+    engines = [store.get(FakeBackend(), CASE, precision, 0).engine for precision in (Precision.FP32, Precision.FP16)]
+    store.artifact(FakeBackend(), CASE, Precision.TF32, 0)  # built, never loaded: nothing to close
+    store.close()
+    assert [engine.closed for engine in engines] == [1, 1]  # type: ignore[attr-defined]
 
 
 def test_build_failure_is_memoized(tmp_path: Path) -> None:

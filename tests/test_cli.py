@@ -180,6 +180,34 @@ def test_thresholds_by_backend_kind_and_record(tmp_path: Path, capsys: pytest.Ca
     capsys.readouterr()
 
 
+def test_recorded_descriptor_decides_the_threshold_of_an_unknown_backend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin's backend that `compare` has never heard of is judged by its descriptor as recorded."""
+    test_id = "test_latency[mnist-fp16-opt-mine]"
+    described = {"backend_device_kind": "gpu", "backend_default_latency_threshold": 0.05}
+    old = {**record(test_id, backend="mine"), **described}
+    new = {**record(test_id, backend="mine", median_us=107.0, seed=1), **described}
+    assert cli.main(["compare", *pair(tmp_path, [old], [new])]) == 1  # 7 % > its recorded 5 %
+    lenient = {**new, "backend_default_latency_threshold": 0.2}
+    assert cli.main(["compare", *pair(tmp_path, [old], [lenient])]) == 0
+    assert cli.main(["compare", *pair(tmp_path, [old], [lenient]), "--gpu-threshold", "0.05"]) == 1
+    capsys.readouterr()
+
+
+def test_build_tests_pass_when_built_on_both_sides_and_regress_when_the_new_one_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = "test_build[mnist-fp16-build-rtx]"
+    built = {**record(build, backend="rtx"), "build": {"cached": False, "build_s": 0.1, "artifact_bytes": 7}}
+    assert cli.main(["compare", *pair(tmp_path, [built], [built])]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mnist")]
+    assert line.split()[4] == "build" and line.endswith("pass")  # not "skip": building is what it measures
+    failed = {**built, "build": None, "verdict": "fail", "message": "case 'mnist': tensorrt_rtx … failed to build"}
+    assert cli.main(["compare", *pair(tmp_path, [built], [failed])]) == 1
+    assert "fail in the new one: case 'mnist'" in capsys.readouterr().out
+
+
 def test_later_profiles_are_prefixed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     test_id = "test_latency[mnist-fp16-p1.opt-ort]"
     files = pair(tmp_path, [record(test_id, profile=1)], [record(test_id, profile=1)])

@@ -181,3 +181,41 @@ def test_bad_baseline_file_errors_clearly_and_is_never_overwritten(
     result.assert_outcomes(errors=6)
     result.stdout.fnmatch_lines([f"*BaselineError: baseline*{message}"])
     assert path.read_text() == broken  # nothing lost
+
+
+def test_a_plugin_backends_descriptor_sets_the_gate_baselines_and_compare(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend added through pytest_harness_backends behaves like a built-in one everywhere: its
+    descriptor's threshold gates (a 1.3× slowdown passes its 50 %), --baseline-from takes its library's
+    name, the results record the descriptor, and `compare` judges with the recorded threshold."""
+    from harness.cli import main as cli_main
+
+    pytester.makeconftest(
+        "import dataclasses\n"
+        "from cases.identity import CASE as IDENTITY\n"
+        "from tests.gate_support import SYNTHETIC_ORT\n"
+        "from harness.backends import DeviceKind\n"
+        "MINE = dataclasses.replace(SYNTHETIC_ORT['ort'], library='mylib', device_kind=DeviceKind.GPU,\n"
+        "                           latency_threshold=0.5, default_on=None)\n"
+        "def pytest_harness_cases(config):\n"
+        "    return [IDENTITY]\n"
+        "def pytest_harness_backends(config):\n"
+        "    return {'mine': MINE}\n"
+    )
+    pytester.makepyfile(test_matrix="from harness.suite import test_accuracy, test_latency\n")
+    monkeypatch.setenv("HARNESS_TEST_ORT_VERSION", "1.0.0")
+    monkeypatch.delenv("HARNESS_TEST_SLOWDOWN", raising=False)
+    mine = (*FAST, "--backend", "mine")
+    pytester.runpytest(*mine, "--update-baselines", "--results", "old.json").assert_outcomes(passed=6)
+    monkeypatch.setenv("HARNESS_TEST_SLOWDOWN", "1.3")
+    monkeypatch.setenv("HARNESS_TEST_ORT_VERSION", "2.0.0")
+    result = pytester.runpytest(*mine, "--baseline-from", "mylib-1.0", "--results", "new.json")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*comparing mine 2.0.0 with the baseline*mine-1.0.0.json (--baseline-from)*"])
+    record = json.loads((pytester.path / "new.json").read_text())["tests"][0]
+    assert record["backend_library"] == "mylib" and record["backend_default_latency_threshold"] == 0.5
+    assert record["backend_device_kind"] == "gpu"
+    old, new = str(pytester.path / "old.json"), str(pytester.path / "new.json")
+    assert cli_main(["compare", old, new]) == 0  # within the descriptor's 50 %
+    assert cli_main(["compare", old, new, "--gpu-threshold", "0.05"]) == 1  # the command line overrides it

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Library (top-level module name) -> the only files allowed to import it.
 ALLOWED_IMPORTERS: Mapping[str, frozenset[str]] = {
     "onnxruntime": frozenset({"harness/backends/ort.py"}),
-    "tensorrt": frozenset({"harness/backends/trt.py"}),  # the TensorRT backend, once it exists
+    "tensorrt": frozenset({"harness/backends/trt.py"}),  # the TensorRT backend: 10.x, 11.x ...
+    "tensorrt_rtx": frozenset({"harness/backends/trt.py"}),  # ... and TensorRT for RTX, through the same adapter
     "cuda": frozenset({"harness/backends/cuda_rt.py"}),  # cuda-python: cuda.bindings, cuda.cudart
     "pynvml": frozenset({"harness/backends/nvml.py"}),  # NVML telemetry, optional and apart from cuda-python
 }
@@ -52,6 +53,8 @@ def imports_of(tree: ast.AST) -> list[Import]:
             found.extend(Import(alias.name, node.lineno, module_level) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append(Import(node.module, node.lineno, module_level))
+        elif (name := _import_module_literal(node)) is not None:
+            found.append(Import(name, node.lineno, module_level))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             module_level = False
         if isinstance(node, ast.If) and _is_type_checking(node.test):
@@ -65,6 +68,18 @@ def imports_of(tree: ast.AST) -> list[Import]:
 
     visit(tree, True)
     return found
+
+
+def _import_module_literal(node: ast.AST) -> str | None:
+    """The module of `importlib.import_module("name")`: an import by another spelling (the TensorRT
+    adapter picks its library that way)."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+        return None
+    func = node.func
+    named = (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
+        isinstance(func, ast.Name) and func.id == "import_module"
+    )
+    return node.args[0].value if named and isinstance(node.args[0].value, str) else None
 
 
 def print_calls(tree: ast.AST) -> list[int]:
@@ -118,6 +133,11 @@ def test_the_rules_see_the_sources() -> None:
         ("import typing\nif typing.TYPE_CHECKING:\n    import onnx", [("typing", True), ("onnx", False)]),
         ("if TYPE_CHECKING:\n    pass\nelse:\n    import onnx", [("onnx", True)]),
         ("from . import sibling", []),
+        (
+            "import importlib\ndef f():\n    importlib.import_module('tensorrt_rtx')",
+            [("importlib", True), ("tensorrt_rtx", False)],
+        ),
+        ("def f(name):\n    importlib.import_module(name)", []),
     ],
 )
 def test_imports_of_classifies_imports(source: str, expected: list[tuple[str, bool]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,11 +217,27 @@ def test_gpu_option_without_tensorrt_or_gpu_is_a_usage_error(pytester: pytest.Py
     pytester.makepyfile("def test_anything():\n    pass\n")
     result = pytester.runpytest(*FAST, "--gpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    expected = "backends trt, trt-net cannot load TensorRT (No module named 'tensorrt'); install it with: pip install"
+    expected = "backends trt, trt-net need tensorrt, which cannot be loaded here (No module named 'tensorrt'); install"
     cuda_problem = gpu_problem()  # the same message leads when cuda-python or the GPU is missing too
     prefix = f"{cuda_problem}; " if cuda_problem else ""
-    line = f"*trt-harness --gpu: {prefix}{expected} 'trt-harness[gpu]'*".replace("[gpu]", "[[]gpu[]]")
+    line = f"*trt-harness: {prefix}{expected} it with: pip install 'trt-harness[gpu]'*".replace("[gpu]", "[[]gpu[]]")
     result.stderr.fnmatch_lines([line])
+
+
+def test_rtx_backend_without_its_extra_is_a_usage_error_with_the_pip_command(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TensorRT for RTX builds without a GPU, so its tests would run here: a missing library stops the
+    session at once, also without --gpu, instead of skipping every test."""
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)  # as if the `rtx` extra were not installed
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--backend", "rtx,ort")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*trt-harness: backends rtx need tensorrt_rtx, which cannot be loaded here (*); install it with: pip install 'trt-harness[[]rtx[]]'*"
+        ]
+    )
 
 
 def test_repository_conftest_uses_the_installed_plugin() -> None:

@@ -59,7 +59,7 @@ def test_builder_failure_errors_that_case_and_the_rest_continue(
     # 'broken' builds through the ONNX parser (6 pass); its network-API engine fails (6 + 3 agreement).
     result.assert_outcomes(passed=21, errors=9)
     result.stdout.fnmatch_lines(
-        ["*BuildError: case 'broken': TensorRT * failed to build the fp32 engine (network-api):*"]
+        ["*BuildError: case 'broken': tensorrt *+numpy-double failed to build the fp32 engine (network-api):*"]
     )
 
 
@@ -77,7 +77,7 @@ def test_unparsable_model_errors_with_the_parser_messages(
     result = pytester.runpytest(*FAST, "--precision", "fp32", "--backend", "trt")
     result.assert_outcomes(passed=6, errors=6, skipped=1)  # no agreement test without trt-net
     result.stdout.fnmatch_lines(
-        ["*BuildError: case 'unparsable': TensorRT's ONNX parser rejected the fp32 model*NoSuchOp*"]
+        ["*BuildError: case 'unparsable': tensorrt *+numpy-double's ONNX parser rejected the fp32 model*NoSuchOp*"]
     )
 
 
@@ -91,3 +91,72 @@ def test_fuzz_runs_unchanged_on_the_tensorrt_backends(
         *FAST, "--precision", "fp32,fp16", "--hypothesis-profile", "harness-ci", "--fuzz-examples", "5"
     )
     result.assert_outcomes(passed=2 * 2 * 2 * 2)  # cases x precisions x backends x (inside, outside)
+
+
+BUILD_MODULE = (
+    "from harness.suite import test_build, test_accuracy, test_agreement, test_latency, test_fuzz_inside_profile\n"
+)
+
+
+def test_build_only_builds_every_engine_records_it_and_skips_every_run_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(pytester, monkeypatch, "11.4", "CASES = [IDENTITY, CONV]")
+    pytester.makepyfile(test_matrix=BUILD_MODULE)
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--build-only", "-rs")
+    # 2 cases × 2 precisions × 1 profile × 2 backends engines; every run test skips.
+    result.assert_outcomes(passed=8, skipped=2 * 2 * 3 * 2 * 2 + 2 * 2 * 3 + 2 * 2 * 2)
+    result.stdout.fnmatch_lines(["*build-only run*"])
+    tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    build = tests["test_build[conv_add_relu-fp16-build-trt-net]"]
+    assert build["verdict"] == "pass" and build["build"]["artifact_bytes"] > 0 and build["build"]["build_s"] > 0
+    assert build["build"]["load_s"] is None and isinstance(build["build"]["warnings"], list)
+    assert build["backend_library"] == "tensorrt" and build["backend_version"].endswith("+numpy-double")
+    assert all(test_id.startswith("test_build[") for test_id in tests)  # nothing ran, nothing else recorded
+    result.stdout.fnmatch_lines(["*SKIPPED [[]68[]]*build-only run*"])
+    again = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--build-only", "--results", "warm.json")
+    again.assert_outcomes(passed=8, skipped=2 * 2 * 3 * 2 * 2 + 2 * 2 * 3 + 2 * 2 * 2)
+    warm = json.loads((pytester.path / "warm.json").read_text())["tests"]
+    assert all(t["build"]["cached"] for t in warm if t["id"].startswith("test_build"))
+
+
+def test_build_only_fails_the_point_that_does_not_build_with_the_builders_log(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = (
+        "def failing_network(network, trt, dtype):\n"
+        "    network.add_input('x', trt.DataType.FLOAT, (-1, -1, -1))  # and no output: the builder refuses\n"
+        "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='broken', define_network=failing_network)]\n"
+    )
+    make_project(pytester, monkeypatch, "10.16", extra)
+    pytester.makepyfile(test_matrix="from harness.suite import test_build\n")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--build-only")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_build[[]broken-fp32-build-trt-net[]] _*",
+            "case 'broken': tensorrt *+numpy-double failed to build the fp32 engine (network-api): *at least one output*",
+        ]
+    )
+    assert "During handling" not in result.stdout.str()
+
+
+def test_a_runtime_that_refuses_the_gpu_skips_run_tests_with_its_reason_decided_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TensorRT for RTX on an H200, played by the double: builds work, engines cannot load."""
+    extra = (
+        "from tests.trt_support import REFUSED_GPU\n"
+        "DOUBLE_BACKENDS = {**DOUBLE_BACKENDS, 'trt': dataclasses.replace(DOUBLE_BACKENDS['trt'],"
+        " factory='tests.trt_support:refusing_runtime_on_double')}\n"
+        "CASES = [IDENTITY, CONV]\n"
+    )
+    make_project(pytester, monkeypatch, "11.4", extra)
+    monkeypatch.setenv("HARNESS_TEST_PROBES", str(pytester.path / "probes.log"))
+    pytester.makepyfile(test_matrix=BUILD_MODULE)
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--backend", "trt", "-rs")
+    # builds pass; accuracy, latency and fuzz skip; agreement has no trt-net twin selected
+    result.assert_outcomes(passed=2, skipped=2 * 3 * 2 + 2 + 1)
+    result.stdout.fnmatch_lines(["*backend 'trt' cannot run engines here: *compute capability 9.0*"])
+    assert result.stdout.str().count("cannot deserialize") == 0  # no per-test deserialization error
+    assert (pytester.path / "probes.log").read_text().count("probe") == 1

@@ -41,7 +41,9 @@ from harness.case import Case
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOTS = Path(__file__).resolve().parent / "trt_api"
-VERSIONS = ("10.13", "10.16", "11.4")  # the supported range of pyproject's `gpu` extra: tensorrt>=10.13,<12
+# The supported range of pyproject's `gpu` extra (tensorrt>=10.13,<12), and TensorRT for RTX (the `rtx`
+# extra), whose module the same adapter and the same define_network functions are handed.
+VERSIONS = ("10.13", "10.16", "11.4", "rtx-1.7")
 BACKEND = "harness/backends/trt.py"
 MODULE_NAME = "trt"  # how the harness names the tensorrt module: the backend's alias, the cases' parameter
 NETWORK_PARAMETERS = frozenset({"network", MODULE_NAME})
@@ -61,6 +63,7 @@ class Api:
     returns: Mapping[tuple[str, str], str]  # (class, method) -> the class it returns, where every overload agrees
     enums: Mapping[str, frozenset[str]]
     functions: frozenset[str]
+    attributes: frozenset[str]  # module-level values: the dtype aliases trt.float32, trt.float16, ...
 
     def first_missing(self, chain: Chain) -> Chain | None:
         """The shortest prefix of `trt.<chain>` that this version lacks, None when the chain resolves.
@@ -69,7 +72,7 @@ class Api:
         check stops there. Dunders are Python's object protocol, not TensorRT's API.
         """
         head = chain[0]
-        if _is_dunder(head) or head in self.functions:
+        if _is_dunder(head) or head in self.functions or head in self.attributes:
             return None
         if head in self.enums:
             if len(chain) == 1 or _is_dunder(chain[1]) or chain[1] in self.enums[head]:
@@ -134,6 +137,7 @@ def load_api(version: str) -> Api:
         },
         enums={name: frozenset(members) for name, members in raw["enums"].items()},
         functions=frozenset(raw["functions"]),
+        attributes=frozenset(raw.get("attributes", {})),
     )
 
 
@@ -506,3 +510,10 @@ def test_an_unchecked_name_of_10x_only_fails_on_11x(guard: str, line: int) -> No
 )
 def test_module_chains_resolve_through_aliases_and_nested_enums(source: str, problems: list[str]) -> None:
     assert backend_problems(source, load_api("11.4")) == problems
+
+
+@each_version
+def test_module_level_dtype_aliases_resolve_and_made_up_ones_do_not(version: str) -> None:
+    api = load_api(version)
+    assert api.first_missing(("float32",)) is None and api.first_missing(("float16",)) is None
+    assert api.first_missing(("float33",)) == ("float33",)

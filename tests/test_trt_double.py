@@ -205,9 +205,12 @@ def test_platform_queries_that_eleven_dropped_raise_there() -> None:
 def test_module_names_and_enums_are_exactly_the_snapshots(version: str) -> None:
     trt, snapshot = make_tensorrt(version, FakeMemory()), load_snapshot(version)
     public = {name for name in vars(trt) if not name.startswith("_")}
-    assert public == set(snapshot.classes) | set(snapshot.enums) | set(snapshot.functions)
+    assert public == set(snapshot.classes) | set(snapshot.enums) | set(snapshot.functions) | set(snapshot.attributes)
     for name, members in snapshot.enums.items():
         assert set(getattr(trt, name).__members__) == set(members), name
+    for alias, (owner, member) in snapshot.attributes.items():
+        assert getattr(trt, alias) is getattr(getattr(trt, owner), member), alias
+    assert trt.float32 is trt.DataType.FLOAT and trt.bfloat16 is trt.DataType.BF16
     assert set(trt.ILogger.Severity.__members__) == {"INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"}
     assert trt.ILogger.ERROR is trt.ILogger.Severity.ERROR is trt.Logger.ERROR
 
@@ -568,6 +571,155 @@ def test_weak_typing_on_ten_computes_in_float16_with_the_fp16_flag() -> None:
     np.testing.assert_array_equal(half, expected)
     assert relu_scaled(("FP16",), strongly_typed=True) is None
     assert any("cannot be used with a strongly typed network" in error for error in d.errors())
+
+
+def test_the_module_level_dtype_aliases_declare_inputs(double: Double) -> None:
+    builder, network = new_network(double)
+    network_with_output(network, network.add_input("x", double.trt.float32, (2, 3)))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(run(double, build(double, builder, network, {}), {"x": x})["y"], x)
+    with pytest.raises(AttributeError, match="has no attribute float64: not in the real API snapshot"):
+        double.trt.float64  # noqa: B018
+
+
+def test_a_convolution_with_an_empty_bias_has_no_bias(double: Double) -> None:
+    """TensorRT takes an empty trt.Weights() as "no bias" (measured on TensorRT for RTX)."""
+    builder, network = new_network(double)
+    x = network.add_input("x", double.trt.float32, (1, 2, 5, 6))
+    layer = network.add_convolution_nd(x, 3, (3, 3), double.trt.Weights(KERNEL), double.trt.Weights())
+    y = layer.get_output(0)
+    y.name = "y"
+    network.mark_output(y)
+    values = np.random.default_rng(8).standard_normal((1, 2, 5, 6)).astype(np.float32)
+    got = run(double, build(double, builder, network, {}), {"x": values})["y"]
+    expected = np.einsum("nchwij,kcij->nkhw", _windows(values.astype(np.float64), 3, 1, 0, 0.0), KERNEL)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+# --- quantization --------------------------------------------------------------------------------------
+
+QDQ_SCALES = np.array([0.5, 0.25], dtype=np.float32)  # per channel (axis 1)
+
+
+def _quantized_reference(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """int8 Q then DQ, written out: ties round to even, values saturate at -128 and 127."""
+    q = np.clip(np.round(x / scale), -128, 127)  # np.round rounds half to even
+    return (q * scale).astype(np.float32)
+
+
+def _qdq_model(zero_point: int) -> ModelProto:
+    node = helper.make_node
+    graph = helper.make_graph(
+        [
+            node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1),
+            node("DequantizeLinear", ["q", "s", "z"], ["y"], axis=1),
+        ],
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])],
+        initializer=[
+            numpy_helper.from_array(QDQ_SCALES, "s"),
+            numpy_helper.from_array(np.full(2, zero_point, dtype=np.int8), "z"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+QDQ_INPUT = np.array([[0.25, 0.125], [0.75, -0.375], [100.0, -40.0]], dtype=np.float32)  # ties and saturation
+
+
+def test_quantize_dequantize_per_channel_rounds_ties_to_even_and_saturates(double: Double) -> None:
+    trt = double.trt
+    builder, network = new_network(double)
+    x = network.add_input("x", trt.float32, (3, 2))
+    scale = network.add_constant((2,), QDQ_SCALES).get_output(0)
+    quantize = network.add_quantize(x, scale, trt.int8)
+    quantize.axis = 1
+    assert quantize.get_output(0).dtype == trt.int8
+    dequantize = network.add_dequantize(quantize.get_output(0), scale, trt.float32)
+    dequantize.axis = 1
+    y = dequantize.get_output(0)
+    y.name = "y"
+    network.mark_output(y)
+    by_api = run(double, build(double, builder, network, {}), {"x": QDQ_INPUT})["y"]
+    builder, network = new_network(double)
+    parse(double, network, _qdq_model(0))
+    by_parser = run(double, build(double, builder, network, {}), {"x": QDQ_INPUT})["y"]
+    expected = _quantized_reference(QDQ_INPUT, QDQ_SCALES)
+    np.testing.assert_array_equal(by_api, expected)
+    np.testing.assert_array_equal(by_parser, expected)
+    assert expected[0].tolist() == [0.0, 0.0] and expected[2].tolist() == [63.5, -32.0]
+
+
+def test_a_per_channel_scale_needs_its_axis(double: Double) -> None:
+    trt = double.trt
+    builder, network = new_network(double)
+    x = network.add_input("x", trt.float32, (3, 2))
+    scale = network.add_constant((2,), QDQ_SCALES).get_output(0)
+    network.mark_output(network.add_quantize(x, scale, trt.int8).get_output(0))  # axis stays -1
+    assert build(double, builder, network, {}) is None
+    assert "ScaleMode is illegal" in double.errors()[-1]
+
+
+def test_a_non_zero_zero_point_is_refused_by_the_parser_and_by_the_builder(double: Double) -> None:
+    """TensorRT's parser refuses it at parse time; a network-API zero point (set_input 2) fails the build."""
+    _, network = new_network(double)
+    parser = double.trt.OnnxParser(network, double.logger)
+    assert not parser.parse(_qdq_model(3).SerializeToString())
+    error = parser.get_error(0)
+    assert (error.code(), error.node()) == (double.trt.ErrorCode.INVALID_NODE, 0)
+    assert "Non-zero zero point is not supported" in error.desc()
+    trt = double.trt
+    for zero in (0.0, 3.0):
+        builder, network = new_network(double)
+        x = network.add_input("x", trt.float32, (3, 2))
+        scale = network.add_constant((), np.array(0.5, dtype=np.float32)).get_output(0)
+        zero_point = network.add_constant((), np.array(zero, dtype=np.float32)).get_output(0)
+        quantize = network.add_quantize(x, scale, trt.int8)
+        quantize.set_input(2, zero_point)
+        network.mark_output(network.add_dequantize(quantize.get_output(0), scale, trt.float32).get_output(0))
+        assert (build(double, builder, network, {}) is None) == bool(zero)
+    assert "has `zero_point` whose coefficients aren't all zeros" in double.errors()[-1]
+
+
+def test_add_quantize_without_output_type_exists_on_ten_only() -> None:
+    for version, works in (("10.16", True), ("11.4", False)):
+        d = make_double(version)
+        _, network = new_network(d)
+        x = network.add_input("x", d.trt.float32, (2,))
+        scale = network.add_constant((), np.array(0.5, dtype=np.float32)).get_output(0)
+        if works:
+            assert network.add_quantize(x, scale).get_output(0).dtype == d.trt.int8
+        else:
+            with pytest.raises(TypeError, match="output_type is required"):
+                network.add_quantize(x, scale)
+
+
+def test_a_bfloat16_convolution_rounds_its_output_to_bfloat16(double: Double) -> None:
+    """Cast to BF16, a BF16 convolution (bfloat16 weights, float32 accumulation), cast back: parsed from ONNX."""
+    bfloat16 = pytest.importorskip("ml_dtypes").bfloat16
+    node = helper.make_node
+    graph = helper.make_graph(
+        [
+            node("Cast", ["x"], ["xb"], to=TensorProto.BFLOAT16),
+            node("Conv", ["xb", "w", "b"], ["yb"], kernel_shape=[3, 3]),
+            node("Cast", ["yb"], ["y"], to=TensorProto.FLOAT),
+        ],
+        "bf16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 3, 4])],
+        initializer=[
+            numpy_helper.from_array(KERNEL.astype(bfloat16), "w"),
+            numpy_helper.from_array(BIAS.astype(bfloat16), "b"),
+        ],
+    )
+    builder, network = new_network(double)
+    parse(double, network, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)]))
+    values = np.random.default_rng(10).standard_normal((1, 2, 5, 6)).astype(np.float32)
+    got = run(double, build(double, builder, network, {}), {"x": values})["y"]
+    as_bf16 = [a.astype(bfloat16).astype(np.float32) for a in (values, KERNEL, BIAS)]
+    conv = np.einsum("nchwij,kcij->nkhw", _windows(as_bf16[0], 3, 1, 0, 0.0), as_bf16[1]) + as_bf16[2][:, None, None]
+    np.testing.assert_array_equal(got, conv.astype(np.float32).astype(bfloat16).astype(np.float32))
 
 
 # --- the execution protocol --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,6 +31,14 @@ class BuildRequest:
     precision: Precision
     profile_index: int
     model_bytes: bytes  # the case's ONNX model at the precision's compute dtype
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a build produced: the bytes the engine cache keeps, and the builder's warnings about them."""
+
+    data: bytes
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,10 @@ class Engine(Protocol):
         """What the results should record about this engine (memory, timing mode, GPU clocks...)."""
         ...
 
+    def close(self) -> None:
+        """Free what the engine holds (streams, buffers, events, graphs); idempotent. Called at session end."""
+        ...
+
 
 class Backend(Protocol):
     """One inference library. Implementations live in harness/backends/<library>.py."""
@@ -81,6 +94,11 @@ class Backend(Protocol):
         """The device engines run on, e.g. a CPU model name or a GPU name."""
         ...
 
+    def runtime_problem(self) -> str | None:
+        """Why engines of this backend cannot run on this machine (a runtime that refuses this GPU), or
+        None. Asked once per session, before the first engine is loaded; building may still work."""
+        ...
+
     def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
         """Why this backend cannot run a case at a precision (the test is skipped with it), or None."""
         ...
@@ -89,7 +107,7 @@ class Backend(Protocol):
         """Beyond model, precision and profile: what makes this backend's artifacts incompatible."""
         ...
 
-    def build(self, request: BuildRequest) -> bytes:
+    def build(self, request: BuildRequest) -> Artifact:
         """Build the artifact; raise harness.errors.BuildError with the backend's log on failure."""
         ...
 
@@ -102,32 +120,110 @@ class ArtifactIncompatibleError(Exception):
     """A cached artifact cannot be loaded (foreign version, corrupted): rebuild it."""
 
 
-@dataclass(frozen=True)
-class RegistryEntry:
-    factory: str  # "module:callable" taking BackendOptions, imported on first use: collection imports no library
-    needs_gpu: bool  # known without importing, so collection can mark tests `gpu`
-    agrees_with: str | None = None  # a backend whose outputs this one must match (test_agreement)
+class DeviceKind(str, Enum):
+    """Where a backend's engines run: it decides the gate's default threshold and the `gpu` marker."""
 
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+@dataclass(frozen=True)
+class BackendDescriptor:
+    """Everything the harness knows about a backend without importing its library: the one place for
+    a backend's identity. Results record it, so `compare` judges plugin backends like built-in ones."""
+
+    factory: str  # "module:callable" taking BackendOptions, imported on first use: collection imports no library
+    library: str  # the Python module it runs on; --baseline-from LIBRARY-VERSION means this backend
+    device_kind: DeviceKind
+    latency_threshold: float  # the slowdown that regresses, unless a case or the command line says otherwise
+    install_hint: str  # the command that installs the library, quoted in every "not installed" message
+    build_needs_gpu: bool  # False: engines build on a CPU-only machine (TensorRT for RTX's ahead-of-time mode)
+    run_needs_gpu: bool  # its run tests carry the `gpu` marker
+    agrees_with: str | None = None  # a backend whose outputs this one must match (test_agreement)
+    default_on: DeviceKind | None = None  # selected when --backend is not given: without --gpu (CPU) or with it
+
+    def facts(self) -> dict[str, object]:
+        """What the results file records about the backend, for readers that have no registry."""
+        return {
+            "library": self.library,
+            "device_kind": self.device_kind.value,
+            "default_latency_threshold": self.latency_threshold,
+        }
+
+
+_TENSORRT_HINT = "pip install 'trt-harness[gpu]' (TensorRT's builder needs NVIDIA's package index and a GPU machine)"
+_RTX_HINT = "pip install 'trt-harness[rtx]'"
 
 # Keyed by short id, the name used in test ids and on the command line. More come from the
 # pytest_harness_backends hook (harness/hookspecs.py).
-BUILTIN_BACKENDS: Mapping[str, RegistryEntry] = {
-    "ort": RegistryEntry("harness.backends.ort:OnnxRuntimeBackend", needs_gpu=False),
-    "trt": RegistryEntry("harness.backends.trt:onnx_parser_backend", needs_gpu=True),
-    "trt-net": RegistryEntry("harness.backends.trt:network_api_backend", needs_gpu=True, agrees_with="trt"),
+BUILTIN_BACKENDS: Mapping[str, BackendDescriptor] = {
+    "ort": BackendDescriptor(
+        "harness.backends.ort:OnnxRuntimeBackend",
+        library="onnxruntime",
+        device_kind=DeviceKind.CPU,
+        latency_threshold=0.10,  # a shared CPU is noisier than a GPU
+        install_hint="pip install trt-harness",
+        build_needs_gpu=False,
+        run_needs_gpu=False,
+        default_on=DeviceKind.CPU,
+    ),
+    "trt": BackendDescriptor(
+        "harness.backends.trt:onnx_parser_backend",
+        library="tensorrt",
+        device_kind=DeviceKind.GPU,
+        latency_threshold=0.05,
+        install_hint=_TENSORRT_HINT,
+        build_needs_gpu=True,
+        run_needs_gpu=True,
+        default_on=DeviceKind.GPU,
+    ),
+    "trt-net": BackendDescriptor(
+        "harness.backends.trt:network_api_backend",
+        library="tensorrt",
+        device_kind=DeviceKind.GPU,
+        latency_threshold=0.05,
+        install_hint=_TENSORRT_HINT,
+        build_needs_gpu=True,
+        run_needs_gpu=True,
+        agrees_with="trt",
+        default_on=DeviceKind.GPU,
+    ),
+    "rtx": BackendDescriptor(
+        "harness.backends.trt:rtx_onnx_parser_backend",
+        library="tensorrt_rtx",
+        device_kind=DeviceKind.GPU,
+        latency_threshold=0.05,
+        install_hint=_RTX_HINT,
+        build_needs_gpu=False,
+        run_needs_gpu=True,
+    ),
+    "rtx-net": BackendDescriptor(
+        "harness.backends.trt:rtx_network_api_backend",
+        library="tensorrt_rtx",
+        device_kind=DeviceKind.GPU,
+        latency_threshold=0.05,
+        install_hint=_RTX_HINT,
+        build_needs_gpu=False,
+        run_needs_gpu=True,
+        agrees_with="rtx",
+    ),
 }
 
 
 class Registry:
     """The backends of a session: the built-in ones, overridden or extended by plugins."""
 
-    def __init__(self, extra: Mapping[str, RegistryEntry] | None = None) -> None:
+    def __init__(self, extra: Mapping[str, BackendDescriptor] | None = None) -> None:
         self._entries = {**BUILTIN_BACKENDS, **(extra or {})}
 
     def known(self) -> tuple[str, ...]:
         return tuple(self._entries)
 
-    def entry(self, short_id: str) -> RegistryEntry:
+    def defaults(self, kind: DeviceKind) -> tuple[str, ...]:
+        """The backends a session selects when --backend is not given."""
+        return tuple(short_id for short_id, descriptor in self._entries.items() if descriptor.default_on is kind)
+
+    def descriptor(self, short_id: str) -> BackendDescriptor:
         try:
             return self._entries[short_id]
         except KeyError:
@@ -135,6 +231,6 @@ class Registry:
 
     def load(self, short_id: str, options: BackendOptions) -> Backend:
         """Instantiate a backend; ImportError if its library is not installed."""
-        module_name, factory = self.entry(short_id).factory.split(":")
+        module_name, factory = self.descriptor(short_id).factory.split(":")
         backend: Backend = getattr(importlib.import_module(module_name), factory)(options)
         return backend

@@ -101,7 +101,9 @@ def gpu_problem() -> str | None:
     try:
         runtime = _runtime()
     except ImportError:
-        return "cuda-python is not installed; install it with: pip install 'trt-harness[gpu]'"
+        return (
+            "cuda-python is not installed; install it with: pip install cuda-python (the gpu and rtx extras bring it)"
+        )
     try:
         error, count = runtime.cudaGetDeviceCount()
     except RuntimeError as failure:  # some cuda-python versions raise when libcuda cannot be loaded

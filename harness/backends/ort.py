@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from harness.backends import ArtifactIncompatibleError, BackendOptions, BuildRequest
+from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions, BuildRequest
 from harness.case import Case, Precision
 from harness.environment import cpu_flags, cpu_model
 from harness.errors import BuildError
@@ -27,16 +27,25 @@ _PROVIDERS = ["CPUExecutionProvider"]
 
 class OnnxRuntimeEngine:
     def __init__(self, session: ort.InferenceSession) -> None:
-        self._session = session
+        self._session: ort.InferenceSession | None = session
         self._output_names = [output.name for output in session.get_outputs()]
 
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._session is None:
+            raise RuntimeError("this ONNX Runtime engine was closed")
+        return self._session
+
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._session.run(self._output_names, dict(inputs))
+        results = self.session.run(self._output_names, dict(inputs))
         return dict(zip(self._output_names, results))
+
+    def close(self) -> None:
+        self._session = None  # the session's memory and thread pool go with the last reference
 
     def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
         feeds = dict(inputs)
-        run = self._session.run
+        run = self.session.run
         names = self._output_names
 
         def run_once() -> float:
@@ -51,7 +60,7 @@ class OnnxRuntimeEngine:
         return None  # timer() already is the host latency a caller sees
 
     def facts(self) -> Mapping[str, object]:
-        threads = self._session.get_session_options().intra_op_num_threads
+        threads = self.session.get_session_options().intra_op_num_threads
         return {
             "graph_optimization": "all (in the cached artifact)",
             "providers": _PROVIDERS,
@@ -74,6 +83,9 @@ class OnnxRuntimeBackend:
     def device(self) -> str:
         return cpu_model()
 
+    def runtime_problem(self) -> str | None:
+        return None  # the CPU provider runs wherever the wheel installs
+
     def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
         if precision is Precision.TF32:
             return "tf32 is a TensorRT builder mode for tensor cores; ONNX Runtime's CPU provider has no such mode"
@@ -82,7 +94,7 @@ class OnnxRuntimeBackend:
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
         return {"providers": ",".join(_PROVIDERS), "cpu": cpu_model(), "isa": cpu_flags()}
 
-    def build(self, request: BuildRequest) -> bytes:
+    def build(self, request: BuildRequest) -> Artifact:
         with tempfile.TemporaryDirectory(prefix="harness-ort-") as scratch:
             optimized = Path(scratch) / "optimized.onnx"
             options = ort.SessionOptions()
@@ -96,7 +108,7 @@ class OnnxRuntimeBackend:
                     f"ONNX Runtime could not build the {request.precision.value} model: {error}; "
                     "fix the case's ONNX model (run onnx.checker.check_model on it) or skip this precision",
                 ) from error
-            return optimized.read_bytes()
+            return Artifact(optimized.read_bytes())
 
     def load(self, artifact: bytes, request: BuildRequest) -> OnnxRuntimeEngine:
         options = ort.SessionOptions()

@@ -1,4 +1,7 @@
-"""TensorRT 10.x and 11.x through one code path. The only module that imports tensorrt.
+"""TensorRT 10.x, 11.x and TensorRT for RTX through one code path. The only module that imports a
+TensorRT library: the backend's factory picks it (`tensorrt` or `tensorrt_rtx`, same API shape), and
+every function here uses the module it was handed, named `trt`. Where the libraries differ, the code
+asks the module what it has (hasattr, a deprecation it announces), never its version string.
 
 - Networks are strongly typed: the precision comes from the model's tensor types (float16 weights
   and activations with casts at float32 I/O for fp16), never from EXPLICIT_BATCH or the FP16/INT8
@@ -10,12 +13,17 @@
   network-definition function (`Case.define_network`).
 - Every CUDA call goes through harness.backends.cuda_rt; timing is CUDA events on the engine's own
   non-blocking stream, gated so that host enqueue time cannot leak into the interval.
+- TensorRT for RTX builds ahead of time without a GPU; its runtime runs only on some compute
+  capabilities, which `runtime_problem` finds out once per session by loading a one-layer probe.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,36 +31,60 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import tensorrt as trt
 
 from harness.atomic import write_atomically
-from harness.backends import ArtifactIncompatibleError, BackendOptions, BuildRequest
+from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions, BuildRequest
 from harness.backends import cuda_rt as default_cuda
 from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision
 from harness.errors import BuildError, HarnessError, ShapeOutsideProfileError
 from harness.measure import Timer
 
-_ERRORS = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
 
+class _Log:
+    """The messages a TensorRT library logged since this log was opened: a failure carries the
+    builder's own words. TensorRT keeps the first logger a process hands it and ignores later ones
+    ("the current new logger is ignored"), so every log reads from the library's one sink."""
 
-class _Logger(trt.ILogger):  # type: ignore[misc]
-    """Keeps TensorRT's messages so that a failure can carry the builder's own log."""
+    def __init__(self, trt: ModuleType) -> None:
+        severity = trt.ILogger.Severity
+        self._errors = (severity.INTERNAL_ERROR, severity.ERROR)
+        self._warning = severity.WARNING
+        self.sink = _sink(trt)
+        self._start = len(self.sink.messages)
 
-    def __init__(self) -> None:
-        trt.ILogger.__init__(self)
-        self.messages: list[tuple[Any, str]] = []
-
-    def log(self, severity: Any, msg: str) -> None:
-        self.messages.append((severity, msg))
+    @property
+    def messages(self) -> list[tuple[Any, str]]:
+        return list(self.sink.messages[self._start :])
 
     def errors(self) -> list[str]:
-        return [msg for severity, msg in self.messages if severity in _ERRORS]
+        return [msg for severity, msg in self.messages if severity in self._errors]
+
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(msg for severity, msg in self.messages if severity == self._warning)
 
     def text(self) -> str:
         """Errors if there were any, else everything: the most useful lines for a failure message."""
         lines = self.errors() or [msg for _, msg in self.messages]
         return " | ".join(lines[-20:]) or "(TensorRT logged nothing)"
+
+
+@functools.cache
+def _sink(trt: ModuleType) -> Any:
+    """The library's one ILogger for this process, keeping everything but VERBOSE (builds log tens of
+    thousands of verbose lines; failures and warnings are what the harness reports)."""
+
+    class Sink(trt.ILogger):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[Any, str]] = []
+            self._verbose = trt.ILogger.Severity.VERBOSE
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity != self._verbose:
+                self.messages.append((severity, msg))
+
+    return Sink()
 
 
 class ExecutionError(HarnessError):
@@ -82,21 +114,44 @@ class TensorRTEngine:
     profile_index: int
     engine: Any
     context: Any
-    logger: _Logger
+    logger: _Log
     cuda: ModuleType
     options: BackendOptions
     runtime: Any  # kept alive with the engine: TensorRT requires the runtime to outlive its engines
+    trt: ModuleType
     stream: Any = None
     bindings: dict[str, _Binding] = field(default_factory=dict)
     _timer: Any = None
+    _graphs: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        trt = self.trt
         self.stream = self.cuda.Stream()
         for index in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(index)
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
             self.bindings[name] = _Binding(name, is_input, dtype)
+
+    def close(self) -> None:
+        """Graphs, events and buffers first, then the stream they were made on, then TensorRT's objects
+        (the context before its engine). Idempotent: the session may close what a test closed."""
+        for graph in self._graphs:
+            graph.close()
+        self._graphs.clear()
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+        for binding in self.bindings.values():
+            for memory in (binding.device, binding.host):
+                if memory is not None:
+                    memory.free()
+            binding.device = binding.host = None
+        if self.stream is not None:
+            self.stream.destroy()
+            self.stream = None
+        self.context = None
+        self.engine = None
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._bind(inputs)
@@ -182,6 +237,7 @@ class TensorRTEngine:
             if self.cuda.stream_is_capturing(self.stream.handle):
                 raise ExecutionError("the engine's stream is already capturing a CUDA graph")
             graph = self.cuda.CudaGraph(self.stream, enqueue)
+            self._graphs.append(graph)
             enqueue = graph.launch
         return enqueue
 
@@ -208,12 +264,14 @@ class TensorRTEngine:
 
 
 class TensorRTBackend:
-    """Builds plans with TensorRT's builder, through the ONNX parser or the network-definition API."""
+    """Builds plans with a TensorRT library's builder, through the ONNX parser or the network-definition API."""
 
-    name = "tensorrt"
-
-    def __init__(self, options: BackendOptions, *, workflow: str, cuda: ModuleType = default_cuda) -> None:
+    def __init__(
+        self, options: BackendOptions, *, library: ModuleType, workflow: str, cuda: ModuleType = default_cuda
+    ) -> None:
         self.options = options
+        self.trt = library
+        self.name = library.__name__  # "tensorrt" or "tensorrt_rtx": results, engine-cache folder, messages
         self.workflow = workflow  # "onnx-parser" or "network-api"
         self.cuda = cuda
 
@@ -224,24 +282,47 @@ class TensorRTBackend:
         return f"CUDA events on the engine's stream, gated by cuStreamWaitValue32: {what}{graph}"
 
     def version(self) -> str:
-        return str(trt.__version__)
+        return str(self.trt.__version__)
 
     def device(self) -> str:
-        facts = self.cuda.device_facts()
+        facts = self._local_gpu()
+        if facts is None:
+            return "no GPU (engines built ahead of time; they cannot run here)"
         return f"{facts['name']} (compute capability {facts['compute_capability']})"
 
+    def runtime_problem(self) -> str | None:
+        """Load a one-layer probe engine: the runtime's own reason if it refuses this GPU."""
+        problem: str | None = self.cuda.gpu_problem()
+        if problem is not None:
+            return problem
+        trt = self.trt
+        logger = _Log(trt)
+        builder = trt.Builder(logger.sink)
+        network = builder.create_network(self._network_flags())
+        probe = network.add_input("probe", trt.DataType.FLOAT, (1,))
+        network.mark_output(network.add_identity(probe).get_output(0))
+        plan = builder.build_serialized_network(network, builder.create_builder_config())
+        if plan is None:
+            return f"{self._label()} cannot build even a one-layer probe engine here: {logger.text()}"
+        runtime = trt.Runtime(logger.sink)
+        if runtime.deserialize_cuda_engine(bytes(plan)) is None:
+            return f"{self._label()} cannot run engines on this GPU: {logger.text()}"
+        return None
+
     def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
+        trt = self.trt
         if self.workflow == "network-api" and case.define_network is None:
             return "the case has no network-definition function (Case.define_network)"
         if self.options.weak_typing and precision is Precision.FP16 and not hasattr(trt.BuilderFlag, "FP16"):
-            return f"weak typing needs BuilderFlag.FP16, which TensorRT {trt.__version__} no longer has"
+            return f"weak typing needs BuilderFlag.FP16, which {self._label()} does not have"
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
-        facts = self.cuda.device_facts()
+        facts = self._local_gpu()
         parts = {
-            "gpu": str(facts["name"]),
-            "compute_capability": str(facts["compute_capability"]),
+            # A library that builds without a GPU targets compute capabilities, not the machine's GPU.
+            "gpu": str(facts["name"]) if facts else "none",
+            "compute_capability": str(facts["compute_capability"]) if facts else "ahead-of-time",
             "workflow": self.workflow,
             "typing": "weak" if self.options.weak_typing else "strong",
         }
@@ -253,63 +334,82 @@ class TensorRTBackend:
             parts["network_source_sha256"] = hashlib.sha256(source.encode()).hexdigest()
         return parts
 
-    def build(self, request: BuildRequest) -> bytes:
-        logger = _Logger()
-        builder = trt.Builder(logger)
+    def build(self, request: BuildRequest) -> Artifact:
+        trt = self.trt
+        logger = _Log(trt)
+        builder = trt.Builder(logger.sink)
         network = builder.create_network(self._network_flags())
         self._populate(network, request, logger)
         config = builder.create_builder_config()
         self._set_precision(config, request.precision)
         self._add_profile(builder, config, request)
-        self._attach_timing_cache(config)
+        timing_cache = self._attach_timing_cache(config)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise BuildError(
                 request.case.name,
-                f"TensorRT {trt.__version__} failed to build the {request.precision.value} engine "
+                f"{self._label()} failed to build the {request.precision.value} engine "
                 f"({self.workflow}): {logger.text()}",
             )
-        self._save_timing_cache(config)
-        return bytes(plan)
+        if timing_cache is not None:
+            write_atomically(timing_cache, bytes(config.get_timing_cache().serialize()))
+        return Artifact(bytes(plan), logger.warnings())
 
     def load(self, artifact: bytes, request: BuildRequest) -> TensorRTEngine:
-        logger = _Logger()
-        runtime = trt.Runtime(logger)
+        trt = self.trt
+        logger = _Log(trt)
+        runtime = trt.Runtime(logger.sink)
         engine = runtime.deserialize_cuda_engine(artifact)
         if engine is None:
-            raise ArtifactIncompatibleError(f"TensorRT {trt.__version__} cannot deserialize the plan: {logger.text()}")
+            raise ArtifactIncompatibleError(f"{self._label()} cannot deserialize the plan: {logger.text()}")
         context = engine.create_execution_context()
         return TensorRTEngine(
-            request.case, request.profile_index, engine, context, logger, self.cuda, self.options, runtime
+            request.case, request.profile_index, engine, context, logger, self.cuda, self.options, runtime, trt
         )
+
+    def _label(self) -> str:
+        return f"{self.name} {self.version()}"
+
+    def _local_gpu(self) -> Mapping[str, object] | None:
+        """The GPU plans are built for; None on a machine without one (only a library that builds
+        ahead of time, such as TensorRT for RTX, gets past its builder there)."""
+        return None if self.cuda.gpu_problem() else self.cuda.device_facts()
 
     def _network_flags(self) -> int:
         if self.options.weak_typing:
             return 0
-        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        return 1 << int(self.trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
-    def _populate(self, network: Any, request: BuildRequest, logger: _Logger) -> None:
+    def _populate(self, network: Any, request: BuildRequest, logger: _Log) -> None:
+        trt = self.trt
         if self.workflow == "network-api":
             assert request.case.define_network is not None  # unsupported_reason skipped it otherwise
             try:
                 request.case.define_network(network, trt, request.precision.compute_dtype)
+            except AttributeError as error:
+                raise BuildError(
+                    request.case.name,
+                    f"its define_network uses a name that {self._label()} does not have ({error}); use only names "
+                    "every library the case runs on has, or check for it with hasattr",
+                ) from error
             except Exception as error:
                 raise BuildError(
                     request.case.name,
                     f"its define_network raised {error!r} ({logger.text()}); fix the case's network function",
                 ) from error
             return
-        parser = trt.OnnxParser(network, logger)
+        parser = trt.OnnxParser(network, logger.sink)
         if not parser.parse(request.model_bytes):
             errors = [parser.get_error(i) for i in range(parser.num_errors)]
-            details = "; ".join(f"node {e.node()} ({e.node_name()}): {e.desc()}" for e in errors)
+            details = "; ".join(f"node {e.node()} ({e.node_name()}, {e.node_operator()}): {e.desc()}" for e in errors)
             raise BuildError(
                 request.case.name,
-                f"TensorRT's ONNX parser rejected the {request.precision.value} model: {details or logger.text()}; "
-                "fix the case's ONNX model or the op TensorRT does not support",
+                f"{self._label()}'s ONNX parser rejected the {request.precision.value} model: "
+                f"{details or logger.text()}; fix the case's ONNX model or the op the parser does not support",
             )
 
     def _set_precision(self, config: Any, precision: Precision) -> None:
+        trt = self.trt
         if precision is Precision.TF32:
             config.set_flag(trt.BuilderFlag.TF32)
         else:
@@ -327,28 +427,38 @@ class TensorRTBackend:
     def _timing_cache_path(self) -> Path | None:
         if self.options.cache_dir is None:
             return None
-        gpu = str(self.cuda.device_facts()["name"]).replace(" ", "_").replace("/", "_")
-        return self.options.cache_dir / "tensorrt" / f"timing-{trt.__version__}-{gpu}.cache"
+        facts = self._local_gpu()
+        gpu = str(facts["name"]) if facts else "ahead-of-time"
+        gpu = gpu.replace(" ", "_").replace("/", "_")
+        return self.options.cache_dir / self.name / f"timing-{self.version()}-{gpu}.cache"
 
-    def _attach_timing_cache(self, config: Any) -> None:
-        """Reuse the persisted timing cache so rebuilds skip tactic timing; a stale one is dropped."""
+    def _attach_timing_cache(self, config: Any) -> Path | None:
+        """Reuse the persisted timing cache so rebuilds skip tactic timing; a stale one is dropped.
+        Returns where to save it after the build, None where there is nothing worth saving: no cache
+        folder, or a library whose timing cache is a no-op (TensorRT for RTX announces that with a
+        DeprecationWarning on first use)."""
         path = self._timing_cache_path()
         data = path.read_bytes() if path is not None and path.exists() else b""
-        cache = config.create_timing_cache(data) if data else None
-        if cache is None or not config.set_timing_cache(cache, False):
-            config.set_timing_cache(config.create_timing_cache(b""), False)
-
-    def _save_timing_cache(self, config: Any) -> None:
-        path = self._timing_cache_path()
-        if path is not None:
-            write_atomically(path, bytes(config.get_timing_cache().serialize()))
-
-
-def onnx_parser_backend(options: BackendOptions) -> TensorRTBackend:
-    """The `trt` backend: TensorRT's ONNX parser over the case's model (the usual workflow)."""
-    return TensorRTBackend(options, workflow="onnx-parser")
+        with warnings.catch_warnings(record=True) as announced:
+            warnings.simplefilter("always", DeprecationWarning)
+            cache = config.create_timing_cache(data) if data else None
+            if cache is None or not config.set_timing_cache(cache, False):
+                config.set_timing_cache(config.create_timing_cache(b""), False)
+        if any(issubclass(w.category, DeprecationWarning) and "no-op" in str(w.message) for w in announced):
+            return None
+        return path
 
 
-def network_api_backend(options: BackendOptions) -> TensorRTBackend:
-    """The `trt-net` backend: the case's network-definition function, layer by layer."""
-    return TensorRTBackend(options, workflow="network-api")
+def _workflow(library: str, workflow: str) -> Callable[[BackendOptions], TensorRTBackend]:
+    def factory(options: BackendOptions) -> TensorRTBackend:
+        return TensorRTBackend(options, library=importlib.import_module(library), workflow=workflow)
+
+    factory.__doc__ = f"{library} with the {workflow} workflow"
+    return factory
+
+
+# The built-in backends' factories (harness.backends.BUILTIN_BACKENDS names them).
+onnx_parser_backend = _workflow("tensorrt", "onnx-parser")  # `trt`: the ONNX parser over the case's model
+network_api_backend = _workflow("tensorrt", "network-api")  # `trt-net`: the case's define_network, layer by layer
+rtx_onnx_parser_backend = _workflow("tensorrt_rtx", "onnx-parser")  # `rtx`: TensorRT for RTX, ONNX parser
+rtx_network_api_backend = _workflow("tensorrt_rtx", "network-api")  # `rtx-net`: TensorRT for RTX, network API

@@ -1,7 +1,8 @@
 """A strict numpy double of the `tensorrt` Python module, for running the TensorRT adapter without TensorRT.
 
 make_tensorrt("10.16" | "11.4" | "10.13", memory) returns a module named "tensorrt" that imitates that
-version and exposes only names of its real API snapshot (tests/trt_api/, strict.py). Its
+version and exposes only names of its real API snapshot (tests/trt_api/, strict.py): classes, enums,
+functions and the module-level DataType aliases (trt.float32, trt.bfloat16, ...). Its
 __version__ is the real version plus "+numpy-double", so nothing it produces can pass for
 TensorRT's. Engines run on the host in numpy (layers.py has the numerics) and move data through
 `memory`, the CUDA module in use (tests/cuda_host.py, or harness.backends.cuda_rt on a GPU).
@@ -47,6 +48,8 @@ IMPLEMENTED: tuple[type, ...] = (
     network.ISoftMaxLayer,
     network.ITopKLayer,
     network.IReduceLayer,
+    network.IQuantizeLayer,
+    network.IDequantizeLayer,
     network.INetworkDefinition,
     onnx_import.ParserError,
     onnx_import.OnnxParser,
@@ -80,11 +83,14 @@ def make_tensorrt(version: str, memory: object) -> ModuleType:
     functions.update(nptype=functools.partial(_nptype, api), volume=_volume)
 
     module = ModuleType("tensorrt", __doc__)
+    # Module-level aliases of enum members, as the snapshot lists them: trt.float32 is trt.DataType.FLOAT.
+    attributes = {name: api.enums[owner][member] for name, (owner, member) in snapshot.attributes.items()}
     module.__dict__.update(
         {
             **{name: api.classes[name] for name in snapshot.classes},
             **api.enums,
             **functions,
+            **attributes,
             "__version__": f"{snapshot.version}+numpy-double",
             "__getattr__": strict.module_getattr(api),
             "_accessed": api.accessed,

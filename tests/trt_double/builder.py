@@ -9,6 +9,8 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import numpy as np
+
 from .graph import Graph, GraphError
 from .layers import Shape
 from .network import as_shape
@@ -217,6 +219,7 @@ def _compile(api: Api, network: Any, config: Any) -> Program:
         )
     graph.types()
     graph.declared_shapes()
+    _check_zero_points(graph)
     profiles = _resolve_profiles(graph, config._profiles)
     for index, profile in enumerate(profiles):
         for corner, label in enumerate(("min", "opt", "max")):
@@ -227,6 +230,19 @@ def _compile(api: Api, network: Any, config: Any) -> Program:
                 raise GraphError(f"{error} at the {label} shapes of optimization profile {index}") from None
     weak_fp16 = not graph.strongly_typed and "FP16" in config._flags
     return Program(_snapshot(graph), profiles, tf32="TF32" in config._flags, weak_fp16=weak_fp16)
+
+
+def _check_zero_points(graph: Graph) -> None:
+    """TensorRT takes a Q/DQ zero point (input 2) only as constant zeros, and says so at build time."""
+    for node in graph.nodes:
+        if node.kind not in ("QUANTIZE", "DEQUANTIZE") or len(node.inputs) < 3:
+            continue
+        producer = graph.producer(node.inputs[2])
+        if producer is None or producer.kind != "CONSTANT" or np.any(producer.params["weights"]):
+            raise GraphError(
+                f"Error Code 4: API Usage Error (IQuantizeLayer/IDequantizeLayer {node.name} has `zero_point` "
+                "whose coefficients aren't all zeros)"
+            )
 
 
 def _snapshot(graph: Graph) -> Graph:

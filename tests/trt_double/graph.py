@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .layers import FLOATS, OPS, LayerError, Numerics, Shape
+from .layers import FLOATS, OPS, LayerError, Numerics, Shape, reduced_float
 
 
 class GraphError(Exception):
@@ -87,10 +87,15 @@ class Graph:
         for node in self.nodes:
             op = OPS[node.kind]
             out_types = [types[i] for i in node.outputs]
-            half = "HALF" in out_types or (weak_fp16 and any(t in FLOATS for t in out_types))
-            numerics = Numerics(half=half, tf32=tf32)
-            prepare = numerics.operand if op.tf32_operands else numerics.value
-            results = op.compute(node.params, [prepare(values[i]) for i in node.inputs], numerics)
+            reduced = reduced_float(out_types)
+            if reduced is None and weak_fp16 and any(t in FLOATS for t in out_types):
+                reduced = np.float16
+            numerics = Numerics(reduced=reduced, tf32=tf32)
+            operands = [
+                numerics.operand(values[i]) if position in op.tf32_operands else numerics.value(values[i])
+                for position, i in enumerate(node.inputs)
+            ]
+            results = op.compute(node.params, operands, numerics)
             for tensor, value, type_name in zip(node.outputs, results, out_types):
                 values[tensor] = numerics.finish(value, type_name)
         return [values[i] for i in self.outputs]

@@ -4,10 +4,11 @@ Plain data only, so that a plan can hold it: tensor types are DataType member na
 "HALF", ...), shapes are int tuples with -1 for a dimension unknown until the input shapes are set,
 parameters are ints, tuples, names and numpy arrays. Keys of OPS are LayerType member names.
 
-Numerics (Numerics below): a layer whose output is float16 computes in float32 and rounds its
-output to float16 (fp32 accumulation, like TensorRT's half kernels); a float32 layer computes in
+Numerics (Numerics below): a layer whose output is float16 or bfloat16 computes in float32 and rounds
+its output to that type (fp32 accumulation, like TensorRT's half kernels); a float32 layer computes in
 float64 and rounds to float32 (exact float32 math), except that with BuilderFlag.TF32 at build the
-operands of convolutions and matrix multiplies are first rounded to TF32.
+operands of convolutions and matrix multiplies are first rounded to TF32. Quantize / dequantize compute
+in float32: q = saturate(round_half_to_even(x / scale)) to int8, dq = q * scale (zero points must be 0).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -32,7 +35,11 @@ NUMPY_TYPES: dict[str, type] = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,
 }
-FLOATS = frozenset({"FLOAT", "HALF"})
+# What tensors and weights of each type are stored as. BF16 has no numpy type of its own (trt.nptype refuses
+# it, as TensorRT's does): ml_dtypes' bfloat16, which onnx's numpy_helper also uses, stands in for it.
+STORAGE_TYPES: dict[str, type] = {**NUMPY_TYPES, "BF16": ml_dtypes.bfloat16}
+FLOATS = frozenset({"FLOAT", "HALF", "BF16"})
+_REDUCED_FLOATS = {"HALF": np.float16, "BF16": ml_dtypes.bfloat16}
 
 
 class LayerError(Exception):
@@ -40,7 +47,7 @@ class LayerError(Exception):
 
 
 def type_of_array(array: np.ndarray) -> str:
-    for name, numpy_type in NUMPY_TYPES.items():
+    for name, numpy_type in STORAGE_TYPES.items():
         if array.dtype == numpy_type:
             return name
     raise TypeError(f"unsupported numpy data type {array.dtype} for TensorRT weights")
@@ -56,32 +63,42 @@ def round_tf32(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(single), rounded, single)
 
 
+def is_float(array: np.ndarray) -> bool:
+    """Whether an array holds floats: numpy's own kinds, or bfloat16 (whose numpy kind is "V")."""
+    return array.dtype.kind == "f" or array.dtype == ml_dtypes.bfloat16
+
+
+def reduced_float(type_names: Sequence[str]) -> type | None:
+    """The 16-bit float type a layer with these output types computes for (None: a float32 layer)."""
+    return next((_REDUCED_FLOATS[name] for name in type_names if name in _REDUCED_FLOATS), None)
+
+
 @dataclass(frozen=True)
 class Numerics:
     """How one layer computes its float values."""
 
-    half: bool  # compute in float32 and round the outputs to float16
+    reduced: type | None  # np.float16 or bfloat16: compute in float32 and round the outputs to that type
     tf32: bool  # round convolution / matrix-multiply operands to TF32 (float32 layers only)
 
     def value(self, array: np.ndarray) -> np.ndarray:
         """A float input or weight in the compute type, after the rounding its storage type implies."""
-        if array.dtype.kind != "f":
+        if not is_float(array):
             return array
-        if self.half:
-            return array.astype(np.float16).astype(np.float32)
+        if self.reduced is not None:
+            return array.astype(self.reduced).astype(np.float32)
         return array.astype(np.float64)
 
     def operand(self, array: np.ndarray) -> np.ndarray:
         """An operand of a convolution or matrix multiply: value(), through TF32 when it is enabled."""
-        if self.tf32 and not self.half and array.dtype.kind == "f":
+        if self.tf32 and self.reduced is None and is_float(array):
             return round_tf32(array).astype(np.float64)
         return self.value(array)
 
     def finish(self, array: np.ndarray, type_name: str) -> np.ndarray:
-        """A computed output rounded as the layer's output type (float16 compute rounds to float16)."""
-        target = NUMPY_TYPES[type_name]
+        """A computed output rounded as the layer's output type (16-bit compute rounds to its type)."""
+        target = STORAGE_TYPES[type_name]
         if type_name in FLOATS:
-            return np.asarray(array).astype(np.float16 if self.half else np.float32).astype(target, copy=False)
+            return np.asarray(array).astype(self.reduced or np.float32).astype(target, copy=False)
         return np.asarray(array).astype(target, copy=False)
 
 
@@ -90,7 +107,7 @@ class Op:
     shapes: Callable[[Params, list[Shape]], list[Shape]]
     types: Callable[[Params, list[str], bool], list[str]]  # (params, input types, strongly typed)
     compute: Callable[[Params, list[np.ndarray], Numerics], list[np.ndarray]]
-    tf32_operands: bool = False
+    tf32_operands: frozenset[int] = frozenset()  # input positions that TF32 rounds (data and kernel, not bias)
 
 
 def _fmt(shape: Sequence[int]) -> str:
@@ -99,7 +116,7 @@ def _fmt(shape: Sequence[int]) -> str:
 
 def _require_float(what: str, type_name: str) -> None:
     if type_name not in FLOATS:
-        raise LayerError(f"{what} needs a FLOAT or HALF input, got {type_name}")
+        raise LayerError(f"{what} needs a FLOAT, HALF or BF16 input, got {type_name}")
 
 
 def _same_type(what: str, types: list[str], strongly_typed: bool) -> str:
@@ -172,13 +189,13 @@ def _same_shape(params: Params, shapes: list[Shape]) -> list[Shape]:
 
 
 def _cast_types(params: Params, types: list[str], strongly_typed: bool) -> list[str]:
-    if params["to_type"] not in NUMPY_TYPES:
+    if params["to_type"] not in STORAGE_TYPES:
         raise LayerError(f"the double does not implement casts to {params['to_type']}")
     return [params["to_type"]]
 
 
 def _cast(params: Params, inputs: list[np.ndarray], numerics: Numerics) -> list[np.ndarray]:
-    return [inputs[0].astype(NUMPY_TYPES[params["to_type"]])]
+    return [inputs[0].astype(STORAGE_TYPES[params["to_type"]])]
 
 
 # --- convolution -----------------------------------------------------------------------------------
@@ -195,25 +212,32 @@ def _conv_shapes(params: Params, shapes: list[Shape]) -> list[Shape]:
     ph, pw = _pair(params, "padding", what)
     if c < 0:
         raise LayerError(f"{what}: the channel dimension of input {_fmt(shapes[0])} must be known at build time")
-    expected = maps * c * kh * kw
-    if params["kernel"].size != expected:
-        raise LayerError(
-            f"{what}: kernel weights has count {params['kernel'].size} but {expected} was expected "
-            f"(K {maps} x C {c} x R {kh} x S {kw})"
-        )
-    if params["bias"] is not None and params["bias"].size != maps:
-        raise LayerError(f"{what}: bias weights has count {params['bias'].size} but {maps} was expected")
+    # The kernel and bias are weights, or tensors set as inputs 1 and 2 (ILayer.set_input, Q/DQ weights).
+    expected = {"kernel": maps * c * kh * kw, "bias": maps}
+    for role, position in (("kernel", 1), ("bias", 2)):
+        if len(shapes) > position:
+            count = -1 if min(shapes[position], default=0) < 0 else math.prod(shapes[position])
+        else:
+            count = None if params[role] is None else params[role].size
+        if count is not None and count >= 0 and count != expected[role]:
+            raise LayerError(f"{what}: {role} weights has count {count} but {expected[role]} was expected")
     return [(n, maps, _window_out(h, kh, sh, ph, what), _window_out(w, kw, sw, pw, what))]
 
 
 def _conv_types(params: Params, types: list[str], strongly_typed: bool) -> list[str]:
     _require_float("convolution", types[0])
     if strongly_typed:
-        for role in ("kernel", "bias"):
+        for role, position in (("kernel", 1), ("bias", 2)):
             weights = params[role]
-            if weights is not None and type_of_array(weights) != types[0]:
+            if len(types) > position:
+                role_type = types[position]
+            elif weights is not None:
+                role_type = type_of_array(weights)
+            else:
+                continue
+            if role_type != types[0]:
                 raise LayerError(
-                    f"convolution: {role} weights are {type_of_array(weights)} but the input is {types[0]}; "
+                    f"convolution: {role} weights are {role_type} but the input is {types[0]}; "
                     "a strongly typed network needs weights of the input's type"
                 )
     return [types[0]]
@@ -224,13 +248,72 @@ def _conv(params: Params, inputs: list[np.ndarray], numerics: Numerics) -> list[
     kh, kw = params["kernel_shape"]
     sh, sw = params["stride"]
     ph, pw = params["padding"]
-    weight = numerics.operand(params["kernel"]).reshape(params["num_output_maps"], x.shape[1], kh, kw)
+    kernel = inputs[1] if len(inputs) > 1 else numerics.operand(params["kernel"])
+    weight = kernel.reshape(params["num_output_maps"], x.shape[1], kh, kw)
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # N, C, H', W', kh, kw
     out = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
-    if params["bias"] is not None:
-        out = out + numerics.value(params["bias"])[None, :, None, None]
+    bias = inputs[2].reshape(-1) if len(inputs) > 2 else params["bias"]
+    if bias is not None:
+        out = out + numerics.value(bias)[None, :, None, None]
     return [out]
+
+
+# --- quantize and dequantize ----------------------------------------------------------------------
+# Inputs: data, scale, and optionally a zero point (input 2), which TensorRT requires to be all zeros
+# (the builder checks that, builder.py). Types: Q takes a float and gives to_type, DQ the reverse; the
+# scale has the float side's type. Scale: one value (per tensor) or one per index of `axis` (per channel).
+
+QUANTIZED = frozenset({"INT8"})  # the double implements int8 Q/DQ only (not FP8, INT4, FP4, UINT8)
+
+
+def _qdq_shapes(params: Params, shapes: list[Shape], *, quantize: bool) -> list[Shape]:
+    what = "quantize" if quantize else "dequantize"
+    data, scale = shapes[0], shapes[1]
+    if len(shapes) > 2 and shapes[2] != scale:
+        raise LayerError(f"{what}: zero point {_fmt(shapes[2])} and scale {_fmt(scale)} differ in shape")
+    if math.prod(scale) == 1 and len(scale) <= 1:
+        return [data]  # per tensor
+    axis = params["axis"]
+    if len(scale) != 1 or not 0 <= axis < len(data):
+        raise LayerError(
+            f"{what}: ScaleMode is illegal: scale {_fmt(scale)} needs axis in [0, {len(data)}), got {axis} "
+            "(the double implements per-tensor and per-channel scales, not blocked ones)"
+        )
+    if min(scale[0], data[axis]) >= 0 and scale[0] != data[axis]:
+        raise LayerError(f"{what}: {scale[0]} scales for dimension {axis} of {_fmt(data)}")
+    return [data]
+
+
+def _qdq_types(params: Params, types: list[str], strongly_typed: bool, *, quantize: bool) -> list[str]:
+    what = "quantize" if quantize else "dequantize"
+    to_type = params["to_type"]
+    low, high = (to_type, types[0]) if quantize else (types[0], to_type)
+    if low not in QUANTIZED:
+        raise LayerError(f"the double does not implement {what} of {low} (only {sorted(QUANTIZED)})")
+    _require_float(what, high)
+    if types[1] != high:
+        raise LayerError(f"{what}: the scale is {types[1]}, it must be {high} like the float side")
+    return [to_type]
+
+
+def _per_channel(scale: np.ndarray, rank: int, axis: int) -> np.ndarray:
+    """The scale shaped to broadcast against the data: a scalar, or its values along `axis`."""
+    values = scale.astype(np.float32).reshape(-1)
+    if values.size == 1:
+        return values.reshape(())
+    return values.reshape([-1 if d == axis else 1 for d in range(rank)])
+
+
+def _quantize(params: Params, inputs: list[np.ndarray], numerics: Numerics) -> list[np.ndarray]:
+    x, scale = inputs[0].astype(np.float32), _per_channel(inputs[1], inputs[0].ndim, params["axis"])
+    limits = np.iinfo(STORAGE_TYPES[params["to_type"]])
+    return [np.clip(np.rint(x / scale), limits.min, limits.max)]  # rint rounds half to even
+
+
+def _dequantize(params: Params, inputs: list[np.ndarray], numerics: Numerics) -> list[np.ndarray]:
+    q, scale = inputs[0], _per_channel(inputs[1], inputs[0].ndim, params["axis"])
+    return [q.astype(np.float32) * scale]
 
 
 # --- elementwise and activation --------------------------------------------------------------------
@@ -538,16 +621,18 @@ def _reduce(params: Params, inputs: list[np.ndarray], numerics: Numerics) -> lis
 OPS: dict[str, Op] = {
     "IDENTITY": Op(_same_shape, _identity_types, lambda params, inputs, numerics: [inputs[0]]),
     "CAST": Op(_same_shape, _cast_types, _cast),
-    "CONVOLUTION": Op(_conv_shapes, _conv_types, _conv, tf32_operands=True),
+    "CONVOLUTION": Op(_conv_shapes, _conv_types, _conv, tf32_operands=frozenset({0, 1})),
     "ELEMENTWISE": Op(_elementwise_shapes, _elementwise_types, _elementwise),
     "ACTIVATION": Op(_same_shape, _activation_types, _activation),
     "POOLING": Op(_pooling_shapes, _pooling_types, _pooling),
     "SHUFFLE": Op(_shuffle_shapes, _identity_types, _shuffle),
     "CONSTANT": Op(_constant_shapes, _constant_types, _constant),
-    "MATRIX_MULTIPLY": Op(_matmul_shapes, _matmul_types, _matmul, tf32_operands=True),
+    "MATRIX_MULTIPLY": Op(_matmul_shapes, _matmul_types, _matmul, tf32_operands=frozenset({0, 1})),
     "SOFTMAX": Op(_softmax_shapes, _float_types, _softmax),
     "TOPK": Op(_topk_shapes, _topk_types, _topk),
     "REDUCE": Op(_reduce_shapes, _reduce_types, _reduce),
+    "QUANTIZE": Op(partial(_qdq_shapes, quantize=True), partial(_qdq_types, quantize=True), _quantize),
+    "DEQUANTIZE": Op(partial(_qdq_shapes, quantize=False), partial(_qdq_types, quantize=False), _dequantize),
 }
 
 # How TensorRT names layers of each kind in default layer names: "(Unnamed Layer* 3) [Convolution]".
@@ -564,4 +649,6 @@ DISPLAY_NAMES = {
     "SOFTMAX": "Softmax",
     "TOPK": "TopK",
     "REDUCE": "Reduce",
+    "QUANTIZE": "Quantize",
+    "DEQUANTIZE": "Dequantize",
 }

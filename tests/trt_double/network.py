@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .graph import Graph, GraphError, Node, TensorDef
-from .layers import DISPLAY_NAMES, NUMPY_TYPES, Shape, default_softmax_axes, type_of_array
+from .layers import DISPLAY_NAMES, STORAGE_TYPES, Shape, default_softmax_axes, type_of_array
 from .strict import Api, StrictObject
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Weights(StrictObject):
             self._array = as_weights(value)
         else:
             type_name = "FLOAT" if value is None else self._api.name_of("DataType", value)
-            self._array = np.zeros(0, dtype=NUMPY_TYPES[type_name])
+            self._array = np.zeros(0, dtype=STORAGE_TYPES[type_name])
 
     @property
     def dtype(self) -> Any:
@@ -164,6 +164,30 @@ class ILayer(StrictObject):
     def get_output_type(self, index: int) -> Any:
         return self.get_output(index).dtype
 
+    def set_input(self, index: int, tensor: Any) -> None:
+        """Replace input `index`, or add the next optional one (a convolution's kernel and bias, a Q/DQ zero point).
+
+        The double fills optional inputs in order and takes only tensors defined before this layer, so that
+        its graph stays in execution order; it logs an ERROR and changes nothing otherwise.
+        """
+        node, position, tensor_id = self._node(), operator.index(index), self._network._own(tensor)
+        producer = self._network._graph.producer(tensor_id)
+        nodes = self._network._graph.nodes
+        problem = None
+        if not 0 <= position <= len(node.inputs) or position >= _INPUT_SLOTS.get(node.kind, len(node.inputs)):
+            problem = f"index {position} is not an input of {node.name} (it has {len(node.inputs)})"
+        elif producer is not None and nodes.index(producer) >= self._index:
+            problem = f"the double takes only tensors defined before {node.name} as its inputs"
+        if problem is not None:
+            self._api.log(
+                self._network._logger, "ERROR", f"ILayer::setInput: Error Code 3: API Usage Error ({problem})"
+            )
+            return
+        if position < len(node.inputs):
+            node.inputs[position] = tensor_id
+        else:
+            node.inputs.append(tensor_id)
+
 
 def _param(key: str, kind: str) -> property:
     """A layer property over node.params[key]; kind is "dims", "perm", "int", "bool" or an enum's name."""
@@ -254,6 +278,16 @@ class ITopKLayer(ILayer):
     axes = _param("axes", "int")
 
 
+class IQuantizeLayer(ILayer):
+    axis = _param("axis", "int")
+    to_type = _param("to_type", "DataType")
+
+
+class IDequantizeLayer(ILayer):
+    axis = _param("axis", "int")
+    to_type = _param("to_type", "DataType")
+
+
 class IReduceLayer(ILayer):
     op = _param("op", "ReduceOperation")
     axes = _param("axes", "int")
@@ -273,7 +307,11 @@ LAYER_CLASSES = {
     "SOFTMAX": "ISoftMaxLayer",
     "TOPK": "ITopKLayer",
     "REDUCE": "IReduceLayer",
+    "QUANTIZE": "IQuantizeLayer",
+    "DEQUANTIZE": "IDequantizeLayer",
 }
+# How many inputs set_input may give a layer kind beyond those it was added with.
+_INPUT_SLOTS = {"CONVOLUTION": 3, "QUANTIZE": 3, "DEQUANTIZE": 3}
 
 
 class INetworkDefinition(StrictObject):
@@ -356,7 +394,7 @@ class INetworkDefinition(StrictObject):
 
     def add_input(self, name: str, dtype: Any, shape: Any) -> Any:
         type_name = self._api.name_of("DataType", dtype)
-        if type_name not in NUMPY_TYPES:
+        if type_name not in STORAGE_TYPES:
             raise NotImplementedError(f"double does not implement {type_name} tensors")
         index = self._graph.add_tensor(TensorDef(str(name), type_name, as_shape(shape)))
         self._graph.inputs.append(index)
@@ -377,11 +415,12 @@ class INetworkDefinition(StrictObject):
         self, input: Any, num_output_maps: int, kernel_shape: Any, kernel: Any, bias: Any = None
     ) -> Any:
         kernel_dims = as_shape(kernel_shape)
+        bias_array = None if bias is None else as_weights(bias)
         params = {
             "num_output_maps": operator.index(num_output_maps),
             "kernel_shape": kernel_dims,
-            "kernel": as_weights(kernel),
-            "bias": None if bias is None else as_weights(bias),
+            "kernel": as_weights(kernel),  # empty when set_input(1, tensor) gives the kernel
+            "bias": None if bias_array is None or bias_array.size == 0 else bias_array,  # empty: no bias
             "stride": (1,) * len(kernel_dims),  # TensorRT's defaults: stride 1, padding 0
             "padding": (0,) * len(kernel_dims),
         }
@@ -425,6 +464,21 @@ class INetworkDefinition(StrictObject):
     def add_topk(self, input: Any, op: Any, k: int, axes: int) -> Any:
         params = {"op": self._api.name_of("TopKOperation", op), "k": operator.index(k), "axes": operator.index(axes)}
         return self._add("TOPK", [input], params, outputs=2)
+
+    def add_quantize(self, input: Any, scale: Any, output_type: Any = None) -> Any:
+        return self._add("QUANTIZE", [input, scale], self._qdq_params("add_quantize", output_type, "INT8"))
+
+    def add_dequantize(self, input: Any, scale: Any, output_type: Any = None) -> Any:
+        return self._add("DEQUANTIZE", [input, scale], self._qdq_params("add_dequantize", output_type, "FLOAT"))
+
+    def _qdq_params(self, method: str, output_type: Any, default: str) -> dict[str, Any]:
+        """TensorRT 10 also has add_quantize(input, scale) (to INT8; dequantize to FLOAT); 11 needs the type."""
+        if output_type is not None:
+            return {"to_type": self._api.name_of("DataType", output_type), "axis": -1}
+        sigs = self._api.snapshot.classes["INetworkDefinition"][method].sigs
+        if not any("(self" in sig and "output_type" not in sig for sig in sigs):
+            raise TypeError(f"{method}(): incompatible function arguments: output_type is required")
+        return {"to_type": default, "axis": -1}
 
     def add_reduce(self, input: Any, op: Any, axes: int, keep_dims: bool) -> Any:
         params = {

@@ -3,7 +3,12 @@
 So a parsed model and a hand-defined network run on one executor, and the importer stays inside
 the snapshot's API like any caller. Supported ops: Identity, Cast, Conv (2-D), Add / Sub / Mul /
 Div (numpy broadcasting), Relu, MaxPool, Flatten, Reshape (constant shape), Gemm (alpha = beta = 1,
-transA = 0), MatMul, Softmax (opset >= 13), ArgMax, Constant. Graph inputs' symbolic dims become -1.
+transA = 0), MatMul, Softmax (opset >= 13), ArgMax, Constant, QuantizeLinear / DequantizeLinear (int8,
+per-tensor or per-axis scales, no blocks). Graph inputs' symbolic dims become -1.
+
+A Q/DQ zero point must be a constant of zeros: TensorRT's parser refuses any other at parse time
+(INVALID_NODE, "Non-zero zero point is not supported"), as measured on TensorRT for RTX 1.7; the zero
+point's type decides the quantized type, as in ONNX, and a missing one means INT8, as TensorRT's parser does.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from .layers import type_of_array
 from .strict import Api, StrictObject
 
 # onnx.TensorProto element types the double's tensors can have.
-_ONNX_TYPES = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 9: "BOOL", 3: "INT8", 2: "UINT8"}
+_ONNX_TYPES = {1: "FLOAT", 10: "HALF", 16: "BF16", 6: "INT32", 7: "INT64", 9: "BOOL", 3: "INT8", 2: "UINT8"}
 
 
 class _NodeError(Exception):
@@ -259,12 +264,26 @@ def _relu(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
 
 
 def _conv(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
-    weight = im.weights(node.input[1])
-    bias = im.weights(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-    _require(weight.ndim == 4, "UNSUPPORTED_NODE", "the double implements 2-D convolutions only")
+    """Initializer weights become Weights; a computed kernel or bias (a DequantizeLinear's) becomes input 1 or 2."""
+    weight = im.value(node.input[1])
+    has_bias = len(node.input) > 2 and bool(node.input[2])
+    bias = im.value(node.input[2]) if has_bias else None
+    shape = tuple(weight.shape)
+    _require(len(shape) == 4 and min(shape) > 0, "UNSUPPORTED_NODE", "the double implements 2-D convolutions only")
     _require(attributes.get("group", 1) == 1, "UNSUPPORTED_NODE_ATTR", "grouped convolution")
     _require(all(d == 1 for d in attributes.get("dilations", (1, 1))), "UNSUPPORTED_NODE_ATTR", "dilated convolution")
-    layer = im.network.add_convolution_nd(im.tensor(node.input[0]), weight.shape[0], weight.shape[2:], weight, bias)
+    none = np.zeros(0, dtype=np.float32)  # an empty kernel or bias: given as a tensor input below
+    kernel = weight if isinstance(weight, np.ndarray) else none
+    layer = im.network.add_convolution_nd(
+        im.tensor(node.input[0]), shape[0], shape[2:], kernel, bias if isinstance(bias, np.ndarray) else none
+    )
+    if not isinstance(weight, np.ndarray):
+        layer.set_input(1, weight)
+    if has_bias and not isinstance(bias, np.ndarray):
+        _require(
+            not isinstance(weight, np.ndarray), "UNSUPPORTED_NODE_INPUT", "a computed bias with initializer weights"
+        )
+        layer.set_input(2, bias)
     layer.stride_nd = tuple(attributes.get("strides", (1, 1)))
     layer.padding_nd = _symmetric_pads(attributes, 2)
     return [layer]
@@ -364,6 +383,45 @@ def _constant(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]
     return [attributes["value"]]
 
 
+def _quantized_type(im: _Importer, node: Any, attributes: dict[str, Any]) -> str:
+    """The quantized type of a Q/DQ node (its zero point's, else output_dtype's, else INT8).
+
+    The zero point must be a constant of zeros, or the node is refused.
+    """
+    if len(node.input) < 3 or not node.input[2]:
+        type_name = _ONNX_TYPES.get(attributes.get("output_dtype", 3))
+        _require(type_name is not None, "UNSUPPORTED_NODE_DATATYPE", f"output_dtype {attributes.get('output_dtype')}")
+        return str(type_name)
+    zero_point = im.weights(node.input[2])
+    _require(
+        not np.any(zero_point),
+        "INVALID_NODE",
+        "Assertion failed: shiftIsAllZeros(zeroPoint): Non-zero zero point is not supported.",
+    )
+    try:
+        return type_of_array(zero_point)
+    except TypeError as error:
+        raise _NodeError("UNSUPPORTED_NODE_DATATYPE", f"zero point: {error}") from None
+
+
+def _qdq(quantize: bool) -> Callable[[_Importer, Any, dict[str, Any]], list[Any]]:
+    def importer(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
+        _require(attributes.get("block_size", 0) == 0, "UNSUPPORTED_NODE_ATTR", "blocked quantization")
+        quantized = _quantized_type(im, node, attributes)
+        x, scale = im.tensor(node.input[0]), im.tensor(node.input[1])
+        per_axis = len(scale.shape) == 1 and scale.shape[0] != 1  # shapes read before the layer exists
+        axis = attributes.get("axis", 1) % len(x.shape)  # ONNX's per-axis default is axis 1
+        if quantize:
+            layer = im.network.add_quantize(x, scale, im.enum("DataType", quantized))
+        else:
+            layer = im.network.add_dequantize(x, scale, scale.dtype)  # ONNX: the output has the scale's type
+        if per_axis:
+            layer.axis = axis
+        return [layer]
+
+    return importer
+
+
 _IMPORTERS: dict[str, Callable[[_Importer, Any, dict[str, Any]], list[Any]]] = {
     "Identity": _identity,
     "Cast": _cast,
@@ -381,4 +439,6 @@ _IMPORTERS: dict[str, Callable[[_Importer, Any, dict[str, Any]], list[Any]]] = {
     "Softmax": _softmax,
     "ArgMax": _argmax,
     "Constant": _constant,
+    "QuantizeLinear": _qdq(quantize=True),
+    "DequantizeLinear": _qdq(quantize=False),
 }

@@ -92,7 +92,7 @@ def _unframe(magic: bytes, expected_version: str, data: bytes, what: str) -> byt
 
 
 class _PlainUnpickler(pickle.Unpickler):
-    """Admits builtins and numpy arrays, nothing that could run code."""
+    """Admits builtins and numpy arrays (bfloat16 ones too), nothing that could run code."""
 
     _ALLOWED = frozenset(
         {
@@ -102,6 +102,7 @@ class _PlainUnpickler(pickle.Unpickler):
             ("numpy._core.multiarray", "_reconstruct"),
             ("numpy.core.numeric", "_frombuffer"),
             ("numpy._core.numeric", "_frombuffer"),
+            ("ml_dtypes", "bfloat16"),  # the storage type of BF16 weights (layers.STORAGE_TYPES)
         }
     )
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .builder import host_memory
 from .graph import Graph, GraphError
-from .layers import NUMPY_TYPES, Shape
+from .layers import STORAGE_TYPES, Shape
 from .network import as_shape
 from .plan import FormatError, Program, decode_plan
 from .strict import StrictObject
@@ -41,6 +41,9 @@ class Runtime(StrictObject):
 
     def deserialize_cuda_engine(self, serialized_engine: Any) -> Any:
         data = bytes(memoryview(serialized_engine))
+        if self._api.faults.runtime_refuses is not None:
+            self._api.log(self._logger, "ERROR", f"IRuntime::deserializeCudaEngine: {self._api.faults.runtime_refuses}")
+            return None
         try:
             program = decode_plan(self._api.version, data)
         except FormatError as error:
@@ -101,7 +104,7 @@ class ICudaEngine(StrictObject):
         shapes = graph.shapes(maxima)
         io = set(self._io.values())
         sizes = (
-            math.prod(shapes[i]) * np.dtype(NUMPY_TYPES[self._types[i]]).itemsize
+            math.prod(shapes[i]) * np.dtype(STORAGE_TYPES[self._types[i]]).itemsize
             for i in range(len(graph.tensors))
             if i not in io
         )
@@ -275,13 +278,13 @@ class IExecutionContext(StrictObject):
         memory.synchronize_stream(handle)  # work queued before the launch (the input copies) must be done
         arrays = {}
         for i in graph.inputs:
-            name, dtype = graph.tensors[i].name, np.dtype(NUMPY_TYPES[engine._types[i]])
+            name, dtype = graph.tensors[i].name, np.dtype(STORAGE_TYPES[engine._types[i]])
             data = memory.read_device(self._addresses[name], math.prod(shapes[i]) * dtype.itemsize)
             arrays[i] = np.frombuffer(data, dtype=dtype).reshape(shapes[i])
         program = engine._program
         outputs = graph.run(engine._types, arrays, tf32=program.tf32, weak_fp16=program.weak_fp16)
         for i, value in zip(graph.outputs, outputs):
-            dtype = np.dtype(NUMPY_TYPES[engine._types[i]])
+            dtype = np.dtype(STORAGE_TYPES[engine._types[i]])
             memory.write_device(
                 self._addresses[graph.tensors[i].name], np.ascontiguousarray(value, dtype=dtype).tobytes()
             )

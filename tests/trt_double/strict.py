@@ -1,6 +1,7 @@
 """Strictness: one real TensorRT version's API snapshot decides every public name of the double.
 
-- Module attributes: only the snapshot's classes, enums and functions; anything else raises
+- Module attributes: only the snapshot's classes, enums, functions and attributes (the enum-member aliases
+  trt.float32, trt.int8, ...); anything else raises
   AttributeError("... not in the real API snapshot").
 - A class the double implements exposes only its snapshot members, on the class and on instances;
   a snapshot member it does not implement raises NotImplementedError. Names a user subclass defines
@@ -72,6 +73,7 @@ class Snapshot:
     classes: Mapping[str, Mapping[str, Member]]
     enums: Mapping[str, tuple[str, ...]]
     functions: frozenset[str]
+    attributes: Mapping[str, tuple[str, str]]  # module-level alias -> (enum, member): float32 -> (DataType, FLOAT)
 
     def has(self, owner: str, name: str) -> bool:
         """Whether member `name` of class or enum `owner` exists in this version."""
@@ -92,7 +94,16 @@ def load_snapshot(version: str) -> Snapshot:
         for name, members in raw["classes"].items()
     }
     enums = {name: tuple(members) for name, members in raw["enums"].items()}
-    return Snapshot(raw["version"], classes, enums, frozenset(raw["functions"]))
+    attributes = {name: _enum_member(value, enums) for name, value in raw["attributes"].items()}
+    return Snapshot(raw["version"], classes, enums, frozenset(raw["functions"]), attributes)
+
+
+def _enum_member(value: str, enums: Mapping[str, tuple[str, ...]]) -> tuple[str, str]:
+    """A snapshot attribute's value, "DataType.FLOAT", as (enum, member); it must name a snapshot enum member."""
+    owner, _, member = value.partition(".")
+    if member not in enums.get(owner, ()):
+        raise ValueError(f"snapshot attribute value {value!r} names no enum member of the snapshot")
+    return owner, member
 
 
 @dataclass
@@ -100,6 +111,8 @@ class Faults:
     """Private fault knobs for tests (no TensorRT API): module attribute `_faults`."""
 
     build_error: str | None = None  # the next build logs this as an ERROR and returns None (builder failure, OOM)
+    runtime_refuses: str | None = None  # every deserialization logs this as an ERROR and returns None (a GPU
+    # the runtime does not support, as TensorRT for RTX's on compute capability 9.0)
 
 
 @dataclass(eq=False)
