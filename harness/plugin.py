@@ -204,7 +204,7 @@ def _require_libraries(state: HarnessState) -> None:
     unloadable: dict[tuple[str, str, str], list[str]] = {}  # (library, load error, install hint) → backends
     for short_id in settings.backends:
         descriptor = state.registry.descriptor(short_id)
-        if not (settings.gpu or not descriptor.build_needs_gpu):
+        if descriptor.build_needs_gpu and not settings.gpu:
             continue  # every test of it skips without --gpu anyway
         if (error := state.load_error(short_id)) is not None:
             unloadable.setdefault((descriptor.library, str(error), descriptor.install_hint), []).append(short_id)

@@ -256,3 +256,47 @@ def test_unwritable_results_path_fails_the_session_with_the_fix(pytester: pytest
     result.assert_outcomes(passed=6)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*trt-harness: could not write the results file:*pass --results a writable path*"])
+
+
+def test_build_only_from_the_ini_file_builds_on_onnx_runtime_and_the_command_line_overrides_it(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makepyfile(test_matrix="from harness.suite import test_build, test_accuracy, test_latency\n")
+    pytester.makeini("[pytest]\nharness_build_only = yes\n")
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--results", "results.json", "-rs")
+    result.assert_outcomes(passed=2, skipped=12)  # one engine per precision; every run test skipped
+    result.stdout.fnmatch_lines(["*SKIPPED [[]12[]]*build-only run*"])
+    build = results_of(pytester)["tests"][0]  # type: ignore[index]
+    assert build["id"] == "test_build[identity-fp32-build-ort]" and build["build"]["artifact_bytes"] > 0
+    overridden = pytester.runpytest(*FAST, "--precision", "fp32", "--build-only=no")
+    overridden.assert_outcomes(passed=7)  # build, 3 accuracy and 3 latency tests run
+
+
+def test_the_session_closes_every_engine_it_loaded(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Engine.close() runs at session end for each loaded engine (here an ONNX Runtime one that logs it)."""
+    pytester.makepyfile(
+        closing_backend=(
+            "import os\n"
+            "from harness.backends.ort import OnnxRuntimeBackend, OnnxRuntimeEngine\n"
+            "class LoggingEngine(OnnxRuntimeEngine):\n"
+            "    def close(self):\n"
+            "        with open(os.environ['CLOSED_LOG'], 'a') as log:\n"
+            "            log.write('closed\\n')\n"
+            "        super().close()\n"
+            "class ClosingBackend(OnnxRuntimeBackend):\n"
+            "    def load(self, artifact, request):\n"
+            "        return LoggingEngine(super().load(artifact, request).session)\n"
+        )
+    )
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makeconftest(
+        pytester.path.joinpath("conftest.py").read_text() + "\nimport dataclasses as _dc\n"
+        "from harness.backends import BUILTIN_BACKENDS\n"
+        "def pytest_harness_backends(config):\n"
+        "    return {'ort': _dc.replace(BUILTIN_BACKENDS['ort'], factory='closing_backend:ClosingBackend')}\n"
+    )
+    monkeypatch.syspath_prepend(str(pytester.path))
+    monkeypatch.setenv("CLOSED_LOG", str(pytester.path / "closed.log"))
+    pytester.runpytest(*FAST, "--precision", "fp32,fp16").assert_outcomes(passed=12)
+    assert (pytester.path / "closed.log").read_text().count("closed") == 2  # one engine per precision
