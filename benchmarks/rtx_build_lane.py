@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from foundation import builds_in, run  # the same session runner and build counter as the foundation's
+from foundation import builds_in, missed_targets, run  # the foundation's session runner, counter, verdict
 
 COLD_LIMIT_S = 60.0
 WARM_LIMIT_S = 5.0
@@ -52,19 +52,12 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(numbers, indent=1))
     cold_builds, warm_builds, engines = numbers["cold_run_builds"], numbers["warm_run_builds"], numbers["engines"]
-    missed = [
-        message
-        for failed, message in (
-            (cold_builds != engines, f"the cold run built {cold_builds} of {engines} engines: the cache was not cold"),
-            (warm_builds != 0, f"the warm run built {warm_builds} engines, expected 0"),
-            (cold_s > COLD_LIMIT_S, f"the cold run took {cold_s:.1f} s > {COLD_LIMIT_S} s"),
-            (warm_s > WARM_LIMIT_S, f"the warm run took {warm_s:.1f} s > {WARM_LIMIT_S} s"),
-        )
-        if failed
-    ]
-    for message in missed:
-        print(f"MISSED: {message}", file=sys.stderr)
-    return 1 if missed else 0
+    return missed_targets(
+        (cold_builds != engines, f"the cold run built {cold_builds} of {engines} engines: the cache was not cold"),
+        (warm_builds != 0, f"the warm run built {warm_builds} engines, expected 0"),
+        (cold_s > COLD_LIMIT_S, f"the cold run took {cold_s:.1f} s > {COLD_LIMIT_S} s"),
+        (warm_s > WARM_LIMIT_S, f"the warm run took {warm_s:.1f} s > {WARM_LIMIT_S} s"),
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ inference library; session state lives in `config.stash`.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -296,12 +296,7 @@ class BuildContext:
 @pytest.fixture
 def harness_build(request: pytest.FixtureRequest) -> BuildContext:
     """The point's backend, loaded; the build itself happens in the test, so that it fails, not errors."""
-    point: Point = request.param
-    state = request.config.stash[STATE]
-    record = state.results.open(request.node.name, request.node.nodeid, point)
-    check_case(point.case)
-    backend = _loaded_backend(state, point.backend, point)
-    record.backend_info = state.backend_info(point.backend, backend)
+    point, state, record, backend = _open_point(request, _loaded_backend)
     return BuildContext(point, backend, record, state.store)
 
 
@@ -329,13 +324,22 @@ def harness_pair(request: pytest.FixtureRequest) -> PairContext:
     return PairContext(context, built.engine, twin_id)
 
 
-def _point_context(request: pytest.FixtureRequest) -> PointContext:
+def _open_point(
+    request: pytest.FixtureRequest, loader: Callable[[HarnessState, str, Point], Backend]
+) -> tuple[Point, HarnessState, TestRecord, Backend]:
+    """The test's point, its results record, and its backend as `loader` gets it (or a skip saying why not)."""
     point: Point = request.param
     state = request.config.stash[STATE]
     record = state.results.open(request.node.name, request.node.nodeid, point)
     check_case(point.case)
-    backend = _runnable_backend(state, point.backend, point)
-    record.backend_info = {**state.backend_info(point.backend, backend), "clock": backend.clock}
+    backend = loader(state, point.backend, point)
+    record.backend_info = state.backend_info(point.backend, backend)
+    return point, state, record, backend
+
+
+def _point_context(request: pytest.FixtureRequest) -> PointContext:
+    point, state, record, backend = _open_point(request, _runnable_backend)
+    record.backend_info = {**record.backend_info, "clock": backend.clock}
     built = state.store.get(backend, point.case, point.precision, point.profile_index)
     record.build = built.record
     shapes = point.case.profiles[point.profile_index].shapes(point.shape_point)

@@ -151,6 +151,29 @@ class BackendDescriptor:
         }
 
 
+def _tensorrt_family(
+    factory: str,
+    library: str,
+    install_hint: str,
+    *,
+    builds_without_gpu: bool,
+    agrees_with: str | None = None,
+    default_on: DeviceKind | None = None,
+) -> BackendDescriptor:
+    """A backend of harness/backends/trt.py: its engines run on a GPU and are gated at 5 %."""
+    return BackendDescriptor(
+        f"harness.backends.trt:{factory}",
+        library=library,
+        device_kind=DeviceKind.GPU,
+        latency_threshold=0.05,
+        install_hint=install_hint,
+        build_needs_gpu=not builds_without_gpu,
+        run_needs_gpu=True,
+        agrees_with=agrees_with,
+        default_on=default_on,
+    )
+
+
 _TENSORRT_HINT = "pip install 'trt-harness[gpu]' (TensorRT's builder needs NVIDIA's package index and a GPU machine)"
 _RTX_HINT = "pip install 'trt-harness[rtx]'"
 
@@ -167,45 +190,21 @@ BUILTIN_BACKENDS: Mapping[str, BackendDescriptor] = {
         run_needs_gpu=False,
         default_on=DeviceKind.CPU,
     ),
-    "trt": BackendDescriptor(
-        "harness.backends.trt:onnx_parser_backend",
-        library="tensorrt",
-        device_kind=DeviceKind.GPU,
-        latency_threshold=0.05,
-        install_hint=_TENSORRT_HINT,
-        build_needs_gpu=True,
-        run_needs_gpu=True,
-        default_on=DeviceKind.GPU,
+    # --gpu selects TensorRT's own two workflows; TensorRT for RTX runs only where asked for.
+    "trt": _tensorrt_family(
+        "onnx_parser_backend", "tensorrt", _TENSORRT_HINT, builds_without_gpu=False, default_on=DeviceKind.GPU
     ),
-    "trt-net": BackendDescriptor(
-        "harness.backends.trt:network_api_backend",
-        library="tensorrt",
-        device_kind=DeviceKind.GPU,
-        latency_threshold=0.05,
-        install_hint=_TENSORRT_HINT,
-        build_needs_gpu=True,
-        run_needs_gpu=True,
+    "trt-net": _tensorrt_family(
+        "network_api_backend",
+        "tensorrt",
+        _TENSORRT_HINT,
+        builds_without_gpu=False,
         agrees_with="trt",
         default_on=DeviceKind.GPU,
     ),
-    "rtx": BackendDescriptor(
-        "harness.backends.trt:rtx_onnx_parser_backend",
-        library="tensorrt_rtx",
-        device_kind=DeviceKind.GPU,
-        latency_threshold=0.05,
-        install_hint=_RTX_HINT,
-        build_needs_gpu=False,
-        run_needs_gpu=True,
-    ),
-    "rtx-net": BackendDescriptor(
-        "harness.backends.trt:rtx_network_api_backend",
-        library="tensorrt_rtx",
-        device_kind=DeviceKind.GPU,
-        latency_threshold=0.05,
-        install_hint=_RTX_HINT,
-        build_needs_gpu=False,
-        run_needs_gpu=True,
-        agrees_with="rtx",
+    "rtx": _tensorrt_family("rtx_onnx_parser_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True),
+    "rtx-net": _tensorrt_family(
+        "rtx_network_api_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True, agrees_with="rtx"
     ),
 }
 
