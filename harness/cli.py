@@ -411,6 +411,14 @@ def _backend_defaults(record: Record) -> tuple[str, float]:
     return descriptor.device_kind.value, descriptor.latency_threshold
 
 
+def _shape(record: Record) -> str:
+    """The summary's label as recorded ("opt", "p1.max", "build"); files before it had only the corner."""
+    if isinstance(record.get("shape"), str):
+        return str(record["shape"])
+    profile, corner = record.get("profile"), str(record.get("shape_point", _DASH))
+    return f"p{profile}.{corner}" if isinstance(profile, int) and profile > 0 else corner
+
+
 def _is_build(record: Record) -> bool:
     return str(record.get("id", "")).startswith("test_build[")
 
@@ -441,13 +449,11 @@ def _row(
     reasons: tuple[str, ...],
 ) -> Row:
     record: Record = new if new is not None else old or {}
-    profile = record.get("profile")
-    shape = str(record.get("shape_point", _DASH))
     return Row(
         test_id=test_id,
         case=str(record.get("case", _DASH)),
         precision=str(record.get("precision", _DASH)),
-        shape=f"p{profile}.{shape}" if isinstance(profile, int) and profile > 0 else shape,
+        shape=_shape(record),
         backend=str(record.get("backend", _DASH)),
         kind=test_id.split("[", 1)[0].removeprefix("test_"),
         latency=latency,

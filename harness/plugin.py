@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness import baselines, fuzz, hookspecs
-from harness.backends import Backend, BackendDescriptor, DeviceKind, Engine, Registry
+from harness.backends import Backend, BackendDescriptor, BackendDescriptorError, DeviceKind, Engine, Registry
 from harness.backends.cuda_rt import device_facts, gpu_problem
 from harness.build import BuildRecord, EngineStore
 from harness.case import Case, check_case
@@ -188,7 +188,10 @@ def pytest_configure(config: pytest.Config) -> None:
     extra: dict[str, BackendDescriptor] = {}
     for backends in config.hook.pytest_harness_backends(config=config):
         extra.update(backends)
-    registry = Registry(extra)
+    try:
+        registry = Registry(extra)
+    except BackendDescriptorError as error:
+        raise pytest.UsageError(f"trt-harness: {error}") from None
     settings = resolve(config, registry)
     state = HarnessState(config=config, settings=settings, registry=registry, store=EngineStore(settings.engine_cache))
     _require_libraries(state)
@@ -196,24 +199,42 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _require_libraries(state: HarnessState) -> None:
-    """Stop at once, with the install command, rather than run a session whose tests of a selected
-    backend would all skip: --gpu promises GPU results, and a backend that builds without a GPU
-    (TensorRT for RTX) runs its build tests on any machine."""
+    """Stop at once, with the fix, rather than run a session whose tests of a selected backend would
+    all skip: --gpu promises GPU results where this session needs a GPU; a build-only run of a backend
+    that builds only on a GPU needs --gpu (else it would pass having built nothing); and a backend
+    that builds without a GPU (TensorRT for RTX) runs its build tests on any machine."""
     settings = state.settings
-    missing = [problem] if settings.gpu and (problem := gpu_problem()) else []
+    descriptors = {short_id: state.registry.descriptor(short_id) for short_id in settings.backends}
+    needs_gpu = {
+        short_id
+        for short_id, descriptor in descriptors.items()
+        if descriptor.build_needs_gpu or (descriptor.run_needs_gpu and not settings.build_only)
+    }
+    problems = [problem] if settings.gpu and needs_gpu and (problem := gpu_problem()) else []
+    if settings.build_only and not settings.gpu:
+        gpu_builders = [short_id for short_id in settings.backends if descriptors[short_id].build_needs_gpu]
+        if gpu_builders:
+            problems.append(
+                f"--build-only with {_backends_phrase(gpu_builders)} builds on a GPU: add --gpu on a GPU machine "
+                "(without it every build would be skipped and the run would pass having built nothing)"
+            )
     unloadable: dict[tuple[str, str, str], list[str]] = {}  # (library, load error, install hint) → backends
-    for short_id in settings.backends:
-        descriptor = state.registry.descriptor(short_id)
+    for short_id, descriptor in descriptors.items():
         if descriptor.build_needs_gpu and not settings.gpu:
             continue  # every test of it skips without --gpu anyway
         if (error := state.load_error(short_id)) is not None:
             unloadable.setdefault((descriptor.library, str(error), descriptor.install_hint), []).append(short_id)
-    missing += [
-        f"backends {', '.join(ids)} need {library}, which cannot be loaded here ({error}); install it with: {hint}"
+    problems += [
+        f"{_backends_phrase(ids)} {'needs' if len(ids) == 1 else 'need'} {library}, which cannot be loaded here "
+        f"({error}); install it with: {hint}"
         for (library, error, hint), ids in unloadable.items()
     ]
-    if missing:
-        raise pytest.UsageError("trt-harness: " + "; ".join(missing))
+    if problems:
+        raise pytest.UsageError("trt-harness: " + "; ".join(problems))
+
+
+def _backends_phrase(short_ids: list[str]) -> str:
+    return f"backend {short_ids[0]}" if len(short_ids) == 1 else f"backends {', '.join(short_ids)}"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -231,7 +252,11 @@ def _parametrize(metafunc: pytest.Metafunc, fixture: str) -> None:
         points = [point for point in points if state.registry.descriptor(point.backend).agrees_with]
     if not points:
         reason = (
-            "no harness cases or backends selected for this test: check pytest_harness_cases, --backend, --precision"
+            "no selected backend has a twin to agree with (test_agreement compares e.g. trt-net with trt)"
+            if fixture == "harness_pair"
+            and build_matrix(state.cases(metafunc.config), settings.precisions, settings.backends)
+            else "no harness cases or backends selected for this test: check pytest_harness_cases, --backend, "
+            "--precision"
         )
         metafunc.parametrize(fixture, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
         return
@@ -268,7 +293,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if settings.build_only and any(name in getattr(item, "fixturenames", ()) for name in RUN_FIXTURES):
         pytest.skip(BUILD_ONLY_REASON)
     if item.get_closest_marker("gpu") and not settings.gpu:
-        pytest.skip("needs a GPU: run with --gpu")
+        pytest.skip("needs a GPU: run with --gpu (--build-only builds without running where the backend can)")
 
 
 @dataclass(frozen=True)
@@ -415,6 +440,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 "precisions": [p.value for p in settings.precisions],
                 "seed": settings.seed,
                 "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
+                "build_only": settings.build_only,
                 "measure": asdict(settings.measure),
             },
         )
@@ -439,6 +465,8 @@ def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
             for r in state.results.records.values()
             if r.point.backend == short_id and r.verdict != "skip" and r.point.per_profile != "build"
         ]
+        if not records:
+            continue  # a build-only run: nothing to write, and no empty file either
         passed = {r.name: r.to_json() for r in records if r.verdict == "pass"}
         path = baselines.baseline_path(state.settings.gate.baselines, backend.device(), short_id, backend.version())
         try:

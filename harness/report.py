@@ -53,6 +53,7 @@ class TestRecord:
             "precision": self.point.precision.value,
             "profile": self.point.profile_index,
             "shape_point": self.point.shape_point.value,
+            "shape": self.point.shape_label,  # the summary's label: a corner, or "fuzz" / "build" for a whole profile
             "input_shapes": self.input_shapes,
             "backend": self.point.backend,
             **{f"backend_{key}": value for key, value in self.backend_info.items()},
@@ -139,7 +140,8 @@ def summary_table(records: Iterable[TestRecord]) -> list[str]:
             row["p99"] = _micros(record.latency.stats.p99_us)
         if record.build and point.per_profile == "build":
             row["build"] = "cached" if record.build.cached else f"{record.build.build_s:.2f} s"
-            warned = f", {len(record.build.warnings)} warnings" if record.build.warnings else ""
+            count = len(record.build.warnings)
+            warned = f", {count} warning{'s' if count > 1 else ''}" if count else ""
             row["artifact"] = f"{_size(record.build.artifact_bytes)}{warned}"
         float_errors = [errors for errors in record.accuracy or [] if not errors.tolerance.exact]
         if float_errors:

@@ -244,8 +244,22 @@ def _at_least(convert: Callable[[str], T], minimum: T) -> Callable[[str], T]:
     return converted
 
 
+# A switch's words; an ini file may also hold TOML's booleans, which pytest hands over as "True"/"False".
+_TRUE, _FALSE = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
+
+
 def _yes(config: pytest.Config, option: str, ini: str) -> bool:
-    return _choice(config, option, ini, ("no", "yes")) == "yes"
+    value = _layered(config, _dest(option), ini, "no")
+    if value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    # `--switch path` takes the path as the switch's value (the switch's value is optional).
+    looks_like_a_path = "/" in value or "." in value or Path(value).exists()
+    hint = (
+        f"; {option} took {value!r} as its value: write {option}=yes, or put it after the paths"
+        if looks_like_a_path
+        else ""
+    )
+    raise pytest.UsageError(f"trt-harness: {option} / {ini} must be yes or no, got {value!r}{hint}")
 
 
 def _choice(config: pytest.Config, option: str, ini: str, allowed: Sequence[str]) -> str:

@@ -235,7 +235,7 @@ def test_rtx_backend_without_its_extra_is_a_usage_error_with_the_pip_command(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*trt-harness: backends rtx need tensorrt_rtx, which cannot be loaded here (*); install it with: pip install 'trt-harness[[]rtx[]]'*"
+            "*trt-harness: backend rtx needs tensorrt_rtx, which cannot be loaded here (*); install it with: pip install 'trt-harness[[]rtx[]]'*"
         ]
     )
 
@@ -300,3 +300,81 @@ def test_the_session_closes_every_engine_it_loaded(pytester: pytest.Pytester, mo
     monkeypatch.setenv("CLOSED_LOG", str(pytester.path / "closed.log"))
     pytester.runpytest(*FAST, "--precision", "fp32,fp16").assert_outcomes(passed=12)
     assert (pytester.path / "closed.log").read_text().count("closed") == 2  # one engine per precision
+
+
+@pytest.mark.parametrize(
+    ("registered", "expected"),
+    [
+        (
+            "{'mine': {'factory': 'harness.backends.ort:OnnxRuntimeBackend'}}",
+            "backend 'mine' is a dict, not a descriptor",
+        ),
+        (
+            "{'mine': dataclasses.replace(BUILTIN_BACKENDS['ort'], factory='harness.backends.ort')}",
+            "backend 'mine': factory 'harness.backends.ort' is not 'module:callable'",
+        ),
+        (
+            "{'mine': dataclasses.replace(BUILTIN_BACKENDS['ort'], factory='harness.backends.ort:NoSuchClass')}",
+            "backend mine needs onnxruntime, which cannot be loaded here (harness.backends.ort has no 'NoSuchClass'*",
+        ),
+    ],
+    ids=["not-a-descriptor", "factory-without-colon", "factory-that-does-not-exist"],
+)
+def test_a_broken_plugin_backend_is_a_usage_error_naming_it(
+    pytester: pytest.Pytester, registered: str, expected: str
+) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makeconftest(
+        pytester.path.joinpath("conftest.py").read_text() + "\nfrom harness.backends import BUILTIN_BACKENDS\n"
+        f"def pytest_harness_backends(config):\n    return {registered}\n"
+    )
+    result = pytester.runpytest(*FAST, "--backend", "mine")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*trt-harness: {expected}*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_build_only_of_a_backend_that_builds_on_a_gpu_needs_gpu_instead_of_passing_empty(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--backend", "trt", "--build-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--build-only with backend trt builds on a GPU: add --gpu*"])
+
+
+def test_build_only_with_gpu_of_a_backend_that_builds_without_one_needs_no_gpu(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX is not installed: pip install 'trt-harness[rtx]'")
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makepyfile(test_matrix="from harness.suite import test_build, test_accuracy\n")
+    result = pytester.runpytest(*FAST, "--gpu", "--backend", "rtx", "--build-only", "--precision", "fp32")
+    result.assert_outcomes(passed=1, skipped=3)  # built on this GPU-less machine; accuracy skipped
+
+
+def test_build_only_writes_no_baseline_files(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makepyfile(test_matrix="from harness.suite import test_build, test_latency\n")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--build-only", "--update-baselines")
+    result.assert_outcomes(passed=1, skipped=3)
+    assert not (pytester.path / "baselines").exists()
+
+
+@pytest.mark.parametrize(
+    ("ini", "runs_tests"), [("true", False), ("True", False), ("1", False), ("off", True), ("no", True)]
+)
+def test_switches_take_the_usual_spellings_of_yes_and_no(pytester: pytest.Pytester, ini: str, runs_tests: bool) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makepyfile(test_matrix="from harness.suite import test_build, test_accuracy\n")
+    pytester.makeini(f"[pytest]\nharness_build_only = {ini}\n")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--results", "results.json")
+    result.assert_outcomes(passed=4 if runs_tests else 1, skipped=0 if runs_tests else 3)
+    assert results_of(pytester)["settings"]["build_only"] is not runs_tests  # type: ignore[index]
+
+
+def test_a_switch_that_swallowed_a_path_says_so(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--build-only", "test_matrix.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--build-only / harness_build_only must be yes or no, got 'test_matrix.py'; --build-only took*=yes*"]
+    )

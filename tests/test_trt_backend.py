@@ -218,7 +218,20 @@ def test_a_name_the_library_lacks_fails_that_case_naming_the_name_and_library(li
         store.artifact(backend(library, "network-api"), case, Precision.FP32, 0)
     assert "NO_SUCH_FLAG" in str(raised.value)
     assert f"{library.__name__} {library.__version__} does not have" in str(raised.value)
+    assert f"test_trt_backend.py:{uses_a_missing_name.__code__.co_firstlineno + 1}" in str(raised.value)
     assert store.artifact(backend(library, "network-api"), identity.CASE, Precision.FP32, 0).record.artifact_bytes
+
+
+def test_a_bug_of_the_case_itself_is_not_blamed_on_the_library_and_names_the_line(library: ModuleType) -> None:
+    def numpy_typo(network: object, trt: ModuleType, compute_dtype: np.dtype) -> None:
+        np.dtype(compute_dtype).no_such_attribute  # noqa: B018 - the case's own bug, not TensorRT's
+
+    case = dataclasses.replace(identity.CASE, name="typo", define_network=numpy_typo)
+    with pytest.raises(BuildError) as raised:
+        EngineStore(None).artifact(backend(library, "network-api"), case, Precision.FP32, 0)
+    message = str(raised.value)
+    assert "does not have" not in message and "raised AttributeError" in message and "no_such_attribute" in message
+    assert f"test_trt_backend.py:{numpy_typo.__code__.co_firstlineno + 1}" in message
 
 
 def test_builder_failure_carries_the_builder_log(library: ModuleType) -> None:

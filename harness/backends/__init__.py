@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from harness.errors import SelectionError
+from harness.errors import HarnessError, SelectionError
 
 if TYPE_CHECKING:
     from harness.case import Case, Precision
@@ -213,6 +213,8 @@ class Registry:
     """The backends of a session: the built-in ones, overridden or extended by plugins."""
 
     def __init__(self, extra: Mapping[str, BackendDescriptor] | None = None) -> None:
+        for short_id, descriptor in (extra or {}).items():
+            _check_descriptor(short_id, descriptor)
         self._entries = {**BUILTIN_BACKENDS, **(extra or {})}
 
     def known(self) -> tuple[str, ...]:
@@ -231,5 +233,23 @@ class Registry:
     def load(self, short_id: str, options: BackendOptions) -> Backend:
         """Instantiate a backend; ImportError if its library is not installed."""
         module_name, factory = self.descriptor(short_id).factory.split(":")
-        backend: Backend = getattr(importlib.import_module(module_name), factory)(options)
+        module = importlib.import_module(module_name)
+        if not hasattr(module, factory):
+            raise ImportError(f"{module_name} has no {factory!r}, the factory backend '{short_id}' names")
+        backend: Backend = getattr(module, factory)(options)
         return backend
+
+
+class BackendDescriptorError(HarnessError):
+    """A plugin registered a backend the harness cannot use; the message names it and the fix."""
+
+
+def _check_descriptor(short_id: str, descriptor: object) -> None:
+    fix = "return harness.backends.BackendDescriptor(...) from pytest_harness_backends (README, Adding a backend)"
+    if not isinstance(descriptor, BackendDescriptor):
+        raise BackendDescriptorError(f"backend '{short_id}' is a {type(descriptor).__name__}, not a descriptor: {fix}")
+    module_name, colon, factory = descriptor.factory.partition(":")
+    if not (colon and module_name and factory.isidentifier()):
+        raise BackendDescriptorError(
+            f"backend '{short_id}': factory {descriptor.factory!r} is not 'module:callable'; {fix}"
+        )

@@ -109,7 +109,8 @@ def gpu_problem() -> str | None:
     except RuntimeError as failure:  # some cuda-python versions raise when libcuda cannot be loaded
         return f"no usable CUDA GPU: cuda-python cannot load the CUDA driver ({failure})"
     if error != runtime.cudaError_t.cudaSuccess or count == 0:
-        return f"no usable CUDA GPU: cudaGetDeviceCount returned {error.name} with {count} devices"
+        devices = "" if count is None else f" with {count} devices"
+        return f"no usable CUDA GPU: cudaGetDeviceCount returned {error.name}{devices}"
     return None
 
 

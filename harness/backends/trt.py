@@ -23,6 +23,7 @@ import functools
 import hashlib
 import importlib
 import inspect
+import traceback
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -287,7 +288,7 @@ class TensorRTBackend:
     def device(self) -> str:
         facts = self._local_gpu()
         if facts is None:
-            return "no GPU (engines built ahead of time; they cannot run here)"
+            return "no GPU (ahead-of-time build)"
         return f"{facts['name']} (compute capability {facts['compute_capability']})"
 
     def runtime_problem(self) -> str | None:
@@ -383,30 +384,34 @@ class TensorRTBackend:
     def _populate(self, network: Any, request: BuildRequest, logger: _Log) -> None:
         trt = self.trt
         if self.workflow == "network-api":
-            assert request.case.define_network is not None  # unsupported_reason skipped it otherwise
+            define_network = request.case.define_network
+            assert define_network is not None  # unsupported_reason skipped it otherwise
             try:
-                request.case.define_network(network, trt, request.precision.compute_dtype)
-            except AttributeError as error:
-                raise BuildError(
-                    request.case.name,
-                    f"its define_network uses a name that {self._label()} does not have ({error}); use only names "
-                    "every library the case runs on has, or check for it with hasattr",
-                ) from error
+                define_network(network, trt, request.precision.compute_dtype)
             except Exception as error:
-                raise BuildError(
-                    request.case.name,
-                    f"its define_network raised {error!r} ({logger.text()}); fix the case's network function",
-                ) from error
+                raise BuildError(request.case.name, self._network_failure(error, define_network, logger)) from error
             return
         parser = trt.OnnxParser(network, logger.sink)
         if not parser.parse(request.model_bytes):
             errors = [parser.get_error(i) for i in range(parser.num_errors)]
-            details = "; ".join(f"node {e.node()} ({e.node_name()}, {e.node_operator()}): {e.desc()}" for e in errors)
+            details = "; ".join(
+                f"node {e.node()} ({_node(e.node_operator(), e.node_name())}): {e.desc()}" for e in errors
+            )
             raise BuildError(
                 request.case.name,
                 f"{self._label()}'s ONNX parser rejected the {request.precision.value} model: "
                 f"{details or logger.text()}; fix the case's ONNX model or the op the parser does not support",
             )
+
+    def _network_failure(self, error: Exception, define_network: Callable[..., None], logger: _Log) -> str:
+        where = _line_in(error, define_network)
+        if isinstance(error, AttributeError) and _from_library(error, self.trt):
+            return (
+                f"its define_network ({where}) uses a name that {self._label()} does not have ({error}); use only "
+                "names every library the case runs on has, or check for it with hasattr"
+            )
+        logged = f"; {self._label()} logged: {logger.text()}" if logger.messages else ""
+        return f"its define_network ({where}) raised {error!r}{logged}; fix the case's network function"
 
     def _set_precision(self, config: Any, precision: Precision) -> None:
         trt = self.trt
@@ -447,6 +452,29 @@ class TensorRTBackend:
         if any(issubclass(w.category, DeprecationWarning) and "no-op" in str(w.message) for w in announced):
             return None
         return path
+
+
+def _node(operator: str, name: str) -> str:
+    return f"{operator} {name!r}" if name else operator
+
+
+def _from_library(error: AttributeError, trt: ModuleType) -> bool:
+    """Whether the missing name was looked up on the library or one of its objects, not on numpy or a
+    case's own helper (an AttributeError there is the case's bug, not a name the library lacks)."""
+    owner = getattr(error, "obj", None)
+    if owner is trt:
+        return True
+    owner_class = owner if isinstance(owner, type) else type(owner)
+    roots = {trt.__name__.split(".")[0], trt.Builder.__module__.split(".")[0]}  # the bindings' own package
+    return owner_class.__module__.split(".")[0] in roots
+
+
+def _line_in(error: Exception, function: Callable[..., None]) -> str:
+    """file:line of the deepest frame of `function`'s file in the error's traceback: the line to fix."""
+    source = inspect.getsourcefile(function)
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == source]
+    frame = frames[-1] if frames else None
+    return f"{Path(frame.filename).name}:{frame.lineno}" if frame else getattr(function, "__name__", "define_network")
 
 
 def _workflow(library: str, workflow: str) -> Callable[[BackendOptions], TensorRTBackend]:
