@@ -100,8 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, pytest_args = _split_pytest_args(list(sys.argv[1:] if argv is None else argv))
     parser = _parser()
     args = parser.parse_args(own)
-    if args.command == "compare" and pytest_args is not None:
-        parser.error("compare takes no pytest arguments after '--'")
+    if args.command in ("compare", "merge") and pytest_args is not None:
+        parser.error(f"{args.command} takes no pytest arguments after '--'")
+    if args.command == "merge":
+        try:
+            return run_merge([Path(path) for path in args.files], args.output, allow_mixed=args.allow_mixed)
+        except HarnessError as error:  # CliError, MergeError
+            print(f"harness merge: error: {error}", file=sys.stderr)
+            return EXIT_UNUSABLE
     options = GateOptions(
         args.alpha,
         args.cpu_threshold,
@@ -138,6 +144,18 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("old", metavar="OLD.json", help="results or baseline file taken as the reference")
     compare.add_argument("new", metavar="NEW.json", help="results or baseline file judged against OLD")
     _add_gate_options(compare)
+    merge = commands.add_parser(
+        "merge",
+        help="merge the results files of CI shards into one",
+        description="Merge results files (one per CI shard) into one, for compare and the gate. Refuses a test "
+        "id in two files, and a backend whose version or device differs between files unless --allow-mixed. "
+        "Exit 0: written; 2: unusable input (nothing written).",
+    )
+    merge.add_argument("files", nargs="+", metavar="SHARD.json", help="results files written by pytest --results")
+    merge.add_argument("-o", "--output", type=Path, required=True, metavar="ALL.json", help="the merged file")
+    merge.add_argument(
+        "--allow-mixed", action="store_true", help="merge files whose backend versions or devices differ"
+    )
     ab = commands.add_parser(
         "ab",
         help="run one selection under two Python environments, interleaved, and compare",
@@ -229,6 +247,26 @@ def _append_job_summary(header: Sequence[str], rows: Sequence[Row]) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # Loading files
+
+
+def run_merge(paths: Sequence[Path], output: Path, *, allow_mixed: bool) -> int:
+    """Merge shards' results files; nothing is written unless every file is usable and they fit together."""
+    from harness import report
+
+    documents = []
+    for path in paths:
+        data = _read_json(path)
+        if not isinstance(data, dict) or data.get("schema") != report.SCHEMA:
+            raise CliError(f"{path} is not a trt-harness results file; merge the files written by pytest --results")
+        _results_records(path, data)  # the same checks as compare: schema version, ids, samples
+        documents.append((str(path), data))
+    merged = report.merge(documents, allow_mixed=allow_mixed)
+    try:
+        report.write(output, merged)
+    except OSError as error:
+        raise CliError(f"cannot write {output} ({error}); pass -o a writable path") from None
+    print(f"merged {len(merged['tests'])} tests from {len(paths)} files into {output}")  # type: ignore[arg-type]
+    return 0
 
 
 def load(path: Path) -> Loaded:

@@ -6,16 +6,18 @@ inference library; session state lives in `config.stash`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 import pytest
 
-from harness import baselines, fuzz, hookspecs
+from harness import baselines, fuzz, hookspecs, parallel, report
 from harness.backends import Backend, BackendDescriptor, BackendDescriptorError, DeviceKind, Engine, Registry
-from harness.backends.cuda_rt import device_facts, gpu_problem
+from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
 from harness.case import Case, check_case
 from harness.errors import BuildError, CaseDefinitionError
@@ -27,6 +29,7 @@ from harness.settings import Settings, add_options, resolve
 
 GPU_MARKER = "gpu: needs a CUDA GPU; runs only with --gpu"
 BUILD_ONLY_REASON = "build-only run"
+LOCKS_DIR = Path(".harness") / "locks"  # per-device locks that keep latency tests alone on their device
 # The fixtures of the matrix tests that run engines; a build-only session skips them.
 RUN_FIXTURES = ("harness_point", "harness_pair", "harness_fuzz")
 
@@ -48,6 +51,8 @@ class HarnessState:
     _baselines: dict[str, baselines.Selection | baselines.BaselineError] = field(default_factory=dict)
     results_error: str | None = None
     baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
+    final_tests: list[Mapping[str, object]] = field(default_factory=list)  # as written to the results file
+    results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -185,6 +190,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", GPU_MARKER)
+    config.addinivalue_line("markers", f"{parallel.TIMING_MARK}: needs its device alone (latency tests)")
+    parallel.take_assigned_gpu(config)  # before anything initialises CUDA in this worker
     extra: dict[str, BackendDescriptor] = {}
     for backends in config.hook.pytest_harness_backends(config=config):
         extra.update(backends)
@@ -195,7 +202,25 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve(config, registry)
     state = HarnessState(config=config, settings=settings, registry=registry, store=EngineStore(settings.engine_cache))
     _require_libraries(state)
+    if not parallel.is_worker(config):
+        state.results_lock = _own_results_path(settings.results_path)
     config.stash[STATE] = state
+
+
+def _own_results_path(path: Path) -> filelock.BaseFileLock | None:
+    """Lock the results path for this session: a second live session writing the same file is
+    refused at once instead of overwriting the first's results at the end."""
+    lock = filelock.FileLock(path.with_name(f".{path.name}.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise pytest.UsageError(
+            f"trt-harness: {path} is being written by another live session (it holds {lock.lock_file}); "
+            "pass --results another path, or wait for that session to end"
+        ) from None
+    except OSError:
+        return None  # an unwritable folder: writing the results will fail later with the path and the fix
+    return lock
 
 
 def _require_libraries(state: HarnessState) -> None:
@@ -356,6 +381,7 @@ def _open_point(
     point: Point = request.param
     state = request.config.stash[STATE]
     record = state.results.open(request.node.name, request.node.nodeid, point)
+    record.worker = parallel.worker_id(request.config)
     check_case(point.case)
     backend = loader(state, point.backend, point)
     record.backend_info = state.backend_info(point.backend, backend)
@@ -424,53 +450,118 @@ def pytest_runtest_makereport(
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    state = session.config.stash.get(STATE, None)
+    config = session.config
+    state = config.stash.get(STATE, None)
     if state is None:
         return
     state.store.close()
-    if not state.results.records:
-        return
-    settings = state.settings
-    try:
-        state.results.write(
-            settings.results_path,
-            state.backend_versions(),
-            {
-                "backends": list(settings.backends),
-                "precisions": [p.value for p in settings.precisions],
-                "seed": settings.seed,
-                "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
-                "build_only": settings.build_only,
-                "measure": asdict(settings.measure),
-            },
+    _note_stale_entries(state, config)
+    if parallel.is_worker(config):
+        # The controller writes the one results file: a worker hands it what it recorded.
+        parallel.send(
+            config,
+            {"tests": state.results.tests(), "backends": state.backend_versions(), "notes": state.baseline_notes},
         )
+        return
+    _finish(state, session)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: give each worker its GPU when the session runs GPU backends."""
+    state = node.config.stash[STATE]
+    kinds = {state.registry.descriptor(short_id).device_kind for short_id in state.settings.backends}
+    if DeviceKind.GPU in kinds:
+        parallel.assign_gpu(node, visible_gpus())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    parallel.receive(node.config, node, error)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """A harness test holds its device while it runs: a latency test alone, any other shared."""
+    point = _point_of(item)
+    if point is None:
+        return (yield)
+    state = item.config.stash[STATE]
+    kind = state.registry.descriptor(point.backend).device_kind
+    alone = item.get_closest_marker(parallel.TIMING_MARK) is not None
+    with parallel.device_held(item.config.rootpath / LOCKS_DIR, parallel.device_key(kind), alone=alone):
+        return (yield)
+
+
+def _point_of(item: pytest.Item) -> Point | None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    point = next((params[name] for name in ("harness_build", *RUN_FIXTURES) if name in params), None)
+    return point if isinstance(point, Point) else None
+
+
+def _finish(state: HarnessState, session: pytest.Session) -> None:
+    """Write the session's one results file (merged from the workers' under xdist) and the baselines."""
+    settings = state.settings
+    parts: list[tuple[str, dict[str, Any]]] = [
+        ("this session", {"tests": state.results.tests(), "backends": state.backend_versions()})
+    ]
+    if parallel.is_controller(session.config):
+        parts = parallel.received(session.config)
+        state.baseline_notes = list(dict.fromkeys(note for _, part in parts for note in part.get("notes", [])))
+        if lost := parallel.lost(session.config):
+            state.results_error = "; ".join(lost)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not parts:
+        return
+    # Workers of one session may own GPUs of different models: one results file still, each record
+    # says which device it ran on.
+    contents = report.merge(
+        [(name, report.document(part["tests"], part["backends"], _settings_record(settings))) for name, part in parts],
+        allow_mixed=True,
+    )
+    state.final_tests = list(contents["tests"])  # type: ignore[call-overload]
+    if not state.final_tests:
+        return
+    try:
+        report.write(settings.results_path, contents)
     except OSError as error:
         # The tests already ran: say where the results could not go, and fail the session, not crash it.
-        state.results_error = f"could not write the results file: {error}; pass --results a writable path"
+        state.results_error = "; ".join(
+            [
+                *filter(None, [state.results_error]),
+                f"could not write the results file: {error}; pass --results a writable path",
+            ]
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if settings.gate.update:
         _update_baselines(state, session)
-    _note_stale_entries(state, session.config)
+
+
+def _settings_record(settings: Settings) -> dict[str, object]:
+    return {
+        "backends": list(settings.backends),
+        "precisions": [p.value for p in settings.precisions],
+        "seed": settings.seed,
+        "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
+        "build_only": settings.build_only,
+        "measure": asdict(settings.measure),
+    }
 
 
 def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
-    """Write the tests that ran and passed into their backend's baseline file; keep every other entry."""
-    for short_id in dict.fromkeys(record.point.backend for record in state.results.records.values()):
-        backend = state.backend(short_id)
-        if isinstance(backend, str):
+    """Write the tests that ran and passed into their backend's baseline file; keep every other entry.
+    Build tests measure nothing the gate compares: they stay in the results file only."""
+    groups: dict[tuple[str, str, str], list[Mapping[str, object]]] = {}
+    for test in state.final_tests:
+        device, version = test.get("backend_device"), test.get("backend_version")
+        if test.get("verdict") == "skip" or str(test.get("id")).startswith("test_build[") or device is None:
             continue
-        # Build tests measure nothing the gate compares: they stay in the results file only.
-        records = [
-            r
-            for r in state.results.records.values()
-            if r.point.backend == short_id and r.verdict != "skip" and r.point.per_profile != "build"
-        ]
-        if not records:
-            continue  # a build-only run: nothing to write, and no empty file either
-        passed = {r.name: r.to_json() for r in records if r.verdict == "pass"}
-        path = baselines.baseline_path(state.settings.gate.baselines, backend.device(), short_id, backend.version())
+        groups.setdefault((str(test.get("backend")), str(device), str(version)), []).append(test)
+    for (short_id, device, version), records in groups.items():
+        passed = {str(r["id"]): dict(r) for r in records if r.get("verdict") == "pass"}
+        path = baselines.baseline_path(state.settings.gate.baselines, device, short_id, version)
         try:
-            written = baselines.update(path, backend.device(), short_id, backend.version(), passed)
+            written = baselines.update(path, device, short_id, version, passed)
         except (baselines.BaselineError, OSError) as error:
             state.baseline_notes.append(f"baselines NOT updated: {error}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -496,12 +587,18 @@ def _note_stale_entries(state: HarnessState, config: pytest.Config) -> None:
             )
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.results_lock is not None:
+        state.results_lock.release()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not state.results.records:
+    if state is None or not (state.final_tests or state.results_error):
         return
     terminalreporter.write_sep("=", "trt-harness")
-    for line in summary_table(state.results.records.values()):
+    for line in summary_table(state.final_tests):
         terminalreporter.write_line(line)
     if state.results_error:
         terminalreporter.write_line(f"trt-harness: {state.results_error}", red=True)

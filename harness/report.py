@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from harness.atomic import write_atomically
 from harness.build import BuildRecord
 from harness.compare import OutputErrors
 from harness.environment import describe
+from harness.errors import HarnessError
 from harness.matrix import Point
 from harness.measure import Measurement
 
@@ -41,6 +43,7 @@ class TestRecord:
     engine_facts: Mapping[str, object] = field(default_factory=dict)
     latency_threshold: float | None = None  # the gate's threshold for this test
     gate: dict[str, object] | None = None  # the comparison with the baseline (harness/gate.py)
+    worker: str | None = None  # the xdist worker that ran it ("gw0"), None without xdist
     verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
     message: str | None = None
 
@@ -65,6 +68,8 @@ class TestRecord:
             "engine": dict(self.engine_facts),
             "latency_threshold": self.latency_threshold,
             "gate": self.gate,
+            "worker": self.worker,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "verdict": self.verdict,
             "message": self.message,
         }
@@ -93,35 +98,105 @@ class ResultsLog:
         elif when == "call":
             record.verdict, record.message = "pass", None
 
-    def document(
-        self, backends: Mapping[str, Mapping[str, object]], settings: Mapping[str, object]
-    ) -> dict[str, object]:
-        return {
-            "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "environment": {**describe(), "backends": dict(backends)},
-            "settings": dict(settings),
-            "tests": [record.to_json() for record in self.records.values()],
-        }
-
-    def write(self, path: Path, backends: Mapping[str, Mapping[str, object]], settings: Mapping[str, object]) -> None:
-        document = self.document(backends, settings)
-        write_atomically(path, json.dumps(document, indent=1, allow_nan=False).encode())
+    def tests(self) -> list[dict[str, object]]:
+        return [record.to_json() for record in self.records.values()]
 
 
-def summary_table(records: Iterable[TestRecord]) -> list[str]:
-    """One row per point (its accuracy and latency tests merged), as aligned text lines."""
+def document(
+    tests: Sequence[Mapping[str, object]],
+    backends: Mapping[str, Mapping[str, object]],
+    settings: Mapping[str, object],
+) -> dict[str, object]:
+    """A results file's contents: this machine's environment, the backends, the settings, the tests."""
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {**describe(), "backends": dict(backends)},
+        "settings": dict(settings),
+        "tests": list(tests),
+    }
+
+
+def write(path: Path, contents: Mapping[str, object]) -> None:
+    write_atomically(path, json.dumps(contents, indent=1, allow_nan=False).encode())
+
+
+class MergeError(HarnessError):
+    """Results files that cannot be merged; the message names the files and the fix."""
+
+
+def merge(documents: Sequence[tuple[str, Mapping[str, object]]], *, allow_mixed: bool = False) -> dict[str, object]:
+    """One results document from several (xdist workers, CI shards), each given with its name.
+
+    Every test id must come from one document only (a test measured twice has no single verdict), and
+    a backend must have the same version and device everywhere unless `allow_mixed`: a merged file is
+    then one run of one setup, which is what `compare` and the gate assume."""
+    if not documents:
+        raise MergeError("nothing to merge: give at least one results file")
+    seen: dict[str, str] = {}
+    backends: dict[str, Mapping[str, object]] = {}
+    where: dict[str, str] = {}
+    tests: list[Mapping[str, object]] = []
+    for name, contents in documents:
+        if contents.get("schema") != SCHEMA or contents.get("schema_version") != SCHEMA_VERSION:
+            raise MergeError(f"{name} is not a trt-harness results file of schema_version {SCHEMA_VERSION}")
+        for short_id, facts in _backends_of(contents).items():
+            if short_id in backends and _setup(backends[short_id]) != _setup(facts) and not allow_mixed:
+                raise MergeError(
+                    f"backend '{short_id}' differs between {where[short_id]} ({_setup(backends[short_id])}) and {name} "
+                    f"({_setup(facts)}): merge files of one setup, or pass --allow-mixed to merge them anyway"
+                )
+            backends.setdefault(short_id, facts)
+            where.setdefault(short_id, name)
+        for test in _tests_of(contents, name):
+            test_id = str(test.get("id"))
+            if test_id in seen:
+                raise MergeError(
+                    f"test {test_id} is in both {seen[test_id]} and {name}: shards must not overlap; "
+                    "split the matrix so that each test runs in one shard"
+                )
+            seen[test_id] = name
+            tests.append(test)
+    first = documents[0][1]
+    merged = {**first, "tests": tests}
+    merged["environment"] = {**_mapping(first.get("environment")), "backends": backends}
+    merged["merged_from"] = [name for name, _ in documents]
+    return merged
+
+
+def _setup(facts: Mapping[str, object]) -> str:
+    return f"{facts.get('name')} {facts.get('version')} on {facts.get('device')}"
+
+
+def _mapping(value: object) -> dict[str, object]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _backends_of(contents: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
+    backends = _mapping(contents.get("environment")).get("backends")
+    return {str(k): v for k, v in backends.items() if isinstance(v, Mapping)} if isinstance(backends, Mapping) else {}
+
+
+def _tests_of(contents: Mapping[str, object], name: str) -> list[Mapping[str, object]]:
+    tests = contents.get("tests")
+    if not isinstance(tests, list) or not all(isinstance(test, Mapping) for test in tests):
+        raise MergeError(f'{name}: "tests" must be a list of test records')
+    return tests
+
+
+def summary_table(tests: Iterable[Mapping[str, object]]) -> list[str]:
+    """One row per point (its tests merged), as aligned text lines, from the records as written."""
     rows: dict[str, dict[str, str]] = {}
-    for record in records:
-        point = record.point
+    for test in tests:
+        verdict = str(test.get("verdict"))
         row = rows.setdefault(
-            point.id,
+            str(test.get("point")),
             {
-                "case": point.case.name,
-                "precision": point.precision.value,
-                "shape": point.shape_label,
-                "backend": point.backend,
+                "case": str(test.get("case")),
+                "precision": str(test.get("precision")),
+                "shape": str(test.get("shape", test.get("shape_point"))),
+                "backend": str(test.get("backend")),
                 "median": "",
                 "p99": "",
                 "mean rel": "",
@@ -129,34 +204,41 @@ def summary_table(records: Iterable[TestRecord]) -> list[str]:
                 "build": "",
                 "artifact": "",
                 "vs baseline": "",
-                "verdict": record.verdict,
+                "verdict": verdict,
             },
         )
-        row["vs baseline"] = _gate_cell(record, row["vs baseline"])
-        if _SEVERITY[record.verdict] > _SEVERITY[row["verdict"]]:
-            row["verdict"] = record.verdict
-        if record.latency:
-            row["median"] = _micros(record.latency.stats.median_us)
-            row["p99"] = _micros(record.latency.stats.p99_us)
-        if record.build and point.per_profile == "build":
-            row["build"] = "cached" if record.build.cached else f"{record.build.build_s:.2f} s"
-            count = len(record.build.warnings)
+        row["vs baseline"] = _gate_cell(_mapping(test.get("gate")), row["vs baseline"])
+        if _SEVERITY.get(verdict, 0) > _SEVERITY.get(row["verdict"], 0):
+            row["verdict"] = verdict
+        latency = _mapping(test.get("latency"))
+        if latency:
+            row["median"] = _micros(float(latency["median_us"]))  # type: ignore[arg-type]
+            row["p99"] = _micros(float(latency["p99_us"]))  # type: ignore[arg-type]
+        build = _mapping(test.get("build"))
+        if build and str(test.get("id", "")).startswith("test_build["):
+            row["build"] = "cached" if build.get("cached") else f"{float(build['build_s']):.2f} s"  # type: ignore[arg-type]
+            count = len(build.get("warnings") or [])  # type: ignore[arg-type]
             warned = f", {count} warning{'s' if count > 1 else ''}" if count else ""
-            row["artifact"] = f"{_size(record.build.artifact_bytes)}{warned}"
-        float_errors = [errors for errors in record.accuracy or [] if not errors.tolerance.exact]
+            row["artifact"] = f"{_size(int(build['artifact_bytes']))}{warned}"  # type: ignore[call-overload]
+        accuracy = test.get("accuracy")
+        float_errors = [
+            _mapping(errors)
+            for errors in (accuracy if isinstance(accuracy, list) else [])
+            if not _mapping(_mapping(errors).get("tolerance")).get("exact")
+        ]
         if float_errors:
-            row["mean rel"] = f"{max(e.mean_rel for e in float_errors):.2e}"
-            row["max rel"] = f"{max(e.max_rel for e in float_errors):.2e}"
+            row["mean rel"] = f"{max(float(e['mean_rel']) for e in float_errors):.2e}"  # type: ignore[arg-type]
+            row["max rel"] = f"{max(float(e['max_rel']) for e in float_errors):.2e}"  # type: ignore[arg-type]
     return _aligned(list(rows.values()))
 
 
-def _gate_cell(record: TestRecord, current: str) -> str:
+def _gate_cell(gate: Mapping[str, object], current: str) -> str:
     """The point's comparison with its baseline: the latency ratio, or what went wrong."""
-    gate = record.gate or {}
     verdict = str(gate.get("verdict", ""))
     latency = gate.get("latency")
-    if isinstance(latency, dict):
-        return f"{latency['ratio']:.3f}× {verdict}".strip() if verdict != "pass" else f"{latency['ratio']:.3f}×"
+    if isinstance(latency, Mapping):
+        ratio = float(latency["ratio"])
+        return f"{ratio:.3f}× {verdict}".strip() if verdict != "pass" else f"{ratio:.3f}×"
     if verdict == "regression" or not current:
         return verdict
     return current

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,5 +307,6 @@ def _number(config: pytest.Config, ini: str, option: str, default: str, convert:
 
 
 def _default_results_name() -> Path:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return RESULTS_DIR / f"results-{stamp}.json"
+    """Unique per session: two sessions started in the same microsecond still differ by process id."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return RESULTS_DIR / f"results-{stamp}-{os.getpid()}.json"

@@ -56,6 +56,7 @@ def test_agreement(harness_pair: PairContext) -> None:
     _fail_outside_tolerance(point, errors, f"backend '{harness_pair.twin_backend}'")
 
 
+@pytest.mark.harness_timing  # holds its device alone while it runs (harness/parallel.py)
 def test_latency(harness_point: PointContext, benchmark: Any) -> None:
     """Latency on the backend's own clock, and the caller's host latency where that differs; gated
     against the baseline (a flagged test is re-measured once before it fails); stats and raw samples

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -75,6 +76,12 @@ def _live_stream(call: str, handle: int) -> None:
 
 def gpu_problem() -> str | None:
     return None
+
+
+def visible_gpus() -> list[str]:
+    """No GPU here; CUDA_VISIBLE_DEVICES is taken at its word, as the real module does."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return [name.strip() for name in listed.split(",") if name.strip()] if listed is not None else []
 
 
 def device_facts(device: int = 0) -> dict[str, object]:

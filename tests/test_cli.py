@@ -425,3 +425,48 @@ def test_ab_refuses_a_missing_python_and_its_own_results_option(
     argv = ["ab", "--a", sys.executable, "--b", sys.executable, "--", "--results", "x.json"]
     assert cli.main(argv) == 2
     assert "drop --results from the pytest arguments" in capsys.readouterr().err
+
+
+def shard(tmp_path: Path, name: str, *records: Record, version: str = "1.32.0") -> str:
+    document = results(*records)
+    document["environment"] = {"harness": "0.1.0", "backends": {"ort": {"name": "onnxruntime", "version": version,
+                                                                        "device": "AMD EPYC"}}}  # fmt: skip
+    return str(write(tmp_path / name, document))
+
+
+def test_merge_joins_shards_and_compare_gates_the_merged_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = shard(tmp_path, "a.json", record(LATENCY))
+    second = shard(tmp_path, "b.json", record("test_accuracy[mnist-fp16-opt-ort]"))
+    merged = tmp_path / "all.json"
+    assert cli.main(["merge", first, second, "-o", str(merged)]) == 0
+    document = json.loads(merged.read_text())
+    assert [t["id"] for t in document["tests"]] == [LATENCY, "test_accuracy[mnist-fp16-opt-ort]"]
+    assert document["merged_from"] == [first, second]
+    capsys.readouterr()
+    slower = shard(
+        tmp_path, "slower.json", record(LATENCY, median_us=130.0, seed=1), record("test_accuracy[mnist-fp16-opt-ort]")
+    )
+    assert cli.main(["compare", str(merged), slower]) == 1  # the gate runs on the merged file
+    assert rows(capsys.readouterr().out)["latency opt"].endswith("REGRESSION")
+
+
+@pytest.mark.parametrize(
+    ("second_version", "second_id", "message"),
+    [
+        ("1.32.0", LATENCY, "is in both"),
+        ("1.33.0", "test_accuracy[mnist-fp16-opt-ort]", "backend 'ort' differs between"),
+    ],
+    ids=["overlapping-shards", "mixed-backend-versions"],
+)
+def test_merge_refuses_overlapping_or_mixed_shards_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], second_version: str, second_id: str, message: str
+) -> None:
+    first = shard(tmp_path, "a.json", record(LATENCY))
+    second = shard(tmp_path, "b.json", record(second_id), version=second_version)
+    merged = tmp_path / "all.json"
+    assert cli.main(["merge", first, second, "-o", str(merged)]) == 2
+    assert message in capsys.readouterr().err and not merged.exists()
+    if second_version != "1.32.0":
+        assert cli.main(["merge", first, second, "-o", str(merged), "--allow-mixed"]) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -112,6 +113,16 @@ def gpu_problem() -> str | None:
         devices = "" if count is None else f" with {count} devices"
         return f"no usable CUDA GPU: cudaGetDeviceCount returned {error.name}{devices}"
     return None
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, named as CUDA_VISIBLE_DEVICES names them (indices or UUIDs)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [name.strip() for name in listed.split(",") if name.strip()]
+    if gpu_problem() is not None:
+        return []
+    return [str(index) for index in range(int(_rt("cudaGetDeviceCount")))]
 
 
 def device_facts(device: int = 0) -> dict[str, object]:
