@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import shlex
 import shutil
@@ -299,19 +298,17 @@ def _results_records(path: Path, data: Mapping[str, object]) -> dict[str, Record
 
 
 def _check_samples(path: Path, records: Mapping[str, Record]) -> None:
-    """Raw samples are what the gate reads; a damaged list is reported here, not as a numpy traceback."""
+    """What the gate reads (raw samples, accuracy numbers) is checked here, so that a damaged record is
+    reported as an unusable file naming the test and the field, not as a traceback or a false regression."""
+    from harness.baselines import record_problem
+
     for test_id, record in records.items():
-        for key in _SAMPLE_KEYS:
-            stats = record.get(key)
-            samples = stats.get("samples_us") if isinstance(stats, dict) else None
-            if samples is None:
-                continue
-            if not isinstance(samples, list) or not all(
-                _is_number(sample) and math.isfinite(sample) for sample in samples
-            ):
-                raise CliError(
-                    f"{path}: {test_id} {key}.samples_us must be a list of finite numbers; re-run to write it again"
-                )
+        problem = record_problem(record)
+        if problem is not None:
+            raise CliError(
+                f"{path}: test {test_id!r}: {problem}; the file is damaged or was not written by the harness: "
+                "re-run the tests to write it again, or restore it from version control"
+            )
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
@@ -666,7 +663,9 @@ def pool(path: Path, rounds: Sequence[Path]) -> Loaded:
     loaded = [load(round_path) for round_path in rounds]  # validates each round's file
     records = pool_records([side.records for side in loaded])
     document = {**loaded[-1].document, "tests": list(records.values())}
-    write_atomically(path, json.dumps(document, indent=1, allow_nan=False).encode())
+    from harness.compare import json_safe
+
+    write_atomically(path, json.dumps(json_safe(document), indent=1, allow_nan=False).encode())
     return Loaded(path, document, records)
 
 

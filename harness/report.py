@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.atomic import write_atomically
 from harness.build import BuildRecord
-from harness.compare import OutputErrors
+from harness.compare import OutputErrors, json_safe
 from harness.environment import describe
 from harness.matrix import Point
 from harness.measure import Measurement
@@ -107,7 +107,7 @@ class ResultsLog:
 
     def write(self, path: Path, backends: Mapping[str, Mapping[str, object]], settings: Mapping[str, object]) -> None:
         document = self.document(backends, settings)
-        write_atomically(path, json.dumps(document, indent=1, allow_nan=False).encode())
+        write_atomically(path, json.dumps(json_safe(document), indent=1, allow_nan=False).encode())
 
 
 def summary_table(records: Iterable[TestRecord]) -> list[str]:

@@ -272,6 +272,20 @@ def _unusable(tmp_path: Path, kind: str) -> Path:
         write(path, results(record(LATENCY), record(LATENCY)))
     elif kind == "samples":
         path.write_text(good.replace('"samples_us": [', '"samples_us": [NaN, ', 1))
+    elif kind == "null-sample":
+        path.write_text(good.replace('"samples_us": [', '"samples_us": [null, ', 1))
+    elif kind == "zero-samples":
+        zeros = record(LATENCY)
+        zeros["latency"] = {**zeros["latency"], "samples_us": [0.0] * 50}  # type: ignore[dict-item]
+        write(path, results(zeros))
+    elif kind in ("no-output", "mean-rel-text"):
+        broken = record(ACCURACY)
+        entry = broken["accuracy"][1]  # type: ignore[index]
+        if kind == "no-output":
+            del entry["output"]
+        else:
+            entry["mean_rel"] = "n/a"
+        write(path, results(record(LATENCY), broken))
     else:
         write(path, {**results(record(LATENCY)), "schema": "something/else"})
     return path
@@ -288,7 +302,14 @@ def _unusable(tmp_path: Path, kind: str) -> Path:
         ("other-harness", (r"other-harness.json was written by trt-harness 0.0.1 with results schema_version 0; "
          rf"this harness reads {SCHEMA_VERSION}")),
         ("duplicate", r"duplicate.json holds test id 'test_latency\[mnist-fp16-opt-ort\]' twice"),
-        ("samples", r"samples.json: test_latency\[mnist-fp16-opt-ort\] latency.samples_us must be a list of finite"),
+        ("samples", (r"samples.json: test 'test_latency\[mnist-fp16-opt-ort\]': \"latency.samples_us\[0\]\" is NaN; "
+         r"latency samples must be finite numbers > 0; .*re-run the tests to write it again")),
+        ("null-sample", r"null-sample.json: test 'test_latency\[mnist-fp16-opt-ort\]': \"latency.samples_us\[0\]\" is null"),
+        ("zero-samples", r"zero-samples.json: test 'test_latency\[mnist-fp16-opt-ort\]': \"latency.samples_us\[0\]\" is 0.0"),
+        ("no-output", (r"no-output.json: test 'test_accuracy\[mnist-fp16-opt-ort\]': \"accuracy\[1\].output\" must be "
+         r"the output's name, got null; .*restore it from version control")),
+        ("mean-rel-text", (r"mean-rel-text.json: test 'test_accuracy\[mnist-fp16-opt-ort\]': \"accuracy\[1\].mean_rel\" "
+         r"\(output 'label'\) must be a number, got \"n/a\"")),
         ("schema", r"schema.json is not a trt-harness results or baseline file"),
     ],
 )  # fmt: skip
