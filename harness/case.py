@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -149,11 +150,19 @@ def network_weights(weights: Callable[[], Mapping[str, np.ndarray]], compute_dty
     return {name: np.ascontiguousarray(value, dtype=compute_dtype) for name, value in weights().items()}
 
 
+# A case's name starts its test ids and its engine cache files: a path separator or '..' in it would
+# write outside the cache, so it is letters, digits, '_', '-' and '.', starting with a letter or digit.
+CASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+CASE_NAME_RULE = "letters, digits, '_', '-' and '.', starting with a letter or digit"
+
+
 def check_case(case: Case) -> None:
     """Raise CaseDefinitionError listing everything wrong with a case's declaration."""
     problems = [*_profile_problems(case), *_tolerance_problems(case)]
     if not case.profiles:
         problems.append("it declares no optimization profile; add at least one Profile(min, opt, max)")
+    if not isinstance(case.name, str) or not CASE_NAME.fullmatch(case.name):
+        problems.append(f"its name {case.name!r} is not allowed: a case name may hold only {CASE_NAME_RULE}; rename it")
     if problems:
         raise CaseDefinitionError(case.name, "; ".join(problems))
 
