@@ -378,3 +378,25 @@ def test_a_switch_that_swallowed_a_path_says_so(pytester: pytest.Pytester) -> No
     result.stderr.fnmatch_lines(
         ["*--build-only / harness_build_only must be yes or no, got 'test_matrix.py'; --build-only took*=yes*"]
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "message"),
+    [
+        ("--engine-cache", "/dev/null", ("*--engine-cache / harness_engine_cache must be a directory, but /dev/null is "
+         "not a directory; pass a directory or off*")),
+        ("--engine-cache", "blocker.txt/engines", ("*--engine-cache / harness_engine_cache must be a directory, but "
+         "*blocker.txt, above *blocker.txt/engines, is not a directory*")),
+        ("--baselines", "blocker.txt", ("*--baselines / harness_baselines must be a directory, but *blocker.txt is not "
+         "a directory; pass a directory (the folder holding*")),
+    ],
+)  # fmt: skip
+def test_a_file_where_a_folder_belongs_is_a_usage_error(
+    pytester: pytest.Pytester, option: str, where: str, message: str
+) -> None:
+    """--engine-cache /dev/null used to error every test with NotADirectoryError; --baselines FILE gated nothing."""
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makefile(".txt", blocker="a file where a directory should be")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", option, where)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
