@@ -55,6 +55,7 @@ class GateOptions:
     accuracy_factor: float
     fail_on_improvement: bool
     markdown: bool
+    allow_removed: bool = False  # a test only OLD has is dropped coverage: it fails the gate unless allowed
 
     def policy(self, threshold: float) -> GatePolicy:
         from harness.gate import GatePolicy
@@ -108,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.accuracy_factor,
         args.fail_on_improvement,
         args.markdown,
+        args.allow_removed,
     )
     try:
         if args.command == "compare":
@@ -172,6 +174,11 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         "--accuracy-factor", type=float, default=2.0, help="growth of mean relative error that regresses (2.0)"
     )
     parser.add_argument("--fail-on-improvement", action="store_true", help="an improvement fails too (stale baselines)")
+    parser.add_argument(
+        "--allow-removed",
+        action="store_true",
+        help="tests that OLD has and NEW lacks do not fail the gate (by default dropped coverage fails it)",
+    )
 
 
 def _fraction(text: str) -> float:
@@ -211,6 +218,8 @@ def _gate(old: Loaded, new: Loaded, options: GateOptions) -> int:
 
 def exit_status(rows: Iterable[Row], options: GateOptions) -> int:
     failing = {"regression", "improvement"} if options.fail_on_improvement else {"regression"}
+    if not options.allow_removed:
+        failing.add("removed")  # dropped coverage must not pass the upgrade gate unnoticed
     return EXIT_REGRESSION if any(row.verdict in failing for row in rows) else EXIT_PASS
 
 
@@ -325,13 +334,22 @@ def compare(old: Loaded, new: Loaded, options: GateOptions) -> list[Row]:
     for test_id, old_record in old.records.items():
         new_record = new.records.get(test_id)
         if new_record is None:
-            rows.append(_row(test_id, old_record, None, None, "removed", ("only in the old file",)))
+            rows.append(_row(test_id, old_record, None, None, "removed", (_removed_reason(options),)))
         else:
             rows.append(compare_pair(test_id, old_record, new_record, options))
     for test_id, new_record in new.records.items():
         if test_id not in old.records:
             rows.append(_row(test_id, None, new_record, None, "new", ("only in the new file",)))
     return rows
+
+
+def _removed_reason(options: GateOptions) -> str:
+    if options.allow_removed:
+        return "only in the old file (allowed by --allow-removed)"
+    return (
+        "only in the old file: the new run dropped this test, which fails the gate; run it again (check the "
+        "selection: -k, --backend, --precision, cases), or pass --allow-removed if dropping it is intended"
+    )
 
 
 def compare_pair(test_id: str, old: Record, new: Record, options: GateOptions) -> Row:
@@ -560,7 +578,8 @@ def _counts(rows: Sequence[Row]) -> str:
 
 def _notable(rows: Sequence[Row]) -> list[tuple[Row, str]]:
     """Why each regression or improvement was called: the table alone does not say which rule fired."""
-    return [(row, reason) for row in rows if row.verdict in ("regression", "improvement") for reason in row.reasons]
+    shown = ("regression", "improvement", "removed")
+    return [(row, reason) for row in rows if row.verdict in shown for reason in row.reasons]
 
 
 def render_text(header: Sequence[str], rows: Sequence[Row]) -> str:

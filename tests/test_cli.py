@@ -145,11 +145,25 @@ def test_improvement_fails_only_on_request(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_new_and_removed_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A test NEW lacks is dropped coverage: it used to pass the upgrade gate (exit 0); now it fails it,
+    listed as removed with the fix, unless --allow-removed says the drop is intended."""
     gone, added = "test_latency[mnist-fp16-min-ort]", "test_latency[mnist-fp16-max-ort]"
     files = pair(tmp_path, [record(LATENCY), record(gone)], [record(LATENCY), record(added)])
-    assert cli.main(["compare", *files]) == 0
-    table = rows(capsys.readouterr().out)
+    assert cli.main(["compare", *files]) == 1
+    output = capsys.readouterr().out
+    table = rows(output)
     assert table["latency min"].endswith("removed") and table["latency max"].endswith("new")
+    assert f"removed {gone}: only in the old file: the new run dropped this test, which fails the gate" in output
+    assert "pass --allow-removed if dropping it is intended" in output and "1 removed" in output
+    assert cli.main(["compare", *files, "--allow-removed"]) == 0
+    assert f"removed {gone}: only in the old file (allowed by --allow-removed)" in capsys.readouterr().out
+    assert cli.main(["compare", *files, "--markdown"]) == 1
+    assert f"- removed `{gone}`: only in the old file" in capsys.readouterr().out
+
+
+def test_only_new_tests_pass(tmp_path: Path) -> None:
+    added = "test_latency[mnist-fp16-max-ort]"
+    assert cli.main(["compare", *pair(tmp_path, [record(LATENCY)], [record(LATENCY), record(added)])]) == 0
 
 
 def test_skipped_tests_are_listed_as_skip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
