@@ -6,8 +6,9 @@ itself: it runs the same selection under two Python environments interleaved on 
 (A, B, A, B, ...), so that drift of the machine during the runs hits both sides alike, pools each
 side's rounds and compares the pools.
 
-Exit status: 0 no regression, 1 a regression (or an improvement with --fail-on-improvement),
-2 the inputs cannot be used (the message names the file or command and the fix).
+Exit status: 0 no regression, 1 a regression, a test OLD has and NEW lacks (unless --allow-removed), or an
+improvement with --fail-on-improvement; 2 the inputs cannot be used (the message names the file or command
+and the fix).
 """
 
 from __future__ import annotations

@@ -270,8 +270,10 @@ def _marks(registry: Registry, point: Point, fixture: str) -> list[pytest.MarkDe
     return [pytest.mark.gpu] if needs_gpu else []
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # An unknown name on the command line fails its own item, while every valid selection still runs.
+    # trylast: appended after -k / -m / --deselect have deselected, so that no selection hides the typo.
     for index, message in enumerate(config.stash[STATE].settings.unknown_selections):
         items.append(SelectionErrorItem.from_parent(session, name=f"harness-selection-error-{index}", message=message))
 

@@ -110,6 +110,16 @@ def test_unknown_selection_fails_its_own_item_and_the_rest_runs(
     result.stdout.fnmatch_lines([f"*unknown {option[2:]} '{unknown}' in {option}*known:*Fix: use one of those names*"])
 
 
+@pytest.mark.parametrize("selection", [("-k", "identity and opt"), ("-m", "gpu"), ("-k", "nothing_matches")])
+def test_a_selection_error_survives_deselection(pytester: pytest.Pytester, selection: tuple[str, str]) -> None:
+    """`-k identity --precision fp32,fp61` used to deselect the error item: rc 0, the typo never mentioned."""
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, *selection, "--precision", "fp32,fp61")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.parseoutcomes()["failed"] == 1
+    result.stdout.fnmatch_lines(["*unknown precision 'fp61' in --precision*Fix: use one of those names*"])
+
+
 def _bad_case(name: str, change: str) -> str:
     return f"CASES = [IDENTITY, dataclasses.replace(IDENTITY, name={name!r}, {change})]"
 
