@@ -111,7 +111,7 @@ class EngineStore:
     def model_bytes(self, case: Case, precision: Precision) -> bytes:
         key = (case.name, precision.compute_dtype.name)
         if key not in self._models:
-            self._models[key] = case.onnx_model(precision.compute_dtype).SerializeToString()
+            self._models[key] = case.model(precision.compute_dtype).SerializeToString()
         return self._models[key]
 
     def artifact(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltArtifact:
