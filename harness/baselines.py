@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from harness.atomic import write_atomically
 from harness.errors import HarnessError
@@ -45,9 +47,14 @@ class BaselineFile:
     @classmethod
     def load(cls, path: Path) -> BaselineFile:
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise BaselineError(f"baseline {path} cannot be read ({error}); restore it from version control") from None
+        except UnicodeDecodeError as error:
+            raise BaselineError(
+                f"baseline {path} is not UTF-8 text (byte {error.start}: {error.reason}; a binary or corrupted file?); "
+                "restore it from version control, or delete it and record it again with --update-baselines"
+            ) from None
         try:
             data = json.loads(text, object_pairs_hook=_refuse_duplicates)
         except _DuplicateKeyError as error:
@@ -73,6 +80,13 @@ class BaselineFile:
         entries = data.get("entries")
         if not isinstance(entries, dict) or not all(isinstance(entry, dict) for entry in entries.values()):
             raise BaselineError(f'baseline {path}: "entries" must map test ids to objects')
+        for test_id, entry in entries.items():
+            problem = record_problem(entry)
+            if problem is not None:
+                raise BaselineError(
+                    f"baseline {path}: test {test_id!r}: {problem}; restore the file from version control, or delete "
+                    "that entry and record it again with --update-baselines"
+                )
         return cls(
             path=path,
             device_class=str(data.get("device_class")),
@@ -93,7 +107,71 @@ class BaselineFile:
         }
 
     def write(self) -> None:
-        write_atomically(self.path, (json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n").encode())
+        from harness.compare import json_safe
+
+        text = json.dumps(json_safe(self.to_json()), indent=1, allow_nan=False) + "\n"
+        write_atomically(self.path, text.encode())
+
+
+# A non-finite accuracy number is written spelled out (harness/compare.py, json_safe).
+_SPELLED_NON_FINITE = ("nan", "inf", "-inf")
+_ACCURACY_NUMBERS = ("mean_abs", "max_abs", "mean_rel", "max_rel", "worst_value", "worst_reference")
+
+
+def record_problem(record: Mapping[str, object]) -> str | None:
+    """What the gate could not read in one test's record (a baseline entry or a results record), naming
+    the field; None when it is usable. The gate reads raw latency samples (finite, positive numbers) and
+    per-output accuracy numbers."""
+    for key in ("latency", "host_latency"):
+        stats = record.get(key)
+        if stats is None:
+            continue
+        if not isinstance(stats, dict):
+            return f'"{key}" must be an object or null, got {_shown(stats)}'
+        samples = stats.get("samples_us")
+        if samples is None:
+            continue
+        if not isinstance(samples, list):
+            return f'"{key}.samples_us" must be a list of numbers, got {_shown(samples)}'
+        for index, sample in enumerate(samples):
+            if not (_is_number(sample) and math.isfinite(sample) and sample > 0):
+                return f'"{key}.samples_us[{index}]" is {_shown(sample)}; latency samples must be finite numbers > 0'
+    return _accuracy_problem(record.get("accuracy"))
+
+
+def _accuracy_problem(accuracy: object) -> str | None:
+    if accuracy is None:
+        return None
+    if not isinstance(accuracy, list):
+        return f'"accuracy" must be a list of per-output objects or null, got {_shown(accuracy)}'
+    for index, output in enumerate(accuracy):
+        where = f"accuracy[{index}]"
+        if not isinstance(output, dict):
+            return f'"{where}" must be an object, got {_shown(output)}'
+        if not isinstance(output.get("output"), str):
+            return f'"{where}.output" must be the output\'s name, got {_shown(output.get("output"))}'
+        if "mean_rel" not in output:
+            return f'"{where}.mean_rel" is missing'
+        for name in _ACCURACY_NUMBERS:
+            value = output.get(name, 0.0)
+            if not (_is_number(value) or value in _SPELLED_NON_FINITE):
+                return f'"{where}.{name}" (output {output["output"]!r}) must be a number, got {_shown(value)}'
+        tolerance = output.get("tolerance")
+        if tolerance is not None and not isinstance(tolerance, dict):
+            return f'"{where}.tolerance" must be an object or null, got {_shown(tolerance)}'
+        limit = tolerance.get("mean_rel") if isinstance(tolerance, dict) else None
+        if limit is not None and not (_is_number(limit) and math.isfinite(limit)):
+            return f'"{where}.tolerance.mean_rel" must be a number or null, got {_shown(limit)}'
+    return None
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def baseline_path(root: Path, device: str, backend: str, version: str) -> Path:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +24,7 @@ import filelock
 from harness.atomic import write_atomically
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
+from harness.errors import HarnessError
 
 T = TypeVar("T")
 
@@ -30,7 +33,11 @@ CACHE_FORMAT = 1
 
 
 class EngineCacheWarning(UserWarning):
-    """A cached artifact was unusable and has been rebuilt."""
+    """A cached artifact was unusable and has been rebuilt, or the cache could not be written."""
+
+
+class EngineCacheError(HarnessError):
+    """The engine cache cannot be used for an artifact (its path would leave the cache directory)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class EngineStore:
     def model_bytes(self, case: Case, precision: Precision) -> bytes:
         key = (case.name, precision.compute_dtype.name)
         if key not in self._models:
-            self._models[key] = case.onnx_model(precision.compute_dtype).SerializeToString()
+            self._models[key] = case.model(precision.compute_dtype).SerializeToString()
         return self._models[key]
 
     def artifact(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltArtifact:
@@ -149,13 +156,20 @@ class EngineStore:
         key = cache_key(backend, request)
         if self._cache_dir is None:
             return self._build(backend, request, key, artifact_path=None)
-        stem = f"{request.case.name}-{request.precision.value}-p{request.profile_index}-{key[:20]}"
-        artifact_path = self._cache_dir / backend.name / f"{stem}.bin"
-        artifact_path.parent.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(f"{artifact_path}.lock"):
+        artifact_path = cache_path(self._cache_dir, backend.name, request, key)
+        try:
+            artifact_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = filelock.FileLock(f"{artifact_path}.lock")
+            lock.acquire()
+        except OSError as error:  # a full or read-only disk: the engine is built all the same, in memory
+            _warn_unwritable(request, artifact_path, error)
+            return self._build(backend, request, key, artifact_path=None)
+        try:
             return _find_cached(backend, request, key, artifact_path) or self._build(
                 backend, request, key, artifact_path
             )
+        finally:
+            lock.release()
 
     def _rebuild(self, backend: Backend, request: BuildRequest, stale: BuildRecord) -> BuiltArtifact:
         if stale.artifact_path is None:
@@ -168,15 +182,8 @@ class EngineStore:
         start = time.perf_counter()
         artifact = backend.build(request)
         build_s = time.perf_counter() - start
-        if artifact_path is not None:
-            write_atomically(artifact_path, artifact.data)
-            sidecar = {
-                "key": key,
-                "sha256": hashlib.sha256(artifact.data).hexdigest(),
-                "bytes": len(artifact.data),
-                "warnings": list(artifact.warnings),
-            }
-            write_atomically(_sidecar(artifact_path), json.dumps(sidecar, indent=1).encode())
+        if artifact_path is not None and not _stored(request, artifact_path, key, artifact.data, artifact.warnings):
+            artifact_path = None  # not cached: the engine is used from memory
         record = BuildRecord(
             key=key,
             cached=False,
@@ -187,6 +194,50 @@ class EngineStore:
             warnings=artifact.warnings,
         )
         return BuiltArtifact(record, None if artifact_path else artifact.data)
+
+
+def cache_path(cache_dir: Path, backend_name: str, request: BuildRequest, key: str) -> Path:
+    """Where the artifact lives: every component made file-name safe, and never outside `cache_dir`
+    (check_case already refuses unsafe case names; a plugin backend's name is not checked there)."""
+    stem = f"{request.case.name}-{request.precision.value}-p{request.profile_index}-{key[:20]}"
+    path = cache_dir / _safe_component(backend_name) / f"{_safe_component(stem)}.bin"
+    if Path(os.path.normpath(path)).parent.parent != Path(
+        os.path.normpath(cache_dir)
+    ):  # lexically: symlinks are the user's
+        raise EngineCacheError(
+            f"case '{request.case.name}': its engine cache path {path} would leave the cache {cache_dir}; "
+            "give the case and backend names of letters, digits, '_', '-' and '.'"
+        )
+    return path
+
+
+def _safe_component(name: str) -> str:
+    """One path component: anything but letters, digits, '_', '-', '.' becomes '_', and no leading dot."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
+
+
+def _stored(request: BuildRequest, artifact_path: Path, key: str, data: bytes, logged: tuple[str, ...]) -> bool:
+    """Write the artifact and its sidecar into the cache; a failed write (a full disk) is a warning, not
+    an error: the engine was built and is used from memory. Whether it was stored."""
+    sidecar = {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "warnings": list(logged)}
+    try:
+        write_atomically(artifact_path, data)
+        write_atomically(_sidecar(artifact_path), json.dumps(sidecar, indent=1).encode())
+    except OSError as error:
+        _warn_unwritable(request, artifact_path, error)
+        return False
+    return True
+
+
+def _warn_unwritable(request: BuildRequest, artifact_path: Path, error: OSError) -> None:
+    warnings.warn(
+        EngineCacheWarning(
+            f"case '{request.case.name}': the engine cache entry {artifact_path} cannot be written ({error}); "
+            "the engine was built and is used from memory this session; free disk space or pass --engine-cache "
+            "a writable directory (or off)"
+        ),
+        stacklevel=4,
+    )
 
 
 def _memoized(memo: dict[_Point, T | Exception], point: _Point, make: Callable[[], T]) -> T:
@@ -231,8 +282,10 @@ def _checked_sidecar(artifact: bytes, artifact_path: Path, key: str) -> tuple[di
     """The sidecar's contents, and what is wrong with the artifact it vouches for (None: intact)."""
     try:
         sidecar = json.loads(_sidecar(artifact_path).read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # ValueError: invalid JSON, or not UTF-8
         return {}, f"its checksum file is missing or unreadable: {error}"
+    if not isinstance(sidecar, dict):
+        return {}, f"its checksum file {_sidecar(artifact_path)} holds {type(sidecar).__name__}, not a JSON object"
     if sidecar.get("key") != key:
         return sidecar, "its checksum file belongs to another key"
     if sidecar.get("sha256") != hashlib.sha256(artifact).hexdigest():

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
+import re
+import traceback
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from harness.errors import CaseDefinitionError, ShapeOutsideProfileError
+from harness.errors import CaseDefinitionError, HarnessError, ShapeOutsideProfileError
 
 if TYPE_CHECKING:
     import onnx
 
+T = TypeVar("T")
 Shape = tuple[int, ...]
 # A dimension is fixed (an int) or dynamic (a name). Dynamic dimensions that share a name are
 # tied: they take the same value in every shape the harness draws (e.g. the batch of two inputs).
@@ -133,10 +138,100 @@ class Case:
             return Tolerance(exact=True)
         return Tolerance(mean_rel=DEFAULT_MEAN_REL[precision])
 
+    def model(self, compute_dtype: np.dtype) -> onnx.ModelProto:
+        """onnx_model(compute_dtype), or CaseDefinitionError naming the case, the function and the fix."""
+        model = _called(self, "onnx_model", self.onnx_model, compute_dtype)
+        if not callable(getattr(model, "SerializeToString", None)):
+            raise CaseDefinitionError(
+                self.name,
+                f"its onnx_model({np.dtype(compute_dtype).name}) returned {type(model).__name__}, not an "
+                "onnx.ModelProto; return the model built with onnx.helper",
+            )
+        return model
+
+    def reference_outputs(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """reference(inputs), or CaseDefinitionError naming the case, the function and the fix."""
+        outputs = _called(self, "reference", self.reference, inputs)
+        if not isinstance(outputs, Mapping):
+            raise CaseDefinitionError(
+                self.name,
+                f"its reference(inputs) returned {type(outputs).__name__}, not a mapping; return "
+                f"{{output name: float64 array}} for the outputs {[spec.name for spec in self.outputs]}",
+            )
+        return outputs
+
+    def make_inputs(self, shapes: Mapping[str, Shape], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """generate_inputs(shapes, rng), checked against the case's TensorSpecs: every input an array of the
+        declared dtype and rank (and fixed dimensions), else CaseDefinitionError naming the input and the fix."""
+        inputs = _called(self, "generate_inputs", self.generate_inputs, shapes, rng)
+        names = [spec.name for spec in self.inputs]
+        if not isinstance(inputs, Mapping) or sorted(inputs) != sorted(names):
+            got = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
+            raise CaseDefinitionError(
+                self.name,
+                f"its generate_inputs(shapes, rng) returned {got}; return {{input name: array}} for exactly the "
+                f"inputs {names}",
+            )
+        for spec in self.inputs:
+            problem = _input_problem(spec, inputs[spec.name])
+            if problem is not None:
+                raise CaseDefinitionError(self.name, f"its generate_inputs(shapes, rng) returned input {problem}")
+        return dict(inputs)
+
     def input_seed(self, profile_index: int, point: ShapePoint, base_seed: int) -> int:
         """A seed that depends only on what identifies the inputs, never on collection order."""
         key = f"{self.name}/{profile_index}/{point.value}/{base_seed}"
         return zlib.crc32(key.encode())
+
+
+def _called(case: Case, name: str, function: Callable[..., T], *args: object) -> T:
+    """Call one of the case's own functions; its failure becomes CaseDefinitionError naming the case, the
+    function, the line that raised and the fix (the harness's own errors pass through unchanged)."""
+    try:
+        return function(*args)
+    except HarnessError:
+        raise
+    except Exception as error:  # any failure of a case's own function is the case's bug
+        raise CaseDefinitionError(
+            case.name,
+            f"its {name} function raised {type(error).__name__}: {error}{_line_in(error, function)}; "
+            f"fix the case's {name}",
+        ) from error
+
+
+def _line_in(error: Exception, function: Callable[..., object]) -> str:
+    """' (file:line)' of the deepest frame of the function's own file in the error's traceback."""
+    try:
+        source = inspect.getsourcefile(function)
+    except TypeError:
+        source = None
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == source]
+    if not frames:
+        return ""
+    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+
+
+def _input_problem(spec: TensorSpec, array: object) -> str | None:
+    """What is wrong with one generated input against its TensorSpec, naming it and the fix."""
+    if not isinstance(array, np.ndarray):
+        return f"'{spec.name}' as {type(array).__name__}, not a numpy array; return np.ndarray of {spec.dtype}"
+    if array.dtype != np.dtype(spec.dtype):
+        return (
+            f"'{spec.name}' as {array.dtype}, but the case declares {spec.dtype}; generate {spec.dtype} "
+            f"(e.g. .astype(np.{spec.dtype})) or fix TensorSpec('{spec.name}', ...)"
+        )
+    if array.ndim != len(spec.shape):
+        return (
+            f"'{spec.name}' with rank {array.ndim} (shape {list(array.shape)}), but the case declares rank "
+            f"{len(spec.shape)} {list(spec.shape)}; generate arrays of the shapes asked for"
+        )
+    for axis, (dim, value) in enumerate(zip(spec.shape, array.shape)):
+        if isinstance(dim, int) and value != dim:
+            return (
+                f"'{spec.name}' with shape {list(array.shape)}, but dim {axis} is fixed at {dim} in the case's "
+                f"TensorSpec {list(spec.shape)}; generate arrays of the shapes asked for"
+            )
+    return None
 
 
 @functools.cache
@@ -149,11 +244,19 @@ def network_weights(weights: Callable[[], Mapping[str, np.ndarray]], compute_dty
     return {name: np.ascontiguousarray(value, dtype=compute_dtype) for name, value in weights().items()}
 
 
+# A case's name starts its test ids and its engine cache files: a path separator or '..' in it would
+# write outside the cache, so it is letters, digits, '_', '-' and '.', starting with a letter or digit.
+CASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+CASE_NAME_RULE = "letters, digits, '_', '-' and '.', starting with a letter or digit"
+
+
 def check_case(case: Case) -> None:
     """Raise CaseDefinitionError listing everything wrong with a case's declaration."""
     problems = [*_profile_problems(case), *_tolerance_problems(case)]
     if not case.profiles:
         problems.append("it declares no optimization profile; add at least one Profile(min, opt, max)")
+    if not isinstance(case.name, str) or not CASE_NAME.fullmatch(case.name):
+        problems.append(f"its name {case.name!r} is not allowed: a case name may hold only {CASE_NAME_RULE}; rename it")
     if problems:
         raise CaseDefinitionError(case.name, "; ".join(problems))
 

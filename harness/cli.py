@@ -6,8 +6,9 @@ itself: it runs the same selection under two Python environments interleaved on 
 (A, B, A, B, ...), so that drift of the machine during the runs hits both sides alike, pools each
 side's rounds and compares the pools.
 
-Exit status: 0 no regression, 1 a regression (or an improvement with --fail-on-improvement),
-2 the inputs cannot be used (the message names the file or command and the fix).
+Exit status: 0 no regression, 1 a regression, a test OLD has and NEW lacks (unless --allow-removed), or an
+improvement with --fail-on-improvement; 2 the inputs cannot be used (the message names the file or command
+and the fix).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import shlex
 import shutil
@@ -56,6 +56,7 @@ class GateOptions:
     accuracy_factor: float
     fail_on_improvement: bool
     markdown: bool
+    allow_removed: bool = False  # a test only OLD has is dropped coverage: it fails the gate unless allowed
 
     def policy(self, threshold: float) -> GatePolicy:
         from harness.gate import GatePolicy
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.accuracy_factor,
         args.fail_on_improvement,
         args.markdown,
+        args.allow_removed,
     )
     try:
         if args.command == "compare":
@@ -191,6 +193,11 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         "--accuracy-factor", type=float, default=2.0, help="growth of mean relative error that regresses (2.0)"
     )
     parser.add_argument("--fail-on-improvement", action="store_true", help="an improvement fails too (stale baselines)")
+    parser.add_argument(
+        "--allow-removed",
+        action="store_true",
+        help="tests that OLD has and NEW lacks do not fail the gate (by default dropped coverage fails it)",
+    )
 
 
 def _fraction(text: str) -> float:
@@ -230,6 +237,8 @@ def _gate(old: Loaded, new: Loaded, options: GateOptions) -> int:
 
 def exit_status(rows: Iterable[Row], options: GateOptions) -> int:
     failing = {"regression", "improvement"} if options.fail_on_improvement else {"regression"}
+    if not options.allow_removed:
+        failing.add("removed")  # dropped coverage must not pass the upgrade gate unnoticed
     return EXIT_REGRESSION if any(row.verdict in failing for row in rows) else EXIT_PASS
 
 
@@ -337,19 +346,17 @@ def _results_records(path: Path, data: Mapping[str, object]) -> dict[str, Record
 
 
 def _check_samples(path: Path, records: Mapping[str, Record]) -> None:
-    """Raw samples are what the gate reads; a damaged list is reported here, not as a numpy traceback."""
+    """What the gate reads (raw samples, accuracy numbers) is checked here, so that a damaged record is
+    reported as an unusable file naming the test and the field, not as a traceback or a false regression."""
+    from harness.baselines import record_problem
+
     for test_id, record in records.items():
-        for key in _SAMPLE_KEYS:
-            stats = record.get(key)
-            samples = stats.get("samples_us") if isinstance(stats, dict) else None
-            if samples is None:
-                continue
-            if not isinstance(samples, list) or not all(
-                _is_number(sample) and math.isfinite(sample) for sample in samples
-            ):
-                raise CliError(
-                    f"{path}: {test_id} {key}.samples_us must be a list of finite numbers; re-run to write it again"
-                )
+        problem = record_problem(record)
+        if problem is not None:
+            raise CliError(
+                f"{path}: test {test_id!r}: {problem}; the file is damaged or was not written by the harness: "
+                "re-run the tests to write it again, or restore it from version control"
+            )
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
@@ -366,13 +373,22 @@ def compare(old: Loaded, new: Loaded, options: GateOptions) -> list[Row]:
     for test_id, old_record in old.records.items():
         new_record = new.records.get(test_id)
         if new_record is None:
-            rows.append(_row(test_id, old_record, None, None, "removed", ("only in the old file",)))
+            rows.append(_row(test_id, old_record, None, None, "removed", (_removed_reason(options),)))
         else:
             rows.append(compare_pair(test_id, old_record, new_record, options))
     for test_id, new_record in new.records.items():
         if test_id not in old.records:
             rows.append(_row(test_id, None, new_record, None, "new", ("only in the new file",)))
     return rows
+
+
+def _removed_reason(options: GateOptions) -> str:
+    if options.allow_removed:
+        return "only in the old file (allowed by --allow-removed)"
+    return (
+        "only in the old file: the new run dropped this test, which fails the gate; run it again (check the "
+        "selection: -k, --backend, --precision, cases), or pass --allow-removed if dropping it is intended"
+    )
 
 
 def compare_pair(test_id: str, old: Record, new: Record, options: GateOptions) -> Row:
@@ -601,7 +617,8 @@ def _counts(rows: Sequence[Row]) -> str:
 
 def _notable(rows: Sequence[Row]) -> list[tuple[Row, str]]:
     """Why each regression or improvement was called: the table alone does not say which rule fired."""
-    return [(row, reason) for row in rows if row.verdict in ("regression", "improvement") for reason in row.reasons]
+    shown = ("regression", "improvement", "removed")
+    return [(row, reason) for row in rows if row.verdict in shown for reason in row.reasons]
 
 
 def render_text(header: Sequence[str], rows: Sequence[Row]) -> str:
@@ -704,7 +721,9 @@ def pool(path: Path, rounds: Sequence[Path]) -> Loaded:
     loaded = [load(round_path) for round_path in rounds]  # validates each round's file
     records = pool_records([side.records for side in loaded])
     document = {**loaded[-1].document, "tests": list(records.values())}
-    write_atomically(path, json.dumps(document, indent=1, allow_nan=False).encode())
+    from harness.compare import json_safe
+
+    write_atomically(path, json.dumps(json_safe(document), indent=1, allow_nan=False).encode())
     return Loaded(path, document, records)
 
 

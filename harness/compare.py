@@ -142,3 +142,20 @@ def _max(values: np.ndarray) -> float:
 
 def _json_float(value: float) -> float | str:
     return value if np.isfinite(value) else str(value)
+
+
+def json_safe(value: object) -> object:
+    """`value` with every non-finite float spelled as the string "nan", "inf" or "-inf" (as worst_value
+    is) and numpy scalars and arrays made plain: strict JSON (allow_nan=False) can then always be written,
+    so a NaN anywhere never costs the results file."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return _json_float(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value

@@ -295,8 +295,10 @@ def _marks(registry: Registry, point: Point, fixture: str) -> list[pytest.MarkDe
     return [pytest.mark.gpu] if needs_gpu else []
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # An unknown name on the command line fails its own item, while every valid selection still runs.
+    # trylast: appended after -k / -m / --deselect have deselected, so that no selection hides the typo.
     for index, message in enumerate(config.stash[STATE].settings.unknown_selections):
         items.append(SelectionErrorItem.from_parent(session, name=f"harness-selection-error-{index}", message=message))
 
@@ -335,7 +337,7 @@ class BuildContext:
         point = self.point
         try:
             built = self.store.artifact(self.backend, point.case, point.precision, point.profile_index)
-        except BuildError as error:
+        except (BuildError, CaseDefinitionError) as error:  # the builder's log, or the case's own function
             failure = str(error)
         else:
             self.record.build = built.record
@@ -395,7 +397,7 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     record.build = built.record
     shapes = point.case.profiles[point.profile_index].shapes(point.shape_point)
     rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
-    inputs = point.case.generate_inputs(shapes, rng)
+    inputs = point.case.make_inputs(shapes, rng)
     record.input_shapes = {name: list(array.shape) for name, array in inputs.items()}
     gate = _gate_context(state, point, backend, request.node.name)
     # Only an explicit threshold travels with the record: `python -m harness compare` applies the

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.atomic import write_atomically
 from harness.build import BuildRecord
-from harness.compare import OutputErrors
+from harness.compare import OutputErrors, json_safe
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.matrix import Point
@@ -119,7 +119,8 @@ def document(
 
 
 def write(path: Path, contents: Mapping[str, object]) -> None:
-    write_atomically(path, json.dumps(contents, indent=1, allow_nan=False).encode())
+    """Strict JSON: a non-finite number anywhere is written as the string "nan", "inf" or "-inf"."""
+    write_atomically(path, json.dumps(json_safe(contents), indent=1, allow_nan=False).encode())
 
 
 class MergeError(HarnessError):

@@ -183,7 +183,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
     )
     root = config.rootpath
     cache = _layered(config, "engine_cache", "harness_engine_cache", str(ENGINE_CACHE_DIR))
-    engine_cache = None if cache == "off" else root / cache
+    engine_cache = None if cache == "off" else _folder(root / cache, "--engine-cache", "harness_engine_cache", "or off")
     return Settings(
         gpu=gpu,
         build_only=_yes(config, "--build-only", "harness_build_only"),
@@ -213,7 +213,12 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
 def _gate_settings(config: pytest.Config, root: Path) -> GateSettings:
     threshold = _layered(config, "latency_threshold", "harness_latency_threshold", "")
     return GateSettings(
-        baselines=root / _layered(config, "baselines", "harness_baselines", "baselines"),
+        baselines=_folder(
+            root / _layered(config, "baselines", "harness_baselines", "baselines"),
+            "--baselines",
+            "harness_baselines",
+            "(the folder holding <device class>/<backend>-<version>.json)",
+        ),
         update=_yes(config, "--update-baselines", "harness_update_baselines"),
         require=_yes(config, "--require-baselines", "harness_require_baselines"),
         baseline_from=_layered(config, "baseline_from", "harness_baseline_from", "") or None,
@@ -224,6 +229,25 @@ def _gate_settings(config: pytest.Config, root: Path) -> GateSettings:
         alpha=_number(config, "harness_gate_alpha", "--gate-alpha", "0.002", _fraction),
         accuracy_factor=_number(config, "harness_accuracy_factor", "--accuracy-factor", "2.0", _at_least(float, 1.0)),
     )
+
+
+def _folder(path: Path, option: str, ini: str, hint: str) -> Path:
+    """A folder the session may create: neither it nor a parent may be something else (a file, a device):
+    a usage error now, rather than an error in every test, or a session that silently gates nothing."""
+    blocker = _not_a_folder(path, path)
+    if blocker is not None:
+        raise pytest.UsageError(
+            f"trt-harness: {option} / {ini} must be a directory, but {blocker}; pass a directory {hint}"
+        )
+    return path
+
+
+def _not_a_folder(folder: Path, given: Path) -> str | None:
+    """Why `folder` cannot be (or become) a directory: it or a parent exists but is not one."""
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            return f"{given} is not a directory" if part == given else f"{part}, above {given}, is not a directory"
+    return None
 
 
 def _fraction(raw: str) -> float:

@@ -38,7 +38,7 @@ def test_accuracy(harness_point: PointContext) -> None:
     """Every output within its tolerance of the float64 numpy reference."""
     point, inputs = harness_point.point, harness_point.inputs
     outputs = run_engine(point.case, point.profile_index, harness_point.engine, inputs)
-    errors = compare_outputs(point.case, point.precision, outputs, point.case.reference(inputs))
+    errors = compare_outputs(point.case, point.precision, outputs, point.case.reference_outputs(inputs))
     harness_point.record.accuracy = errors
     _fail_outside_tolerance(point, errors, "the numpy reference")
     _gate(harness_point, _accuracy_gate(harness_point, errors))
@@ -98,9 +98,9 @@ def test_fuzz_inside_profile(harness_fuzz: PointContext) -> None:
     case, seed = point.case, harness_fuzz.state.settings.seed
 
     def matches_reference(shapes: dict[str, Shape]) -> None:
-        inputs = case.generate_inputs(shapes, np.random.default_rng(zlib.crc32(f"{shapes}/{seed}".encode())))
+        inputs = case.make_inputs(shapes, np.random.default_rng(zlib.crc32(f"{shapes}/{seed}".encode())))
         errors = compare_outputs(
-            case, point.precision, run_engine(case, point.profile_index, engine, inputs), case.reference(inputs)
+            case, point.precision, run_engine(case, point.profile_index, engine, inputs), case.reference_outputs(inputs)
         )
         failures = [f"output '{e.output}': {e.failure}" for e in errors if e.failure]
         assert not failures, f"{point.id} at shapes {shapes}: " + "; ".join(failures)

@@ -57,14 +57,63 @@ def test_bad_files_are_refused_naming_the_file(tmp_path: Path, text: str, messag
     assert str(path) in str(info.value)
 
 
+TEST_ID = "test_latency[identity-fp32-opt-ort]"
+GOOD_ACCURACY = {"output": "y", "mean_rel": 1e-7, "worst_value": "nan", "tolerance": {"mean_rel": 1e-6}}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"latency": {"samples_us": [3.0, float("nan")]}}, r'"latency.samples_us\[1\]" is NaN'),
+        ({"latency": {"samples_us": [None, 3.0]}}, r'"latency.samples_us\[0\]" is null'),
+        ({"host_latency": {"samples_us": [0.0, 0.0]}}, r'"host_latency.samples_us\[0\]" is 0.0'),
+        ({"latency": {"samples_us": [float("inf")]}}, r'"latency.samples_us\[0\]" is Infinity'),
+        ({"latency": {"samples_us": ["12"]}}, r'"latency.samples_us\[0\]" is "12"'),
+        ({"latency": {"samples_us": "12"}}, r'"latency.samples_us" must be a list of numbers'),
+        ({"accuracy": [{"mean_rel": 0.1}]}, r'"accuracy\[0\].output" must be the output\'s name, got null'),
+        ({"accuracy": [{"output": "y"}]}, r'"accuracy\[0\].mean_rel" is missing'),
+        ({"accuracy": [{"output": "y", "mean_rel": "n/a"}]}, r'"accuracy\[0\].mean_rel" \(output \'y\'\) must be a number'),
+        ({"accuracy": [{**GOOD_ACCURACY, "tolerance": {"mean_rel": "tight"}}]}, r'"accuracy\[0\].tolerance.mean_rel"'),
+    ],
+)  # fmt: skip
+def test_entries_the_gate_cannot_read_are_refused_naming_file_test_field_and_fix(
+    tmp_path: Path, entry: dict[str, object], message: str
+) -> None:
+    """A NaN (or null, or zero) among the samples used to pass every test and then lose the results file at
+    session end; now the file is refused when it is loaded, with the fix."""
+    path = tmp_path / "ort-1.0.json"
+    path.write_text(json.dumps({"schema": "trt-harness/baseline", "schema_version": 1, "entries": {TEST_ID: entry}}))
+    with pytest.raises(BaselineError, match=message) as info:
+        BaselineFile.load(path)
+    assert str(path) in str(info.value) and repr(TEST_ID) in str(info.value)
+    assert "--update-baselines" in str(info.value)
+
+
+def test_usable_entries_load() -> None:
+    good = {"latency": {"samples_us": [1, 2.5]}, "host_latency": None, "accuracy": [GOOD_ACCURACY], "build": None}
+    assert baselines.record_problem(good) is None
+
+
+def test_a_binary_file_is_refused_naming_the_file_and_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "ort-1.0.json"
+    garbage = bytes(range(256)) * 4
+    path.write_bytes(garbage)
+    with pytest.raises(BaselineError, match=r"is not UTF-8 text .*restore it from version control") as info:
+        BaselineFile.load(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(BaselineError):
+        baselines.update(path, "dev", "ort", "1.0", {"new": {"case": "c"}})
+    assert path.read_bytes() == garbage
+
+
 def test_update_merges_keeps_others_and_thins_samples(tmp_path: Path) -> None:
     path = write_baseline(tmp_path / "dev" / "ort-1.0.json", {"old": {"case": "gone"}})
-    record = {"case": "c", "latency": {"samples_us": list(range(10_000)), "median_us": 1.0}, "host_latency": None}
+    record = {"case": "c", "latency": {"samples_us": list(range(1, 10_001)), "median_us": 1.0}, "host_latency": None}
     assert baselines.update(path, "dev", "ort", "1.0", {"new": record}) == 1
     entries = BaselineFile.load(path).entries
     assert set(entries) == {"old", "new"}
     samples = entries["new"]["latency"]["samples_us"]  # type: ignore[index]
-    assert len(samples) <= baselines.MAX_SAMPLES and samples[:2] == [0, 5]
+    assert len(samples) <= baselines.MAX_SAMPLES and samples[:2] == [1, 6]
 
 
 def test_update_never_overwrites_an_unreadable_file(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ import pytest
 from cases import identity
 from harness.atomic import write_atomically
 from harness.backends import Artifact, ArtifactIncompatibleError, BuildRequest
-from harness.build import BuiltEngine, EngineCacheWarning, EngineStore, cache_key
+from harness.build import BuiltEngine, EngineCacheWarning, EngineStore, cache_key, cache_path
 from harness.case import Case, Precision, Profile
-from harness.errors import BuildError
+from harness.errors import BuildError, CaseDefinitionError
 from harness.measure import Timer
 
 
@@ -296,9 +296,31 @@ def sidecar_of_other_key(artifact: Path) -> None:
     sidecar.write_text(sidecar.read_text().replace('"key": "', '"key": "0'))
 
 
+def null_sidecar(artifact: Path) -> None:
+    """`echo null > sidecar.json`: valid JSON, not an object (it used to raise AttributeError in every test)."""
+    artifact.with_suffix(".json").write_text("null\n")
+
+
+def list_sidecar(artifact: Path) -> None:
+    artifact.with_suffix(".json").write_text('["key", "sha256"]')
+
+
+def binary_sidecar(artifact: Path) -> None:
+    artifact.with_suffix(".json").write_bytes(bytes(range(256)))
+
+
 @pytest.mark.parametrize(
     "damage",
-    [truncate, flip_a_byte, delete_sidecar, garble_sidecar, sidecar_of_other_key],
+    [
+        truncate,
+        flip_a_byte,
+        delete_sidecar,
+        garble_sidecar,
+        sidecar_of_other_key,
+        null_sidecar,
+        list_sidecar,
+        binary_sidecar,
+    ],
     ids=lambda damage: damage.__name__,
 )
 def test_damaged_cache_entry_is_rebuilt_with_a_warning(tmp_path: Path, damage: Callable[[Path], None]) -> None:
@@ -396,3 +418,63 @@ def test_two_backends_with_one_library_name_never_share_an_engine() -> None:
     engine_b = store.get(second, identity.CASE, Precision.FP32, 0)
     assert first.name == second.name and engine_a is not engine_b
     assert len(first.builds) == len(second.builds) == 1
+
+
+# A full disk, and names that would leave the cache
+
+
+def test_a_full_disk_warns_and_the_built_engine_is_used_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine was built; failing to cache it used to error the test with OSError: No space left."""
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("harness.build.write_atomically", full_disk)
+    backend = FakeBackend()
+    store = EngineStore(tmp_path)
+    with pytest.warns(EngineCacheWarning, match=r"^case 'identity': the engine cache entry .*\.bin cannot be written "
+                      r"\(.*No space left on device.*\); the engine was built and is used from memory"):  # fmt: skip
+        built = store.get(backend, CASE, Precision.FP32, 0)
+    assert built.engine.artifact.startswith(b"artifact:")  # type: ignore[attr-defined]
+    assert built.record.artifact_path is None and built.record.cached is False and len(backend.builds) == 1
+    assert store.get(backend, CASE, Precision.FP32, 0) is built  # once per session, no second warning
+
+
+def test_an_unwritable_cache_folder_warns_and_builds_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(EngineCacheWarning, match="cannot be written"):
+        built = EngineStore(blocker).artifact(FakeBackend(), CASE, Precision.FP32, 0)
+    assert built.record.artifact_path is None and built.read().startswith(b"artifact:")
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "/abs", "..", ".hidden", "sp ace", ""])
+def test_case_names_are_restricted_to_a_safe_set(name: str) -> None:
+    from harness.case import check_case
+
+    with pytest.raises(CaseDefinitionError, match=r"is not allowed: a case name may hold only letters, digits") as info:
+        check_case(dataclasses.replace(CASE, name=name))
+    assert f"its name {name!r} is not allowed" in str(info.value) and "rename it" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["identity", "conv_add_relu", "mnist", "resnet-50", "v1.2"])
+def test_ordinary_case_names_pass(name: str) -> None:
+    from harness.case import check_case
+
+    check_case(dataclasses.replace(CASE, name=name))
+
+
+@pytest.mark.parametrize(("case_name", "backend_name"), [("../../escaped", "fake"), ("x", "../../up"), ("a/b", "c/d")])
+def test_cache_paths_never_leave_the_cache(tmp_path: Path, case_name: str, backend_name: str) -> None:
+    """Even for names check_case would refuse (a plugin backend's name is not checked there)."""
+    cache = tmp_path / "cache"
+    request = request_for(dataclasses.replace(CASE, name=case_name))
+    path = cache_path(cache, backend_name, request, "ab" * 32)
+    assert path.resolve().is_relative_to(cache.resolve()) and path.parent.parent == cache
+    store = EngineStore(cache)
+    built = store.artifact(FakeBackend(name=backend_name), request.case, Precision.FP32, 0)
+    assert built.record.artifact_path is not None
+    assert Path(built.record.artifact_path).resolve().is_relative_to(cache.resolve())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]

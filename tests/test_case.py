@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -319,3 +320,36 @@ def test_profile_naming_an_unknown_input_is_a_definition_error() -> None:
         with_profile(IDENTITY, min={"x": (1, 1, 1), "z": (1,)}, opt={"x": (3, 4, 5)}, max={"x": (6, 8, 10)})
     )
     assert "profile 0 names ['z'], which the case has no input for" in message and "rename or remove them" in message
+
+
+@pytest.mark.parametrize(
+    ("generated", "message"),
+    [
+        (lambda shapes, rng: {"x": np.zeros(shapes["x"])}, r"input 'x' as float64, but the case declares float32"),
+        (lambda shapes, rng: {"x": [[[0.0]]]}, r"input 'x' as list, not a numpy array"),
+        (lambda shapes, rng: {"x": np.zeros((2, 2), np.float32)}, r"input 'x' with rank 2 \(shape \[2, 2\]\)"),
+        (lambda shapes, rng: {"x": np.zeros((1, 1, 1), np.float32), "z": 0}, r"returned \['x', 'z'\]; return"),
+        (lambda shapes, rng: None, r"returned NoneType; return \{input name: array\} for exactly the inputs \['x'\]"),
+    ],
+    ids=["float64", "list", "rank", "extra-input", "none"],
+)
+def test_generated_inputs_disagreeing_with_the_tensor_specs_name_the_input(generated: object, message: str) -> None:
+    case = dataclasses.replace(IDENTITY, generate_inputs=generated)
+    with pytest.raises(CaseDefinitionError, match=rf"^case 'identity': its generate_inputs\(shapes, rng\) .*{message}"):
+        case.make_inputs({"x": (1, 1, 1)}, np.random.default_rng(0))
+
+
+def test_a_fixed_dimension_of_the_tensor_spec_is_checked() -> None:
+    assert mnist.CASE.make_inputs({"x": (2, 1, 28, 28)}, np.random.default_rng(0))["x"].shape == (2, 1, 28, 28)
+    case = dataclasses.replace(mnist.CASE, generate_inputs=lambda shapes, rng: {"x": np.zeros((2, 3, 28, 28), "f4")})
+    with pytest.raises(CaseDefinitionError, match=r"input 'x' with shape \[2, 3, 28, 28\], but dim 1 is fixed at 1"):
+        case.make_inputs({"x": (2, 1, 28, 28)}, np.random.default_rng(0))
+
+
+def test_a_reference_or_model_that_returns_the_wrong_thing_is_named() -> None:
+    with pytest.raises(CaseDefinitionError, match=r"its reference\(inputs\) returned list, not a mapping"):
+        dataclasses.replace(IDENTITY, reference=lambda inputs: [1]).reference_outputs({"x": np.zeros((1, 1, 1))})
+    with pytest.raises(
+        CaseDefinitionError, match=r"its onnx_model\(float16\) returned NoneType, not an onnx.ModelProto"
+    ):
+        dataclasses.replace(IDENTITY, onnx_model=lambda dtype: None).model(np.dtype(np.float16))

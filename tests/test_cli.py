@@ -145,11 +145,25 @@ def test_improvement_fails_only_on_request(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_new_and_removed_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A test NEW lacks is dropped coverage: it used to pass the upgrade gate (exit 0); now it fails it,
+    listed as removed with the fix, unless --allow-removed says the drop is intended."""
     gone, added = "test_latency[mnist-fp16-min-ort]", "test_latency[mnist-fp16-max-ort]"
     files = pair(tmp_path, [record(LATENCY), record(gone)], [record(LATENCY), record(added)])
-    assert cli.main(["compare", *files]) == 0
-    table = rows(capsys.readouterr().out)
+    assert cli.main(["compare", *files]) == 1
+    output = capsys.readouterr().out
+    table = rows(output)
     assert table["latency min"].endswith("removed") and table["latency max"].endswith("new")
+    assert f"removed {gone}: only in the old file: the new run dropped this test, which fails the gate" in output
+    assert "pass --allow-removed if dropping it is intended" in output and "1 removed" in output
+    assert cli.main(["compare", *files, "--allow-removed"]) == 0
+    assert f"removed {gone}: only in the old file (allowed by --allow-removed)" in capsys.readouterr().out
+    assert cli.main(["compare", *files, "--markdown"]) == 1
+    assert f"- removed `{gone}`: only in the old file" in capsys.readouterr().out
+
+
+def test_only_new_tests_pass(tmp_path: Path) -> None:
+    added = "test_latency[mnist-fp16-max-ort]"
+    assert cli.main(["compare", *pair(tmp_path, [record(LATENCY)], [record(LATENCY), record(added)])]) == 0
 
 
 def test_skipped_tests_are_listed_as_skip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,6 +286,20 @@ def _unusable(tmp_path: Path, kind: str) -> Path:
         write(path, results(record(LATENCY), record(LATENCY)))
     elif kind == "samples":
         path.write_text(good.replace('"samples_us": [', '"samples_us": [NaN, ', 1))
+    elif kind == "null-sample":
+        path.write_text(good.replace('"samples_us": [', '"samples_us": [null, ', 1))
+    elif kind == "zero-samples":
+        zeros = record(LATENCY)
+        zeros["latency"] = {**zeros["latency"], "samples_us": [0.0] * 50}  # type: ignore[dict-item]
+        write(path, results(zeros))
+    elif kind in ("no-output", "mean-rel-text"):
+        broken = record(ACCURACY)
+        entry = broken["accuracy"][1]  # type: ignore[index]
+        if kind == "no-output":
+            del entry["output"]
+        else:
+            entry["mean_rel"] = "n/a"
+        write(path, results(record(LATENCY), broken))
     else:
         write(path, {**results(record(LATENCY)), "schema": "something/else"})
     return path
@@ -288,7 +316,14 @@ def _unusable(tmp_path: Path, kind: str) -> Path:
         ("other-harness", (r"other-harness.json was written by trt-harness 0.0.1 with results schema_version 0; "
          rf"this harness reads {SCHEMA_VERSION}")),
         ("duplicate", r"duplicate.json holds test id 'test_latency\[mnist-fp16-opt-ort\]' twice"),
-        ("samples", r"samples.json: test_latency\[mnist-fp16-opt-ort\] latency.samples_us must be a list of finite"),
+        ("samples", (r"samples.json: test 'test_latency\[mnist-fp16-opt-ort\]': \"latency.samples_us\[0\]\" is NaN; "
+         r"latency samples must be finite numbers > 0; .*re-run the tests to write it again")),
+        ("null-sample", r"null-sample.json: test 'test_latency\[mnist-fp16-opt-ort\]': \"latency.samples_us\[0\]\" is null"),
+        ("zero-samples", r"zero-samples.json: test 'test_latency\[mnist-fp16-opt-ort\]': \"latency.samples_us\[0\]\" is 0.0"),
+        ("no-output", (r"no-output.json: test 'test_accuracy\[mnist-fp16-opt-ort\]': \"accuracy\[1\].output\" must be "
+         r"the output's name, got null; .*restore it from version control")),
+        ("mean-rel-text", (r"mean-rel-text.json: test 'test_accuracy\[mnist-fp16-opt-ort\]': \"accuracy\[1\].mean_rel\" "
+         r"\(output 'label'\) must be a number, got \"n/a\"")),
         ("schema", r"schema.json is not a trt-harness results or baseline file"),
     ],
 )  # fmt: skip

@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cases import identity, mnist
-from harness.case import Precision, Tolerance
-from harness.compare import OutputErrors, compare_outputs, output_errors
+from harness.case import Precision, ShapePoint, Tolerance
+from harness.compare import OutputErrors, compare_outputs, json_safe, output_errors
 from harness.errors import OutputMismatchError
+from harness.matrix import Point
+from harness.report import ResultsLog
 
 LOOSE = Tolerance(mean_rel=1e-3)
 
@@ -185,3 +188,23 @@ def test_to_json_is_strict_json_for_finite_results() -> None:
     assert data["output"] == "y" and data["failure"] == errors.failure
     assert data["tolerance"] == {"mean_rel": 1e-3, "exact": False, "justification": ""}
     assert data["mean_rel"] == pytest.approx(errors.mean_rel)
+
+
+def test_json_safe_spells_every_non_finite_number() -> None:
+    document = {"a": [1.0, float("nan"), (float("inf"), -np.inf)], "b": np.float32("nan"), "c": np.arange(2), "d": "x"}
+    assert json_safe(document) == {"a": [1.0, "nan", ["inf", "-inf"]], "b": "nan", "c": [0, 1], "d": "x"}
+
+
+def test_a_non_finite_number_anywhere_never_costs_the_results_file(tmp_path: Path) -> None:
+    """A NaN in a record (here an engine fact and a gate ratio) used to raise `Out of range float values are
+    not JSON compliant` at session end, and no results file was written."""
+    log = ResultsLog()
+    point = Point(identity.CASE, Precision.FP32, 0, ShapePoint.OPT, "ort")
+    record = log.open("test_latency[identity-fp32-opt-ort]", "t.py::test_latency[identity-fp32-opt-ort]", point)
+    record.engine_facts = {"gpu_telemetry": {"temperature_c": float("nan"), "power_w": np.float64("inf")}}
+    record.gate = {"verdict": "pass", "latency": {"ratio": float("inf")}}
+    path = tmp_path / "results.json"
+    log.write(path, {}, {})
+    test = json.loads(path.read_text())["tests"][0]
+    assert test["engine"]["gpu_telemetry"] == {"temperature_c": "nan", "power_w": "inf"}
+    assert test["gate"]["latency"]["ratio"] == "inf"

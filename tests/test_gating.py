@@ -168,8 +168,12 @@ def test_accuracy_worse_than_the_baseline_by_the_factor_fails(project: pytest.Py
             lambda text: text.replace('"entries": {', '"entries": {"test_latency[identity-fp32-opt-ort]": {}, ', 1),
             "*holds test id 'test_latency[[]identity-fp32-opt-ort[]]' twice*",
         ),
+        (
+            lambda text: text.replace('"samples_us": [', '"samples_us": [NaN, ', 1),
+            "*: test 'test_latency[[]identity-fp32-*-ort[]]': *samples_us[[]0[]]* is NaN; *--update-baselines",
+        ),
     ],
-    ids=["truncated", "unknown-schema", "duplicated-id"],
+    ids=["truncated", "unknown-schema", "duplicated-id", "nan-sample"],
 )
 def test_bad_baseline_file_errors_clearly_and_is_never_overwritten(
     project: pytest.Pytester, damage: object, message: str
@@ -177,10 +181,25 @@ def test_bad_baseline_file_errors_clearly_and_is_never_overwritten(
     path = record_baselines(project)
     broken = damage(path.read_text())  # type: ignore[operator]
     path.write_text(broken)
-    result = project.runpytest(*FAST, "--update-baselines")
+    result = project.runpytest(*FAST, "--update-baselines", "--results", "results.json")
     result.assert_outcomes(errors=6)
-    result.stdout.fnmatch_lines([f"*BaselineError: baseline*{message}"])
+    result.stdout.fnmatch_lines([f"*BaselineError: baseline*{message}", "results: *results.json", "*NOT updated*"])
     assert path.read_text() == broken  # nothing lost
+    assert len(json.loads((project.path / "results.json").read_text())["tests"]) == 6  # the session's results too
+
+
+def test_a_binary_baseline_file_errors_clearly_and_the_session_ends_normally(project: pytest.Pytester) -> None:
+    """It used to error every test with a UnicodeDecodeError naming nothing, and --update-baselines lost the
+    summary to a traceback in sessionfinish."""
+    path = record_baselines(project)
+    garbage = bytes(range(256)) * 8
+    path.write_bytes(garbage)
+    for extra in ((), ("--update-baselines",)):
+        result = project.runpytest(*FAST, *extra, "--results", "results.json")
+        result.assert_outcomes(errors=6)
+        result.stdout.fnmatch_lines([f"*BaselineError: baseline {path} is not UTF-8 text*", "results: *results.json"])
+        assert "Traceback" not in result.stderr.str() and "INTERNALERROR" not in result.stdout.str()
+        assert path.read_bytes() == garbage
 
 
 def test_a_plugin_backends_descriptor_sets_the_gate_baselines_and_compare(

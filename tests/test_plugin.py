@@ -110,6 +110,16 @@ def test_unknown_selection_fails_its_own_item_and_the_rest_runs(
     result.stdout.fnmatch_lines([f"*unknown {option[2:]} '{unknown}' in {option}*known:*Fix: use one of those names*"])
 
 
+@pytest.mark.parametrize("selection", [("-k", "identity and opt"), ("-m", "gpu"), ("-k", "nothing_matches")])
+def test_a_selection_error_survives_deselection(pytester: pytest.Pytester, selection: tuple[str, str]) -> None:
+    """`-k identity --precision fp32,fp61` used to deselect the error item: rc 0, the typo never mentioned."""
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, *selection, "--precision", "fp32,fp61")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.parseoutcomes()["failed"] == 1
+    result.stdout.fnmatch_lines(["*unknown precision 'fp61' in --precision*Fix: use one of those names*"])
+
+
 def _bad_case(name: str, change: str) -> str:
     return f"CASES = [IDENTITY, dataclasses.replace(IDENTITY, name={name!r}, {change})]"
 
@@ -141,6 +151,70 @@ def test_bad_case_definition_errors_that_case_only(pytester: pytest.Pytester, ch
     result = pytester.runpytest(*FAST, "--precision", "fp32")
     result.assert_outcomes(passed=6, errors=6)
     result.stdout.fnmatch_lines([f"*CaseDefinitionError: {message}"])
+
+
+CASE_FUNCTIONS = (
+    "def no_model(dtype):\n"
+    "    raise RuntimeError('no model today')\n"
+    "def dividing_reference(inputs):\n"
+    "    scale = 1 / 0\n"
+    "    return {'y': inputs['x'] * scale}\n"
+    "def float64_inputs(shapes, rng):\n"
+    "    return {'x': rng.standard_normal(shapes['x'])}\n"
+    "def failing_inputs(shapes, rng):\n"
+    "    return {'x': rng.standard_normal(shapes['y'])}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "outcomes", "message"),
+    [
+        (
+            "onnx_model=no_model",
+            {"passed": 7, "failed": 1, "errors": 6},
+            (
+                "*case 'broken': its onnx_model function raised RuntimeError: no model today (at conftest.py:*); "
+                "fix the case's onnx_model*"
+            ),
+        ),
+        (
+            "reference=dividing_reference",
+            {"passed": 11, "failed": 3},
+            (
+                "*case 'broken': its reference function raised ZeroDivisionError: division by zero "
+                "(at conftest.py:*); fix the case's reference*"
+            ),
+        ),
+        (
+            "generate_inputs=float64_inputs",
+            {"passed": 8, "errors": 6},
+            (
+                "*case 'broken': its generate_inputs(shapes, rng) returned input 'x' as float64, but the case declares "
+                "float32; generate float32 (e.g. .astype(np.float32)) or fix TensorSpec('x', ...)*"
+            ),
+        ),
+        (
+            "generate_inputs=failing_inputs",
+            {"passed": 8, "errors": 6},
+            (
+                "*case 'broken': its generate_inputs function raised KeyError: 'y' (at conftest.py:*); "
+                "fix the case's generate_inputs*"
+            ),
+        ),
+    ],
+    ids=["onnx-model-raises", "reference-raises", "float64-inputs", "inputs-raise"],
+)
+def test_a_failing_case_function_names_the_case_the_function_and_the_fix(
+    pytester: pytest.Pytester, change: str, outcomes: dict[str, int], message: str
+) -> None:
+    """They used to surface as a bare RuntimeError, ZeroDivisionError or ONNX Runtime INVALID_ARGUMENT."""
+    make_project(pytester, CASE_FUNCTIONS + _bad_case("broken", change))
+    pytester.makepyfile(test_matrix="from harness.suite import test_build, test_accuracy, test_latency\n")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--results", "r.json")
+    result.assert_outcomes(**outcomes)
+    result.stdout.fnmatch_lines([f"*{message}"])
+    verdicts = {test["id"]: test["verdict"] for test in results_of(pytester, "r.json")["tests"]}  # type: ignore[attr-defined]
+    assert {verdicts[f"test_{kind}[identity-fp32-opt-ort]"] for kind in ("accuracy", "latency")} == {"pass"}
 
 
 def test_reference_shape_disagreeing_with_model_fails_that_case(pytester: pytest.Pytester) -> None:
@@ -378,3 +452,39 @@ def test_a_switch_that_swallowed_a_path_says_so(pytester: pytest.Pytester) -> No
     result.stderr.fnmatch_lines(
         ["*--build-only / harness_build_only must be yes or no, got 'test_matrix.py'; --build-only took*=yes*"]
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "message"),
+    [
+        ("--engine-cache", "/dev/null", ("*--engine-cache / harness_engine_cache must be a directory, but /dev/null is "
+         "not a directory; pass a directory or off*")),
+        ("--engine-cache", "blocker.txt/engines", ("*--engine-cache / harness_engine_cache must be a directory, but "
+         "*blocker.txt, above *blocker.txt/engines, is not a directory*")),
+        ("--baselines", "blocker.txt", ("*--baselines / harness_baselines must be a directory, but *blocker.txt is not "
+         "a directory; pass a directory (the folder holding*")),
+    ],
+)  # fmt: skip
+def test_a_file_where_a_folder_belongs_is_a_usage_error(
+    pytester: pytest.Pytester, option: str, where: str, message: str
+) -> None:
+    """--engine-cache /dev/null used to error every test with NotADirectoryError; --baselines FILE gated nothing."""
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makefile(".txt", blocker="a file where a directory should be")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", option, where)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "sub/escaped"])
+def test_an_unsafe_case_name_errors_that_case_and_writes_nothing_outside_the_cache(
+    pytester: pytest.Pytester, name: str
+) -> None:
+    """`Case(name="../../escaped")` used to write its engine outside --engine-cache."""
+    make_project(pytester, _bad_case(name, "description='escaping'"))
+    result = pytester.runpytest(*FAST, "--precision", "fp32")
+    result.assert_outcomes(passed=6, errors=6)
+    result.stdout.fnmatch_lines(
+        [f"*CaseDefinitionError: case '{name}': its name '{name}' is not allowed: a case name may hold only letters*"]
+    )
+    assert not list(pytester.path.rglob("*escaped*"))  # its engine was never built, in the cache or out of it

@@ -353,7 +353,7 @@ class TensorRTBackend:
                 f"({self.workflow}): {logger.text()}",
             )
         if timing_cache is not None:
-            write_atomically(timing_cache, bytes(config.get_timing_cache().serialize()))
+            _save_timing_cache(timing_cache, bytes(config.get_timing_cache().serialize()))
         return Artifact(bytes(plan), logger.warnings())
 
     def load(self, artifact: bytes, request: BuildRequest) -> TensorRTEngine:
@@ -452,6 +452,21 @@ class TensorRTBackend:
         if any(issubclass(w.category, DeprecationWarning) and "no-op" in str(w.message) for w in announced):
             return None
         return path
+
+
+def _save_timing_cache(path: Path, data: bytes) -> None:
+    """A timing cache that cannot be saved (a full disk) costs later builds time, never this build."""
+    from harness.build import EngineCacheWarning
+
+    try:
+        write_atomically(path, data)
+    except OSError as error:
+        warnings.warn(
+            EngineCacheWarning(
+                f"the timing cache {path} cannot be written ({error}); later builds will time tactics again"
+            ),
+            stacklevel=2,
+        )
 
 
 def _node(operator: str, name: str) -> str:
