@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cases import identity, mnist
+from harness import report
 from harness.case import Precision, ShapePoint, Tolerance
 from harness.compare import OutputErrors, compare_outputs, json_safe, output_errors
 from harness.errors import OutputMismatchError
@@ -204,7 +205,7 @@ def test_a_non_finite_number_anywhere_never_costs_the_results_file(tmp_path: Pat
     record.engine_facts = {"gpu_telemetry": {"temperature_c": float("nan"), "power_w": np.float64("inf")}}
     record.gate = {"verdict": "pass", "latency": {"ratio": float("inf")}}
     path = tmp_path / "results.json"
-    log.write(path, {}, {})
+    report.write(path, report.document(log.tests(), {}, {}))
     test = json.loads(path.read_text())["tests"][0]
     assert test["engine"]["gpu_telemetry"] == {"temperature_c": "nan", "power_w": "inf"}
     assert test["gate"]["latency"]["ratio"] == "inf"
