@@ -162,7 +162,8 @@ def merge(documents: Sequence[tuple[str, Mapping[str, object]]], *, allow_mixed:
     first = documents[0][1]
     merged = {**first, "tests": tests}
     merged["environment"] = {**_mapping(first.get("environment")), "backends": backends}
-    merged["merged_from"] = [name for name, _ in documents]
+    if len(documents) > 1:
+        merged["merged_from"] = [name for name, _ in documents]
     return merged
 
 
