@@ -20,9 +20,9 @@ from harness.bench import report_samples
 from harness.case import Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
-from harness.gate import compare_accuracy, compare_latency
+from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency
 from harness.matrix import Point
-from harness.measure import Measurement, measure
+from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.plugin import BuildContext, PairContext, PointContext
 from harness.run import run_engine
 
@@ -69,10 +69,10 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
     )
     run_engine(point.case, point.profile_index, engine, inputs)  # refuses bad shapes before timing
     timer = engine.timer(inputs)
-    measurement = measure(timer, harness_point.measure_policy)
-    verdict = _latency_gate(harness_point, measurement, remeasured=False)
+    measurement, retried = _measure_enough(timer, harness_point.measure_policy)
+    verdict = _latency_gate(harness_point, measurement, remeasured=retried)
     if verdict["verdict"] == "regression" and harness_point.gate.enforce:
-        measurement = measure(timer, harness_point.measure_policy)  # noise gets a second chance, once
+        measurement, _ = _measure_enough(timer, harness_point.measure_policy)  # noise gets a second chance, once
         verdict = _latency_gate(harness_point, measurement, remeasured=True)
     record.latency = measurement
     host_timer = engine.host_timer(inputs)
@@ -129,9 +129,46 @@ def test_fuzz_outside_profile(harness_fuzz: PointContext) -> None:
     fuzz.run_property(fuzz.shapes_outside(point.case, point.profile_index), refused, harness_fuzz.fuzz_settings)
 
 
+def _measure_enough(timer: Timer, policy: MeasurePolicy) -> tuple[Measurement, bool]:
+    """measure(); once more when the budget ran out before MIN_GATE_SAMPLES samples (a stall at the start of a
+    session, a neighbour taking the CPU). Returns the measurement and whether it was the second one."""
+    measurement = measure(timer, policy)
+    if not _too_few(measurement.stop_reason, measurement.stats.count):
+        return measurement, False
+    return measure(timer, policy), True
+
+
+def _too_few(stop_reason: object, count: object) -> bool:
+    """Stopped by the budget with fewer samples than the gate needs (a "ci" stop was precise enough)."""
+    return stop_reason == "budget" and isinstance(count, (int, float)) and count < MIN_GATE_SAMPLES
+
+
 def _latency_gate(context: PointContext, measurement: Measurement, remeasured: bool) -> dict[str, object]:
-    baseline = (context.gate.baseline or {}).get("latency")
-    if not isinstance(baseline, dict) or not baseline.get("samples_us"):
+    entry = (context.gate.baseline or {}).get("latency")
+    baseline: dict[str, Any] = entry if isinstance(entry, dict) else {}
+    has_baseline = bool(baseline.get("samples_us"))
+    count = measurement.stats.count
+    # Starved (the budget ran out before MIN_GATE_SAMPLES, twice): there is no verdict to give against a
+    # baseline, and no baseline to record from it; a plain run without a baseline only records the numbers.
+    if _too_few(measurement.stop_reason, count) and (has_baseline or not context.gate.enforce):
+        budget = context.measure_policy.budget_s
+        return _inconclusive(
+            context,
+            count,
+            remeasured,
+            f"only {count} samples before the {budget:g} s latency budget ran out, "
+            f"{'twice' if remeasured else 'once'} (the gate needs at least {MIN_GATE_SAMPLES}); raise "
+            "--latency-budget (ini harness_latency_budget)",
+        )
+    if has_baseline and _too_few(baseline.get("stop_reason"), baseline.get("count")):
+        return _inconclusive(
+            context,
+            count,
+            remeasured,
+            f"the baseline has only {baseline.get('count')} samples, stopped by its budget (the gate needs at "
+            f"least {MIN_GATE_SAMPLES}); record it again with --update-baselines and a larger --latency-budget",
+        )
+    if not has_baseline:
         return {"verdict": "new", "baseline": context.gate.note, "reason": "no baseline latency for this test"}
     comparison = compare_latency(baseline["samples_us"], measurement.stats.samples_us, context.gate.policy)
     return {
@@ -139,6 +176,17 @@ def _latency_gate(context: PointContext, measurement: Measurement, remeasured: b
         "baseline": context.gate.note,
         "reason": comparison.reason,
         "latency": comparison.to_json(),
+        "remeasured": remeasured,
+    }
+
+
+def _inconclusive(context: PointContext, count: int, remeasured: bool, why: str) -> dict[str, object]:
+    return {
+        "verdict": "inconclusive",
+        "baseline": context.gate.note,
+        "reason": f"latency inconclusive: {why}",
+        "samples": count,
+        "min_samples": MIN_GATE_SAMPLES,
         "remeasured": remeasured,
     }
 
@@ -161,9 +209,13 @@ def _gate(context: PointContext, verdict: dict[str, object]) -> None:
     """Record the comparison; fail the test that regressed (never the session)."""
     context.record.gate = verdict
     gate, test_id = context.gate, context.record.name
+    kind = verdict["verdict"]
+    if kind == "inconclusive":
+        # Never a silent pass against a baseline, and never a baseline (an update writes passing tests only,
+        # whether or not it enforces verdicts): a starved latency gates nothing and makes a useless baseline.
+        pytest.fail(f"{test_id}: {verdict['reason']}", pytrace=False)
     if not gate.enforce:
         return
-    kind = verdict["verdict"]
     if kind == "regression":
         again = " (still after re-measuring once)" if verdict.get("remeasured") else ""
         pytest.fail(f"{test_id}: regression against {gate.note}: {verdict['reason']}{again}", pytrace=False)

@@ -1,7 +1,8 @@
 """A backend with a synthetic clock, so gating tests control latency exactly.
 
 It is ONNX Runtime for everything (build, outputs, accuracy) except the timer, which draws samples
-of a 100 µs workload with a little noise, scaled by HARNESS_TEST_SLOWDOWN (default 1.0). Its
+of a 100 µs workload with a little noise, scaled by HARNESS_TEST_SLOWDOWN (default 1.0), stalled for the
+first HARNESS_TEST_STALL_S seconds. Its
 version is HARNESS_TEST_ORT_VERSION when set, to play a backend upgrade.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,7 +27,17 @@ class SyntheticClockEngine(OnnxRuntimeEngine):
     def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
         slowdown = float(os.environ.get("HARNESS_TEST_SLOWDOWN", "1.0"))
         rng = np.random.default_rng(next(_streams))
-        return lambda: float((100e-6 + rng.gamma(2.0, 0.5e-6)) * slowdown)
+        # HARNESS_TEST_STALL_S: for this long after the timer is made, every run also holds the host for
+        # 20 ms (a machine under load at the start of a session), which eats the latency budget; the
+        # synthetic duration it reports is unchanged.
+        stall_until = time.perf_counter() + float(os.environ.get("HARNESS_TEST_STALL_S", "0"))
+
+        def run() -> float:
+            if time.perf_counter() < stall_until:
+                time.sleep(0.02)
+            return float((100e-6 + rng.gamma(2.0, 0.5e-6)) * slowdown)
+
+        return run
 
 
 class SyntheticClockBackend(OnnxRuntimeBackend):

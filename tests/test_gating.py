@@ -74,6 +74,63 @@ def test_the_test_that_regressed_fails_alone_in_junit(
     assert gate["test_latency[identity-fp32-max-ort]"]["remeasured"] is True
 
 
+# Stalled runs: the budget is spent with ~10 samples; --latency-ci this tight never stops on the CI.
+STARVED = ("--latency-budget", "0.2", "--latency-ci", "1e-6", "-k", "latency and opt")
+
+
+def latency_record(project: pytest.Pytester, results: str = "r.json") -> dict[str, object]:
+    tests = json.loads((project.path / results).read_text())["tests"]
+    (record,) = [t for t in tests if t["id"] == "test_latency[identity-fp32-opt-ort]"]
+    return record  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("slowdown", "verdict"), [("1.0", "pass"), ("2.05", "regression")])
+def test_a_latency_test_starved_at_the_start_is_re_measured_and_gated(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, slowdown: str, verdict: str
+) -> None:
+    """The reported starvation: the first latency test of a loaded session got 11 samples before its budget ran
+    out, and a 2.05x slowdown passed the gate. Stalled for its first measurement only, the test is re-measured
+    and gated on the second measurement's full sample."""
+    record_baselines(project)
+    monkeypatch.setenv("HARNESS_TEST_STALL_S", "0.35")
+    monkeypatch.setenv("HARNESS_TEST_SLOWDOWN", slowdown)
+    result = project.runpytest(*FAST, *STARVED, "--results", "r.json")
+    if verdict == "pass":
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*test_latency[[]identity-fp32-opt-ort[]]: regression against baseline*slower*"])
+    record = latency_record(project)
+    assert record["gate"]["verdict"] == verdict  # type: ignore[index]
+    assert record["gate"]["remeasured"] is True  # type: ignore[index]
+    assert record["latency"]["count"] >= 30  # type: ignore[index]
+
+
+def test_a_latency_test_starved_twice_is_inconclusive_and_fails(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_baselines(project)
+    monkeypatch.setenv("HARNESS_TEST_STALL_S", "1000")
+    result = project.runpytest(*FAST, *STARVED, "--results", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*test_latency[[]identity-fp32-opt-ort[]]: latency inconclusive: only 1? samples before the 0.2 s "
+                "latency budget ran out, twice (the gate needs at least 30); raise --latency-budget*"
+            )
+        ]
+    )
+    gate = latency_record(project)["gate"]
+    assert gate["verdict"] == "inconclusive" and gate["remeasured"] is True  # type: ignore[index]
+    assert 10 <= gate["samples"] < 30  # type: ignore[index]
+    # nor does a starved measurement become a baseline
+    (path,) = baseline_files(project)
+    before = json.loads(path.read_text())["entries"]
+    project.runpytest(*FAST, *STARVED, "--update-baselines").assert_outcomes(failed=1)
+    assert json.loads(path.read_text())["entries"] == before
+
+
 def test_improvement_is_reported_and_fails_only_on_request(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

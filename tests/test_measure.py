@@ -252,3 +252,41 @@ def test_stats_are_ordered(samples_s: list[float], confidence: float) -> None:
     lo, hi = stats.median_ci_us
     assert stats.min_us <= lo <= stats.median_us <= hi <= stats.max_us
     assert stats.min_us <= stats.median_us <= stats.p90_us <= stats.p99_us <= stats.max_us
+
+
+# --- nothing slow in the timed phase ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95, 0.99, 0.999])
+def test_ci_rank_is_the_exact_binomial_quantile(confidence: float) -> None:
+    from scipy.stats import binom
+
+    from harness.measure import _lower_rank
+
+    for n in [*range(1, 400), 1000, 4321, 100_000]:
+        assert _lower_rank(n, confidence) == int(binom.ppf((1 - confidence) / 2, n, 0.5)), n
+
+
+def test_the_timed_phase_imports_nothing_slow() -> None:
+    """scipy.stats, imported lazily inside the timed phase for the CI of the median, took 0.9-3 s on a loaded
+    machine and starved the first latency test of a session. Measuring must work with scipy unimportable."""
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'scipy':\n"
+        "            raise ImportError('scipy imported during a measurement')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import random\n"
+        "from harness.measure import MeasurePolicy, measure\n"
+        "m = measure(lambda: random.lognormvariate(-7, 0.5), MeasurePolicy(budget_s=0.05, target_rel_ci=1e-9))\n"
+        "assert m.stop_reason == 'budget' and m.stats.count > 30, (m.stop_reason, m.stats.count)\n"
+        "print('ok', m.stats.count)\n"
+    )
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], check=False, cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr
