@@ -192,6 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", GPU_MARKER)
     config.addinivalue_line("markers", f"{parallel.TIMING_MARK}: needs its device alone (latency tests)")
     parallel.take_assigned_gpu(config)  # before anything initialises CUDA in this worker
+    parallel.share_cores(config)  # before xdist starts the workers, which inherit the environment
     extra: dict[str, BackendDescriptor] = {}
     for backends in config.hook.pytest_harness_backends(config=config):
         extra.update(backends)
@@ -285,14 +286,20 @@ def _parametrize(metafunc: pytest.Metafunc, fixture: str) -> None:
         )
         metafunc.parametrize(fixture, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
         return
-    params = [pytest.param(point, id=point.id, marks=_marks(state.registry, point, fixture)) for point in points]
+    params = [
+        pytest.param(point, id=point.id, marks=_marks(metafunc.config, state.registry, point, fixture))
+        for point in points
+    ]
     metafunc.parametrize(fixture, params, indirect=True)
 
 
-def _marks(registry: Registry, point: Point, fixture: str) -> list[pytest.MarkDecorator]:
+def _marks(config: pytest.Config, registry: Registry, point: Point, fixture: str) -> list[pytest.MarkDecorator]:
     descriptor = registry.descriptor(point.backend)
     needs_gpu = descriptor.build_needs_gpu if fixture == "harness_build" else descriptor.run_needs_gpu
-    return [pytest.mark.gpu] if needs_gpu else []
+    marks = [pytest.mark.gpu] if needs_gpu else []
+    if config.pluginmanager.hasplugin("xdist"):
+        marks.append(pytest.mark.xdist_group(parallel.engine_group(point)))
+    return marks
 
 
 @pytest.hookimpl(trylast=True)
