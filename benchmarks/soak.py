@@ -91,6 +91,7 @@ def main() -> int:
                 sys.exit(f"session {index} ended with {code!r}")
             gc.collect()
             samples.append({"rss_mib": rss_mib(), "fds": open_descriptors(), "device_mib": device_used_mib()})
+            print(f"session {index + 1}/{args.iterations}: {samples[-1]}", file=sys.stderr, flush=True)
     first, last = samples[min(WARM_UP_SESSIONS, len(samples)) - 1], samples[-1]
     growth = {key: (last[key] - first[key]) if last[key] is not None else None for key in last}  # type: ignore[operator]
     numbers = {"sessions": args.iterations, "backend": args.backend, "double": args.double, "growth": growth,

@@ -279,7 +279,7 @@ def test_the_timed_phase_imports_nothing_slow() -> None:
         "sys.meta_path.insert(0, Block())\n"
         "import random\n"
         "from harness.measure import MeasurePolicy, measure\n"
-        "m = measure(lambda: random.lognormvariate(-7, 0.5), MeasurePolicy(budget_s=0.05, target_rel_ci=1e-9))\n"
+        "m = measure(lambda: random.lognormvariate(-7, 0.5), MeasurePolicy(budget_s=0.5, target_rel_ci=1e-9))\n"
         "assert m.stop_reason == 'budget' and m.stats.count > 30, (m.stop_reason, m.stats.count)\n"
         "print('ok', m.stats.count)\n"
     )
