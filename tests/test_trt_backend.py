@@ -396,6 +396,23 @@ def test_close_frees_streams_buffers_events_and_graphs(library: ModuleType) -> N
     engine.close()  # idempotent: the session may close what a test closed
 
 
+def test_growing_shapes_reuse_or_free_device_memory_never_leak_it(library: ModuleType) -> None:
+    """Found by benchmarks/soak.py on the H200 (+4 MiB of device memory per session): a buffer outgrown by
+    a larger shape was replaced without being freed."""
+    needs_double(library)
+    trt_backend = backend(library)
+    cuda = trt_backend.cuda
+    if not cuda.__name__.endswith("cuda_host"):
+        pytest.skip("reads the host stand-in's registry of live allocations")
+    engine = EngineStore(None).get(trt_backend, identity.CASE, Precision.FP32, 0).engine
+    live_before = len(cuda._MEMORY._live)
+    for size in range(1, 7):  # each shape larger than the last: every binding is outgrown each time
+        engine.infer({"x": np.ones((size, size, size), np.float32)})
+    assert len(cuda._MEMORY._live) - live_before == len(engine.bindings)  # one buffer per binding, no more
+    engine.close()
+    assert len(cuda._MEMORY._live) == live_before
+
+
 def test_device_and_version_never_pass_the_double_off_as_tensorrt(library: ModuleType) -> None:
     needs_double(library)
     trt_backend = backend(library)

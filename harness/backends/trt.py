@@ -210,6 +210,8 @@ class TensorRTEngine:
         for binding in self.bindings.values():
             binding.shape = tuple(self.context.get_tensor_shape(binding.name))
             if binding.device is None or binding.device.nbytes < binding.nbytes:
+                if binding.device is not None:
+                    binding.device.free()  # cuda_rt frees only when told: a dropped buffer would leak
                 binding.device = self.cuda.DeviceBuffer(binding.nbytes)
             if not self.context.set_tensor_address(binding.name, binding.device.ptr):
                 raise ExecutionError(f"TensorRT refused the address of tensor '{binding.name}': {self.logger.text()}")
@@ -245,6 +247,8 @@ class TensorRTEngine:
     def _with_copies(self, inputs: Mapping[str, np.ndarray]) -> Callable[[], None]:
         for binding in self.bindings.values():
             if binding.host is None or binding.host.nbytes < binding.nbytes:
+                if binding.host is not None:
+                    binding.host.free()  # its views were those of an earlier timer, replaced below
                 binding.host = self.cuda.PinnedBuffer(binding.nbytes)
         staged = {
             name: self.bindings[name].host.view(self.bindings[name].dtype, array.shape)
