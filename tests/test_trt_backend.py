@@ -413,6 +413,29 @@ def test_growing_shapes_reuse_or_free_device_memory_never_leak_it(library: Modul
     assert len(cuda._MEMORY._live) == live_before
 
 
+def test_the_log_stays_bounded_and_goes_with_its_library(library: ModuleType) -> None:
+    """The process-wide sink (TensorRT keeps only the first logger) must not grow without bound over a
+    long session, nor keep alive a library module nobody uses (the soak builds a double per session)."""
+    import gc
+    import weakref
+
+    from harness.backends import trt as adapter
+
+    needs_double(library)
+    log = adapter._Log(library)
+    sink = log.sink
+    for index in range(3 * adapter._KEPT_MESSAGES):
+        sink.log(library.ILogger.Severity.WARNING, f"warning {index}")
+    assert len(sink.messages) <= adapter._KEPT_MESSAGES
+    assert log.messages[-1][1] == f"warning {3 * adapter._KEPT_MESSAGES - 1}"
+    other = double_library("11.4")
+    adapter._Log(other)
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None
+
+
 def test_device_and_version_never_pass_the_double_off_as_tensorrt(library: ModuleType) -> None:
     needs_double(library)
     trt_backend = backend(library)

@@ -19,12 +19,12 @@ asks the module what it has (hasattr, a deprecation it announces), never its ver
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib
 import inspect
 import traceback
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +52,12 @@ class _Log:
         self._errors = (severity.INTERNAL_ERROR, severity.ERROR)
         self._warning = severity.WARNING
         self.sink = _sink(trt)
-        self._start = len(self.sink.messages)
+        self._start = self.sink.logged
 
     @property
     def messages(self) -> list[tuple[Any, str]]:
-        return list(self.sink.messages[self._start :])
+        messages: list[tuple[Any, str]] = self.sink.since(self._start)
+        return messages
 
     def errors(self) -> list[str]:
         return [msg for severity, msg in self.messages if severity in self._errors]
@@ -70,22 +71,45 @@ class _Log:
         return " | ".join(lines[-20:]) or "(TensorRT logged nothing)"
 
 
-@functools.cache
+# One sink per library module, dropped with the module (each test double is a module of its own).
+_SINKS: weakref.WeakKeyDictionary[ModuleType, Any] = weakref.WeakKeyDictionary()
+_KEPT_MESSAGES = 10_000  # a long session keeps the newest; a failure needs only its own few
+
+
 def _sink(trt: ModuleType) -> Any:
     """The library's one ILogger for this process, keeping everything but VERBOSE (builds log tens of
     thousands of verbose lines; failures and warnings are what the harness reports)."""
+    if trt not in _SINKS:
+        _SINKS[trt] = _sink_class(trt.ILogger)()
+    return _SINKS[trt]
 
-    class Sink(trt.ILogger):  # type: ignore[misc,name-defined]
+
+def _sink_class(logger_base: type) -> type:
+    # No reference to the module itself: the sink must not keep alive the key it is stored under.
+    class Sink(logger_base):  # type: ignore[misc]
         def __init__(self) -> None:
-            trt.ILogger.__init__(self)
+            super().__init__()
             self.messages: list[tuple[Any, str]] = []
-            self._verbose = trt.ILogger.Severity.VERBOSE
+            self.dropped = 0  # messages let go from the front, so that a session's log stays bounded
+            self._verbose = logger_base.Severity.VERBOSE  # type: ignore[attr-defined]
+
+        @property
+        def logged(self) -> int:
+            return self.dropped + len(self.messages)
+
+        def since(self, start: int) -> list[tuple[Any, str]]:
+            return list(self.messages[max(0, start - self.dropped) :])
 
         def log(self, severity: Any, msg: str) -> None:
-            if severity != self._verbose:
-                self.messages.append((severity, msg))
+            if severity == self._verbose:
+                return
+            self.messages.append((severity, msg))
+            if len(self.messages) > _KEPT_MESSAGES:
+                half = len(self.messages) // 2
+                del self.messages[:half]
+                self.dropped += half
 
-    return Sink()
+    return Sink
 
 
 class ExecutionError(HarnessError):
