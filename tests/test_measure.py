@@ -280,7 +280,7 @@ def test_the_timed_phase_imports_nothing_slow() -> None:
         "import random\n"
         "from harness.measure import MeasurePolicy, measure\n"
         "m = measure(lambda: random.lognormvariate(-7, 0.5), MeasurePolicy(budget_s=0.5, target_rel_ci=1e-9))\n"
-        "assert m.stop_reason == 'budget' and m.stats.count > 30, (m.stop_reason, m.stats.count)\n"
+        "assert m.stop_reason in ('budget', 'max_samples') and m.stats.count > 30, (m.stop_reason, m.stats.count)\n"
         "print('ok', m.stats.count)\n"
     )
     import subprocess
