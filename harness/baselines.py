@@ -80,13 +80,12 @@ class BaselineFile:
         entries = data.get("entries")
         if not isinstance(entries, dict) or not all(isinstance(entry, dict) for entry in entries.values()):
             raise BaselineError(f'baseline {path}: "entries" must map test ids to objects')
-        for test_id, entry in entries.items():
-            problem = record_problem(entry)
-            if problem is not None:
-                raise BaselineError(
-                    f"baseline {path}: test {test_id!r}: {problem}; restore the file from version control, or delete "
-                    "that entry and record it again with --update-baselines"
-                )
+        if (found := first_record_problem(entries)) is not None:
+            test_id, problem = found
+            raise BaselineError(
+                f"baseline {path}: test {test_id!r}: {problem}; restore the file from version control, or delete "
+                "that entry and record it again with --update-baselines"
+            )
         return cls(
             path=path,
             device_class=str(data.get("device_class")),
@@ -118,6 +117,15 @@ _SPELLED_NON_FINITE = ("nan", "inf", "-inf")
 _ACCURACY_NUMBERS = ("mean_abs", "max_abs", "mean_rel", "max_rel", "worst_value", "worst_reference")
 
 
+def first_record_problem(records: Mapping[str, Mapping[str, object]]) -> tuple[str, str] | None:
+    """(test id, problem) of the first record the gate could not read, None when all are usable."""
+    for test_id, record in records.items():
+        problem = record_problem(record)
+        if problem is not None:
+            return test_id, problem
+    return None
+
+
 def record_problem(record: Mapping[str, object]) -> str | None:
     """What the gate could not read in one test's record (a baseline entry or a results record), naming
     the field; None when it is usable. The gate reads raw latency samples (finite, positive numbers) and
@@ -134,7 +142,7 @@ def record_problem(record: Mapping[str, object]) -> str | None:
         if not isinstance(samples, list):
             return f'"{key}.samples_us" must be a list of numbers, got {_shown(samples)}'
         for index, sample in enumerate(samples):
-            if not (_is_number(sample) and math.isfinite(sample) and sample > 0):
+            if not (is_number(sample) and math.isfinite(sample) and sample > 0):
                 return f'"{key}.samples_us[{index}]" is {_shown(sample)}; latency samples must be finite numbers > 0'
     return _accuracy_problem(record.get("accuracy"))
 
@@ -154,18 +162,19 @@ def _accuracy_problem(accuracy: object) -> str | None:
             return f'"{where}.mean_rel" is missing'
         for name in _ACCURACY_NUMBERS:
             value = output.get(name, 0.0)
-            if not (_is_number(value) or value in _SPELLED_NON_FINITE):
+            if not (is_number(value) or value in _SPELLED_NON_FINITE):
                 return f'"{where}.{name}" (output {output["output"]!r}) must be a number, got {_shown(value)}'
         tolerance = output.get("tolerance")
         if tolerance is not None and not isinstance(tolerance, dict):
             return f'"{where}.tolerance" must be an object or null, got {_shown(tolerance)}'
         limit = tolerance.get("mean_rel") if isinstance(tolerance, dict) else None
-        if limit is not None and not (_is_number(limit) and math.isfinite(limit)):
+        if limit is not None and not (is_number(limit) and math.isfinite(limit)):
             return f'"{where}.tolerance.mean_rel" must be a number or null, got {_shown(limit)}'
     return None
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number: int or float, not bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -194,21 +194,24 @@ def _called(case: Case, name: str, function: Callable[..., T], *args: object) ->
     except Exception as error:  # any failure of a case's own function is the case's bug
         raise CaseDefinitionError(
             case.name,
-            f"its {name} function raised {type(error).__name__}: {error}{_line_in(error, function)}; "
+            f"its {name} function raised {type(error).__name__}: {error}{_at(raising_line(error, function))}; "
             f"fix the case's {name}",
         ) from error
 
 
-def _line_in(error: Exception, function: Callable[..., object]) -> str:
-    """' (file:line)' of the deepest frame of the function's own file in the error's traceback."""
+def _at(line: str | None) -> str:
+    return f" (at {line})" if line else ""
+
+
+def raising_line(error: Exception, function: Callable[..., object]) -> str | None:
+    """'file:line' of the deepest frame of `function`'s own file in the error's traceback: the line a
+    case author fixes (the harness calls the case's functions; the deepest frame may be numpy's)."""
     try:
         source = inspect.getsourcefile(function)
     except TypeError:
         source = None
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == source]
-    if not frames:
-        return ""
-    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else None
 
 
 def _input_problem(spec: TensorSpec, array: object) -> str | None:

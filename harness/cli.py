@@ -25,9 +25,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING
 
 from harness.atomic import write_atomically
+from harness.baselines import is_number
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -348,19 +349,14 @@ def _results_records(path: Path, data: Mapping[str, object]) -> dict[str, Record
 def _check_samples(path: Path, records: Mapping[str, Record]) -> None:
     """What the gate reads (raw samples, accuracy numbers) is checked here, so that a damaged record is
     reported as an unusable file naming the test and the field, not as a traceback or a false regression."""
-    from harness.baselines import record_problem
+    from harness.baselines import first_record_problem
 
-    for test_id, record in records.items():
-        problem = record_problem(record)
-        if problem is not None:
-            raise CliError(
-                f"{path}: test {test_id!r}: {problem}; the file is damaged or was not written by the harness: "
-                "re-run the tests to write it again, or restore it from version control"
-            )
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if (found := first_record_problem(records)) is not None:
+        test_id, problem = found
+        raise CliError(
+            f"{path}: test {test_id!r}: {problem}; the file is damaged or was not written by the harness: "
+            "re-run the tests to write it again, or restore it from version control"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -426,10 +422,12 @@ def _verdict(latency: LatencyComparison | None, accuracy: Sequence[AccuracyCompa
 
 def _without_measurements(old: Record, new: Record) -> tuple[str, tuple[str, ...]]:
     """A test that now fails or errors before measuring anything is a regression; otherwise there is nothing to judge."""
+    from harness.report import is_build_record
+
     old_verdict, new_verdict = old.get("verdict"), new.get("verdict")
     if new_verdict in ("fail", "error") and old_verdict == "pass":
         return "regression", (f"passed in the old run, {new_verdict} in the new one: {new.get('message')}",)
-    if old_verdict == new_verdict == "pass" and _is_build(old) and _is_build(new):
+    if old_verdict == new_verdict == "pass" and is_build_record(old) and is_build_record(new):
         return "pass", ("built on both sides",)  # a build test measures nothing else: building is its verdict
     return "skip", (f"no latency or accuracy on both sides to compare (old {old_verdict}, new {new_verdict})",)
 
@@ -439,7 +437,7 @@ def _threshold(old: Record, new: Record, options: GateOptions) -> float:
     backend's kind of device, else the backend's default: both from its descriptor, as recorded."""
     for record in (new, old):
         own = record.get("latency_threshold")
-        if _is_number(own):
+        if is_number(own):
             return float(own)
     kind, default = _backend_defaults(new)
     given = options.gpu_threshold if kind == "gpu" else options.cpu_threshold
@@ -457,7 +455,7 @@ def _backend_defaults(record: Record) -> tuple[str, float]:
     from harness.backends import BUILTIN_BACKENDS
 
     kind, default = record.get("backend_device_kind"), record.get("backend_default_latency_threshold")
-    if isinstance(kind, str) and _is_number(default):
+    if isinstance(kind, str) and is_number(default):
         return kind, float(default)
     descriptor = BUILTIN_BACKENDS.get(str(record.get("backend")))
     if descriptor is None:
@@ -473,10 +471,6 @@ def _shape(record: Record) -> str:
     return f"p{profile}.{corner}" if isinstance(profile, int) and profile > 0 else corner
 
 
-def _is_build(record: Record) -> bool:
-    return str(record.get("id", "")).startswith("test_build[")
-
-
 def _samples(record: Mapping[str, object], key: str = "latency") -> list[float]:
     stats = record.get(key)
     samples = stats.get("samples_us") if isinstance(stats, dict) else None
@@ -490,7 +484,7 @@ def _accuracy(record: Record) -> list[dict[str, object]]:
 
 def _max_error(record: Record | None) -> float | None:
     errors = [entry.get("mean_rel") for entry in _accuracy(record)] if record is not None else []
-    numbers = [float(error) for error in errors if _is_number(error)]
+    numbers = [float(error) for error in errors if is_number(error)]
     return max(numbers) if numbers else None
 
 
@@ -749,6 +743,6 @@ def _pooled_stats(template: Mapping[str, object], samples_us: list[float]) -> di
 
     confidence = template.get("confidence")
     stats = LatencyStats.from_samples(
-        [sample / 1e6 for sample in samples_us], float(confidence) if _is_number(confidence) else 0.95
+        [sample / 1e6 for sample in samples_us], float(confidence) if is_number(confidence) else 0.95
     )
     return {**template, **stats.to_json(), "samples_us": samples_us}

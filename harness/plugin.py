@@ -324,7 +324,8 @@ class SelectionErrorItem(pytest.Item):
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     settings = item.config.stash[STATE].settings
-    if settings.build_only and any(name in getattr(item, "fixturenames", ()) for name in RUN_FIXTURES):
+    point = _point_of(item)
+    if settings.build_only and point is not None and point.per_profile != "build":
         pytest.skip(BUILD_ONLY_REASON)
     if item.get_closest_marker("gpu") and not settings.gpu:
         pytest.skip("needs a GPU: run with --gpu (--build-only builds without running where the backend can)")
@@ -535,12 +536,8 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         report.write(settings.results_path, contents)
     except OSError as error:
         # The tests already ran: say where the results could not go, and fail the session, not crash it.
-        state.results_error = "; ".join(
-            [
-                *filter(None, [state.results_error]),
-                f"could not write the results file: {error}; pass --results a writable path",
-            ]
-        )
+        unwritten = f"could not write the results file: {error}; pass --results a writable path"
+        state.results_error = f"{state.results_error}; {unwritten}" if state.results_error else unwritten
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if settings.gate.update:
         _update_baselines(state, session)
@@ -563,7 +560,7 @@ def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
     groups: dict[tuple[str, str, str], list[Mapping[str, object]]] = {}
     for test in state.final_tests:
         device, version = test.get("backend_device"), test.get("backend_version")
-        if test.get("verdict") == "skip" or str(test.get("id")).startswith("test_build[") or device is None:
+        if test.get("verdict") == "skip" or report.is_build_record(test) or device is None:
             continue
         groups.setdefault((str(test.get("backend")), str(device), str(version)), []).append(test)
     for (short_id, device, version), records in groups.items():

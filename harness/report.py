@@ -187,6 +187,11 @@ def _tests_of(contents: Mapping[str, object], name: str) -> list[Mapping[str, ob
     return tests
 
 
+def is_build_record(test: Mapping[str, object]) -> bool:
+    """A build test's record (test_build): it measures building, nothing the latency or accuracy gate reads."""
+    return str(test.get("id", "")).startswith("test_build[")
+
+
 def summary_table(tests: Iterable[Mapping[str, object]]) -> list[str]:
     """One row per point (its tests merged), as aligned text lines, from the records as written."""
     rows: dict[str, dict[str, str]] = {}
@@ -217,7 +222,7 @@ def summary_table(tests: Iterable[Mapping[str, object]]) -> list[str]:
             row["median"] = _micros(float(latency["median_us"]))  # type: ignore[arg-type]
             row["p99"] = _micros(float(latency["p99_us"]))  # type: ignore[arg-type]
         build = _mapping(test.get("build"))
-        if build and str(test.get("id", "")).startswith("test_build["):
+        if build and is_build_record(test):
             row["build"] = "cached" if build.get("cached") else f"{float(build['build_s']):.2f} s"  # type: ignore[arg-type]
             count = len(build.get("warnings") or [])  # type: ignore[arg-type]
             warned = f", {count} warning{'s' if count > 1 else ''}" if count else ""

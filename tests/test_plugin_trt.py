@@ -10,6 +10,14 @@ import pytest
 FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "--backend", "trt,trt-net", "--results", "r.json")
 
 
+# A case 'broken' beside identity: its network-API engine has an input and no output, which the builder refuses.
+BROKEN_NETWORK = (
+    "def failing_network(network, trt, dtype):\n"
+    "    network.add_input('x', trt.DataType.FLOAT, (-1, -1, -1))  # and no output: the builder refuses\n"
+    "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='broken', define_network=failing_network)]\n"
+)
+
+
 def make_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, version: str, extra: str = "") -> None:
     pytester.makeconftest(
         "import dataclasses\n"
@@ -49,12 +57,7 @@ def test_matrix_runs_on_both_workflows_and_records_the_double_as_such(
 def test_builder_failure_errors_that_case_and_the_rest_continue(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extra = (
-        "def failing_network(network, trt, dtype):\n"
-        "    network.add_input('x', trt.DataType.FLOAT, (-1, -1, -1))  # and no output: the builder refuses\n"
-        "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='broken', define_network=failing_network)]\n"
-    )
-    make_project(pytester, monkeypatch, "11.4", extra)
+    make_project(pytester, monkeypatch, "11.4", BROKEN_NETWORK)
     result = pytester.runpytest(*FAST, "--precision", "fp32")
     # 'broken' builds through the ONNX parser (6 pass); its network-API engine fails (6 + 3 agreement).
     result.assert_outcomes(passed=21, errors=9)
@@ -123,12 +126,7 @@ def test_build_only_builds_every_engine_records_it_and_skips_every_run_test(
 def test_build_only_fails_the_point_that_does_not_build_with_the_builders_log(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extra = (
-        "def failing_network(network, trt, dtype):\n"
-        "    network.add_input('x', trt.DataType.FLOAT, (-1, -1, -1))  # and no output: the builder refuses\n"
-        "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='broken', define_network=failing_network)]\n"
-    )
-    make_project(pytester, monkeypatch, "10.16", extra)
+    make_project(pytester, monkeypatch, "10.16", BROKEN_NETWORK)
     pytester.makepyfile(test_matrix="from harness.suite import test_build\n")
     result = pytester.runpytest(*FAST, "--precision", "fp32", "--build-only")
     result.assert_outcomes(passed=3, failed=1)

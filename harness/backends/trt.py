@@ -19,10 +19,10 @@ asks the module what it has (hasattr, a deprecation it announces), never its ver
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
-import traceback
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
@@ -37,7 +37,7 @@ from harness.atomic import write_atomically
 from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions, BuildRequest
 from harness.backends import cuda_rt as default_cuda
 from harness.backends.nvml import gpu_telemetry
-from harness.case import Case, Precision
+from harness.case import Case, Precision, raising_line
 from harness.errors import BuildError, HarnessError, ShapeOutsideProfileError
 from harness.measure import Timer
 
@@ -314,7 +314,7 @@ class TensorRTBackend:
         return str(self.trt.__version__)
 
     def device(self) -> str:
-        facts = self._local_gpu()
+        facts = self._local_gpu
         if facts is None:
             return "no GPU (ahead-of-time build)"
         return f"{facts['name']} (compute capability {facts['compute_capability']})"
@@ -347,7 +347,7 @@ class TensorRTBackend:
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
-        facts = self._local_gpu()
+        facts = self._local_gpu
         parts = {
             # A library that builds without a GPU targets compute capabilities, not the machine's GPU.
             "gpu": str(facts["name"]) if facts else "none",
@@ -399,9 +399,11 @@ class TensorRTBackend:
     def _label(self) -> str:
         return f"{self.name} {self.version()}"
 
+    @functools.cached_property
     def _local_gpu(self) -> Mapping[str, object] | None:
         """The GPU plans are built for; None on a machine without one (only a library that builds
-        ahead of time, such as TensorRT for RTX, gets past its builder there)."""
+        ahead of time, such as TensorRT for RTX, gets past its builder there). Asked once per backend:
+        every cache key and every test's record read it."""
         return None if self.cuda.gpu_problem() else self.cuda.device_facts()
 
     def _network_flags(self) -> int:
@@ -432,7 +434,7 @@ class TensorRTBackend:
             )
 
     def _network_failure(self, error: Exception, define_network: Callable[..., None], logger: _Log) -> str:
-        where = _line_in(error, define_network)
+        where = raising_line(error, define_network) or "define_network"
         if isinstance(error, AttributeError) and _from_library(error, self.trt):
             return (
                 f"its define_network ({where}) uses a name that {self._label()} does not have ({error}); use only "
@@ -460,7 +462,7 @@ class TensorRTBackend:
     def _timing_cache_path(self) -> Path | None:
         if self.options.cache_dir is None:
             return None
-        facts = self._local_gpu()
+        facts = self._local_gpu
         gpu = str(facts["name"]) if facts else "ahead-of-time"
         gpu = gpu.replace(" ", "_").replace("/", "_")
         return self.options.cache_dir / self.name / f"timing-{self.version()}-{gpu}.cache"
@@ -510,14 +512,6 @@ def _from_library(error: AttributeError, trt: ModuleType) -> bool:
     owner_class = owner if isinstance(owner, type) else type(owner)
     roots = {trt.__name__.split(".")[0], trt.Builder.__module__.split(".")[0]}  # the bindings' own package
     return owner_class.__module__.split(".")[0] in roots
-
-
-def _line_in(error: Exception, function: Callable[..., None]) -> str:
-    """file:line of the deepest frame of `function`'s file in the error's traceback: the line to fix."""
-    source = inspect.getsourcefile(function)
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == source]
-    frame = frames[-1] if frames else None
-    return f"{Path(frame.filename).name}:{frame.lineno}" if frame else getattr(function, "__name__", "define_network")
 
 
 def _workflow(library: str, workflow: str) -> Callable[[BackendOptions], TensorRTBackend]:
