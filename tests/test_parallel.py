@@ -117,3 +117,16 @@ def test_default_results_names_differ_for_sessions_started_together() -> None:
 
     assert _default_results_name() != _default_results_name()
     assert f"-{os.getpid()}.json" in _default_results_name().name
+
+
+def test_a_worker_that_dies_fails_the_session_naming_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its records die with it: the session must not pass with a results file silently short of them."""
+    make_project(pytester, monkeypatch)
+    pytester.makepyfile(test_crash="import os\n\ndef test_kills_its_worker():\n    os._exit(1)\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--precision", "fp32", "-k", "accuracy or kills", "-n", "2", "--results", "r.json"
+    )
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*trt-harness: worker gw* ended without handing over its records*rerun them*"])
