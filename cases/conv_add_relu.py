@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from harness.case import Case, Profile, Shape, TensorSpec, network_weights
+from harness.case import Case, Profile, Shape, TensorSpec
 
 if TYPE_CHECKING:
     import onnx
+
+    from harness.precision.network import NetworkPrecision
 
 IN_CHANNELS, OUT_CHANNELS, KERNEL, PAD = 8, 16, 3, 1
 SEED = 20240801
@@ -39,31 +41,23 @@ def weights() -> dict[str, np.ndarray]:
     }
 
 
-def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
-    """y = Relu(Conv(x, W, b) + residual); at float16 the inputs and y are cast at the boundary."""
+def onnx_model() -> onnx.ModelProto:
+    """y = Relu(Conv(x, W, b) + residual), in float32 (the harness derives the other precisions)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    fp16 = np.dtype(compute_dtype) == np.float16
-    x, residual, y = ("x_fp16", "residual_fp16", "y_fp16") if fp16 else ("x", "residual", "y")
-    nodes = []
-    if fp16:
-        nodes.append(helper.make_node("Cast", ["x"], [x], to=TensorProto.FLOAT16))
-        nodes.append(helper.make_node("Cast", ["residual"], [residual], to=TensorProto.FLOAT16))
-    nodes.append(
+    nodes = [
         helper.make_node(
             "Conv",
-            [x, "conv.weight", "conv.bias"],
+            ["x", "conv.weight", "conv.bias"],
             ["conv_out"],
             kernel_shape=[KERNEL, KERNEL],
             pads=[PAD] * 4,
-            strides=[1, 1],
-        )
-    )
-    nodes.append(helper.make_node("Add", ["conv_out", residual], ["sum"]))
-    nodes.append(helper.make_node("Relu", ["sum"], [y]))
-    if fp16:
-        nodes.append(helper.make_node("Cast", [y], ["y"], to=TensorProto.FLOAT))
-    initializers = [numpy_helper.from_array(w.astype(compute_dtype), name) for name, w in weights().items()]
+            name="conv",
+        ),
+        helper.make_node("Add", ["conv_out", "residual"], ["sum"], name="add"),
+        helper.make_node("Relu", ["sum"], ["y"], name="relu"),
+    ]
+    initializers = [numpy_helper.from_array(w, name) for name, w in weights().items()]
     graph = helper.make_graph(
         nodes,
         "conv_add_relu",
@@ -79,28 +73,27 @@ def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
     return model
 
 
-def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> None:
+def define_network(network: Any, trt: ModuleType, precision: NetworkPrecision) -> None:
     """The ONNX model layer by layer, with the same weights in the same layouts.
 
     Inputs x (-1, 8, -1, -1) and residual (-1, 16, -1, -1): NCHW with dynamic N, H, W as in the
     ONNX model. The kernel keeps the ONNX layout (out, in, kh, kw), which is TensorRT's KCRS, and
-    padding 1 / stride 1 on both spatial dims match the Conv's pads and strides. At float16 the
-    inputs are cast to HALF and y back to FLOAT like the ONNX Cast nodes; weights are float16 then.
+    padding 1 / stride 1 on both spatial dims match the Conv's pads and strides. `precision` casts the
+    inputs in and y out, and gives the weights in the compute type, as the derived ONNX models do.
     """
-    dtype = np.dtype(compute_dtype)
-    w = network_weights(weights, dtype)
-    x = network.add_input("x", trt.DataType.FLOAT, (-1, IN_CHANNELS, -1, -1))
-    residual = network.add_input("residual", trt.DataType.FLOAT, (-1, OUT_CHANNELS, -1, -1))
-    if dtype == np.float16:
-        x = network.add_cast(x, trt.DataType.HALF).get_output(0)
-        residual = network.add_cast(residual, trt.DataType.HALF).get_output(0)
-    conv = network.add_convolution_nd(x, OUT_CHANNELS, (KERNEL, KERNEL), kernel=w["conv.weight"], bias=w["conv.bias"])
+    w = weights()
+    x = precision.enter(network.add_input("x", trt.DataType.FLOAT, (-1, IN_CHANNELS, -1, -1)))
+    residual = precision.enter(network.add_input("residual", trt.DataType.FLOAT, (-1, OUT_CHANNELS, -1, -1)))
+    kernel, bias = precision.weights(w["conv.weight"]), precision.weights(w["conv.bias"])
+    conv = network.add_convolution_nd(x, OUT_CHANNELS, (KERNEL, KERNEL), kernel=kernel, bias=bias)
     conv.padding_nd = (PAD, PAD)
     conv.stride_nd = (1, 1)
+    conv.name = "conv"  # layers named like the ONNX nodes, so that per-layer reports read the same everywhere
     summed = network.add_elementwise(conv.get_output(0), residual, trt.ElementWiseOperation.SUM)
-    y = network.add_activation(summed.get_output(0), trt.ActivationType.RELU).get_output(0)
-    if dtype == np.float16:
-        y = network.add_cast(y, trt.DataType.FLOAT).get_output(0)
+    summed.name = "add"
+    relu = network.add_activation(summed.get_output(0), trt.ActivationType.RELU)
+    relu.name = "relu"
+    y = precision.leave(relu.get_output(0))
     y.name = "y"
     network.mark_output(y)
 

@@ -17,23 +17,17 @@ from harness.case import Case, Profile, Shape, TensorSpec
 if TYPE_CHECKING:
     import onnx
 
+    from harness.precision.network import NetworkPrecision
+
 DIMS = ("d0", "d1", "d2")
 
 
-def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
-    """y = Identity(x), wrapped in float16 casts when the compute dtype is float16."""
+def onnx_model() -> onnx.ModelProto:
+    """y = Identity(x), in float32 (the harness derives the other precisions)."""
     from onnx import TensorProto, helper
 
-    nodes = []
-    source, sink = "x", "y"
-    if np.dtype(compute_dtype) == np.float16:
-        source, sink = "x_fp16", "y_fp16"
-        nodes.append(helper.make_node("Cast", ["x"], [source], to=TensorProto.FLOAT16))
-    nodes.append(helper.make_node("Identity", [source], [sink]))
-    if sink != "y":
-        nodes.append(helper.make_node("Cast", [sink], ["y"], to=TensorProto.FLOAT))
     graph = helper.make_graph(
-        nodes,
+        [helper.make_node("Identity", ["x"], ["y"], name="identity")],
         "identity",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(DIMS))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(DIMS))],
@@ -43,19 +37,16 @@ def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
     return model
 
 
-def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> None:
+def define_network(network: Any, trt: ModuleType, precision: NetworkPrecision) -> None:
     """The ONNX model layer by layer: input x of shape (-1, -1, -1), an identity layer, output y.
 
-    Every dim is dynamic (-1) like the ONNX dims d0, d1, d2. At float16 the network casts x to HALF
-    and y back to FLOAT, as the ONNX model's Cast nodes do, so the I/O stays float32.
+    Every dim is dynamic (-1) like the ONNX dims d0, d1, d2; `precision` casts x in and y out as the
+    derived ONNX models' Cast nodes do, so the I/O stays float32.
     """
-    fp16 = np.dtype(compute_dtype) == np.float16
-    x = network.add_input("x", trt.DataType.FLOAT, (-1,) * len(DIMS))
-    if fp16:
-        x = network.add_cast(x, trt.DataType.HALF).get_output(0)
-    y = network.add_identity(x).get_output(0)
-    if fp16:
-        y = network.add_cast(y, trt.DataType.FLOAT).get_output(0)
+    x = precision.enter(network.add_input("x", trt.DataType.FLOAT, (-1,) * len(DIMS)))
+    identity = network.add_identity(x)
+    identity.name = "identity"
+    y = precision.leave(identity.get_output(0))
     y.name = "y"
     network.mark_output(y)
 

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cases.conv_add_relu import conv2d
-from harness.case import Case, Precision, Profile, Shape, TensorSpec, Tolerance, network_weights
+from harness.case import Case, Precision, Profile, Shape, TensorSpec, Tolerance
 
 if TYPE_CHECKING:
     import onnx
+
+    from harness.precision.network import NetworkPrecision
 
 IMAGE, CLASSES, PAD = 28, 10, 2
 FLAT = 64 * (IMAGE // 4) ** 2  # 3136: 64 channels of 7x7 after two 2x2 pools
@@ -65,31 +67,33 @@ def weights() -> dict[str, np.ndarray]:
     return w
 
 
-def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
-    """The LeNet graph; at float16 x is cast in and the probabilities cast out (label is int64 already)."""
+def onnx_model() -> onnx.ModelProto:
+    """The LeNet graph in float32 (the harness derives the other precisions; label is int64 at every one)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    fp16 = np.dtype(compute_dtype) == np.float16
-    x, probabilities = ("x_fp16", "probabilities_fp16") if fp16 else ("x", "probabilities")
     node = helper.make_node
-    nodes = [node("Cast", ["x"], [x], to=TensorProto.FLOAT16)] if fp16 else []
-    nodes += [
-        node("Conv", [x, "conv1.weight", "conv1.bias"], ["conv1"], kernel_shape=[5, 5], pads=[PAD] * 4),
-        node("Relu", ["conv1"], ["relu1"]),
-        node("MaxPool", ["relu1"], ["pool1"], kernel_shape=[2, 2], strides=[2, 2]),
-        node("Conv", ["pool1", "conv2.weight", "conv2.bias"], ["conv2"], kernel_shape=[5, 5], pads=[PAD] * 4),
-        node("Relu", ["conv2"], ["relu2"]),
-        node("MaxPool", ["relu2"], ["pool2"], kernel_shape=[2, 2], strides=[2, 2]),
-        node("Flatten", ["pool2"], ["flat"], axis=1),
-        node("Gemm", ["flat", "fc1.weight", "fc1.bias"], ["fc1"]),
-        node("Relu", ["fc1"], ["relu3"]),
-        node("Gemm", ["relu3", "fc2.weight", "fc2.bias"], ["logits"]),
-        node("Softmax", ["logits"], [probabilities], axis=1),
-        node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0),
+    nodes = [
+        node("Conv", ["x", "conv1.weight", "conv1.bias"], ["conv1"], name="conv1", kernel_shape=[5, 5], pads=[PAD] * 4),
+        node("Relu", ["conv1"], ["relu1"], name="relu1"),
+        node("MaxPool", ["relu1"], ["pool1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        node(
+            "Conv",
+            ["pool1", "conv2.weight", "conv2.bias"],
+            ["conv2"],
+            name="conv2",
+            kernel_shape=[5, 5],
+            pads=[PAD] * 4,
+        ),
+        node("Relu", ["conv2"], ["relu2"], name="relu2"),
+        node("MaxPool", ["relu2"], ["pool2"], name="pool2", kernel_shape=[2, 2], strides=[2, 2]),
+        node("Flatten", ["pool2"], ["flat"], name="flat", axis=1),
+        node("Gemm", ["flat", "fc1.weight", "fc1.bias"], ["fc1"], name="fc1"),
+        node("Relu", ["fc1"], ["relu3"], name="relu3"),
+        node("Gemm", ["relu3", "fc2.weight", "fc2.bias"], ["logits"], name="fc2"),
+        node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=1),
+        node("ArgMax", ["logits"], ["label"], name="argmax", axis=1, keepdims=0),
     ]
-    if fp16:
-        nodes.append(node("Cast", [probabilities], ["probabilities"], to=TensorProto.FLOAT))
-    initializers = [numpy_helper.from_array(w.astype(compute_dtype), name) for name, w in weights().items()]
+    initializers = [numpy_helper.from_array(w, name) for name, w in weights().items()]
     graph = helper.make_graph(
         nodes,
         "mnist",
@@ -105,55 +109,61 @@ def onnx_model(compute_dtype: np.dtype) -> onnx.ModelProto:
     return model
 
 
-def define_network(network: Any, trt: ModuleType, compute_dtype: np.dtype) -> None:
+def define_network(network: Any, trt: ModuleType, precision: NetworkPrecision) -> None:
     """The ONNX model layer by layer, with the same weights in the same layouts.
 
     Input x (-1, 1, 28, 28), NCHW with a dynamic batch. Conv kernels keep the ONNX layout
     (out, in, kh, kw), TensorRT's KCRS. The flatten is a shuffle to (0, 3136), 0 copying the batch:
     row-major like ONNX Flatten(axis=1). Fully connected weights stay (in, out) as in the Gemms
     (transB=0), so each is x @ W + b: a matrix multiply by a constant plus a (1, out) bias constant
-    broadcast over the batch. Softmax and ArgMax both read the logits in the compute dtype, as the
+    broadcast over the batch. Softmax and ArgMax both read the logits in the compute type, as the
     ONNX Softmax and ArgMax do; the label is TopK(k=1)'s INT32 index cast to INT64, its k dim dropped.
-    At float16 x is cast to HALF and probabilities back to FLOAT like the ONNX Cast nodes.
+    `precision` casts x in and the probabilities out, and gives the weights in the compute type.
     """
-    dtype = np.dtype(compute_dtype)
-    w = network_weights(weights, dtype)
-    x = network.add_input("x", trt.DataType.FLOAT, (-1, 1, IMAGE, IMAGE))
-    if dtype == np.float16:
-        x = network.add_cast(x, trt.DataType.HALF).get_output(0)
-    h = _conv_relu_pool(network, trt, x, w["conv1.weight"], w["conv1.bias"])
-    h = _conv_relu_pool(network, trt, h, w["conv2.weight"], w["conv2.bias"])
+    x = precision.enter(network.add_input("x", trt.DataType.FLOAT, (-1, 1, IMAGE, IMAGE)))
+    h = _conv_relu_pool(network, trt, precision, x, 1)
+    h = _conv_relu_pool(network, trt, precision, h, 2)
     flatten = network.add_shuffle(h)
     flatten.reshape_dims = (0, FLAT)
-    h = _fully_connected(network, trt, flatten.get_output(0), w["fc1.weight"], w["fc1.bias"])
-    h = network.add_activation(h, trt.ActivationType.RELU).get_output(0)
-    logits = _fully_connected(network, trt, h, w["fc2.weight"], w["fc2.bias"])
+    flatten.name = "flat"
+    h = _fully_connected(network, trt, precision, flatten.get_output(0), "fc1")
+    relu = network.add_activation(h, trt.ActivationType.RELU)
+    relu.name = "relu3"
+    logits = _fully_connected(network, trt, precision, relu.get_output(0), "fc2")
     softmax = network.add_softmax(logits)
     softmax.axes = CLASS_AXES
-    probabilities = softmax.get_output(0)
-    if dtype == np.float16:
-        probabilities = network.add_cast(probabilities, trt.DataType.FLOAT).get_output(0)
+    softmax.name = "softmax"
+    probabilities = precision.leave(softmax.get_output(0))
     probabilities.name = "probabilities"
     network.mark_output(probabilities)
     network.mark_output(_label(network, trt, logits))
 
 
-def _conv_relu_pool(network: Any, trt: ModuleType, x: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
-    """Conv 5x5 (pad 2, stride 1) + ReLU + MaxPool 2x2 (stride 2), as the ONNX Conv, Relu, MaxPool nodes."""
-    conv = network.add_convolution_nd(x, len(bias), np.shape(weight)[2:], kernel=weight, bias=bias)
+def _conv_relu_pool(network: Any, trt: ModuleType, precision: NetworkPrecision, x: Any, index: int) -> Any:
+    """Conv 5x5 (pad 2, stride 1) + ReLU + MaxPool 2x2 (stride 2), as the ONNX Conv, Relu, MaxPool nodes,
+    named like them (conv1, relu1, pool1) so that per-layer reports read the same on every backend."""
+    weight, bias = weights()[f"conv{index}.weight"], weights()[f"conv{index}.bias"]
+    conv = network.add_convolution_nd(
+        x, len(bias), weight.shape[2:], kernel=precision.weights(weight), bias=precision.weights(bias)
+    )
     conv.padding_nd = (PAD, PAD)
     conv.stride_nd = (1, 1)
+    conv.name = f"conv{index}"
     relu = network.add_activation(conv.get_output(0), trt.ActivationType.RELU)
+    relu.name = f"relu{index}"
     pool = network.add_pooling_nd(relu.get_output(0), trt.PoolingType.MAX, (2, 2))
     pool.stride_nd = (2, 2)
+    pool.name = f"pool{index}"
     return pool.get_output(0)
 
 
-def _fully_connected(network: Any, trt: ModuleType, x: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
-    """x @ weight + bias like the ONNX Gemm (transB=0); the (1, out) bias broadcasts over the batch."""
-    matrix = network.add_constant(np.shape(weight), weight).get_output(0)
+def _fully_connected(network: Any, trt: ModuleType, precision: NetworkPrecision, x: Any, name: str) -> Any:
+    """x @ weight + bias like the ONNX Gemm `name` (transB=0); the (1, out) bias broadcasts over the batch."""
+    weight, bias = weights()[f"{name}.weight"], weights()[f"{name}.bias"]
+    matrix = network.add_constant(weight.shape, precision.weights(weight)).get_output(0)
     product = network.add_matrix_multiply(x, trt.MatrixOperation.NONE, matrix, trt.MatrixOperation.NONE)
-    offset = network.add_constant((1, len(bias)), bias).get_output(0)
+    product.name = name
+    offset = network.add_constant((1, len(bias)), precision.weights(bias)).get_output(0)
     return network.add_elementwise(product.get_output(0), offset, trt.ElementWiseOperation.SUM).get_output(0)
 
 

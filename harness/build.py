@@ -25,6 +25,7 @@ from harness.atomic import write_atomically
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
 from harness.errors import HarnessError
+from harness.precision.derive import DerivedModel, PrecisionOptions, derive
 
 T = TypeVar("T")
 
@@ -100,19 +101,24 @@ class EngineStore:
     given a cache directory. Failures are kept too: every test of a point reports the same error, and
     none retries a build that failed."""
 
-    def __init__(self, cache_dir: Path | None) -> None:
+    def __init__(self, cache_dir: Path | None, precision_options: PrecisionOptions | None = None) -> None:
         self._cache_dir = cache_dir
+        options = precision_options or PrecisionOptions()
+        # int8's calibration results live beside the engines: one cache to share, clear or keep warm.
+        self._precision_options = replace(options, cache_dir=cache_dir / "calibration" if cache_dir else None)
         # Keyed by the backend object itself: two backends may share a library name (TensorRT's
         # parser and network-API workflows) yet must never share an engine.
         self._artifacts: dict[_Point, BuiltArtifact | Exception] = {}
         self._engines: dict[_Point, BuiltEngine | Exception] = {}
-        self._models: dict[tuple[str, str], bytes] = {}
+        self._models: dict[tuple[str, Precision], DerivedModel | Exception] = {}
+
+    def derived(self, case: Case, precision: Precision) -> DerivedModel:
+        """The model `precision` runs (harness/precision/), derived once per session from the case's float32
+        model; keyed by Precision, so no two precisions ever share a model."""
+        return _memoized(self._models, (case.name, precision), lambda: derive(case, precision, self._precision_options))
 
     def model_bytes(self, case: Case, precision: Precision) -> bytes:
-        key = (case.name, precision.compute_dtype.name)
-        if key not in self._models:
-            self._models[key] = case.model(precision.compute_dtype).SerializeToString()
-        return self._models[key]
+        return self.derived(case, precision).model_bytes
 
     def artifact(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltArtifact:
         """The point's artifact, built or found in the cache, not loaded: all a build-only run needs."""
@@ -240,7 +246,10 @@ def _warn_unwritable(request: BuildRequest, artifact_path: Path, error: OSError)
     )
 
 
-def _memoized(memo: dict[_Point, T | Exception], point: _Point, make: Callable[[], T]) -> T:
+K = TypeVar("K")
+
+
+def _memoized(memo: dict[K, T | Exception], point: K, make: Callable[[], T]) -> T:
     if point not in memo:
         try:
             memo[point] = make()

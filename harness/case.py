@@ -33,16 +33,14 @@ Dim = int | str
 
 
 class Precision(str, enum.Enum):
-    """How the network computes. I/O tensors stay float32 at every precision."""
+    """How the network computes. A case supplies one float32 model; the harness derives every other
+    precision from it (harness/precision/). I/O tensors stay float32 at every precision."""
 
     FP32 = "fp32"  # float32 math; on TensorRT also TF32 off
     TF32 = "tf32"  # float32 tensors, TensorRT allowed to use TF32 tensor cores
     FP16 = "fp16"  # float16 weights and activations, casts at the I/O boundary
-
-    @property
-    def compute_dtype(self) -> np.dtype:
-        """The element type of weights and activations inside the model."""
-        return np.dtype(np.float16) if self is Precision.FP16 else np.dtype(np.float32)
+    BF16 = "bf16"  # bfloat16 weights and activations, casts at the I/O boundary
+    INT8 = "int8"  # explicit quantization: Q/DQ pairs with calibrated scales around float32 layers
 
 
 class ShapePoint(str, enum.Enum):
@@ -94,13 +92,16 @@ DEFAULT_MEAN_REL: Mapping[Precision, float] = {
     Precision.FP32: 1e-6,
     Precision.TF32: 1e-3,
     Precision.FP16: 1e-3,
+    Precision.BF16: 1e-2,
+    Precision.INT8: 5e-2,
 }
 
-ModelBuilder = Callable[[np.dtype], "onnx.ModelProto"]
-# define_network(network, trt, compute_dtype): adds the case's layers to an empty strongly typed TensorRT
-# INetworkDefinition, one by one, with the same weights as the ONNX model. `trt` is the tensorrt module,
-# passed in so that a case never imports it (only harness/backends/trt.py does).
-NetworkDefinition = Callable[[Any, ModuleType, np.dtype], None]
+ModelBuilder = Callable[[], "onnx.ModelProto"]
+# define_network(network, trt, precision): adds the case's layers to an empty strongly typed TensorRT
+# INetworkDefinition, one by one, with the same weights as the ONNX model, written once in float32 terms:
+# `precision` (harness.precision.network.NetworkPrecision) casts at the boundary and converts weights.
+# `trt` is the tensorrt module, passed in so that a case never imports it (only harness/backends/trt.py does).
+NetworkDefinition = Callable[[Any, ModuleType, Any], None]
 Reference = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 InputGenerator = Callable[[Mapping[str, Shape], np.random.Generator], dict[str, np.ndarray]]
 
@@ -109,9 +110,9 @@ InputGenerator = Callable[[Mapping[str, Shape], np.random.Generator], dict[str, 
 class Case:
     """A network under test, declared once and run on every backend and precision.
 
-    onnx_model(compute_dtype) returns the model whose weights and activations have that dtype
-    (float32 or float16) with float32 I/O; reference(inputs) computes every output in float64
-    with numpy only; generate_inputs(shapes, rng) makes inputs of the given shapes.
+    onnx_model() returns the float32 model (the harness derives fp16, bf16 and int8 from it);
+    reference(inputs) computes every output in float64 with numpy only; generate_inputs(shapes, rng)
+    makes inputs of the given shapes (and int8's calibration data).
     """
 
     name: str
@@ -121,11 +122,12 @@ class Case:
     onnx_model: ModelBuilder
     reference: Reference
     generate_inputs: InputGenerator
-    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.TF32, Precision.FP16)
+    precisions: tuple[Precision, ...] = tuple(Precision)
     tolerances: Mapping[tuple[Precision, str], Tolerance] = field(default_factory=dict)
     description: str = ""
     define_network: NetworkDefinition | None = None  # the TensorRT network-definition workflow
     latency_threshold: float | None = None  # the gate's slowdown threshold for this case (default per backend)
+    keep_fp32: tuple[str, ...] = ()  # node names kept float32 in the fp16/bf16 models (as --keep-fp32 does)
 
     def output(self, name: str) -> TensorSpec:
         return next(spec for spec in self.outputs if spec.name == name)
@@ -138,14 +140,14 @@ class Case:
             return Tolerance(exact=True)
         return Tolerance(mean_rel=DEFAULT_MEAN_REL[precision])
 
-    def model(self, compute_dtype: np.dtype) -> onnx.ModelProto:
-        """onnx_model(compute_dtype), or CaseDefinitionError naming the case, the function and the fix."""
-        model = _called(self, "onnx_model", self.onnx_model, compute_dtype)
+    def model(self) -> onnx.ModelProto:
+        """onnx_model(), or CaseDefinitionError naming the case, the function and the fix."""
+        model = _called(self, "onnx_model", self.onnx_model)
         if not callable(getattr(model, "SerializeToString", None)):
             raise CaseDefinitionError(
                 self.name,
-                f"its onnx_model({np.dtype(compute_dtype).name}) returned {type(model).__name__}, not an "
-                "onnx.ModelProto; return the model built with onnx.helper",
+                f"its onnx_model() returned {type(model).__name__}, not an onnx.ModelProto; return the float32 "
+                "model built with onnx.helper",
             )
         return model
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
 import numpy as np
@@ -24,8 +24,15 @@ from harness.errors import BuildError, CaseDefinitionError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
 from harness.measure import MeasurePolicy
+from harness.precision.convert import named_nodes
+from harness.precision.derive import node_names
+from harness.precision.names import check_node_names
+from harness.precision.proof import EXPECTED, Proof, prove
 from harness.report import ResultsLog, TestRecord, summary_table
 from harness.settings import Settings, add_options, resolve
+
+if TYPE_CHECKING:
+    from harness.precision.localize import Localization
 
 GPU_MARKER = "gpu: needs a CUDA GPU; runs only with --gpu"
 BUILD_ONLY_REASON = "build-only run"
@@ -159,6 +166,34 @@ class PointContext:
         config = self.state.config
         return fuzz.fuzz_settings(config.getoption("hypothesis_profile", None), self.state.settings.fuzz_examples)
 
+    def prove_precision(self) -> Proof:
+        """The per-layer precision the point runs (recorded) and why it does not hold its label (harness/precision)."""
+        derived = self.state.store.derived(self.point.case, self.point.precision)
+        proof = prove(derived, self.engine.layer_precisions())
+        self.record.layers = proof.to_json()
+        return proof
+
+    def localize(self) -> Localization | None:
+        """The first layer of the derived model beyond the precision's tolerance, on unoptimized ONNX Runtime
+        runs against the float32 model (recorded); None at fp32/tf32, which derive nothing."""
+        point = self.point
+        if point.precision not in EXPECTED:
+            return None
+        import onnx
+
+        from harness.precision.localize import localize
+
+        reference = named_nodes(point.case.model())
+        candidate = onnx.load_from_string(self.state.store.model_bytes(point.case, point.precision))
+        tolerance = min(
+            limit
+            for spec in point.case.outputs
+            if (limit := point.case.tolerance(point.precision, spec.name).mean_rel) is not None
+        )
+        found = localize(reference, candidate, self.inputs, tolerance)
+        self.record.localization = {**asdict(found), "summary": found.summary(), "ran_on": "onnxruntime, unoptimized"}
+        return found
+
 
 @dataclass(frozen=True)
 class GateContext:
@@ -201,7 +236,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except BackendDescriptorError as error:
         raise pytest.UsageError(f"trt-harness: {error}") from None
     settings = resolve(config, registry)
-    state = HarnessState(config=config, settings=settings, registry=registry, store=EngineStore(settings.engine_cache))
+    state = HarnessState(
+        config=config,
+        settings=settings,
+        registry=registry,
+        store=EngineStore(settings.engine_cache, settings.precision_options),
+    )
     _require_libraries(state)
     if not parallel.is_worker(config):
         state.results_lock = _own_results_path(settings.results_path)
@@ -306,8 +346,27 @@ def _marks(config: pytest.Config, registry: Registry, point: Point, fixture: str
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # An unknown name on the command line fails its own item, while every valid selection still runs.
     # trylast: appended after -k / -m / --deselect have deselected, so that no selection hides the typo.
-    for index, message in enumerate(config.stash[STATE].settings.unknown_selections):
+    settings = config.stash[STATE].settings
+    messages = list(settings.unknown_selections)
+    cases = {point.case.name: point.case for item in items if (point := _point_of(item)) is not None}
+    if settings.precision_options.keep_fp32 and cases:
+        messages += _unknown_kept_nodes(list(cases.values()), settings.precision_options.keep_fp32)
+    for index, message in enumerate(messages):
         items.append(SelectionErrorItem.from_parent(session, name=f"harness-selection-error-{index}", message=message))
+
+
+def _unknown_kept_nodes(cases: list[Case], names: tuple[str, ...]) -> list[str]:
+    """--keep-fp32 applies each name to every selected case that has such a node; a name no selected case has
+    is a typo, reported (with the close names of each case) instead of silently keeping nothing."""
+    models = {case.name: named_nodes(case.model()) for case in cases}
+    unknown = [name for name in names if not any(name in node_names(model) for model in models.values())]
+    messages = []
+    for case_name, model in models.items() if unknown else ():
+        try:
+            check_node_names(model, unknown, case_name=case_name)
+        except CaseDefinitionError as error:
+            messages.append(f"{error} (no selected case has a node named {', '.join(map(repr, unknown))})")
+    return messages
 
 
 class SelectionErrorItem(pytest.Item):
@@ -403,6 +462,7 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     record.backend_info = {**record.backend_info, "clock": backend.clock}
     built = state.store.get(backend, point.case, point.precision, point.profile_index)
     record.build = built.record
+    record.derivation = state.store.derived(point.case, point.precision).to_json()
     shapes = point.case.profiles[point.profile_index].shapes(point.shape_point)
     rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
     inputs = point.case.make_inputs(shapes, rng)

@@ -44,6 +44,9 @@ class TestRecord:
     latency_threshold: float | None = None  # the gate's threshold for this test
     gate: dict[str, object] | None = None  # the comparison with the baseline (harness/gate.py)
     worker: str | None = None  # the xdist worker that ran it ("gw0"), None without xdist
+    derivation: Mapping[str, object] | None = None  # how the harness derived the model (harness/precision/derive.py)
+    layers: Mapping[str, object] | None = None  # per-layer precision as run, and the problems found (the proof)
+    localization: Mapping[str, object] | None = None  # the first layer beyond tolerance, where localized
     verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
     message: str | None = None
 
@@ -68,6 +71,9 @@ class TestRecord:
             "engine": dict(self.engine_facts),
             "latency_threshold": self.latency_threshold,
             "gate": self.gate,
+            "derivation": self.derivation,
+            "layers": self.layers,
+            "localization": self.localization,
             "worker": self.worker,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "verdict": self.verdict,

@@ -14,6 +14,7 @@ import pytest
 from harness.backends import BackendOptions, DeviceKind, Registry
 from harness.case import Precision
 from harness.measure import MeasurePolicy
+from harness.precision.derive import CALIBRATORS, PrecisionOptions
 
 T = TypeVar("T")
 
@@ -35,6 +36,8 @@ class Settings:
     backend_options: BackendOptions
     gate: GateSettings
     fuzz_examples: int | None  # overrides the Hypothesis profile's max_examples for the fuzz tests
+    precision_options: PrecisionOptions  # what the derived models keep in float32, how int8 is calibrated
+    localize: bool  # localize every derived-precision point, not only those that fail accuracy
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,31 @@ def add_options(parser: pytest.Parser) -> None:
         "build (or find in the engine cache) every selected engine and record it; skip every run test",
         switch=True,
     )
-    _add(parser, "--precision", "harness_precisions", "comma-separated precisions: fp32,tf32,fp16 (default: all)")
+    _add(
+        parser,
+        "--precision",
+        "harness_precisions",
+        "comma-separated precisions: fp32,tf32,fp16,bf16,int8 (default: all)",
+    )
+    _add(
+        parser,
+        "--keep-fp32",
+        "harness_keep_fp32",
+        "comma-separated node names kept float32 inside the fp16/bf16 models (in every case that has them)",
+    )
+    _add(
+        parser,
+        "--harness-calibrator",
+        "harness_calibrator",
+        "int8 calibration: max or percentile (default: max)",
+    )
+    _add(
+        parser,
+        "--localize",
+        "harness_localize",
+        "report the first layer beyond tolerance for every fp16/bf16/int8 point, not only for failing ones",
+        switch=True,
+    )
     _add(parser, "--results", "harness_results", f"results JSON path (default: {RESULTS_DIR}/results-<UTC time>.json)")
     _add(
         parser,
@@ -207,6 +234,17 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
         fuzz_examples=_number(config, "harness_fuzz_examples", "--fuzz-examples", examples, _at_least(int, 1))
         if (examples := _layered(config, "fuzz_examples", "harness_fuzz_examples", ""))
         else None,
+        precision_options=PrecisionOptions(
+            keep_fp32=tuple(
+                dict.fromkeys(
+                    name.strip()
+                    for name in _layered(config, "keep_fp32", "harness_keep_fp32", "").split(",")
+                    if name.strip()
+                )
+            ),
+            calibrator=_choice(config, "--harness-calibrator", "harness_calibrator", CALIBRATORS),
+        ),
+        localize=_yes(config, "--localize", "harness_localize"),
     )
 
 

@@ -35,12 +35,23 @@ def test_build(harness_build: BuildContext) -> None:
 
 
 def test_accuracy(harness_point: PointContext) -> None:
-    """Every output within its tolerance of the float64 numpy reference."""
+    """Every output within its tolerance of the float64 numpy reference, and every layer in the precision the
+    point is labelled with (the proof); a failing point is localized to its first layer beyond tolerance."""
     point, inputs = harness_point.point, harness_point.inputs
     outputs = run_engine(point.case, point.profile_index, harness_point.engine, inputs)
     errors = compare_outputs(point.case, point.precision, outputs, point.case.reference_outputs(inputs))
     harness_point.record.accuracy = errors
-    _fail_outside_tolerance(point, errors, "the numpy reference")
+    proof = harness_point.prove_precision()
+    localized = None
+    if any(e.failure for e in errors) or harness_point.state.settings.localize:
+        localized = harness_point.localize()
+    if proof.problems:
+        pytest.fail(
+            f"{point.id} is labelled {point.precision.value} but its layers say otherwise ({proof.source}): "
+            + "; ".join(proof.problems),
+            pytrace=False,
+        )
+    _fail_outside_tolerance(point, errors, "the numpy reference", localized.summary() if localized else None)
     _gate(harness_point, _accuracy_gate(harness_point, errors))
 
 
@@ -227,7 +238,9 @@ def _gate(context: PointContext, verdict: dict[str, object]) -> None:
         pytest.fail(f"{test_id}: no baseline ({gate.note}); record one with --update-baselines", pytrace=False)
 
 
-def _fail_outside_tolerance(point: Point, errors: Sequence[OutputErrors], against: str) -> None:
+def _fail_outside_tolerance(
+    point: Point, errors: Sequence[OutputErrors], against: str, where: str | None = None
+) -> None:
     failures = [
         f"output '{e.output}': {e.failure} (worst element {list(e.worst_index)}: "
         f"{e.worst_value!r} vs {e.worst_reference!r})"
@@ -235,4 +248,5 @@ def _fail_outside_tolerance(point: Point, errors: Sequence[OutputErrors], agains
         if e.failure
     ]
     if failures:
-        pytest.fail(f"{point.id} against {against}: " + "; ".join(failures), pytrace=False)
+        located = f". Localized on ONNX Runtime: {where} (try --keep-fp32 with that node)" if where else ""
+        pytest.fail(f"{point.id} against {against}: " + "; ".join(failures) + located, pytrace=False)

@@ -20,10 +20,13 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import onnx
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 from cases import ALL_CASES
 from harness.case import Case, Precision
+from harness.precision.derive import PrecisionOptions, derive
+from harness.precision.network import NetworkPrecision
 
 Shape = tuple[int, ...]
 Corners = Mapping[str, tuple[Shape, Shape, Shape]]  # input name -> (min, opt, max)
@@ -49,9 +52,11 @@ class Session:
     network: Any
     config: Any
     notes: list[str] = field(default_factory=list)  # what happened that the verdict leaves out
+    keep_alive: list[object] = field(default_factory=list)  # weights TensorRT reads by reference until the build
 
     def parse(self, model: ModelProto) -> None:
         parser = self.trt.OnnxParser(self.network, self.logger)
+        self.keep_alive.append(parser)  # it owns the network's weights until the build (TensorRT developer guide)
         if not parser.parse(model.SerializeToString()):
             raise Rejected("parse", "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors)))
 
@@ -128,14 +133,17 @@ def _profile_of(case: Case) -> dict[str, tuple[Shape, Shape, Shape]]:
 
 
 def _case_entry(case: Case, precision: Precision, workflow: str) -> Entry:
-    dtype = precision.compute_dtype
+    """One case at one precision: the model the harness derives (harness/precision/), or the case's network
+    definition through the same precision policy (NetworkPrecision)."""
 
     def define(session: Session) -> None:
         if workflow == "onnx":
-            session.parse(case.onnx_model(dtype))
+            session.parse(onnx.load_from_string(derive(case, precision, PrecisionOptions()).model_bytes))
         else:
             assert case.define_network is not None, f"case {case.name} has no define_network"
-            case.define_network(session.network, session.trt, dtype)
+            precision_policy = NetworkPrecision(session.trt, session.network, precision)
+            session.keep_alive.append(precision_policy)  # its weights are read when the engine is built
+            case.define_network(session.network, session.trt, precision_policy)
         session.add_profile(_profile_of(case))
 
     return Entry(f"{case.name}-{precision.value}-{workflow}", ACCEPTED, define, tf32=precision is Precision.TF32)
@@ -146,6 +154,7 @@ CASE_ENTRIES = tuple(
     for case in ALL_CASES
     for precision in Precision
     for workflow in ("onnx", "network")
+    if not (workflow == "network" and precision is Precision.INT8)  # no Q/DQ layers in the network workflow yet
 )
 
 
@@ -166,6 +175,27 @@ def _conv(kernel: np.ndarray, bias: Callable[[ModuleType], Any]) -> Callable[[Se
         x = network.add_input("x", trt.float32, FIXED)
         layer = session.api(network.add_convolution_nd(x, 3, (3, 3), trt.Weights(kernel), bias(trt)))
         network.mark_output(layer.get_output(0))
+        _fixed_profile(session, "x")
+
+    return define
+
+
+def _bf16_conv_in_network(as_pointer: bool) -> Callable[[Session], None]:
+    """A bfloat16 convolution through the network API, its weights given as Weights(BF16, ptr, count) or as a
+    numpy (ml_dtypes) bfloat16 array, which TensorRT for RTX's numpy bridge does not accept."""
+    from ml_dtypes import bfloat16
+
+    def define(session: Session) -> None:
+        trt, network = session.trt, session.network
+        kernel, bias = KERNEL.astype(bfloat16), BIAS.astype(bfloat16)
+        session.keep_alive += [kernel, bias]
+        x = network.add_cast(network.add_input("x", trt.float32, FIXED), trt.DataType.BF16).get_output(0)
+        if as_pointer:
+            weights = [trt.Weights(trt.DataType.BF16, array.ctypes.data, array.size) for array in (kernel, bias)]
+        else:
+            weights = [kernel, bias]
+        layer = session.api(network.add_convolution_nd(x, 3, (3, 3), *weights))
+        network.mark_output(network.add_cast(layer.get_output(0), trt.float32).get_output(0))
         _fixed_profile(session, "x")
 
     return define
@@ -327,6 +357,8 @@ CRAFTED_ENTRIES = (
     Entry("qdq-network-api-zero-point-0", ACCEPTED, _zero_point_in_network(0.0)),
     Entry("qdq-network-api-zero-point-3", "rejected at build", _zero_point_in_network(3.0)),
     Entry("bf16-conv", ACCEPTED, _parsed(_bf16_conv, NCHW_PROFILE)),
+    Entry("bf16-conv-network-weights-by-pointer", ACCEPTED, _bf16_conv_in_network(as_pointer=True)),
+    Entry("bf16-conv-network-numpy-bfloat16", "rejected at api", _bf16_conv_in_network(as_pointer=False)),
 )
 
 ENTRIES: tuple[Entry, ...] = CASE_ENTRIES + CRAFTED_ENTRIES

@@ -21,22 +21,10 @@ from harness.errors import BuildError, CaseDefinitionError
 from harness.measure import Timer
 
 
-class FakeModel:
-    """Stands in for onnx.ModelProto: all EngineStore needs is SerializeToString."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def SerializeToString(self) -> bytes:  # named like the protobuf method
-        return self.data
-
-
-def fake_model(compute_dtype: np.dtype) -> FakeModel:
-    """Model bytes that differ per compute dtype, like the real cases' models."""
-    return FakeModel(f"model:{np.dtype(compute_dtype).name}".encode())
-
-
-CASE = dataclasses.replace(identity.CASE, onnx_model=fake_model)  # type: ignore[arg-type]
+CASE = identity.CASE
+# The models the store derives for the case (harness/precision/): what a backend is asked to build.
+FP32_MODEL = EngineStore(None).model_bytes(CASE, Precision.FP32)
+FP16_MODEL = EngineStore(None).model_bytes(CASE, Precision.FP16)
 TWO_PROFILES = dataclasses.replace(
     CASE,
     profiles=(
@@ -181,8 +169,8 @@ def test_store_builds_each_point_once(tmp_path: Path) -> None:
     assert again is first
     assert len(backend.builds) == 1 and len(backend.loads) == 1
     assert first.record.cached is False and first.record.build_s >= 0.0
-    assert first.engine.artifact == b"artifact:model:float32"  # type: ignore[attr-defined]
-    assert first.record.artifact_bytes == len(b"artifact:model:float32")
+    assert first.engine.artifact == b"artifact:" + FP32_MODEL  # type: ignore[attr-defined]
+    assert first.record.artifact_bytes == len(b"artifact:" + FP32_MODEL)
 
 
 def test_store_builds_each_precision_and_profile_separately(tmp_path: Path) -> None:
@@ -195,7 +183,7 @@ def test_store_builds_each_precision_and_profile_separately(tmp_path: Path) -> N
     assert len(backend.builds) == 6
     keys = {(r.precision, r.profile_index) for r in backend.builds}
     assert len(keys) == 6
-    assert {r.model_bytes for r in backend.builds} == {b"model:float32", b"model:float16"}
+    assert {r.model_bytes for r in backend.builds} == {FP32_MODEL, FP16_MODEL}
 
 
 def test_new_store_loads_from_disk_without_building(tmp_path: Path) -> None:
@@ -203,7 +191,7 @@ def test_new_store_loads_from_disk_without_building(tmp_path: Path) -> None:
     built = EngineStore(tmp_path).get(FakeBackend(), CASE, Precision.FP16, 0)
     backend = FakeBackend()
     loaded = EngineStore(tmp_path).get(backend, CASE, Precision.FP16, 0)
-    assert backend.builds == [] and backend.loads == [b"artifact:model:float16"]
+    assert backend.builds == [] and backend.loads == [b"artifact:" + FP16_MODEL]
     assert loaded.record.cached is True and loaded.record.build_s == 0.0
     assert loaded.record.key == built.record.key and loaded.record.artifact_path == built.record.artifact_path
     assert loaded.record.artifact_bytes == built.record.artifact_bytes
@@ -237,7 +225,7 @@ def test_artifact_alone_builds_or_finds_without_loading_and_keeps_the_builders_w
     backend = FakeBackend()
     built = EngineStore(tmp_path).artifact(backend, CASE, Precision.FP16, 0)
     assert not built.record.cached and built.record.load_s is None and backend.loads == []
-    assert built.record.warnings == ("fake warning about fp16",) and built.read() == b"artifact:model:float16"
+    assert built.record.warnings == ("fake warning about fp16",) and built.read() == b"artifact:" + FP16_MODEL
     again = EngineStore(tmp_path).artifact(backend, CASE, Precision.FP16, 0)
     assert again.record.cached and again.record.warnings == built.record.warnings
     assert len(backend.builds) == 1 and backend.loads == []
@@ -355,8 +343,8 @@ def test_incompatible_artifact_is_rebuilt_with_a_warning(tmp_path: Path) -> None
     with pytest.warns(EngineCacheWarning, match=r"^case 'identity': .*foreign version.*rebuilding"):
         built = EngineStore(tmp_path).get(backend, CASE, Precision.FP32, 0)
     assert len(backend.builds) == 1 and built.record.cached is False
-    assert backend.loads == [b"artifact:model:float32", b"new:model:float32"]
-    assert_cache_is_good(tmp_path, b"new:model:float32")
+    assert backend.loads == [b"artifact:" + FP32_MODEL, b"new:" + FP32_MODEL]
+    assert_cache_is_good(tmp_path, b"new:" + FP32_MODEL)
 
 
 def assert_cache_is_good(cache_dir: Path, artifact: bytes) -> None:

@@ -16,13 +16,18 @@ import pytest
 from cases import ALL_CASES, conv_add_relu, mnist
 from harness.case import Case, Precision, Shape, ShapePoint, TensorSpec, check_case
 from harness.compare import compare_outputs
+from harness.precision.derive import PrecisionOptions, derive
 
 REPO = Path(__file__).resolve().parents[1]
-COMPUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
 each_case = pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.name)
 each_point = pytest.mark.parametrize("point", list(ShapePoint), ids=lambda point: point.value)
-each_dtype = pytest.mark.parametrize("compute_dtype", COMPUTE_DTYPES, ids=lambda dtype: dtype.name)
+each_precision = pytest.mark.parametrize("precision", list(Precision), ids=lambda precision: precision.value)
+
+
+def derived_model(case: Case, precision: Precision) -> onnx.ModelProto:
+    """The model the harness runs at `precision`, derived from the case's float32 model."""
+    return onnx.load_from_string(derive(case, precision, PrecisionOptions()).model_bytes)
 
 
 def inputs_at(case: Case, point: ShapePoint) -> dict[str, np.ndarray]:
@@ -45,7 +50,7 @@ def output_shape(case: Case, spec: TensorSpec, input_shapes: Mapping[str, Shape]
 def fp32_session(case_name: str) -> ort.InferenceSession:
     """One session per case: building the mnist model and session is the slowest step in this file."""
     case = next(case for case in ALL_CASES if case.name == case_name)
-    model = case.onnx_model(np.dtype(np.float32)).SerializeToString()
+    model = case.onnx_model().SerializeToString()
     return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 
 
@@ -55,16 +60,16 @@ def test_declaration_is_valid(case: Case) -> None:
 
 
 @each_case
-@each_dtype
-def test_onnx_model_is_valid(case: Case, compute_dtype: np.dtype) -> None:
-    onnx.checker.check_model(case.onnx_model(compute_dtype), full_check=True)
+@each_precision
+def test_derived_model_is_valid(case: Case, precision: Precision) -> None:
+    onnx.checker.check_model(derived_model(case, precision), full_check=True)
 
 
 @each_case
-@each_dtype
-def test_onnx_io_matches_the_tensor_specs(case: Case, compute_dtype: np.dtype) -> None:
-    """I/O stays float32 (int64 for labels) at every compute dtype, with the case's dim names."""
-    graph = case.onnx_model(compute_dtype).graph
+@each_precision
+def test_onnx_io_matches_the_tensor_specs(case: Case, precision: Precision) -> None:
+    """I/O stays float32 (int64 for labels) at every precision, with the case's dim names."""
+    graph = derived_model(case, precision).graph
     for values, specs in ((graph.input, case.inputs), (graph.output, case.outputs)):
         declared = [
             (
@@ -78,10 +83,11 @@ def test_onnx_io_matches_the_tensor_specs(case: Case, compute_dtype: np.dtype) -
 
 
 @each_case
-@each_dtype
-def test_onnx_model_is_deterministic(case: Case, compute_dtype: np.dtype) -> None:
-    """Engine caches key on the model bytes, so the same call must serialize identically."""
-    assert case.onnx_model(compute_dtype).SerializeToString() == case.onnx_model(compute_dtype).SerializeToString()
+@each_precision
+def test_derived_model_is_deterministic(case: Case, precision: Precision) -> None:
+    """Engine caches key on the model bytes, so the same derivation must serialize identically."""
+    options = PrecisionOptions()
+    assert derive(case, precision, options).model_bytes == derive(case, precision, options).model_bytes
 
 
 @each_case

@@ -197,7 +197,7 @@ def test_a_profile_the_builder_refuses_fails_the_build_with_its_log(
 
 
 def test_a_strongly_typed_network_with_mismatched_types_is_refused(library: ModuleType) -> None:
-    def mismatched(network: object, trt: ModuleType, compute_dtype: np.dtype) -> None:
+    def mismatched(network: object, trt: ModuleType, precision: object) -> None:
         x = network.add_input("x", trt.DataType.FLOAT, (-1, -1, -1))  # type: ignore[attr-defined]
         half = network.add_constant((1, 1, 1), trt.Weights(np.ones((1, 1, 1), np.float16))).get_output(0)  # type: ignore[attr-defined]
         total = network.add_elementwise(x, half, trt.ElementWiseOperation.SUM).get_output(0)  # type: ignore[attr-defined]
@@ -209,7 +209,7 @@ def test_a_strongly_typed_network_with_mismatched_types_is_refused(library: Modu
 
 
 def test_a_name_the_library_lacks_fails_that_case_naming_the_name_and_library(library: ModuleType) -> None:
-    def uses_a_missing_name(network: object, trt: ModuleType, compute_dtype: np.dtype) -> None:
+    def uses_a_missing_name(network: object, trt: ModuleType, precision: object) -> None:
         trt.BuilderFlag.NO_SUCH_FLAG  # noqa: B018 - the access is the point
 
     case = dataclasses.replace(identity.CASE, name="missing-name", define_network=uses_a_missing_name)
@@ -223,8 +223,8 @@ def test_a_name_the_library_lacks_fails_that_case_naming_the_name_and_library(li
 
 
 def test_a_bug_of_the_case_itself_is_not_blamed_on_the_library_and_names_the_line(library: ModuleType) -> None:
-    def numpy_typo(network: object, trt: ModuleType, compute_dtype: np.dtype) -> None:
-        np.dtype(compute_dtype).no_such_attribute  # noqa: B018 - the case's own bug, not TensorRT's
+    def numpy_typo(network: object, trt: ModuleType, precision: object) -> None:
+        np.dtype(np.float32).no_such_attribute  # noqa: B018 - the case's own bug, not TensorRT's
 
     case = dataclasses.replace(identity.CASE, name="typo", define_network=numpy_typo)
     with pytest.raises(BuildError) as raised:

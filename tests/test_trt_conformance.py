@@ -393,7 +393,7 @@ def test_case_network_uses_only_names_the_version_has(case: Case, version: str) 
 # --- the checker itself, on small sources --------------------------------------------------------------
 
 NETWORK = """
-def define_network(network, trt, compute_dtype):
+def define_network(network, trt, precision):
     x = network.add_input("x", trt.DataType.FLOAT, (-1, 3))
     layer = network.add_identity(x)
     {line}

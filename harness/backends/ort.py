@@ -40,6 +40,10 @@ class OnnxRuntimeEngine:
         results = self.session.run(self._output_names, dict(inputs))
         return dict(zip(self._output_names, results))
 
+    def layer_precisions(self) -> None:
+        """ONNX Runtime has no layer report: the proof reads the ONNX model it was given (harness/precision/proof.py)."""
+        return None
+
     def close(self) -> None:
         self._session = None  # the session's memory and thread pool go with the last reference
 
@@ -89,6 +93,10 @@ class OnnxRuntimeBackend:
     def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
         if precision is Precision.TF32:
             return "tf32 is a TensorRT builder mode for tensor cores; ONNX Runtime's CPU provider has no such mode"
+        if precision is Precision.BF16:
+            # onnxruntime 1.32: "NOT_IMPLEMENTED : Could not find an implementation for Conv(22)"; building the
+            # point anyway would either fail or, where a kernel exists, upcast silently: neither is bf16.
+            return "ONNX Runtime's CPU provider has no bfloat16 kernels for Conv, Gemm or MatMul"
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:

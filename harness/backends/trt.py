@@ -40,6 +40,7 @@ from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision, raising_line
 from harness.errors import BuildError, HarnessError, ShapeOutsideProfileError
 from harness.measure import Timer
+from harness.precision.network import NetworkPrecision
 
 
 class _Log:
@@ -344,6 +345,17 @@ class TensorRTBackend:
             return "the case has no network-definition function (Case.define_network)"
         if self.options.weak_typing and precision is Precision.FP16 and not hasattr(trt.BuilderFlag, "FP16"):
             return f"weak typing needs BuilderFlag.FP16, which {self._label()} does not have"
+        if self.options.weak_typing and precision in (Precision.BF16, Precision.INT8):
+            return (
+                f"{precision.value} is built from a strongly typed network (casts, Q/DQ); weak typing has no such path"
+            )
+        if precision is Precision.BF16 and not hasattr(trt.DataType, "BF16"):
+            return f"{self._label()} has no bfloat16 (DataType.BF16)"
+        if self.workflow == "network-api" and precision is Precision.INT8:
+            return (
+                "int8 comes from the ONNX Q/DQ model the harness quantizes; the network-definition workflow "
+                "has no add_quantize/add_dequantize path yet (use the onnx-parser backend)"
+            )
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
@@ -368,7 +380,7 @@ class TensorRTBackend:
         logger = _Log(trt)
         builder = trt.Builder(logger.sink)
         network = builder.create_network(self._network_flags())
-        self._populate(network, request, logger)
+        weights_owner = self._populate(network, request, logger)
         config = builder.create_builder_config()
         self._set_precision(config, request.precision)
         self._add_profile(builder, config, request)
@@ -382,6 +394,7 @@ class TensorRTBackend:
             )
         if timing_cache is not None:
             _save_timing_cache(timing_cache, bytes(config.get_timing_cache().serialize()))
+        del weights_owner  # only now: TensorRT read the network's weights until the plan was built
         return Artifact(bytes(plan), logger.warnings())
 
     def load(self, artifact: bytes, request: BuildRequest) -> TensorRTEngine:
@@ -411,16 +424,21 @@ class TensorRTBackend:
             return 0
         return 1 << int(self.trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
-    def _populate(self, network: Any, request: BuildRequest, logger: _Log) -> None:
+    def _populate(self, network: Any, request: BuildRequest, logger: _Log) -> object:
+        """Fill the network. Returned: what owns the network's weights, which TensorRT reads by reference until
+        the build ends, so the caller keeps it alive until then: the ONNX parser ("the parser owns the memory
+        occupied by the weights, and so the parser object should not be deleted until after the builder has
+        run", TensorRT developer guide, "Importing a Model Using the ONNX Parser"), or the NetworkPrecision."""
         trt = self.trt
         if self.workflow == "network-api":
             define_network = request.case.define_network
             assert define_network is not None  # unsupported_reason skipped it otherwise
+            precision = NetworkPrecision(trt, network, request.precision)
             try:
-                define_network(network, trt, request.precision.compute_dtype)
+                define_network(network, trt, precision)
             except Exception as error:
                 raise BuildError(request.case.name, self._network_failure(error, define_network, logger)) from error
-            return
+            return precision
         parser = trt.OnnxParser(network, logger.sink)
         if not parser.parse(request.model_bytes):
             errors = [parser.get_error(i) for i in range(parser.num_errors)]
@@ -432,6 +450,7 @@ class TensorRTBackend:
                 f"{self._label()}'s ONNX parser rejected the {request.precision.value} model: "
                 f"{details or logger.text()}; fix the case's ONNX model or the op the parser does not support",
             )
+        return parser
 
     def _network_failure(self, error: Exception, define_network: Callable[..., None], logger: _Log) -> str:
         where = raising_line(error, define_network) or "define_network"

@@ -193,6 +193,13 @@ class Builder(StrictObject):
             message, api.faults.build_error = api.faults.build_error, None
             api.log(self._logger, "ERROR", f"{_BUILD}: {message}")
             return None
+        if any(parser() is None for parser in network.__dict__.get("_parsers", ())):
+            api.log(
+                self._logger,
+                "ERROR",
+                f"{_BUILD}: the OnnxParser that filled this network was destroyed: its weights are freed",
+            )
+            return None
         try:
             program = _compile(api, network, config)
         except GraphError as error:

@@ -6,6 +6,8 @@ The public objects are views of a graph.Graph: a tensor is (network, tensor inde
 
 from __future__ import annotations
 
+import ctypes
+
 import operator
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,10 @@ def as_weights(value: object) -> np.ndarray:
     if isinstance(value, Weights):
         return value._array
     if isinstance(value, np.ndarray):
+        if value.dtype == STORAGE_TYPES["BF16"]:
+            # TensorRT for RTX 1.7, measured: its numpy bridge knows no ml_dtypes bfloat16, so such an array is
+            # an incompatible argument; bfloat16 weights go in as Weights(DataType.BF16, ptr, count).
+            raise TypeError("incompatible function arguments: a numpy bfloat16 array is not tensorrt.Weights")
         type_of_array(value)  # TypeError for a type TensorRT has no weights of (float64, ...)
         if not value.flags.c_contiguous:
             raise ValueError("weights must be C-contiguous: TensorRT reads them through a pointer")
@@ -62,11 +68,20 @@ class Permutation(StrictObject, tuple):  # type: ignore[type-arg]
 
 
 class Weights(StrictObject):
-    """trt.Weights(numpy_array) or empty trt.Weights(type); the (type, ptr, count) form is not implemented."""
+    """trt.Weights(numpy_array), empty trt.Weights(type), or trt.Weights(type, ptr, count): `count` elements of
+    `type` read at address `ptr`, by reference, as TensorRT reads them (the caller keeps the memory alive)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) == 3 and not kwargs:
+            type_name = self._api.name_of("DataType", args[0])
+            dtype, count = np.dtype(STORAGE_TYPES[type_name]), int(args[2])
+            buffer = (ctypes.c_char * (count * dtype.itemsize)).from_address(int(args[1]))
+            self._array = np.frombuffer(buffer, dtype=dtype, count=count)
+            return
         if len(args) + len(kwargs) > 1 or not set(kwargs) <= {"a", "type"}:
-            raise NotImplementedError("double does not implement Weights(type, ptr, count)")
+            raise TypeError(
+                "incompatible constructor arguments: Weights(a), Weights(type) or Weights(type, ptr, count)"
+            )
         value = args[0] if args else next(iter(kwargs.values()), None)
         if isinstance(value, np.ndarray):
             self._array = as_weights(value)

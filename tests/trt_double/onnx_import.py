@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import weakref
+
 import numpy as np
 
 from .layers import type_of_array
@@ -69,6 +71,11 @@ class OnnxParser(StrictObject):
         self._network = network
         self._logger = self._api.require_logger(logger)
         self._errors: list[Any] = []
+        # The parser owns the weights it hands the network (TensorRT: keep the parser alive until the engine is
+        # built); the network remembers its parsers, so that a build after one was destroyed fails, as freed
+        # weights would in TensorRT, instead of reading freed memory.
+        self._weights_memory: list[np.ndarray] = []
+        network.__dict__.setdefault("_parsers", []).append(weakref.ref(self))
 
     def parse(self, model: Any, path: str | None = None) -> bool:
         from google.protobuf.message import DecodeError
@@ -80,7 +87,7 @@ class OnnxParser(StrictObject):
             return self._fail(
                 _NodeError("MODEL_DESERIALIZE_FAILED", f"Failed to parse the ONNX model: {error}"), -1, "", ""
             )
-        importer = _Importer(self._api, self._network, _opset(proto))
+        importer = _Importer(self._api, self._network, _opset(proto), self._weights_memory)
         try:
             importer.run(proto.graph)
         except _NodeError as error:
@@ -127,12 +134,13 @@ def _attributes(node: Any) -> dict[str, Any]:
 class _Importer:
     """One parse: ONNX names to tensors (ITensor) or constants (numpy arrays), node after node."""
 
-    def __init__(self, api: Api, network: Any, opset: int) -> None:
+    def __init__(self, api: Api, network: Any, opset: int, weights_memory: list[np.ndarray]) -> None:
         self.api = api
         self.network = network
         self.opset = opset
         self.values: dict[str, Any] = {}
         self.constants: dict[tuple[str, int], Any] = {}  # one constant layer per initializer and rank
+        self.arrays = weights_memory  # the weights' memory, read by reference, owned by the parser
         self.index, self.node_name, self.op_type = -1, "", ""
 
     def run(self, graph: Any) -> None:
@@ -206,10 +214,18 @@ class _Importer:
                 type_of_array(array)
             except TypeError as error:
                 raise _NodeError("UNSUPPORTED_NODE_DATATYPE", f"initializer '{name}': {error}") from None
-            constant = self.network.add_constant(array.shape, array)
+            constant = self.network.add_constant(array.shape, self.trt_weights(array))
             constant.get_output(0).name = name
             self.constants[name, array.ndim] = constant.get_output(0)
         return self.constants[name, array.ndim]
+
+    def trt_weights(self, array: np.ndarray) -> Any:
+        """Weights(type, ptr, count): the one form that carries every type, bfloat16 included (the real parser
+        is C++ and never meets the numpy bridge); self.arrays keeps the memory alive, as TensorRT requires."""
+        array = np.ascontiguousarray(array)
+        self.arrays.append(array)
+        data_type = self.api.member("DataType", type_of_array(array))
+        return self.api.classes["Weights"](data_type, array.ctypes.data, array.size)
 
     def _unsqueeze(self, tensor: Any, rank: int) -> Any:
         """Leading 1s up to `rank` through a shuffle (TensorRT broadcasts only between equal ranks)."""
@@ -273,9 +289,13 @@ def _conv(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
     _require(attributes.get("group", 1) == 1, "UNSUPPORTED_NODE_ATTR", "grouped convolution")
     _require(all(d == 1 for d in attributes.get("dilations", (1, 1))), "UNSUPPORTED_NODE_ATTR", "dilated convolution")
     none = np.zeros(0, dtype=np.float32)  # an empty kernel or bias: given as a tensor input below
-    kernel = weight if isinstance(weight, np.ndarray) else none
+    kernel = im.trt_weights(weight if isinstance(weight, np.ndarray) else none)
     layer = im.network.add_convolution_nd(
-        im.tensor(node.input[0]), shape[0], shape[2:], kernel, bias if isinstance(bias, np.ndarray) else none
+        im.tensor(node.input[0]),
+        shape[0],
+        shape[2:],
+        kernel,
+        im.trt_weights(bias if isinstance(bias, np.ndarray) else none),
     )
     if not isinstance(weight, np.ndarray):
         layer.set_input(1, weight)

@@ -1,0 +1,106 @@
+"""The precision transform of the ONNX workflow: a case's float32 model in, the model of a precision out.
+
+fp32 and tf32 run the float32 model itself (tf32 is a builder mode, not a model). fp16 and bf16 keep
+float32 I/O: onnxconverter-common's float16 converter (`keep_io_types`) casts at the boundary and converts
+every float initializer, Constant and activation in between; nodes named in `keep_fp32` stay float32 with
+casts around them (the converter's node block list: the TensorRT 11 way to keep a layer in float32, where
+TensorRT 10 had OBEY_PRECISION_CONSTRAINTS and layer.precision). bf16 is the fp16 conversion retyped: every
+float16 type becomes bfloat16 and every converted initializer is rounded afresh from its float32 original
+(never via float16, whose range would clip it), at an opset of at least 22, the first whose Conv, Gemm and
+MatMul accept bfloat16. int8 is harness/precision/quantize.py (it needs calibration data).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from harness.case import Precision
+
+if TYPE_CHECKING:
+    import onnx
+
+BF16_MIN_OPSET = 22  # Conv, Gemm, MatMul, Relu ... list tensor(bfloat16) from opset 22 on
+
+
+def named_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose unnamed nodes are named after their first output, so that every layer can be named in
+    --keep-fp32, in the localization and in the per-layer precision summary ("conv1 Half")."""
+    import onnx
+
+    named = onnx.ModelProto()
+    named.CopyFrom(model)
+    taken = {node.name for node in named.graph.node if node.name}
+    for node in named.graph.node:
+        if not node.name and node.output and node.output[0] not in taken:
+            node.name = node.output[0]
+            taken.add(node.name)
+    return named
+
+
+def derived_model(model: onnx.ModelProto, precision: Precision, keep_fp32: Collection[str] = ()) -> onnx.ModelProto:
+    """The model `precision` runs, from the case's float32 model (named by named_nodes)."""
+    if precision in (Precision.FP32, Precision.TF32):
+        return model
+    if precision is Precision.FP16:
+        return _float16(model, keep_fp32)
+    if precision is Precision.BF16:
+        return _bfloat16(model, keep_fp32)
+    raise ValueError(f"{precision.value} needs calibration data: use harness.precision.quantize")
+
+
+def _float16(model: onnx.ModelProto, keep_fp32: Collection[str]) -> onnx.ModelProto:
+    from onnxconverter_common import float16
+
+    with warnings.catch_warnings():
+        # It warns once per float32 weight below float16's smallest subnormal that it rounds to ±1e-7
+        # (min_positive_val) instead of flushing it to zero: expected, and no action for the user.
+        warnings.filterwarnings("ignore", message=r".*will be truncated to", category=UserWarning)
+        converted: onnx.ModelProto = float16.convert_float_to_float16(
+            model, keep_io_types=True, node_block_list=sorted(keep_fp32), disable_shape_infer=False
+        )
+    return converted
+
+
+def _bfloat16(model: onnx.ModelProto, keep_fp32: Collection[str]) -> onnx.ModelProto:
+    import ml_dtypes
+    import onnx
+    from onnx import TensorProto, numpy_helper, version_converter
+
+    if _opset(model) < BF16_MIN_OPSET:
+        model = version_converter.convert_version(model, BF16_MIN_OPSET)
+    originals = {tensor.name: tensor for tensor in model.graph.initializer}
+    converted = _float16(model, keep_fp32)
+    for value in (*converted.graph.value_info, *converted.graph.input, *converted.graph.output):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            value.type.tensor_type.elem_type = TensorProto.BFLOAT16
+    for node in converted.graph.node:
+        for attribute in node.attribute:
+            if attribute.name == "to" and attribute.i == TensorProto.FLOAT16:
+                attribute.i = TensorProto.BFLOAT16
+            if attribute.name == "value" and attribute.t.data_type == TensorProto.FLOAT16:
+                attribute.t.CopyFrom(_rounded_to_bfloat16(attribute.t, attribute.t.name))
+    for index, tensor in enumerate(converted.graph.initializer):
+        if tensor.data_type == TensorProto.FLOAT16:
+            source = originals.get(tensor.name, tensor)
+            rounded = numpy_helper.from_array(
+                numpy_helper.to_array(source).astype("float32").astype(ml_dtypes.bfloat16), tensor.name
+            )
+            converted.graph.initializer[index].CopyFrom(rounded)
+    onnx.checker.check_model(converted)
+    return converted
+
+
+def _rounded_to_bfloat16(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:
+    import ml_dtypes
+    from onnx import numpy_helper
+
+    rounded: onnx.TensorProto = numpy_helper.from_array(
+        numpy_helper.to_array(tensor).astype("float32").astype(ml_dtypes.bfloat16), name
+    )
+    return rounded
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 1)

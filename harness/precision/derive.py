@@ -1,0 +1,85 @@
+"""Every precision's model from a case's one float32 model: the precision transform as one step.
+
+fp32/tf32: the float32 model; fp16/bf16: harness/precision/convert.py; int8: ONNX Runtime's static
+quantization (harness/precision/quantize.py) calibrated on the case's own seeded input generator.
+Node names are made explicit first (convert.named_nodes), so --keep-fp32, the localization and the
+per-layer precision summary all speak of the same layers.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.case import Case, Precision
+from harness.precision.convert import derived_model, named_nodes
+from harness.precision.names import check_node_names
+
+if TYPE_CHECKING:
+    import onnx
+
+CALIBRATORS = ("max", "percentile")  # ONNX Runtime's MinMax and Percentile calibration methods
+CALIBRATION_BATCHES = 8  # batches at the first profile's opt shapes: 32 images for mnist
+
+
+@dataclass(frozen=True)
+class PrecisionOptions:
+    """How the harness derives models: what stays float32, and how int8 is calibrated."""
+
+    keep_fp32: tuple[str, ...] = ()  # node names kept float32 in fp16/bf16 models, where a case has them
+    calibrator: str = "max"  # "max" or "percentile" (harness/precision/quantize.py)
+    cache_dir: Path | None = None  # calibration results are cached here (0 s warm)
+
+
+@dataclass(frozen=True)
+class DerivedModel:
+    precision: Precision
+    model_bytes: bytes
+    kept_fp32: tuple[str, ...]  # the nodes this model keeps in float32
+    calibrator: str | None  # int8 only
+    scales: Mapping[str, object] | None  # int8 only: tensor name -> scale(s), as recorded in the results
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "precision": self.precision.value,
+            "kept_fp32": list(self.kept_fp32),
+            "calibrator": self.calibrator,
+            "scales": dict(self.scales) if self.scales is not None else None,
+        }
+
+
+def node_names(model: onnx.ModelProto) -> list[str]:
+    return [node.name for node in named_nodes(model).graph.node]
+
+
+def derive(case: Case, precision: Precision, options: PrecisionOptions) -> DerivedModel:
+    """The model `precision` runs for `case`; CaseDefinitionError (naming the case) on bad calibration data."""
+    model = named_nodes(case.model())
+    check_node_names(model, case.keep_fp32, case_name=case.name)  # the case's own list: every name must be there
+    # --keep-fp32 names apply to the cases that have them (the plugin reports a name that no selected case has).
+    kept = tuple(dict.fromkeys((*case.keep_fp32, *(n for n in options.keep_fp32 if n in node_names(model)))))
+    if precision is Precision.INT8:
+        from harness.precision.quantize import quantize_int8
+
+        quantized = quantize_int8(
+            model, calibration_inputs(case), options.calibrator, case_name=case.name, cache_dir=options.cache_dir
+        )
+        return DerivedModel(precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales)
+    if precision not in (Precision.FP16, Precision.BF16):
+        kept = ()
+    return DerivedModel(precision, derived_model(model, precision, kept).SerializeToString(), kept, None, None)
+
+
+def calibration_inputs(case: Case) -> list[dict[str, np.ndarray]]:
+    """CALIBRATION_BATCHES batches from the case's own generator at its first profile's opt shapes, with
+    seeds of their own (never the seeds of the tests' inputs: calibrating on the test data would flatter int8)."""
+    shapes = case.profiles[0].opt
+    return [
+        case.make_inputs(shapes, np.random.default_rng(zlib.crc32(f"{case.name}/calibration/{batch}".encode())))
+        for batch in range(CALIBRATION_BATCHES)
+    ]
