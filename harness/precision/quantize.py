@@ -197,6 +197,9 @@ def _quantize(
                 calibrate_method=method,
                 extra_options={
                     # TensorRT takes int8 Q/DQ with zero point 0 only (tests/conformance_corpus.py, "qdq-*").
+                    # A tensor that is 0 on every sample calibrates to the range [0, 0]: ONNX Runtime's
+                    # compute_scale_zp replaces a scale below float32's smallest normal by 1.0 (zero point 0),
+                    # so no zero scale reaches the model and nothing divides by 0; a test holds it to that.
                     "ActivationSymmetric": True,
                     "WeightSymmetric": True,
                     # Calibrate |x| (a range centred on 0): the symmetric scale then uses the whole range.
@@ -204,7 +207,7 @@ def _quantize(
                     "CalibPercentile": PERCENTILE,
                     # ONNX Runtime would store the bias as int32 behind a DequantizeLinear, which TensorRT's
                     # parser refuses ("input has type Int32 but must have type FP8, FP4, Int4, Int8, or
-                    # UInt8", TensorRT for RTX 1.7); TensorRT fuses a float32 bias into the int8 kernel itself.
+                    # UInt8", TensorRT for RTX 1.7), while it builds the float32 bias (tests/test_quantize.py).
                     "QuantizeBias": False,
                 },
             )
