@@ -54,7 +54,7 @@ def test_every_wrong_name_is_reported_at_once() -> None:
     with pytest.raises(CaseDefinitionError) as raised:
         check_node_names(named_model(*LAYERS), ["fc_1", "conv2", "pool"], case_name="small")
     message = str(raised.value)
-    assert "'fc_1' is not a node name (close: 'fc1'" in message
+    assert "'fc_1' is not a node name (close: 'fc1'); " in message
     assert "'pool' is not a node name;" in message
     assert "'conv2' is" not in message
 

@@ -39,7 +39,7 @@ def check_node_names(model: onnx.ModelProto, names: Sequence[str], *, case_name:
             f"{len(model.graph.node)} nodes has a name: name them in the case's onnx_model "
             "(onnx.helper.make_node(..., name=...))"
         )
-    raise CaseDefinitionError(case_name, f"--keep-fp32: {', '.join(problems)}; {fix}")
+    raise CaseDefinitionError(case_name, f"--keep-fp32: {'; '.join(problems)}; {fix}")
 
 
 def _problem(name: str, producer: onnx.NodeProto | None, known: list[str]) -> str:
