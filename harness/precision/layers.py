@@ -163,6 +163,6 @@ def summary(layers: Iterable[LayerPrecision], kept: Collection[str] = ()) -> str
     """One line for a report: "conv1 Half, pool1 Half, fc1 Float (kept), y Float (cast)"."""
     parts = []
     for layer in layers:
-        note = " (kept)" if _is_kept(layer, kept) else f" ({layer.layer_type.lower()})" if layer.converts else ""
+        note = f" ({layer.layer_type.lower()})" if layer.converts else " (kept)" if _is_kept(layer, kept) else ""
         parts.append(f"{layer.name} {layer.precision}{note}")
     return ", ".join(parts)

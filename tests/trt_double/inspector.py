@@ -8,8 +8,8 @@ NVIDIA/TensorRT, and its example graphs such as examples/pytorch/resnet/A100/fp1
 
 How much a layer entry says follows the build's ProfilingVerbosity, as TensorRT documents for
 IEngineInspector: DETAILED gives the objects above, LAYER_NAMES_ONLY (the default) only the layer
-names (trex refuses such a file: "Make sure to enable detailed ProfilingVerbosity"), NONE no layer
-information. Without an execution context whose input shapes are all set, dimensions that depend on
+names (trex refuses such a file: "Make sure to enable detailed ProfilingVerbosity"; the developer
+guide's getLayerInformation example prints the bare name), NONE no layer information. Without an execution context whose input shapes are all set, dimensions that depend on
 input shapes are -1 and their format is not known ("N/A due to dynamic shapes", as TensorRT prints).
 
 The double does not fuse or reformat: every network layer is one engine layer, and a tensor's
@@ -99,7 +99,8 @@ class EngineInspector(StrictObject):
             )
             return ""
         layer = self._layer(index)
-        return "" if layer is None else json.dumps(layer)
+        # A bare name at LAYER_NAMES_ONLY, as the developer guide's getLayerInformation example prints it.
+        return "" if layer is None else layer if isinstance(layer, str) else json.dumps(layer)
 
     def _require_json(self, format: Any) -> None:
         if self._api.name_of("LayerInformationFormat", format) != "JSON":
