@@ -372,7 +372,7 @@ class TensorRTBackend:
             "compute_capability": str(facts["compute_capability"]) if facts else "ahead-of-time",
             "workflow": self.workflow,
             "typing": "weak" if self.options.weak_typing else "strong",
-            "profiling_verbosity": "detailed",  # plans built before the inspector was read show only names
+            "profiling_verbosity": "detailed",  # a plan cached before builds set DETAILED shows only names: rebuild it
         }
         if self.workflow == "network-api" and request.case.define_network is not None:
             # The network is code: the source of its whole module (helpers, constants, weights()) is
