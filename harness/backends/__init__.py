@@ -21,6 +21,7 @@ from harness.errors import HarnessError, SelectionError
 if TYPE_CHECKING:
     from harness.case import Case, Precision
     from harness.measure import Timer
+    from harness.precision.layers import LayerPrecision
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class Engine(Protocol):
 
     def facts(self) -> Mapping[str, object]:
         """What the results should record about this engine (memory, timing mode, GPU clocks...)."""
+        ...
+
+    def layer_precisions(self) -> tuple[LayerPrecision, ...] | None:
+        """The precision each engine layer computes in, from the backend's own layer report (TensorRT's
+        engine inspector), or None where the backend has none: the proof behind a precision label."""
         ...
 
     def close(self) -> None:

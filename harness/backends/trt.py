@@ -15,6 +15,8 @@ asks the module what it has (hasattr, a deprecation it announces), never its ver
   non-blocking stream, gated so that host enqueue time cannot leak into the interval.
 - TensorRT for RTX builds ahead of time without a GPU; its runtime runs only on some compute
   capabilities, which `runtime_problem` finds out once per session by loading a one-layer probe.
+- Plans are built with ProfilingVerbosity.DETAILED, so that the engine inspector reports the type
+  every layer computes in: the proof that an fp16 engine runs in fp16 (harness.precision.layers).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision, raising_line
 from harness.errors import BuildError, HarnessError, ShapeOutsideProfileError
 from harness.measure import Timer
+from harness.precision.layers import LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
 
 
@@ -216,6 +219,21 @@ class TensorRTEngine:
             "gpu_telemetry": gpu_telemetry(),  # clocks and temperature after the measurement, if NVML is there
         }
 
+    def layer_precisions(self) -> tuple[LayerPrecision, ...] | None:
+        """Each engine layer's compute precision from TensorRT's engine inspector, at the profile's opt
+        shapes: without input shapes it shows no format for dynamic dimensions. None once closed or
+        where the library gives no inspector."""
+        if self.engine is None or self.context is None:
+            return None
+        inspector = self.engine.create_engine_inspector()
+        if inspector is None:
+            return None
+        opt = self.case.profiles[self.profile_index].opt
+        for spec in self.case.inputs:
+            self.context.set_input_shape(spec.name, opt[spec.name])  # _bind sets each run's own shapes again
+        inspector.execution_context = self.context
+        return layer_precisions(inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
+
     def _event_timer(self) -> Any:
         if self._timer is None:
             self._timer = self.cuda.EventTimer(self.stream, blocking_sync=self.options.blocking_sync)
@@ -366,6 +384,7 @@ class TensorRTBackend:
             "compute_capability": str(facts["compute_capability"]) if facts else "ahead-of-time",
             "workflow": self.workflow,
             "typing": "weak" if self.options.weak_typing else "strong",
+            "profiling_verbosity": "detailed",  # a plan cached before builds set DETAILED shows only names: rebuild it
         }
         if self.workflow == "network-api" and request.case.define_network is not None:
             # The network is code: the source of its whole module (helpers, constants, weights()) is
@@ -382,6 +401,7 @@ class TensorRTBackend:
         network = builder.create_network(self._network_flags())
         weights_owner = self._populate(network, request, logger)
         config = builder.create_builder_config()
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # per-layer types for layer_precisions
         self._set_precision(config, request.precision)
         self._add_profile(builder, config, request)
         timing_cache = self._attach_timing_cache(config)

@@ -10,7 +10,8 @@ TensorRT's. Engines run on the host in numpy (layers.py has the numerics) and mo
 Layout: strict.py (snapshots, strictness, access records), layers.py (per-layer shapes, types,
 values), graph.py (the network as data, the executor), network.py (network-definition API),
 onnx_import.py (OnnxParser), builder.py (Builder, config, profiles, timing cache), plan.py (plan and
-timing-cache formats), runtime.py (Runtime, engine, execution context), log.py (ILogger, Logger).
+timing-cache formats), runtime.py (Runtime, engine, execution context), inspector.py (EngineInspector:
+per-layer JSON at the build's ProfilingVerbosity), log.py (ILogger, Logger).
 
 Private module attributes for tests: `_accessed`, the set of public (class or enum, member) names that
 code outside this package touched, and `_faults` (strict.Faults).
@@ -24,7 +25,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from . import builder, log, network, onnx_import, runtime, strict
+from . import builder, inspector, log, network, onnx_import, runtime, strict
 from .layers import NUMPY_TYPES
 
 # Implemented classes, parents before children (a specialized class derives from its parents').
@@ -61,6 +62,7 @@ IMPLEMENTED: tuple[type, ...] = (
     runtime.Runtime,
     runtime.ICudaEngine,
     runtime.IExecutionContext,
+    inspector.EngineInspector,
 )
 
 

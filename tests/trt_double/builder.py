@@ -75,7 +75,8 @@ def _profile_problem(shapes: dict[str, tuple[Shape, Shape, Shape]]) -> str | Non
 
 
 class IBuilderConfig(StrictObject):
-    """Flags (TF32 on by default, as on Ampere and later), pools, profiles, timing cache."""
+    """Flags (TF32 on by default, as on Ampere and later), pools, profiles, timing cache, and the
+    profiling verbosity (LAYER_NAMES_ONLY by default, as TensorRT documents)."""
 
     _logger: Any
     _flags: set[str]
@@ -83,6 +84,7 @@ class IBuilderConfig(StrictObject):
     _pools: dict[str, int]
     _timing_cache: Any
     _optimization_level: int
+    _profiling_verbosity: str
 
     def set_flag(self, flag: Any) -> None:
         self._flags.add(self._api.name_of("BuilderFlag", flag))
@@ -115,6 +117,14 @@ class IBuilderConfig(StrictObject):
     @builder_optimization_level.setter
     def builder_optimization_level(self, value: int) -> None:
         self._optimization_level = operator.index(value)
+
+    @property
+    def profiling_verbosity(self) -> Any:
+        return self._api.member("ProfilingVerbosity", self._profiling_verbosity)
+
+    @profiling_verbosity.setter
+    def profiling_verbosity(self, value: Any) -> None:
+        self._profiling_verbosity = self._api.name_of("ProfilingVerbosity", value)
 
     def add_optimization_profile(self, profile: Any) -> int:
         if not isinstance(profile, self._api.classes["IOptimizationProfile"]):
@@ -182,6 +192,7 @@ class Builder(StrictObject):
             _pools={},
             _timing_cache=None,
             _optimization_level=3,
+            _profiling_verbosity="LAYER_NAMES_ONLY",
         )
 
     def create_optimization_profile(self) -> Any:
@@ -236,7 +247,13 @@ def _compile(api: Api, network: Any, config: Any) -> Program:
             except GraphError as error:
                 raise GraphError(f"{error} at the {label} shapes of optimization profile {index}") from None
     weak_fp16 = not graph.strongly_typed and "FP16" in config._flags
-    return Program(_snapshot(graph), profiles, tf32="TF32" in config._flags, weak_fp16=weak_fp16)
+    return Program(
+        _snapshot(graph),
+        profiles,
+        tf32="TF32" in config._flags,
+        weak_fp16=weak_fp16,
+        profiling_verbosity=config._profiling_verbosity,
+    )
 
 
 def _check_zero_points(graph: Graph) -> None:

@@ -40,6 +40,7 @@ class Program:
     profiles: Profiles
     tf32: bool  # BuilderFlag.TF32 at build: conv / matmul operands of float32 layers rounded to TF32
     weak_fp16: bool  # weakly typed network built with BuilderFlag.FP16: float layers computed in fp16
+    profiling_verbosity: str  # ProfilingVerbosity member name at build: what the engine inspector may show
 
     def to_plain(self) -> dict[str, Any]:
         return {
@@ -47,11 +48,18 @@ class Program:
             "profiles": self.profiles,
             "tf32": self.tf32,
             "weak_fp16": self.weak_fp16,
+            "profiling_verbosity": self.profiling_verbosity,
         }
 
     @classmethod
     def from_plain(cls, plain: dict[str, Any]) -> Program:
-        return cls(Graph.from_plain(plain["graph"]), plain["profiles"], plain["tf32"], plain["weak_fp16"])
+        return cls(
+            Graph.from_plain(plain["graph"]),
+            plain["profiles"],
+            plain["tf32"],
+            plain["weak_fp16"],
+            plain["profiling_verbosity"],
+        )
 
 
 def _frame(magic: bytes, version: str, body: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Running: Runtime, ICudaEngine, IExecutionContext.
+"""Running: Runtime, ICudaEngine, IExecutionContext (the engine inspector is inspector.py).
 
 execute_async_v3 enforces TensorRT's protocol (every input shape set, every I/O address set, no
 stream capture) and then, on the host: synchronizes the stream, reads each input from its device
@@ -142,6 +142,13 @@ class ICudaEngine(StrictObject):
 
     def serialize(self) -> Any:
         return host_memory(self._api, self._plan)
+
+    @property
+    def profiling_verbosity(self) -> Any:
+        return self._api.member("ProfilingVerbosity", self._program.profiling_verbosity)
+
+    def create_engine_inspector(self) -> Any:
+        return self._api.new("EngineInspector", _engine=self, _context=None)
 
     def create_execution_context(self, strategy: Any = None) -> Any:
         if strategy is not None:
