@@ -40,7 +40,7 @@ def identity_examples_per_second() -> float:
     from harness.run import run_engine
 
     backend = OnnxRuntimeBackend(BackendOptions())
-    request = BuildRequest(CASE, Precision.FP32, 0, CASE.onnx_model(np.dtype(np.float32)).SerializeToString())
+    request = BuildRequest(CASE, Precision.FP32, 0, CASE.onnx_model().SerializeToString())
     engine = backend.load(backend.build(request).data, request)
     calls = 0
 

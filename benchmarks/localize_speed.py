@@ -59,7 +59,7 @@ def localize_once() -> Run:
     from harness.precision.localize import localize
 
     start = time.perf_counter()
-    reference = CASE.model(np.dtype("float32"))
+    reference = CASE.model()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "the float32 number ... will be truncated": tiny biases
         candidate = convert_float_to_float16(reference, keep_io_types=True)

@@ -40,7 +40,7 @@ def quantize_all(cache_dir: Path, calibrations: Mapping[str, list[dict[str, np.n
 
     seconds = {}
     for case in ALL_CASES:
-        model = case.model(np.dtype(np.float32))
+        model = case.model()
         for calibrator in CALIBRATORS:
             start = time.perf_counter()
             quantize_int8(model, calibrations[case.name], calibrator, case_name=case.name, cache_dir=cache_dir)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.case import Case, Profile, Shape, TensorSpec
+from harness.case import Case, Precision, Profile, Shape, TensorSpec
 
 if TYPE_CHECKING:
     import onnx
@@ -69,4 +69,7 @@ CASE = Case(
     reference=reference,
     generate_inputs=generate_inputs,
     define_network=define_network,
+    # No int8: ONNX Runtime's quantizer puts no Q/DQ around a lone Identity (nothing computes), so an "int8"
+    # identity would be a float32 model under an int8 label, which the proof of precision rightly fails.
+    precisions=tuple(precision for precision in Precision if precision is not Precision.INT8),
 )

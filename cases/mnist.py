@@ -29,9 +29,11 @@ IMAGE, CLASSES, PAD = 28, 10, 2
 FLAT = 64 * (IMAGE // 4) ** 2  # 3136: 64 channels of 7x7 after two 2x2 pools
 SEED = 19980101
 CALIBRATION_IMAGES = 32
-# Smallest gap between the two largest float64 logits that generated inputs may have: 20x the worst
-# logit error (2.5e-3) of a numpy emulation that rounds every activation to float16 (see generate_inputs).
-LABEL_MARGIN = 0.05
+# Smallest gap between the two largest float64 logits that generated inputs may have. int8 sets it: with
+# ONNX Runtime's Q/DQ quantization (max or percentile calibration) every label that flipped against float64
+# had a top-2 gap of at most 0.108 (2000 images, benchmarks/precision_errors.py measures the agreement);
+# float16's worst logit error is 2.5e-3. See generate_inputs.
+LABEL_MARGIN = 0.15
 CLASS_AXES = 1 << 1  # TensorRT's reduction axes are a bitmask: bit 1 is the class dim, ONNX's axis=1
 
 

@@ -177,13 +177,15 @@ def test_store_builds_each_precision_and_profile_separately(tmp_path: Path) -> N
     """Different precisions (even fp32/tf32 with the same model bytes) and profiles are separate engines."""
     backend = FakeBackend()
     store = EngineStore(tmp_path)
-    for precision in Precision:
+    for precision in TWO_PROFILES.precisions:
         for index in range(2):
             store.get(backend, TWO_PROFILES, precision, index)
-    assert len(backend.builds) == 6
-    keys = {(r.precision, r.profile_index) for r in backend.builds}
-    assert len(keys) == 6
-    assert {r.model_bytes for r in backend.builds} == {FP32_MODEL, FP16_MODEL}
+    points = 2 * len(TWO_PROFILES.precisions)
+    assert len(backend.builds) == points
+    assert len({(r.precision, r.profile_index) for r in backend.builds}) == points
+    # fp32 and tf32 share the float32 model; fp16 and bf16 each have their own.
+    assert {r.model_bytes for r in backend.builds} == {FP32_MODEL, FP16_MODEL, store.model_bytes(CASE, Precision.BF16)}
+    assert len({FP32_MODEL, FP16_MODEL, store.model_bytes(CASE, Precision.BF16)}) == 3
 
 
 def test_new_store_loads_from_disk_without_building(tmp_path: Path) -> None:

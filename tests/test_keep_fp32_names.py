@@ -68,7 +68,7 @@ def test_a_tensor_name_is_told_apart_from_a_node_name() -> None:
 def test_a_model_without_node_names_says_so_and_how_to_name_them() -> None:
     """mnist's nodes are built with helper.make_node and no name: nothing can be kept in float32 until they
     have names, and the message says so instead of listing names that do not exist."""
-    model = mnist.CASE.model(np.dtype("float32"))
+    model = mnist.CASE.model()
     with pytest.raises(CaseDefinitionError) as raised:
         check_node_names(model, ["conv2"], case_name="mnist")
     assert str(raised.value) == (

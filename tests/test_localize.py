@@ -124,7 +124,7 @@ def test_summary_names_the_first_failing_layer_and_unnamed_nodes_by_op() -> None
 def mnist_fp16() -> tuple[onnx.ModelProto, onnx.ModelProto, dict[str, np.ndarray]]:
     """The mnist case's float32 model, its fp16 conversion (float32 I/O) and inputs at the max profile shape."""
     float16 = pytest.importorskip("onnxconverter_common.float16")
-    reference = mnist.CASE.model(np.dtype("float32"))
+    reference = mnist.CASE.model()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "the float32 number ... will be truncated": tiny biases
         candidate = float16.convert_float_to_float16(reference, keep_io_types=True)

@@ -248,8 +248,8 @@ def test_shape_outside_profile_is_refused_before_running(pytester: pytest.Pytest
 
 def test_build_failure_errors_that_case_with_the_backend_log(pytester: pytest.Pytester) -> None:
     model = (
-        "def broken_model(dtype):\n"
-        "    model = IDENTITY.onnx_model(dtype)\n"
+        "def broken_model():\n"
+        "    model = IDENTITY.onnx_model()\n"
         "    model.graph.node[-1].op_type = 'NoSuchOp'\n"
         "    return model\n"
     )

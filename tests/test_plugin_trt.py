@@ -70,8 +70,8 @@ def test_unparsable_model_errors_with_the_parser_messages(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     extra = (
-        "def broken(dtype):\n"
-        "    model = IDENTITY.onnx_model(dtype)\n"
+        "def broken():\n"
+        "    model = IDENTITY.onnx_model()\n"
         "    model.graph.node[-1].op_type = 'NoSuchOp'\n"
         "    return model\n"
         "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='unparsable', onnx_model=broken)]\n"

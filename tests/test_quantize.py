@@ -36,7 +36,7 @@ each_calibrator = pytest.mark.parametrize("calibrator", CALIBRATORS)
 
 
 def float32_model(case_name: str) -> onnx.ModelProto:
-    return CASES[case_name].model(np.dtype("float32"))
+    return CASES[case_name].model()
 
 
 @functools.cache

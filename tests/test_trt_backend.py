@@ -139,8 +139,8 @@ def test_shape_outside_profile_is_refused_by_tensorrt_naming_input_and_range(lib
         engine.infer({"x": np.zeros((7, 1, 1), np.float32)})
 
 
-def _with_unknown_op(dtype: np.dtype) -> object:
-    model = identity.onnx_model(dtype)
+def _with_unknown_op() -> object:
+    model = identity.onnx_model()
     model.graph.node[-1].op_type = "NoSuchOp"
     return model
 
@@ -152,7 +152,7 @@ def test_parser_errors_become_the_build_error_with_the_parsers_own_messages(libr
     message = str(raised.value)
     assert message.startswith(f"case 'unparsable': {library.__name__} {library.__version__}'s ONNX parser rejected")
     # The parser's own description of the failure, as the library reports it when asked directly.
-    assert _parser_errors(library, _with_unknown_op(np.dtype(np.float32)).SerializeToString())[0] in message
+    assert _parser_errors(library, _with_unknown_op().SerializeToString())[0] in message
     assert "NoSuchOp" in message
 
 
@@ -169,8 +169,8 @@ def test_an_op_the_parser_lacks_is_rejected_naming_the_op(library: ModuleType) -
     """A real ONNX op outside TensorRT's parser: the failure names it and the case."""
     import onnx
 
-    def with_unsupported_op(dtype: np.dtype) -> onnx.ModelProto:
-        model = identity.onnx_model(dtype)
+    def with_unsupported_op() -> onnx.ModelProto:
+        model = identity.onnx_model()
         node = model.graph.node[-1]
         node.op_type, node.domain = "StringNormalizer", ""  # strings: no TensorRT library has a kernel for it
         return model

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.case import Case, Precision
-from harness.precision.convert import derived_model, named_nodes
+from harness.errors import BuildError
+from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
 
 if TYPE_CHECKING:
@@ -72,7 +73,11 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
         return DerivedModel(precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales)
     if precision not in (Precision.FP16, Precision.BF16):
         kept = ()
-    return DerivedModel(precision, derived_model(model, precision, kept).SerializeToString(), kept, None, None)
+    try:
+        derived = derived_model(model, precision, kept)
+    except ConversionError as error:
+        raise BuildError(case.name, str(error)) from None  # this point fails; the other precisions go on
+    return DerivedModel(precision, derived.SerializeToString(), kept, None, None)
 
 
 def calibration_inputs(case: Case) -> list[dict[str, np.ndarray]]:

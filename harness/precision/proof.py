@@ -74,11 +74,13 @@ def onnx_layers(model: onnx.ModelProto) -> tuple[LayerPrecision, ...]:
     layers = []
     for node in graph.node:
         float_inputs = [name for name in node.input if name and types.get(name) in _FLOAT_TYPES]
+        # A float32 bias stays an initializer in a Q/DQ model (TensorRT folds it into the int8 kernel).
         computed = [name for name in float_inputs if name not in initializers]
-        if node.op_type not in _ONNX_CONVERSIONS and computed and all(name in dequantized for name in float_inputs):
+        if node.op_type not in _ONNX_CONVERSIONS and computed and all(name in dequantized for name in computed):
             precision = "Int8"
         else:
-            element = next((types.get(name) for name in node.output if types.get(name) in _FLOAT_TYPES), None)
+            wanted = _ANY_TYPE if node.op_type == "QuantizeLinear" else _FLOAT_TYPES  # Q's output is its int8
+            element = next((types.get(name) for name in node.output if types.get(name) in wanted), None)
             if element is None:
                 element = next((types.get(name) for name in float_inputs), None)
             precision = _NAMES.get(element or 0, TensorProto.DataType.Name(element) if element else "Unknown")
@@ -115,4 +117,5 @@ def problems(
 
 
 _FLOAT_TYPES = {1, 10, 16, 11}  # FLOAT, FLOAT16, BFLOAT16, DOUBLE
+_ANY_TYPE = set(range(1, 32))
 _NAMES = {1: "Float", 10: "Half", 16: "BFloat16", 11: "Double", 3: "Int8", 6: "Int32", 7: "Int64", 9: "Bool"}
