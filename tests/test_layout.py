@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Library (top-level module name) -> the only files allowed to import it.
 ALLOWED_IMPORTERS: Mapping[str, frozenset[str]] = {
-    "onnxruntime": frozenset({"harness/backends/ort.py"}),
+    # The ORT backend, and the int8 derivation that calls ONNX Runtime's quantization tool (only inside its
+    # functions: tests/test_quantize.py checks that importing it loads no onnxruntime).
+    "onnxruntime": frozenset({"harness/backends/ort.py", "harness/precision/quantize.py"}),
     "tensorrt": frozenset({"harness/backends/trt.py"}),  # the TensorRT backend: 10.x, 11.x ...
     "tensorrt_rtx": frozenset({"harness/backends/trt.py"}),  # ... and TensorRT for RTX, through the same adapter
     "cuda": frozenset({"harness/backends/cuda_rt.py"}),  # cuda-python: cuda.bindings, cuda.cudart
