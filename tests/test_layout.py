@@ -19,9 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Library (top-level module name) -> the only files allowed to import it.
 ALLOWED_IMPORTERS: Mapping[str, frozenset[str]] = {
-    # The ONNX Runtime backend, and the localizer: its whole job is running two models unoptimized on the CPU
-    # provider with every intermediate tensor exposed, which no backend build/load/infer interface offers.
-    "onnxruntime": frozenset({"harness/backends/ort.py", "harness/precision/localize.py"}),
+    # The ONNX Runtime backend; the int8 derivation, which calls ONNX Runtime's quantization tool (only inside
+    # its functions: tests/test_quantize.py checks that importing it loads no onnxruntime); and the localizer,
+    # whose whole job is running two models unoptimized with every intermediate tensor exposed, which no
+    # backend build/load/infer interface offers.
+    "onnxruntime": frozenset(
+        {"harness/backends/ort.py", "harness/precision/quantize.py", "harness/precision/localize.py"}
+    ),
     "tensorrt": frozenset({"harness/backends/trt.py"}),  # the TensorRT backend: 10.x, 11.x ...
     "tensorrt_rtx": frozenset({"harness/backends/trt.py"}),  # ... and TensorRT for RTX, through the same adapter
     "cuda": frozenset({"harness/backends/cuda_rt.py"}),  # cuda-python: cuda.bindings, cuda.cudart
