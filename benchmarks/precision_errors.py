@@ -25,16 +25,15 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-
 from foundation import REPO
 
 sys.path.insert(0, str(REPO))
 
-from cases import ALL_CASES, mnist  # noqa: E402
-from harness.case import Case, Precision, ShapePoint  # noqa: E402
-from harness.compare import output_errors  # noqa: E402
-from harness.fuzz import dim_ranges, shapes_from_dims  # noqa: E402
-from harness.precision.derive import PrecisionOptions, derive  # noqa: E402
+from cases import ALL_CASES, mnist
+from harness.case import Case, Precision, ShapePoint
+from harness.compare import output_errors
+from harness.fuzz import dim_ranges, shapes_from_dims
+from harness.precision.derive import PrecisionOptions, derive
 
 Runner = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
@@ -61,7 +60,12 @@ def worst_errors(case: Case, precision: Precision, run: Runner, shapes: list[dic
         reference, outputs = case.reference_outputs(inputs), run(inputs)
         for spec in case.outputs:
             if spec.is_float:
-                errors = output_errors(spec.name, outputs[spec.name], np.asarray(reference[spec.name]), case.tolerance(precision, spec.name))
+                errors = output_errors(
+                    spec.name,
+                    outputs[spec.name],
+                    np.asarray(reference[spec.name]),
+                    case.tolerance(precision, spec.name),
+                )
                 worst[spec.name] = max(worst.get(spec.name, 0.0), errors.mean_rel)
     return {name: float(f"{value:.3g}") for name, value in worst.items()}
 
@@ -80,7 +84,9 @@ def main() -> int:
     for case in ALL_CASES:
         corners = [case.profiles[0].shapes(point) for point in ShapePoint]
         ranges, rng = dim_ranges(case, 0), np.random.default_rng(5)
-        drawn = [{dim: int(rng.integers(low, high + 1)) for dim, (low, high) in ranges.items()} for _ in range(args.shapes)]
+        drawn = [
+            {dim: int(rng.integers(low, high + 1)) for dim, (low, high) in ranges.items()} for _ in range(args.shapes)
+        ]
         shapes = corners + [shapes_from_dims(case, dims) for dims in drawn]
         row: dict[str, object] = {}
         if Precision.FP16 in case.precisions:

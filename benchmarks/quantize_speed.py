@@ -1,12 +1,11 @@
-"""Speed of int8 quantization (harness/precision/quantize.py), on the machine this runs on.
+"""Speed of int8 derivation (harness/precision/derive.py + quantize.py), on the machine this runs on.
 
-  1. cold: calibrating and quantizing every built-in case with both calibrators takes <= 10 s  (the
-     quantize_int8 calls into an empty cache, ONNX Runtime's first import of its quantization tool included)
-  2. warm: the same calls on the filled cache calibrate nothing (quantize_static is never called) and
-     take <= 0.5 s in all  (hashing the model and data, reading the cached model back)
-
-Calibration data is each case's own generated inputs at its profile's opt shapes, 8 seeds, as
-tests/test_quantize.py uses; generating it is not timed.
+  1. cold: deriving the int8 model of every built-in case that has int8, with both calibrators, takes <= 10 s
+     (what the engine store does: the float32 model, the calibration batches from the case's generator,
+     ONNX Runtime's calibration and quantization into an empty cache, its first import included)
+  2. warm: the same on the filled cache calibrates nothing (quantize_static is never called) and takes
+     <= 0.5 s in all (the model and the calibration batches are made again to find the key: hashed, then
+     the cached model read back)
 
 Usage: python benchmarks/quantize_speed.py [--json OUT]   (from the repository root); exits 1 on a missed target.
 """
@@ -18,10 +17,9 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from foundation import missed_targets  # the foundation's verdict: print what was missed, exit 1
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,20 +28,22 @@ if str(REPO) not in sys.path:
 
 COLD_LIMIT_S = 10.0
 WARM_LIMIT_S = 0.5
-SEEDS = range(8)
 
 
-def quantize_all(cache_dir: Path, calibrations: Mapping[str, list[dict[str, np.ndarray]]]) -> dict[str, float]:
-    """Seconds per case and calibrator of quantize_int8 into `cache_dir`."""
+def quantize_all(cache_dir: Path) -> dict[str, float]:
+    """Seconds per case and calibrator of deriving the int8 model with its cache in `cache_dir`."""
     from cases import ALL_CASES
-    from harness.precision.quantize import CALIBRATORS, quantize_int8
+    from harness.case import Precision
+    from harness.precision.derive import PrecisionOptions, derive
+    from harness.precision.quantize import CALIBRATORS
 
     seconds = {}
     for case in ALL_CASES:
-        model = case.model()
+        if Precision.INT8 not in case.precisions:
+            continue
         for calibrator in CALIBRATORS:
             start = time.perf_counter()
-            quantize_int8(model, calibrations[case.name], calibrator, case_name=case.name, cache_dir=cache_dir)
+            derive(case, Precision.INT8, PrecisionOptions(calibrator=calibrator, cache_dir=cache_dir))
             seconds[f"{case.name}/{calibrator}"] = time.perf_counter() - start
     return seconds
 
@@ -65,18 +65,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
-    from cases import ALL_CASES
-
-    calibrations = {
-        case.name: [case.make_inputs(case.profiles[0].opt, np.random.default_rng(seed)) for seed in SEEDS]
-        for case in ALL_CASES
-    }
     with tempfile.TemporaryDirectory(prefix="harness-quantize-bench-") as cache:
-        cold = quantize_all(Path(cache), calibrations)
+        cold = quantize_all(Path(cache))
         import onnxruntime.quantization
 
         warm_calls = counting_calls(onnxruntime.quantization, "quantize_static")
-        warm = quantize_all(Path(cache), calibrations)
+        warm = quantize_all(Path(cache))
     cold_s, warm_s = sum(cold.values()), sum(warm.values())
     numbers = {
         "cold_s": round(cold_s, 3),

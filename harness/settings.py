@@ -14,7 +14,8 @@ import pytest
 from harness.backends import BackendOptions, DeviceKind, Registry
 from harness.case import Precision
 from harness.measure import MeasurePolicy
-from harness.precision.derive import CALIBRATORS, PrecisionOptions
+from harness.precision.derive import PrecisionOptions
+from harness.precision.quantize import CALIBRATORS, Calibrator
 
 T = TypeVar("T")
 
@@ -242,7 +243,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
                     if name.strip()
                 )
             ),
-            calibrator=_choice(config, "--harness-calibrator", "harness_calibrator", CALIBRATORS),
+            calibrator=_calibrator(config),
         ),
         localize=_yes(config, "--localize", "harness_localize"),
     )
@@ -330,6 +331,11 @@ def _choice(config: pytest.Config, option: str, ini: str, allowed: Sequence[str]
     if value not in allowed:
         raise pytest.UsageError(f"trt-harness: {option} / {ini} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _calibrator(config: pytest.Config) -> Calibrator:
+    chosen = _choice(config, "--harness-calibrator", "harness_calibrator", CALIBRATORS)
+    return next(calibrator for calibrator in CALIBRATORS if calibrator == chosen)  # typed as the Literal
 
 
 def _dest(option: str) -> str:

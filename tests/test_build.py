@@ -20,7 +20,6 @@ from harness.case import Case, Precision, Profile
 from harness.errors import BuildError, CaseDefinitionError
 from harness.measure import Timer
 
-
 CASE = identity.CASE
 # The models the store derives for the case (harness/precision/): what a backend is asked to build.
 FP32_MODEL = EngineStore(None).model_bytes(CASE, Precision.FP32)

@@ -349,7 +349,5 @@ def test_a_fixed_dimension_of_the_tensor_spec_is_checked() -> None:
 def test_a_reference_or_model_that_returns_the_wrong_thing_is_named() -> None:
     with pytest.raises(CaseDefinitionError, match=r"its reference\(inputs\) returned list, not a mapping"):
         dataclasses.replace(IDENTITY, reference=lambda inputs: [1]).reference_outputs({"x": np.zeros((1, 1, 1))})
-    with pytest.raises(
-        CaseDefinitionError, match=r"its onnx_model\(\) returned NoneType, not an onnx.ModelProto"
-    ):
+    with pytest.raises(CaseDefinitionError, match=r"its onnx_model\(\) returned NoneType, not an onnx.ModelProto"):
         dataclasses.replace(IDENTITY, onnx_model=lambda: None).model()

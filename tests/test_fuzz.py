@@ -63,9 +63,10 @@ def test_fuzz_runs_every_case_on_one_engine_per_profile(pytester: pytest.Pyteste
     result = pytester.runpytest(
         "-p", "no:cacheprovider", "--hypothesis-profile", "harness-ci", "--fuzz-examples", "5", "--results", "r.json"
     )
-    result.assert_outcomes(passed=12, skipped=6)  # 3 cases x fp32/fp16 x inside/outside; tf32 skipped on ort
+    # inside/outside x (identity: fp32, fp16; conv_add_relu and mnist: fp32, fp16, int8); tf32, bf16 skip on ort
+    result.assert_outcomes(passed=16, skipped=12)
     builds = {t["build"]["key"] for t in json.loads((pytester.path / "r.json").read_text())["tests"] if t["build"]}
-    assert len(builds) == 6  # one engine per (case, precision, profile), shared by inside and outside
+    assert len(builds) == 8  # one engine per (case, precision, profile), shared by inside and outside
 
 
 def test_a_failure_shrinks_to_a_minimal_shape_and_says_how_to_reproduce(pytester: pytest.Pytester) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
@@ -66,9 +65,11 @@ def test_a_tensor_name_is_told_apart_from_a_node_name() -> None:
 
 
 def test_a_model_without_node_names_says_so_and_how_to_name_them() -> None:
-    """mnist's nodes are built with helper.make_node and no name: nothing can be kept in float32 until they
-    have names, and the message says so instead of listing names that do not exist."""
+    """A model built with helper.make_node and no names (mnist's, names stripped): nothing can be kept in float32
+    until its nodes have names, and the message says so instead of listing names that do not exist."""
     model = mnist.CASE.model()
+    for node in model.graph.node:
+        node.name = ""
     with pytest.raises(CaseDefinitionError) as raised:
         check_node_names(model, ["conv2"], case_name="mnist")
     assert str(raised.value) == (

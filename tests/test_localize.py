@@ -142,11 +142,15 @@ def test_the_fp16_converter_keeps_the_float32_tensor_names() -> None:
 
 def test_fp16_mnist_fails_first_at_the_first_conv_when_tight_and_nowhere_when_loose() -> None:
     """At 1e-5 the first Conv already fails (float16 input and weights round at ~5e-4); at 1e-2 no layer does.
-    mnist's nodes are unnamed: the layer is known by its op and output tensor."""
+    The layer is known by its node name, op and output tensor."""
     reference, candidate, inputs = mnist_fp16()
     tight = localize(reference, candidate, inputs, 1e-5)
     assert tight.first_failing is not None
-    assert (tight.first_failing.op_type, tight.first_failing.tensor, tight.first_failing.node) == ("Conv", "conv1", "")
+    assert (tight.first_failing.op_type, tight.first_failing.tensor, tight.first_failing.node) == (
+        "Conv",
+        "conv1",
+        "conv1",
+    )
     assert [layer.tensor for layer in tight.layers][:3] == ["conv1", "relu1", "pool1"]
     loose = localize(reference, candidate, inputs, 1e-2)
     assert loose.first_failing is None

@@ -47,7 +47,9 @@ VERSIONS = ("10.13", "10.16", "11.4", "rtx-1.7")
 BACKEND = "harness/backends/trt.py"
 MODULE_NAME = "trt"  # how the harness names the tensorrt module: the backend's alias, the cases' parameter
 NETWORK_PARAMETERS = frozenset({"network", MODULE_NAME})
-NOT_TENSORRT = frozenset({"np", "numpy", *dir(builtins)})
+# `precision` is the harness's NetworkPrecision (harness/precision/network.py) that define_network is given:
+# its enter/leave/weights are the harness's, though what they are handed is checked like any other call.
+NOT_TENSORRT = frozenset({"np", "numpy", "precision", *dir(builtins)})
 NETWORK_CLASS = "INetworkDefinition"  # what a parameter named `network` holds
 RETURNS = re.compile(r"->\s*(?:\w+\.)*(\w+)\s*$")  # "... -> tensorrt_bindings.tensorrt.ITensor" -> "ITensor"
 

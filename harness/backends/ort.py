@@ -42,7 +42,7 @@ class OnnxRuntimeEngine:
 
     def layer_precisions(self) -> None:
         """ONNX Runtime has no layer report: the proof reads the ONNX model it was given (harness/precision/proof.py)."""
-        return None
+        return
 
     def close(self) -> None:
         self._session = None  # the session's memory and thread pool go with the last reference

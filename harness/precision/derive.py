@@ -8,6 +8,9 @@ per-layer precision summary all speak of the same layers.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,11 +23,11 @@ from harness.case import Case, Precision
 from harness.errors import BuildError
 from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
+from harness.precision.quantize import CalibrationRecipe, Calibrator, quantize_int8
 
 if TYPE_CHECKING:
     import onnx
 
-CALIBRATORS = ("max", "percentile")  # ONNX Runtime's MinMax and Percentile calibration methods
 CALIBRATION_BATCHES = 8  # batches at the first profile's opt shapes: 32 images for mnist
 
 
@@ -33,7 +36,7 @@ class PrecisionOptions:
     """How the harness derives models: what stays float32, and how int8 is calibrated."""
 
     keep_fp32: tuple[str, ...] = ()  # node names kept float32 in fp16/bf16 models, where a case has them
-    calibrator: str = "max"  # "max" or "percentile" (harness/precision/quantize.py)
+    calibrator: Calibrator = "max"  # ONNX Runtime's MinMax or Percentile calibration (harness/precision/quantize.py)
     cache_dir: Path | None = None  # calibration results are cached here (0 s warm)
 
 
@@ -65,11 +68,8 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
     # --keep-fp32 names apply to the cases that have them (the plugin reports a name that no selected case has).
     kept = tuple(dict.fromkeys((*case.keep_fp32, *(n for n in options.keep_fp32 if n in node_names(model)))))
     if precision is Precision.INT8:
-        from harness.precision.quantize import quantize_int8
-
-        quantized = quantize_int8(
-            model, calibration_inputs(case), options.calibrator, case_name=case.name, cache_dir=options.cache_dir
-        )
+        recipe = CalibrationRecipe(calibration_fingerprint(case), lambda: calibration_inputs(case))
+        quantized = quantize_int8(model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir)
         return DerivedModel(precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales)
     if precision not in (Precision.FP16, Precision.BF16):
         kept = ()
@@ -78,6 +78,24 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
     except ConversionError as error:
         raise BuildError(case.name, str(error)) from None  # this point fails; the other precisions go on
     return DerivedModel(precision, derived.SerializeToString(), kept, None, None)
+
+
+def calibration_fingerprint(case: Case) -> str:
+    """What calibration_inputs(case) depends on, so that a cached int8 model is found without generating the
+    data: the case, the shapes, the seeds, and the source of the module defining the generator (its helpers
+    and weights included, as the network-API cache key does for define_network)."""
+    module = inspect.getmodule(case.generate_inputs)
+    try:
+        source = inspect.getsource(module) if module else inspect.getsource(case.generate_inputs)
+    except (OSError, TypeError):  # no source to read (a lambda typed in a REPL, a C function)
+        source = repr(case.generate_inputs)
+    recipe = {
+        "case": case.name,
+        "shapes": {name: list(shape) for name, shape in case.profiles[0].opt.items()},
+        "batches": CALIBRATION_BATCHES,
+        "generator_sha256": hashlib.sha256(source.encode()).hexdigest(),
+    }
+    return json.dumps(recipe, sort_keys=True)
 
 
 def calibration_inputs(case: Case) -> list[dict[str, np.ndarray]]:

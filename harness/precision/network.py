@@ -35,7 +35,8 @@ class NetworkPrecision:
         if self.precision is Precision.BF16:
             import ml_dtypes
 
-            return np.dtype(ml_dtypes.bfloat16)
+            bfloat16: np.dtype = np.dtype(ml_dtypes.bfloat16)
+            return bfloat16
         return np.dtype(np.float32)
 
     def _data_type(self) -> Any:

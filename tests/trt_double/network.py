@@ -7,7 +7,6 @@ The public objects are views of a graph.Graph: a tensor is (network, tensor inde
 from __future__ import annotations
 
 import ctypes
-
 import operator
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any

@@ -14,10 +14,9 @@ point's type decides the quantized type, as in ONNX, and a missing one means INT
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any
-
-import weakref
 
 import numpy as np
 

@@ -1,0 +1,168 @@
+"""Precision owned by the harness, end to end in throw-away sessions: the proof of precision, --keep-fp32,
+localization, int8's recorded calibration, and a model the fp16 conversion cannot type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from tests.test_plugin import FAST, make_project, results_of
+
+ACCURACY = "from harness.suite import test_accuracy\n"
+MNIST = "from cases.mnist import CASE as MNIST\n"
+
+
+def accuracy_project(pytester: pytest.Pytester, cases_source: str) -> None:
+    make_project(pytester, cases_source)
+    pytester.makepyfile(test_matrix=ACCURACY)
+
+
+def record(pytester: pytest.Pytester, test_id: str) -> dict[str, object]:
+    tests = results_of(pytester, "r.json")["tests"]
+    return next(test for test in tests if test["id"] == test_id)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_model_labelled_fp16_whose_layers_compute_float32_fails(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bug this exists for: an "fp16" point that really ran the float32 model passed with fp32's errors."""
+    monkeypatch.setattr("harness.precision.derive.derived_model", lambda model, precision, kept=(): model)
+    accuracy_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--results", "r.json")
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*identity-fp16-min-ort is labelled fp16 but its layers say otherwise (ONNX model): "
+                "layer 'identity' (Identity) computes in Float, not Half*"
+            )
+        ]
+    )
+
+
+def test_each_point_records_what_its_layers_compute_in(pytester: pytest.Pytester) -> None:
+    accuracy_project(pytester, MNIST + "CASES = [MNIST]")
+    pytester.runpytest(*FAST, "--precision", "fp16,int8", "-k", "opt", "--results", "r.json").assert_outcomes(passed=2)
+    fp16 = record(pytester, "test_accuracy[mnist-fp16-opt-ort]")
+    assert fp16["layers"]["source"] == "ONNX model"  # type: ignore[index]
+    assert "conv1 Half, relu1 Half, pool1 Half" in fp16["layers"]["summary"]  # type: ignore[index]
+    int8 = record(pytester, "test_accuracy[mnist-int8-opt-ort]")
+    assert "conv1 Int8" in int8["layers"]["summary"] and "fc2 Int8" in int8["layers"]["summary"]  # type: ignore[index]
+    derivation = int8["derivation"]
+    assert derivation["calibrator"] == "max" and derivation["scales"]["x"] > 0  # type: ignore[index]
+    assert len(derivation["scales"]["conv1.weight"]) == 32  # type: ignore[index]  # one per output channel
+
+
+def test_keep_fp32_keeps_the_named_layer_in_float32(pytester: pytest.Pytester) -> None:
+    accuracy_project(pytester, MNIST + "CASES = [MNIST]")
+    result = pytester.runpytest(
+        *FAST, "--precision", "fp16", "-k", "opt", "--keep-fp32", "fc1,fc2", "--results", "r.json"
+    )
+    result.assert_outcomes(passed=1)
+    point = record(pytester, "test_accuracy[mnist-fp16-opt-ort]")
+    summary = point["layers"]["summary"]  # type: ignore[index]
+    assert "conv1 Half" in summary and "fc1 Float (kept)" in summary and "fc2 Float (kept)" in summary
+    assert point["derivation"]["kept_fp32"] == ["fc1", "fc2"]  # type: ignore[index]
+
+
+def test_keep_fp32_with_a_name_no_case_has_lists_the_close_names(pytester: pytest.Pytester) -> None:
+    accuracy_project(pytester, MNIST + "CASES = [MNIST]")
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--keep-fp32", "fc_1")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*case 'mnist': --keep-fp32: 'fc_1' is not a node name (close: 'fc1'*"])
+
+
+def test_a_failing_point_is_localized_to_its_first_layer_beyond_tolerance(pytester: pytest.Pytester) -> None:
+    tight = (
+        "CASES = [dataclasses.replace(MNIST, name='tight', tolerances={(Precision.FP16, 'probabilities'): "
+        "Tolerance(mean_rel=1e-6)})]"
+    )
+    accuracy_project(pytester, MNIST + tight)
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--results", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*Localized on ONNX Runtime: first layer beyond 1e-06: conv1 (Conv)*(try --keep-fp32 with that node)*"]
+    )
+    localization = record(pytester, "test_accuracy[tight-fp16-opt-ort]")["localization"]
+    assert localization["first_failing"]["node"] == "conv1"  # type: ignore[index]
+
+
+def test_localize_records_every_derived_point_and_skips_float32(pytester: pytest.Pytester) -> None:
+    accuracy_project(pytester, MNIST + "CASES = [MNIST]")
+    pytester.runpytest(
+        *FAST, "--precision", "fp32,fp16", "-k", "opt", "--localize", "--results", "r.json"
+    ).assert_outcomes(passed=2)
+    assert record(pytester, "test_accuracy[mnist-fp32-opt-ort]")["localization"] is None
+    fp16 = record(pytester, "test_accuracy[mnist-fp16-opt-ort]")["localization"]
+    # Every layer's error is recorded; inner layers may exceed the output's tolerance while the point passes
+    # (conv2 at ~1.2e-3 on these inputs), which is what --localize is for: to see where the error grows.
+    names = [layer["node"] for layer in fp16["layers"]]  # type: ignore[index]
+    assert names[:3] == ["conv1", "relu1", "pool1"] and fp16["tolerance"] == 1e-3  # type: ignore[index]
+    assert fp16["summary"]  # type: ignore[index]
+
+
+def test_a_model_the_fp16_conversion_cannot_type_fails_that_point_naming_the_op(pytester: pytest.Pytester) -> None:
+    """Celu has no float16 in ONNX: the fp16 point fails naming the node and the fix, fp32 goes on."""
+    celu = (
+        "from onnx import helper\n"
+        "def celu_model():\n"
+        "    model = IDENTITY.onnx_model()\n"
+        "    model.graph.node[0].op_type = 'Celu'\n"
+        "    model.opset_import[0].version = 17\n"
+        "    return model\n"
+        "CASES = [dataclasses.replace(IDENTITY, name='celu', onnx_model=celu_model,\n"
+        "    reference=lambda inputs: {'y': np.maximum(inputs['x'], 0) + np.minimum(0, np.expm1(inputs['x']))})]\n"
+    )
+    accuracy_project(pytester, celu)
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "-k", "opt", "--results", "r.json")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*case 'celu': the fp16 model does not type-check:*Celu*node name: identity*--keep-fp32 NODE*"]
+    )
+    pytester.runpytest(
+        *FAST, "--precision", "fp16", "-k", "opt", "--keep-fp32", "identity", "--results", "r.json"
+    ).assert_outcomes(passed=1)
+
+
+def test_bf16_is_skipped_with_the_reason_where_the_backend_lacks_it(pytester: pytest.Pytester) -> None:
+    accuracy_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--precision", "bf16", "-k", "opt", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no bfloat16 kernels for Conv, Gemm or MatMul*"])
+
+
+def test_the_bf16_model_is_valid_onnx_at_opset_22() -> None:
+    from cases import mnist
+    from harness.build import EngineStore
+    from harness.case import Precision
+
+    model = onnx.load_from_string(EngineStore(None).model_bytes(mnist.CASE, Precision.BF16))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version >= 22
+    types = {value.type.tensor_type.elem_type for value in model.graph.value_info}
+    assert onnx.TensorProto.BFLOAT16 in types and onnx.TensorProto.FLOAT16 not in types
+
+
+def test_a_warm_int8_derivation_neither_generates_nor_calibrates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calibration cache is keyed by the recipe (generator source, shapes, seeds): a second session finds
+    the int8 model without generating mnist's calibration images or calling ONNX Runtime's calibration."""
+    import onnxruntime.quantization
+
+    from cases import mnist
+    from harness.case import Precision
+    from harness.precision import derive
+
+    options = derive.PrecisionOptions(cache_dir=tmp_path)
+    cold = derive.derive(mnist.CASE, Precision.INT8, options)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a warm derivation generated or calibrated")
+
+    monkeypatch.setattr(derive, "calibration_inputs", forbidden)
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", forbidden)
+    warm = derive.derive(mnist.CASE, Precision.INT8, options)
+    assert (warm.model_bytes, warm.scales) == (cold.model_bytes, cold.scales)
