@@ -79,21 +79,22 @@ def define_network(network: Any, trt: ModuleType, precision: NetworkPrecision) -
     Inputs x (-1, 8, -1, -1) and residual (-1, 16, -1, -1): NCHW with dynamic N, H, W as in the
     ONNX model. The kernel keeps the ONNX layout (out, in, kh, kw), which is TensorRT's KCRS, and
     padding 1 / stride 1 on both spatial dims match the Conv's pads and strides. `precision` casts the
-    inputs in and y out, and gives the weights in the compute type, as the derived ONNX models do.
+    inputs in and y out, gives the weights in the compute type, and at int8 puts Q/DQ pairs with the scales
+    of the harness's Q/DQ model on the inputs, the kernel (per channel) and each activation (by ONNX name).
     """
     w = weights()
     x = precision.enter(network.add_input("x", trt.DataType.FLOAT, (-1, IN_CHANNELS, -1, -1)))
     residual = precision.enter(network.add_input("residual", trt.DataType.FLOAT, (-1, OUT_CHANNELS, -1, -1)))
-    kernel, bias = precision.weights(w["conv.weight"]), precision.weights(w["conv.bias"])
-    conv = network.add_convolution_nd(x, OUT_CHANNELS, (KERNEL, KERNEL), kernel=kernel, bias=bias)
+    conv = precision.convolution(x, w["conv.weight"], w["conv.bias"], "conv.weight")
     conv.padding_nd = (PAD, PAD)
     conv.stride_nd = (1, 1)
     conv.name = "conv"  # layers named like the ONNX nodes, so that per-layer reports read the same everywhere
-    summed = network.add_elementwise(conv.get_output(0), residual, trt.ElementWiseOperation.SUM)
+    conv_out = precision.activation(conv.get_output(0), "conv_out")
+    summed = network.add_elementwise(conv_out, residual, trt.ElementWiseOperation.SUM)
     summed.name = "add"
-    relu = network.add_activation(summed.get_output(0), trt.ActivationType.RELU)
+    relu = network.add_activation(precision.activation(summed.get_output(0), "sum"), trt.ActivationType.RELU)
     relu.name = "relu"
-    y = precision.leave(relu.get_output(0))
+    y = precision.leave(precision.activation(relu.get_output(0), "y"))
     y.name = "y"
     network.mark_output(y)
 

@@ -120,7 +120,8 @@ def define_network(network: Any, trt: ModuleType, precision: NetworkPrecision) -
     (transB=0), so each is x @ W + b: a matrix multiply by a constant plus a (1, out) bias constant
     broadcast over the batch. Softmax and ArgMax both read the logits in the compute type, as the
     ONNX Softmax and ArgMax do; the label is TopK(k=1)'s INT32 index cast to INT64, its k dim dropped.
-    `precision` casts x in and the probabilities out, and gives the weights in the compute type.
+    `precision` casts x in and the probabilities out, gives the weights in the compute type, and at int8
+    puts Q/DQ pairs with the harness's Q/DQ model's scales wherever that model has them.
     """
     x = precision.enter(network.add_input("x", trt.DataType.FLOAT, (-1, 1, IMAGE, IMAGE)))
     h = _conv_relu_pool(network, trt, precision, x, 1)
@@ -128,14 +129,15 @@ def define_network(network: Any, trt: ModuleType, precision: NetworkPrecision) -
     flatten = network.add_shuffle(h)
     flatten.reshape_dims = (0, FLAT)
     flatten.name = "flat"
-    h = _fully_connected(network, trt, precision, flatten.get_output(0), "fc1")
+    h = _fully_connected(network, trt, precision, precision.activation(flatten.get_output(0), "flat"), "fc1", "fc1")
     relu = network.add_activation(h, trt.ActivationType.RELU)
     relu.name = "relu3"
-    logits = _fully_connected(network, trt, precision, relu.get_output(0), "fc2")
+    h = precision.activation(relu.get_output(0), "relu3")
+    logits = _fully_connected(network, trt, precision, h, "fc2", "logits")
     softmax = network.add_softmax(logits)
     softmax.axes = CLASS_AXES
     softmax.name = "softmax"
-    probabilities = precision.leave(softmax.get_output(0))
+    probabilities = precision.leave(precision.activation(softmax.get_output(0), "probabilities"))
     probabilities.name = "probabilities"
     network.mark_output(probabilities)
     network.mark_output(_label(network, trt, logits))
@@ -143,30 +145,31 @@ def define_network(network: Any, trt: ModuleType, precision: NetworkPrecision) -
 
 def _conv_relu_pool(network: Any, trt: ModuleType, precision: NetworkPrecision, x: Any, index: int) -> Any:
     """Conv 5x5 (pad 2, stride 1) + ReLU + MaxPool 2x2 (stride 2), as the ONNX Conv, Relu, MaxPool nodes,
-    named like them (conv1, relu1, pool1) so that per-layer reports read the same on every backend."""
+    named like them (conv1, relu1, pool1) so that per-layer reports read the same on every backend; at int8
+    each output goes through Q/DQ with the scale of the ONNX tensor of the same name."""
     weight, bias = weights()[f"conv{index}.weight"], weights()[f"conv{index}.bias"]
-    conv = network.add_convolution_nd(
-        x, len(bias), weight.shape[2:], kernel=precision.weights(weight), bias=precision.weights(bias)
-    )
+    conv = precision.convolution(x, weight, bias, f"conv{index}.weight")
     conv.padding_nd = (PAD, PAD)
     conv.stride_nd = (1, 1)
     conv.name = f"conv{index}"
-    relu = network.add_activation(conv.get_output(0), trt.ActivationType.RELU)
+    relu = network.add_activation(precision.activation(conv.get_output(0), f"conv{index}"), trt.ActivationType.RELU)
     relu.name = f"relu{index}"
-    pool = network.add_pooling_nd(relu.get_output(0), trt.PoolingType.MAX, (2, 2))
+    pool = network.add_pooling_nd(precision.activation(relu.get_output(0), f"relu{index}"), trt.PoolingType.MAX, (2, 2))
     pool.stride_nd = (2, 2)
     pool.name = f"pool{index}"
-    return pool.get_output(0)
+    return precision.activation(pool.get_output(0), f"pool{index}")
 
 
-def _fully_connected(network: Any, trt: ModuleType, precision: NetworkPrecision, x: Any, name: str) -> Any:
-    """x @ weight + bias like the ONNX Gemm `name` (transB=0); the (1, out) bias broadcasts over the batch."""
+def _fully_connected(network: Any, trt: ModuleType, precision: NetworkPrecision, x: Any, name: str, output: str) -> Any:
+    """x @ weight + bias like the ONNX Gemm `name` (transB=0) whose output tensor is `output`; the (1, out) bias
+    broadcasts over the batch; at int8 the weight is quantized per output channel (axis 1 of (in, out))."""
     weight, bias = weights()[f"{name}.weight"], weights()[f"{name}.bias"]
-    matrix = network.add_constant(weight.shape, precision.weights(weight)).get_output(0)
+    matrix = precision.constant(weight, f"{name}.weight", axis=1)
     product = network.add_matrix_multiply(x, trt.MatrixOperation.NONE, matrix, trt.MatrixOperation.NONE)
     product.name = name
     offset = network.add_constant((1, len(bias)), precision.weights(bias)).get_output(0)
-    return network.add_elementwise(product.get_output(0), offset, trt.ElementWiseOperation.SUM).get_output(0)
+    summed = network.add_elementwise(product.get_output(0), offset, trt.ElementWiseOperation.SUM)
+    return precision.activation(summed.get_output(0), output)
 
 
 def _label(network: Any, trt: ModuleType, logits: Any) -> Any:

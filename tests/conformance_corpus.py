@@ -141,7 +141,8 @@ def _case_entry(case: Case, precision: Precision, workflow: str) -> Entry:
             session.parse(onnx.load_from_string(derive(case, precision, PrecisionOptions()).model_bytes))
         else:
             assert case.define_network is not None, f"case {case.name} has no define_network"
-            precision_policy = NetworkPrecision(session.trt, session.network, precision)
+            scales = derive(case, precision, PrecisionOptions()).scales if precision is Precision.INT8 else None
+            precision_policy = NetworkPrecision(session.trt, session.network, precision, scales or {})
             session.keep_alive.append(precision_policy)  # its weights are read when the engine is built
             case.define_network(session.network, session.trt, precision_policy)
         session.add_profile(_profile_of(case))
@@ -154,7 +155,7 @@ CASE_ENTRIES = tuple(
     for case in ALL_CASES
     for precision in Precision
     for workflow in ("onnx", "network")
-    if not (workflow == "network" and precision is Precision.INT8)  # no Q/DQ layers in the network workflow yet
+    if precision in case.precisions
 )
 
 

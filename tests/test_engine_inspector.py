@@ -9,13 +9,16 @@ import json
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import onnx
 import pytest
 
-from cases import ALL_CASES, conv_add_relu, identity
+from cases import ALL_CASES, conv_add_relu, identity, mnist
 from harness.backends import BuildRequest
 from harness.build import EngineStore
 from harness.case import Case, Precision
 from harness.precision.layers import LayerPrecision, precision_problems, summary
+from harness.run import run_engine
 from tests.trt_support import DOUBLE_VERSIONS, RTX_MISSING, adapter_backend, double_library, rtx_library
 
 # The case's own layers (the identity case has only an Identity): they must run at the engine's precision.
@@ -202,3 +205,32 @@ def test_tensorrt_for_rtx_builds_with_detailed_verbosity_and_has_the_inspector()
         pytest.skip(f"the inspector needs a deserialized engine; {rtx.__name__} cannot run engines here: {problem}")
     layers = backend.load(artifact.data, request).layer_precisions()
     assert layers is not None and precision_problems(layers, "Half") == [], summary(layers or ())
+
+
+@pytest.mark.parametrize("workflow", ("onnx-parser", "network-api"))
+@pytest.mark.parametrize("case", [conv_add_relu.CASE, mnist.CASE], ids=lambda case: case.name)
+def test_int8_engines_prove_int8_in_both_workflows_and_agree(case: Case, workflow: str) -> None:
+    """The network API's Q/DQ layers (NetworkPrecision, with the Q/DQ model's scales) and the parsed Q/DQ model
+    give the same engine on the double: every quantized node runs in an Int8 layer, and the outputs match."""
+    from harness.precision.proof import problems, quantized_nodes
+
+    store = EngineStore(None)
+    engine = store.get(adapter_backend(double_library("11.4"), workflow), case, Precision.INT8, 0).engine
+    parsed = store.get(adapter_backend(double_library("11.4")), case, Precision.INT8, 0).engine
+    model = onnx.load_from_string(store.model_bytes(case, Precision.INT8))
+    layers = engine.layer_precisions()
+    assert layers is not None
+    assert problems(layers, Precision.INT8, (), quantized_nodes(model)) == [], summary(layers)
+    inputs = case.make_inputs(case.profiles[0].opt, np.random.default_rng(0))
+    ours, theirs = run_engine(case, 0, engine, inputs), run_engine(case, 0, parsed, inputs)
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+def test_an_int8_engine_without_int8_layers_is_caught() -> None:
+    """A float32 engine under an int8 label (the Q/DQ pairs dropped) fails the proof naming the nodes."""
+    from harness.precision.proof import problems
+
+    layers = [LayerPrecision("conv", "Convolution", "Float"), LayerPrecision("relu", "Activation", "Float")]
+    found = problems(layers, Precision.INT8, (), {"conv"})
+    assert found == ["node 'conv' was quantized but runs in no Int8 layer (conv Float)"]

@@ -919,7 +919,8 @@ def _case_engine(d: Double, case: Case, precision: Precision, workflow: str) -> 
         )
     else:
         assert case.define_network is not None
-        weights_in_use = NetworkPrecision(d.trt, network, precision)
+        scales = derive(case, precision, PrecisionOptions()).scales if precision is Precision.INT8 else None
+        weights_in_use = NetworkPrecision(d.trt, network, precision, scales or {})
         case.define_network(network, d.trt, weights_in_use)
     profile = case.profiles[0]
     corners = {
@@ -936,8 +937,8 @@ def test_the_cases_match_their_references_within_tolerance(
 ) -> None:
     if workflow == "network-api" and case.define_network is None:
         pytest.skip(f"case {case.name} has no network definition")
-    if workflow == "network-api" and precision is Precision.INT8:
-        pytest.skip("the network-definition workflow has no Q/DQ path yet")
+    if precision not in case.precisions:
+        pytest.skip(f"case {case.name} has no {precision.value}")
     inputs = case.generate_inputs(case.profiles[0].shapes(ShapePoint.OPT), np.random.default_rng(0))
     outputs = run(double, _case_engine(double, case, precision, workflow), inputs)
     failures = [e.failure for e in compare_outputs(case, precision, outputs, case.reference(inputs)) if e.failure]

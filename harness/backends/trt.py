@@ -44,6 +44,7 @@ from harness.errors import BuildError, HarnessError, ShapeOutsideProfileError
 from harness.measure import Timer
 from harness.precision.layers import LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
+from harness.precision.quantize import scales_of
 
 
 class _Log:
@@ -369,11 +370,6 @@ class TensorRTBackend:
             )
         if precision is Precision.BF16 and not hasattr(trt.DataType, "BF16"):
             return f"{self._label()} has no bfloat16 (DataType.BF16)"
-        if self.workflow == "network-api" and precision is Precision.INT8:
-            return (
-                "int8 comes from the ONNX Q/DQ model the harness quantizes; the network-definition workflow "
-                "has no add_quantize/add_dequantize path yet (use the onnx-parser backend)"
-            )
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
@@ -453,7 +449,9 @@ class TensorRTBackend:
         if self.workflow == "network-api":
             define_network = request.case.define_network
             assert define_network is not None  # unsupported_reason skipped it otherwise
-            precision = NetworkPrecision(trt, network, request.precision)
+            # int8: the very scales of the harness's Q/DQ model (the request's model), so that both workflows agree.
+            scales = _int8_scales(request.model_bytes) if request.precision is Precision.INT8 else {}
+            precision = NetworkPrecision(trt, network, request.precision, scales)
             try:
                 define_network(network, trt, precision)
             except Exception as error:
@@ -566,3 +564,9 @@ onnx_parser_backend = _workflow("tensorrt", "onnx-parser")  # `trt`: the ONNX pa
 network_api_backend = _workflow("tensorrt", "network-api")  # `trt-net`: the case's define_network, layer by layer
 rtx_onnx_parser_backend = _workflow("tensorrt_rtx", "onnx-parser")  # `rtx`: TensorRT for RTX, ONNX parser
 rtx_network_api_backend = _workflow("tensorrt_rtx", "network-api")  # `rtx-net`: TensorRT for RTX, network API
+
+
+def _int8_scales(model_bytes: bytes) -> Mapping[str, float | list[float]]:
+    import onnx  # only for int8 network definitions: the scales live in the harness's Q/DQ model
+
+    return scales_of(onnx.load_from_string(model_bytes))

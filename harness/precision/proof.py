@@ -92,13 +92,20 @@ def onnx_layers(model: onnx.ModelProto) -> tuple[LayerPrecision, ...]:
 
 
 def quantized_nodes(model: onnx.ModelProto) -> set[str]:
-    """Nodes of a Q/DQ model that read a DequantizeLinear output: the layers int8 must run in Int8."""
+    """Nodes of a Q/DQ model that compute on a DequantizeLinear output into a float tensor: the layers int8
+    must run in Int8 (an ArgMax reading dequantized logits computes indices, not int8 arithmetic)."""
     dequantized = {output for node in model.graph.node if node.op_type == "DequantizeLinear" for output in node.output}
     return {
         node.name
         for node in model.graph.node
-        if node.op_type not in _ONNX_CONVERSIONS and any(name in dequantized for name in node.input)
+        if node.op_type not in _ONNX_CONVERSIONS
+        and any(name in dequantized for name in node.input)
+        and not _indices(node)
     }
+
+
+def _indices(node: onnx.NodeProto) -> bool:
+    return node.op_type in ("ArgMax", "ArgMin", "TopK", "NonZero", "NonMaxSuppression")
 
 
 def problems(
@@ -110,10 +117,23 @@ def problems(
     if expected is None:
         return []
     if precision is Precision.INT8:
-        layers = [layer for layer in layers if any(node and node in layer.name for node in quantized)]
-        if not layers:
-            return ["no layer of the int8 model is quantized: the quantizer found nothing to put Q/DQ around"]
+        return _int8_problems(layers, quantized)
     return precision_problems(layers, expected, kept)
+
+
+def _int8_problems(layers: Sequence[LayerPrecision], quantized: Collection[str]) -> list[str]:
+    """Each node the quantizer wrapped must run in Int8 in some layer named after it: TensorRT names fused
+    layers after every node they hold ("conv1 + relu1") and may split a node in several (a Gemm's matrix
+    multiply and bias), so one Int8 layer carrying the node's name is the proof."""
+    if not quantized:
+        return ["no layer of the int8 model is quantized: the quantizer found nothing to put Q/DQ around"]
+    problems = []
+    for node in sorted(quantized):
+        named = [layer for layer in layers if node in layer.name]
+        if not any(layer.precision == "Int8" for layer in named):
+            seen = ", ".join(f"{layer.name} {layer.precision}" for layer in named) or "no layer of that name"
+            problems.append(f"node '{node}' was quantized but runs in no Int8 layer ({seen})")
+    return problems
 
 
 _FLOAT_TYPES = {1, 10, 16, 11}  # FLOAT, FLOAT16, BFLOAT16, DOUBLE

@@ -234,7 +234,7 @@ def _quantize(
                 },
             )
         quantized = target.read_bytes()
-    return QuantizedModel(quantized, calibrator, _scales(onnx.load_from_string(quantized)))
+    return QuantizedModel(quantized, calibrator, scales_of(onnx.load_from_string(quantized)))
 
 
 def _has_quantizable_node(model: onnx.ModelProto) -> bool:
@@ -244,10 +244,11 @@ def _has_quantizable_node(model: onnx.ModelProto) -> bool:
     return any(node.op_type in QDQRegistry or node.op_type in QLinearOpsRegistry for node in model.graph.node)
 
 
-def _scales(model: onnx.ModelProto) -> dict[str, float | list[float]]:
-    """Each quantized tensor's scale(s), read from the scale inputs of its Q/DQ nodes: a float per tensor, a
-    list per channel. ONNX Runtime names a scale `<tensor>_scale` after the tensor of the float model (a
-    graph output's producer and a stored weight are renamed, their scales are not)."""
+def scales_of(model: onnx.ModelProto) -> dict[str, float | list[float]]:
+    """Each quantized tensor's scale(s), by the float model's tensor name: a float per tensor, a list per
+    channel. An activation is known by what its QuantizeLinear quantizes (pool1 and flat share relu's scale
+    and are listed under their own names too); a weight, stored quantized, and a graph output, whose producer
+    ONNX Runtime renames, by the name of their scale: ONNX Runtime names it `<tensor>_scale`."""
     from onnx import numpy_helper
 
     initializers = {tensor.name: tensor for tensor in model.graph.initializer}
@@ -255,8 +256,10 @@ def _scales(model: onnx.ModelProto) -> dict[str, float | list[float]]:
     for node in model.graph.node:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             scale = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float64)
-            tensor = node.input[1].removesuffix("_scale")
-            scales[tensor] = float(scale) if scale.ndim == 0 else [float(value) for value in scale]
+            value = float(scale) if scale.ndim == 0 else [float(item) for item in scale]
+            scales.setdefault(node.input[1].removesuffix("_scale"), value)
+            if node.op_type == "QuantizeLinear":
+                scales[node.input[0]] = value
     return scales
 
 

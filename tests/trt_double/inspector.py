@@ -121,23 +121,33 @@ class EngineInspector(StrictObject):
         graph: Graph = engine._graph
         types = executed_types(graph, engine._types, engine._program.weak_fp16)
         shapes = self._shapes()
+        # TensorRT fuses a DequantizeLayer into the layer that consumes it, which then reads the int8 tensor
+        # (its "Format/Datatype" an Int8 format); the double computes on the dequantized floats, with the
+        # same numbers, and reports the input as the real engine would.
+        producers = {out: producer for producer in graph.nodes for out in producer.outputs}
 
-        def tensor(i: int) -> dict[str, Any]:
+        def reported(i: int) -> str:
+            producer = producers.get(i)
+            if producer is not None and producer.kind == "DEQUANTIZE" and types[producer.inputs[0]] == "INT8":
+                return "INT8"
+            return types[i]
+
+        def tensor(i: int, read: bool) -> dict[str, Any]:
             dims = list(shapes[i])
             known = -1 not in dims
             return {
                 "Name": graph.tensors[i].name,
                 "Location": "Device",
                 "Dimensions": dims,
-                "Format/Datatype": _ROW_MAJOR[types[i]] if known else _DYNAMIC,
+                "Format/Datatype": _ROW_MAJOR[reported(i) if read else types[i]] if known else _DYNAMIC,
             }
 
         kind = DISPLAY_NAMES[node.kind].replace(" ", "")
         layer: dict[str, Any] = {
             "Name": node.name,
             "LayerType": kind,
-            "Inputs": [tensor(i) for i in node.inputs],
-            "Outputs": [tensor(i) for i in node.outputs],
+            "Inputs": [tensor(i, read=node.kind != "DEQUANTIZE") for i in node.inputs],
+            "Outputs": [tensor(i, read=False) for i in node.outputs],
             "ParameterType": kind,
         }
         if node.kind == "CONVOLUTION" and len(node.inputs) == 1:

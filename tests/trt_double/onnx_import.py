@@ -360,6 +360,7 @@ def _gemm(im: _Importer, node: Any, attributes: dict[str, Any]) -> list[Any]:
     product = im.network.add_matrix_multiply(im.tensor(node.input[0]), none, im.tensor(node.input[1]), op_b)
     if len(node.input) < 3 or not node.input[2]:
         return [product]
+    product.name = f"{node.name or node.output[0]}.matmul"  # the node's layers all carry its name
     bias = im.tensor(node.input[2], rank=2)
     return [im.network.add_elementwise(product.get_output(0), bias, im.enum("ElementWiseOperation", "SUM"))]
 
