@@ -16,10 +16,18 @@ import numpy as np
 import pytest
 
 from harness import baselines, fuzz, hookspecs, parallel, report
-from harness.backends import Backend, BackendDescriptor, BackendDescriptorError, DeviceKind, Engine, Registry
+from harness.backends import (
+    Backend,
+    BackendDescriptor,
+    BackendDescriptorError,
+    BuildRequest,
+    DeviceKind,
+    Engine,
+    Registry,
+)
 from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
-from harness.case import Case, check_case
+from harness.case import Case, Precision, check_case
 from harness.errors import BuildError, CaseDefinitionError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
@@ -32,7 +40,7 @@ from harness.report import ResultsLog, TestRecord, summary_table
 from harness.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:
-    from harness.precision.localize import Localization
+    from harness.precision.localize import Localization, Runner
 
 GPU_MARKER = "gpu: needs a CUDA GPU; runs only with --gpu"
 BUILD_ONLY_REASON = "build-only run"
@@ -173,9 +181,11 @@ class PointContext:
         self.record.layers = proof.to_json()
         return proof
 
-    def localize(self) -> Localization | None:
-        """The first layer of the derived model beyond the precision's tolerance, on unoptimized ONNX Runtime
-        runs against the float32 model (recorded); None at fp32/tf32, which derive nothing."""
+    def localize(self) -> tuple[Localization, str] | None:
+        """The first layer of the derived model beyond the precision's tolerance against the float32 model
+        (recorded), on the point's own backend where it builds ONNX models (a TensorRT engine with every
+        tensor marked as an output), else on unoptimized ONNX Runtime, with where it ran; None at fp32/tf32,
+        which derive nothing."""
         point = self.point
         if point.precision not in EXPECTED:
             return None
@@ -190,9 +200,37 @@ class PointContext:
             for spec in point.case.outputs
             if (limit := point.case.tolerance(point.precision, spec.name).mean_rel) is not None
         )
-        found = localize(reference, candidate, self.inputs, tolerance)
-        self.record.localization = {**asdict(found), "summary": found.summary(), "ran_on": "onnxruntime, unoptimized"}
-        return found
+        backend = self.state.backend(point.backend)
+        runner, ran_on = _localization_runner(backend, point) if not isinstance(backend, str) else (None, "")
+        found = localize(reference, candidate, self.inputs, tolerance, runner)
+        ran_on = ran_on or "onnxruntime, unoptimized"
+        self.record.localization = {**asdict(found), "summary": found.summary(), "ran_on": ran_on}
+        return found, ran_on
+
+
+def _localization_runner(backend: Backend, point: Point) -> tuple[Runner | None, str]:
+    """A runner that builds each exposed model with the point's backend, where the backend builds ONNX models
+    in their own types (`builds_exposed_onnx`: TensorRT's strongly typed parser workflow); (None, "") means
+    ONNX Runtime.
+
+    The debug engine marks every tensor as an output, which keeps TensorRT from fusing across them: its
+    numbers are those of layer-by-layer execution (as Polygraphy's `--trt-outputs mark all`), not of the
+    fused engine under test."""
+    # Optional in the Backend protocol: a backend that does not say so is localized on ONNX Runtime.
+    if not getattr(backend, "builds_exposed_onnx", False):
+        return None, ""
+
+    def run(model: Any, feeds: Mapping[str, np.ndarray], names: list[str]) -> Mapping[str, np.ndarray]:
+        # FP32: TF32 off; a strongly typed network takes its precision from the model's types.
+        request = BuildRequest(point.case, Precision.FP32, point.profile_index, model.SerializeToString())
+        engine = backend.load(backend.build(request).data, request)
+        try:
+            outputs = engine.infer(feeds)
+        finally:
+            engine.close()
+        return {name: outputs[name] for name in names}
+
+    return run, f"{backend.name} {backend.version()}, every tensor marked as an output"
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ def test_accuracy(harness_point: PointContext) -> None:
             + "; ".join(proof.problems),
             pytrace=False,
         )
-    _fail_outside_tolerance(point, errors, "the numpy reference", localized.summary() if localized else None)
+    where = f"on {localized[1]}: {localized[0].summary()}" if localized else None
+    _fail_outside_tolerance(point, errors, "the numpy reference", where)
     _gate(harness_point, _accuracy_gate(harness_point, errors))
 
 
@@ -248,5 +249,5 @@ def _fail_outside_tolerance(
         if e.failure
     ]
     if failures:
-        located = f". Localized on ONNX Runtime: {where} (try --keep-fp32 with that node)" if where else ""
+        located = f". Localized {where} (try --keep-fp32 with that node)" if where else ""
         pytest.fail(f"{point.id} against {against}: " + "; ".join(failures) + located, pytrace=False)

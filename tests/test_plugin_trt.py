@@ -12,7 +12,7 @@ FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "--backend", "trt,
 
 # A case 'broken' beside identity: its network-API engine has an input and no output, which the builder refuses.
 BROKEN_NETWORK = (
-    "def failing_network(network, trt, dtype):\n"
+    "def failing_network(network, trt, precision):\n"
     "    network.add_input('x', trt.DataType.FLOAT, (-1, -1, -1))  # and no output: the builder refuses\n"
     "CASES = [IDENTITY, dataclasses.replace(IDENTITY, name='broken', define_network=failing_network)]\n"
 )
@@ -158,3 +158,41 @@ def test_a_runtime_that_refuses_the_gpu_skips_run_tests_with_its_reason_decided_
     result.stdout.fnmatch_lines(["*backend 'trt' cannot run engines here: *compute capability 9.0*"])
     assert result.stdout.str().count("cannot deserialize") == 0  # no per-test deserialization error
     assert (pytester.path / "probes.log").read_text().count("probe") == 1
+
+
+@pytest.mark.parametrize("version", ["10.16", "11.4"])
+def test_every_precision_builds_proves_and_agrees_on_both_workflows(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """bf16 and int8 (parsed Q/DQ model and network-API Q/DQ layers) on the double: each accuracy test
+    records the engine inspector's per-layer proof, and trt-net agrees with trt."""
+    make_project(pytester, monkeypatch, version, "CASES = [CONV]")
+    result = pytester.runpytest(*FAST, "--precision", "bf16,int8", "-k", "accuracy or agreement")
+    result.assert_outcomes(passed=2 * 3 * 3)  # 2 precisions × 3 points × (2 accuracy + 1 agreement)
+    tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    for backend in ("trt", "trt-net"):
+        layers = tests[f"test_accuracy[conv_add_relu-int8-opt-{backend}]"]["layers"]
+        assert layers["source"] == "engine inspector" and "conv Int8" in layers["summary"]
+        bf16 = tests[f"test_accuracy[conv_add_relu-bf16-opt-{backend}]"]["layers"]
+        assert "conv BFloat16" in bf16["summary"] and bf16["problems"] == []
+
+
+def test_a_failing_point_is_localized_on_the_tensorrt_backend_itself(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser workflow localizes on a debug engine with every tensor marked as an output; the network-API
+    workflow, which has no ONNX model to expose, on ONNX Runtime. Each record says where it ran."""
+    tight = (
+        "from harness.case import Precision, Tolerance\n"
+        "CASES = [dataclasses.replace(CONV, name='tight', "
+        "tolerances={(Precision.FP16, 'y'): Tolerance(mean_rel=1e-6)})]"
+    )
+    make_project(pytester, monkeypatch, "11.4", tight)
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "accuracy and opt")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        ["*Localized on tensorrt *+numpy-double, every tensor marked as an output: first layer beyond 1e-06: conv*"]
+    )
+    tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    assert tests["test_accuracy[tight-fp16-opt-trt-net]"]["localization"]["ran_on"] == "onnxruntime, unoptimized"
+    assert tests["test_accuracy[tight-fp16-opt-trt]"]["localization"]["first_failing"]["node"] == "conv"

@@ -83,7 +83,9 @@ def test_a_failing_point_is_localized_to_its_first_layer_beyond_tolerance(pytest
     result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--results", "r.json")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*Localized on ONNX Runtime: first layer beyond 1e-06: conv1 (Conv)*(try --keep-fp32 with that node)*"]
+        [
+            "*Localized on onnxruntime, unoptimized: first layer beyond 1e-06: conv1 (Conv)*(try --keep-fp32 with that node)*"
+        ]
     )
     localization = record(pytester, "test_accuracy[tight-fp16-opt-ort]")["localization"]
     assert localization["first_failing"]["node"] == "conv1"  # type: ignore[index]

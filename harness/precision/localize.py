@@ -10,7 +10,7 @@ quantization keeps them on the float tensor it quantizes). Errors use the harnes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,17 +60,28 @@ def _label(layer: LayerError) -> str:
     return f"{node} output '{layer.tensor}'"
 
 
+# Runs an exposed model (exposed_model) on the given inputs and returns the tensors named, by name.
+Runner = Callable[["onnx.ModelProto", Mapping[str, np.ndarray], list[str]], Mapping[str, np.ndarray]]
+
+
 def localize(
-    reference: onnx.ModelProto, candidate: onnx.ModelProto, inputs: Mapping[str, np.ndarray], tolerance: float
+    reference: onnx.ModelProto,
+    candidate: onnx.ModelProto,
+    inputs: Mapping[str, np.ndarray],
+    tolerance: float,
+    runner: Runner | None = None,
 ) -> Localization:
     """Every float output tensor of the reference's nodes, in node order, compared with the candidate's tensor
     of the same name; the first whose error exceeds `tolerance` (mean relative error) is first_failing.
 
-    Tensors the candidate lacks (fused or renamed by the derivation) and non-float tensors are not compared.
-    Raises ValueError when `inputs` lacks an input of either model.
+    `runner` runs both exposed models: unoptimized ONNX Runtime by default, or the backend under test (a
+    TensorRT engine with every tensor marked as an output). Tensors the candidate lacks (fused or renamed by
+    the derivation) and non-float tensors are not compared. Raises ValueError when `inputs` lacks an input of
+    either model.
     """
-    reference_values = _run_exposed(reference, inputs, "reference")
-    candidate_values = _run_exposed(candidate, inputs, "candidate")
+    run = runner or run_on_onnxruntime
+    reference_values = _run_exposed(reference, inputs, "reference", run)
+    candidate_values = _run_exposed(candidate, inputs, "candidate", run)
     dequantized = _dequantized_names(candidate)
     limit = Tolerance(mean_rel=tolerance)
     layers = []
@@ -111,14 +122,10 @@ def _dequantized_names(model: onnx.ModelProto) -> dict[str, str]:
     }
 
 
-def _run_exposed(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray], which: str) -> dict[str, np.ndarray]:
-    """Every float tensor a node of `model` produces, by name, from one unoptimized ONNX Runtime run."""
-    import onnx
-    import onnxruntime
-
-    # BFLOAT16 is left out: ONNX Runtime's Python API cannot return it as a numpy array (and its CPU provider
-    # has no bfloat16 kernel for most ops, so a bf16 model seldom runs there at all); 8-bit floats likewise.
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+def _run_exposed(
+    model: onnx.ModelProto, inputs: Mapping[str, np.ndarray], which: str, run: Runner
+) -> Mapping[str, np.ndarray]:
+    """Every float tensor a node of `model` produces, by name, from one run of the exposed model."""
     initializers = {tensor.name for tensor in model.graph.initializer}
     feeds = [value.name for value in model.graph.input if value.name not in initializers]
     missing = [name for name in feeds if name not in inputs]
@@ -126,6 +133,19 @@ def _run_exposed(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray], which
         raise ValueError(
             f"the inputs given lack {missing}, which the {which} model takes (it takes {feeds}); pass every input"
         )
+    exposed, produced = exposed_model(model)
+    return run(exposed, {name: inputs[name] for name in feeds}, produced)
+
+
+def exposed_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy of `model` whose every float tensor a node produces is also a graph output, and those names.
+
+    BFLOAT16 is left out: ONNX Runtime's Python API cannot return it as a numpy array (and its CPU provider
+    has no bfloat16 kernel for most ops, so a bf16 model seldom runs there at all); 8-bit floats likewise.
+    """
+    import onnx
+
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
     # Shape inference on a copy: exposing a tensor needs its element type, and the caller's model stays as it is.
     exposed = onnx.shape_inference.infer_shapes(model)
     types = {
@@ -139,8 +159,16 @@ def _run_exposed(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray], which
     exposed.graph.output.extend(
         onnx.helper.make_tensor_value_info(name, types[name], None) for name in produced if name not in outputs
     )
+    return exposed, produced
+
+
+def run_on_onnxruntime(
+    model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], names: list[str]
+) -> Mapping[str, np.ndarray]:
+    """The named tensors from one unoptimized ONNX Runtime run (optimizations off: no tensor is fused away)."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = onnxruntime.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    values = session.run(produced, {name: inputs[name] for name in feeds})
-    return dict(zip(produced, values))
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return dict(zip(names, session.run(names, dict(feeds)), strict=True))
