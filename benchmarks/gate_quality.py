@@ -484,7 +484,7 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
     precision, point = Precision.FP32, ShapePoint.OPT
 
     backend = OnnxRuntimeBackend(BackendOptions())
-    request = BuildRequest(CASE, precision, 0, CASE.onnx_model(precision.compute_dtype).SerializeToString())
+    request = BuildRequest(CASE, precision, 0, CASE.onnx_model().SerializeToString())  # the float32 model
     engine = backend.load(backend.build(request).data, request)
     shapes = CASE.profiles[0].shapes(point)
     inputs = CASE.generate_inputs(shapes, np.random.default_rng(CASE.input_seed(0, point, 0)))
