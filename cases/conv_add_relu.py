@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from harness.case import Case, Precision, Profile, Shape, TensorSpec, Tolerance
+from harness.case import Case, Profile, Shape, TensorSpec
 
 if TYPE_CHECKING:
     import onnx
@@ -142,16 +142,4 @@ CASE = Case(
     reference=reference,
     generate_inputs=generate_inputs,
     define_network=define_network,
-    tolerances={
-        (Precision.INT8, "y"): Tolerance(
-            mean_rel=0.1,
-            justification=(
-                "measured (benchmarks/precision_errors.py, onnxruntime 1.32.0, the harness's Q/DQ model) over the "
-                "profile's corners and 30 random shapes: worst mean_rel 0.063 with the max calibrator, 0.057 with "
-                "percentile. Per-tensor int8 activations (127 steps over the whole tensor's range) on the conv "
-                "output and the residual sum give relative errors of a few percent on small outputs; 0.1 is 1.6x "
-                "the worst."
-            ),
-        ),
-    },
 )

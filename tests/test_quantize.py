@@ -127,12 +127,12 @@ def test_conv_add_relu_int8_is_close_to_float32(calibrator: Calibrator, point: s
         assert errors.mean_rel <= CONV_ADD_RELU_MEAN_REL, f"seed {seed}: {errors}"
 
 
-# mnist's random LeNet on noise images keeps labels only 0.05 apart in logits at worst (LABEL_MARGIN, chosen
-# for float16), and int8 moves its logits by up to ~0.1: measured with onnxruntime 1.32.0 over 2000 images
-# (seeds 1000-1009, 200 each), the labels agree on 98.75 % (max) and 98.25 % (percentile), 97.0 % and 96.5 %
-# on the worst 200; on this test's 200 images 99.5 % and 98.5 %. Every flipped label was a near tie in
-# float32 (top-2 logit gap at most 0.108, median gap 0.14), so the bound below holds the rest to agreement.
-MNIST_IMAGES, MNIST_AGREEMENT, MNIST_NEAR_TIE = 200, 0.97, 0.15
+# int8 moves mnist's logits by up to ~0.1: measured with onnxruntime 1.32.0 over 2000 noise images whose labels
+# were only 0.05 apart in logits at worst, labels agreed on 98.75 % (max) and 98.25 % (percentile), and every
+# flip was a near tie in float32 (top-2 gap at most 0.108). The case's generator now redraws gaps below 0.15
+# (mnist.LABEL_MARGIN), and over its images int8 agrees on 100 % (1024 images, benchmarks/precision_errors.py);
+# the test holds the target, 99 %, and that any flip is a near tie.
+MNIST_IMAGES, MNIST_AGREEMENT, MNIST_NEAR_TIE = 200, 0.99, 0.15
 
 
 @each_calibrator
