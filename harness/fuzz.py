@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from harness.case import Case, Shape, ShapePoint
 
-# Registered when the plugin is imported, so that `--hypothesis-profile harness-ci` (Hypothesis's own
-# option, read in its pytest_configure) can find them. Failures print the @reproduce_failure blob.
+# Registered by the plugin's pytest_configure (tryfirst) when --hypothesis-profile is given, so that
+# Hypothesis's own pytest_configure can load them, and by fuzz_settings otherwise. Failures print the
+# @reproduce_failure blob.
 PROFILES: Mapping[str, Mapping[str, Any]] = {
     "harness-ci": {
         "derandomize": True,  # the same examples on every CI run: a red build is reproducible
@@ -38,6 +39,7 @@ def register_profiles() -> None:
 
 def fuzz_settings(profile: str | None, max_examples: int | None) -> settings:
     """The chosen Hypothesis profile (ours by default), with the example count from the command line."""
+    register_profiles()  # idempotent: the profiles exist however the session started
     base = settings.get_profile(profile or DEFAULT_PROFILE)
     # The engine fixture is built once per test and reused by every example: that is the point.
     checks = [*base.suppress_health_check, HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -15,7 +15,7 @@ import filelock
 import numpy as np
 import pytest
 
-from harness import baselines, fuzz, hookspecs, parallel, report
+from harness import baselines, hookspecs, parallel, report
 from harness.backends import (
     Backend,
     BackendDescriptor,
@@ -47,10 +47,6 @@ BUILD_ONLY_REASON = "build-only run"
 LOCKS_DIR = Path(".harness") / "locks"  # per-device locks that keep latency tests alone on their device
 # The fixtures of the matrix tests that run engines; a build-only session skips them.
 RUN_FIXTURES = ("harness_point", "harness_pair", "harness_fuzz")
-
-# The one import-time action: Hypothesis reads --hypothesis-profile in its own pytest_configure,
-# which may run before ours, so the profiles must exist as soon as the plugin is loaded.
-fuzz.register_profiles()
 
 
 @dataclass
@@ -171,6 +167,8 @@ class PointContext:
     @property
     def fuzz_settings(self) -> Any:
         """Hypothesis settings for this session's fuzz tests (--hypothesis-profile, --fuzz-examples)."""
+        from harness import fuzz  # Hypothesis is imported by the sessions that fuzz, not by every session
+
         config = self.state.config
         return fuzz.fuzz_settings(config.getoption("hypothesis_profile", None), self.state.settings.fuzz_examples)
 
@@ -261,7 +259,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis's own pytest_configure loads --hypothesis-profile
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("hypothesis_profile", None):
+        # Our profiles (harness-ci, ...) must exist when Hypothesis loads the one named; without the option
+        # nothing imports Hypothesis (~1 s) until a fuzz test runs (harness.fuzz.fuzz_settings registers them).
+        from harness import fuzz
+
+        fuzz.register_profiles()
     config.addinivalue_line("markers", GPU_MARKER)
     config.addinivalue_line("markers", f"{parallel.TIMING_MARK}: needs its device alone (latency tests)")
     parallel.take_assigned_gpu(config)  # before anything initialises CUDA in this worker

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import fuzz
 from harness.bench import report_samples
 from harness.case import Shape
 from harness.compare import OutputErrors, compare_outputs
@@ -106,6 +105,8 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
 def test_fuzz_inside_profile(harness_fuzz: PointContext) -> None:
     """Shapes drawn anywhere inside the profile (tied dimensions tied; min, opt and max first) match the
     numpy reference within the precision's tolerance, on the one engine built for the profile."""
+    from harness import fuzz  # Hypothesis is imported by the sessions that fuzz, not at collection
+
     point, engine = harness_fuzz.point, harness_fuzz.engine
     case, seed = point.case, harness_fuzz.state.settings.seed
 
@@ -129,6 +130,8 @@ def test_fuzz_outside_profile(harness_fuzz: PointContext) -> None:
     """Shapes outside the profile (a dimension past min or max, a changed fixed dimension, a wrong rank,
     tied dimensions split) are refused with ShapeOutsideProfileError naming the input, before any run:
     never a crash, never a silently wrong result."""
+    from harness import fuzz
+
     point, engine = harness_fuzz.point, harness_fuzz.engine
 
     def refused(drawn: tuple[dict[str, Shape], str]) -> None:

@@ -42,11 +42,11 @@ def test_tied_dims_are_drawn_once() -> None:
 
 
 def test_profiles_are_registered_as_the_issue_asks() -> None:
+    assert fuzz.fuzz_settings("harness-ci", 7).max_examples == 7  # registers them, as a fuzz test does
     ci = settings.get_profile("harness-ci")
     assert ci.derandomize and ci.database is None and ci.deadline is None and ci.max_examples <= 50
     assert settings.get_profile("harness-nightly").max_examples >= 1000
     assert settings.get_profile("harness-dev").deadline is None
-    assert fuzz.fuzz_settings("harness-ci", 7).max_examples == 7
 
 
 def test_fuzz_tests_never_use_the_benchmark_fixture() -> None:
