@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from harness.case import Case, Shape, ShapePoint
 
-# Registered by the plugin's pytest_configure (tryfirst) when --hypothesis-profile is given, so that
-# Hypothesis's own pytest_configure can load them, and by fuzz_settings otherwise. Failures print the
+# Registered by the plugin's pytest_addoption, so that Hypothesis's own pytest_configure can load the one
+# --hypothesis-profile names, and by fuzz_settings for use without pytest. Failures print the
 # @reproduce_failure blob.
 PROFILES: Mapping[str, Mapping[str, Any]] = {
     "harness-ci": {

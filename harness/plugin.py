@@ -28,7 +28,7 @@ from harness.backends import (
 from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
 from harness.case import Case, Precision, check_case
-from harness.errors import BuildError, CaseDefinitionError
+from harness.errors import BuildError, CaseDefinitionError, HarnessError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
 from harness.measure import MeasurePolicy
@@ -257,16 +257,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    # Our Hypothesis profiles (harness-ci, ...) must exist before Hypothesis's own pytest_configure loads the
+    # one --hypothesis-profile names, whatever order plugins configure in: registered here, at option time,
+    # not on import. (Hypothesis's pytest plugin imports hypothesis at start-up anyway.)
+    from harness import fuzz
+
+    fuzz.register_profiles()
 
 
-@pytest.hookimpl(tryfirst=True)  # before Hypothesis's own pytest_configure loads --hypothesis-profile
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("hypothesis_profile", None):
-        # Our profiles (harness-ci, ...) must exist when Hypothesis loads the one named; without the option
-        # nothing imports Hypothesis (~1 s) until a fuzz test runs (harness.fuzz.fuzz_settings registers them).
-        from harness import fuzz
-
-        fuzz.register_profiles()
     config.addinivalue_line("markers", GPU_MARKER)
     config.addinivalue_line("markers", f"{parallel.TIMING_MARK}: needs its device alone (latency tests)")
     parallel.take_assigned_gpu(config)  # before anything initialises CUDA in this worker
@@ -400,16 +399,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _unknown_kept_nodes(cases: list[Case], names: tuple[str, ...]) -> list[str]:
     """--keep-fp32 applies each name to every selected case that has such a node; a name no selected case has
-    is a typo, reported (with the close names of each case) instead of silently keeping nothing."""
+    is a typo, reported once (with each case's close names) instead of silently keeping nothing."""
     models = {case.name: named_nodes(case.model()) for case in cases}
     unknown = [name for name in names if not any(name in node_names(model) for model in models.values())]
-    messages = []
-    for case_name, model in models.items() if unknown else ():
+    if not unknown:
+        return []
+    per_case = []
+    for case_name, model in models.items():
         try:
             check_node_names(model, unknown, case_name=case_name)
         except CaseDefinitionError as error:
-            messages.append(f"{error} (no selected case has a node named {', '.join(map(repr, unknown))})")
-    return messages
+            per_case.append(str(error))
+    return [f"--keep-fp32: no selected case has a node named {', '.join(map(repr, unknown))}. " + " | ".join(per_case)]
 
 
 class SelectionErrorItem(pytest.Item):
@@ -540,7 +541,27 @@ def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend
     reason = backend.unsupported_reason(point.case, point.precision)
     if reason:
         pytest.skip(f"{backend.name} cannot run {point.case.name} at {point.precision.value}: {reason}")
+    kept = _kept_nodes(state, point)
+    # Optional in the Backend protocol, like builds_exposed_onnx: a backend that builds from code, not model.
+    if kept and getattr(backend, "builds_from_code", False):
+        pytest.skip(
+            f"{backend.name} ({point.backend}) builds {point.case.name} from its define_network, which cannot keep "
+            f"{', '.join(kept)} in float32 (--keep-fp32 / keep_fp32 apply to the derived ONNX model)"
+        )
     return backend
+
+
+def _kept_nodes(state: HarnessState, point: Point) -> tuple[str, ...]:
+    """The nodes the point's derived model keeps in float32; () where nothing is asked to be kept, or where
+    the derivation fails (the build reports that failure)."""
+    if point.precision not in (Precision.FP16, Precision.BF16):
+        return ()
+    if not (state.settings.precision_options.keep_fp32 or point.case.keep_fp32):
+        return ()
+    try:
+        return state.store.derived(point.case, point.precision).kept_fp32
+    except HarnessError:
+        return ()
 
 
 def _runnable_backend(state: HarnessState, short_id: str, point: Point) -> Backend:
@@ -654,6 +675,9 @@ def _settings_record(settings: Settings) -> dict[str, object]:
         "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
         "build_only": settings.build_only,
         "measure": asdict(settings.measure),
+        "keep_fp32": list(settings.precision_options.keep_fp32),
+        "calibrator": settings.precision_options.calibrator,
+        "localize": settings.localize,
     }
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from harness.bench import report_samples
-from harness.case import Shape
+from harness.case import Precision, Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
 from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency
@@ -50,7 +50,10 @@ def test_accuracy(harness_point: PointContext) -> None:
             + "; ".join(proof.problems),
             pytrace=False,
         )
-    where = f"on {localized[1]}: {localized[0].summary()}" if localized else None
+    where = None
+    if localized:
+        hint = " (try --keep-fp32 with that node)" if point.precision in (Precision.FP16, Precision.BF16) else ""
+        where = f"on {localized[1]}: {localized[0].summary()}{hint}"
     _fail_outside_tolerance(point, errors, "the numpy reference", where)
     _gate(harness_point, _accuracy_gate(harness_point, errors))
 
@@ -252,5 +255,5 @@ def _fail_outside_tolerance(
         if e.failure
     ]
     if failures:
-        located = f". Localized {where} (try --keep-fp32 with that node)" if where else ""
+        located = f". Localized {where}" if where else ""
         pytest.fail(f"{point.id} against {against}: " + "; ".join(failures) + located, pytrace=False)

@@ -196,3 +196,17 @@ def test_a_failing_point_is_localized_on_the_tensorrt_backend_itself(
     tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
     assert tests["test_accuracy[tight-fp16-opt-trt-net]"]["localization"]["ran_on"] == "onnxruntime, unoptimized"
     assert tests["test_accuracy[tight-fp16-opt-trt]"]["localization"]["first_failing"]["node"] == "conv"
+
+
+def test_keep_fp32_skips_the_network_workflow_which_builds_from_code(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--keep-fp32 changes the derived model; define_network never sees it, so trt-net says so instead of
+    recording a keep it did not make. The parser workflow keeps the layer and proves the rest Half."""
+    make_project(pytester, monkeypatch, "11.4", "CASES = [CONV]")
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "--keep-fp32", "relu", "-k", "accuracy and opt", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*builds conv_add_relu from its define_network, which cannot keep relu in float32*"])
+    tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    summary = tests["test_accuracy[conv_add_relu-fp16-opt-trt]"]["layers"]["summary"]
+    assert "relu Float (kept)" in summary and "conv Half" in summary

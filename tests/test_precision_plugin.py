@@ -132,7 +132,7 @@ def test_bf16_is_skipped_with_the_reason_where_the_backend_lacks_it(pytester: py
     accuracy_project(pytester, "CASES = [IDENTITY]")
     result = pytester.runpytest(*FAST, "--precision", "bf16", "-k", "opt", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*no bfloat16 kernels for Conv, Gemm or MatMul*"])
+    result.stdout.fnmatch_lines(["*no bfloat16 kernels for most operators (Conv, Gemm, MatMul among them)*"])
 
 
 def test_the_bf16_model_is_valid_onnx_at_opset_22() -> None:
@@ -168,3 +168,38 @@ def test_a_warm_int8_derivation_neither_generates_nor_calibrates(
     monkeypatch.setattr(onnxruntime.quantization, "quantize_static", forbidden)
     warm = derive.derive(mnist.CASE, Precision.INT8, options)
     assert (warm.model_bytes, warm.scales) == (cold.model_bytes, cold.scales)
+
+
+def test_a_kept_node_that_produces_an_output_still_hands_callers_float32() -> None:
+    """onnxconverter-common casts a kept output node's result to float16; the harness casts it to float32."""
+    from cases import conv_add_relu
+    from harness.case import Precision
+    from harness.precision.convert import derived_model, named_nodes
+
+    for precision in (Precision.FP16, Precision.BF16):
+        model = derived_model(named_nodes(conv_add_relu.CASE.model()), precision, ["relu"])
+        assert [value.type.tensor_type.elem_type for value in model.graph.output] == [onnx.TensorProto.FLOAT]
+        onnx.checker.check_model(model, full_check=True)
+
+
+def test_a_layer_carries_a_node_by_name_not_by_substring() -> None:
+    from harness.precision.layers import names_node
+
+    assert names_node("conv1", "conv1") and names_node("Conv_0 + conv1", "conv1") and names_node("fc1.matmul", "fc1")
+    assert not names_node("conv10", "conv1") and not names_node("(Unnamed Layer* 6) [Constant]", "a")
+
+
+def test_one_misspelled_keep_fp32_name_is_one_error_item(pytester: pytest.Pytester) -> None:
+    accuracy_project(pytester, MNIST + "CASES = [IDENTITY, MNIST]")
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--keep-fp32", "conv_1")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*no selected case has a node named 'conv_1'*(close: 'conv1', 'conv2')*"])
+
+
+def test_a_bad_name_in_the_cases_keep_fp32_names_the_field_and_spares_other_precisions(
+    pytester: pytest.Pytester,
+) -> None:
+    accuracy_project(pytester, "CASES = [dataclasses.replace(IDENTITY, name='badkeep', keep_fp32=('identty',))]")
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "-k", "opt")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*case 'badkeep': keep_fp32 (the case's field): 'identty' is not a node name*"])

@@ -96,7 +96,9 @@ class OnnxRuntimeBackend:
         if precision is Precision.BF16:
             # onnxruntime 1.32: "NOT_IMPLEMENTED : Could not find an implementation for Conv(22)"; building the
             # point anyway would either fail or, where a kernel exists, upcast silently: neither is bf16.
-            return "ONNX Runtime's CPU provider has no bfloat16 kernels for Conv, Gemm or MatMul"
+            return (
+                "ONNX Runtime's CPU provider has no bfloat16 kernels for most operators (Conv, Gemm, MatMul among them)"
+            )
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:

@@ -359,6 +359,12 @@ class TensorRTBackend:
         return None
 
     @property
+    def builds_from_code(self) -> bool:
+        """The network-definition workflow builds from the case's define_network, not from the derived model:
+        what the model derivation alone does (keeping nodes in float32) does not reach it."""
+        return self.workflow == "network-api"
+
+    @property
     def builds_exposed_onnx(self) -> bool:
         """Whether localization may build the point's ONNX model with every tensor marked as an output: the
         parser workflow, strongly typed (the model's types are the precision; weak typing would need flags)."""

@@ -80,7 +80,26 @@ def _float16(model: onnx.ModelProto, keep_fp32: Collection[str]) -> onnx.ModelPr
         converted: onnx.ModelProto = float16.convert_float_to_float16(
             model, keep_io_types=True, node_block_list=sorted(keep_fp32), disable_shape_infer=False
         )
+    _float32_outputs(model, converted)
     return converted
+
+
+def _float32_outputs(original: onnx.ModelProto, converted: onnx.ModelProto) -> None:
+    """Hold the converter to float32 I/O: a kept node that produces a graph output gets an output Cast to
+    float16 (onnxconverter-common 1.16), which would hand callers float16. That Cast becomes a float32 one."""
+    from onnx import TensorProto
+
+    declared = {value.name: value.type.tensor_type.elem_type for value in original.graph.output}
+    producers = {output: node for node in converted.graph.node for output in node.output}
+    for value in converted.graph.output:
+        wanted = declared.get(value.name)
+        if wanted != TensorProto.FLOAT or value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            continue
+        value.type.tensor_type.elem_type = TensorProto.FLOAT
+        producer = producers.get(value.name)
+        for attribute in producer.attribute if producer is not None and producer.op_type == "Cast" else ():
+            if attribute.name == "to":
+                attribute.i = TensorProto.FLOAT
 
 
 def _bfloat16(model: onnx.ModelProto, keep_fp32: Collection[str]) -> onnx.ModelProto:

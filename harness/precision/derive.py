@@ -64,7 +64,8 @@ def node_names(model: onnx.ModelProto) -> list[str]:
 def derive(case: Case, precision: Precision, options: PrecisionOptions) -> DerivedModel:
     """The model `precision` runs for `case`; CaseDefinitionError (naming the case) on bad calibration data."""
     model = named_nodes(case.model())
-    check_node_names(model, case.keep_fp32, case_name=case.name)  # the case's own list: every name must be there
+    if precision in (Precision.FP16, Precision.BF16):  # the case's own list: every name must be there
+        check_node_names(model, case.keep_fp32, case_name=case.name, source="keep_fp32 (the case's field)")
     # --keep-fp32 names apply to the cases that have them (the plugin reports a name that no selected case has).
     kept = tuple(dict.fromkeys((*case.keep_fp32, *(n for n in options.keep_fp32 if n in node_names(model)))))
     if precision is Precision.INT8:

@@ -28,8 +28,9 @@ from typing import Any
 
 UNKNOWN = "Unknown"
 # Layers that move or convert data and compute nothing: the boundary casts of an fp16 model, the
-# reformats TensorRT inserts between layouts, Q/DQ at quantization boundaries, folded no-ops.
-CONVERSIONS = frozenset({"Reformat", "Cast", "Quantize", "Dequantize", "NoOp"})
+# reformats TensorRT inserts between layouts, Q/DQ at quantization boundaries, folded no-ops, and
+# constants (a kept float32 layer's weights are float32 constants).
+CONVERSIONS = frozenset({"Reformat", "Cast", "Quantize", "Dequantize", "NoOp", "Constant"})
 # What a layer's compute precision may be checked against (precision_problems' `expected`).
 REDUCED = ("Half", "BFloat16", "Int8")
 
@@ -127,9 +128,15 @@ def _types(tensors: Iterable[Any]) -> list[str]:
     return [datatype(str(tensor.get("Format/Datatype", ""))) for tensor in tensors if isinstance(tensor, dict)]
 
 
+def names_node(layer_name: str, node: str) -> bool:
+    """Whether an engine layer carries ONNX node `node`: TensorRT names a fused layer after the nodes it fused
+    ("Conv_0 + Relu_1"), and a node it builds from several layers after the node with a suffix ("fc1.matmul");
+    a mere substring ("conv1" in "conv10", "a" in anything) is not the node."""
+    return any(part == node or part.startswith(f"{node}.") for part in layer_name.split(" + ")) if node else False
+
+
 def _is_kept(layer: LayerPrecision, kept: Collection[str]) -> bool:
-    # TensorRT names a fused layer after the nodes it fused ("Conv_0 + Relu_1"), so containment is the test.
-    return any(node and node in layer.name for node in kept)
+    return any(names_node(layer.name, node) for node in kept)
 
 
 def precision_problems(layers: Sequence[LayerPrecision], expected: str, kept: Collection[str] = ()) -> list[str]:

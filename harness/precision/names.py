@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 EXAMPLES = 5  # node names quoted in the fix
 
 
-def check_node_names(model: onnx.ModelProto, names: Sequence[str], *, case_name: str) -> None:
+def check_node_names(
+    model: onnx.ModelProto, names: Sequence[str], *, case_name: str, source: str = "--keep-fp32"
+) -> None:
     """Raise CaseDefinitionError when any of `names` is not the name of a node of `model`, saying for each what
-    it is instead (a tensor's name, a near miss of a node name) and how to write the option."""
+    it is instead (a tensor's name, a near miss of a node name) and how to write `source` (the option, or the
+    case's keep_fp32 field)."""
     nodes = [node for node in model.graph.node if node.name]
     known = {node.name for node in nodes}
     unknown = [name for name in names if name not in known]
@@ -32,14 +35,14 @@ def check_node_names(model: onnx.ModelProto, names: Sequence[str], *, case_name:
     problems = [_problem(name, producers.get(name), sorted(known)) for name in unknown]
     if nodes:
         examples = ", ".join(f"'{node.name}'" for node in nodes[:EXAMPLES])
-        fix = f"--keep-fp32 takes node names (NodeProto.name) of the case's float32 model, e.g. {examples}"
+        fix = f"{source} takes node names (NodeProto.name) of the case's float32 model, e.g. {examples}"
     else:
         fix = (
-            "--keep-fp32 takes node names (NodeProto.name) of the case's float32 model, and none of its "
+            f"{source} takes node names (NodeProto.name) of the case's float32 model, and none of its "
             f"{len(model.graph.node)} nodes has a name: name them in the case's onnx_model "
             "(onnx.helper.make_node(..., name=...))"
         )
-    raise CaseDefinitionError(case_name, f"--keep-fp32: {'; '.join(problems)}; {fix}")
+    raise CaseDefinitionError(case_name, f"{source}: {'; '.join(problems)}; {fix}")
 
 
 def _problem(name: str, producer: onnx.NodeProto | None, known: list[str]) -> str:

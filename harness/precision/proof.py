@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from harness.case import Precision
 from harness.precision.derive import DerivedModel
-from harness.precision.layers import LayerPrecision, precision_problems, summary
+from harness.precision.layers import LayerPrecision, names_node, precision_problems, summary
 
 if TYPE_CHECKING:
     import onnx
@@ -129,7 +129,7 @@ def _int8_problems(layers: Sequence[LayerPrecision], quantized: Collection[str])
         return ["no layer of the int8 model is quantized: the quantizer found nothing to put Q/DQ around"]
     problems = []
     for node in sorted(quantized):
-        named = [layer for layer in layers if node in layer.name]
+        named = [layer for layer in layers if names_node(layer.name, node)]
         if not any(layer.precision == "Int8" for layer in named):
             seen = ", ".join(f"{layer.name} {layer.precision}" for layer in named) or "no layer of that name"
             problems.append(f"node '{node}' was quantized but runs in no Int8 layer ({seen})")
