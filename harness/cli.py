@@ -128,6 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trt-harness")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
     """Everything after the first '--' belongs to pytest, untouched by argparse (which would eat '-k' etc.)."""
     if "--" not in argv:
@@ -138,6 +147,7 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description="trt-harness upgrade gate")
+    parser.add_argument("--version", action="version", version=f"trt-harness {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser(
         "compare",

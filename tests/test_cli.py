@@ -505,3 +505,24 @@ def test_merge_refuses_overlapping_or_mixed_shards_and_writes_nothing(
     assert message in capsys.readouterr().err and not merged.exists()
     if second_version != "1.32.0":
         assert cli.main(["merge", first, second, "-o", str(merged), "--allow-mixed"]) == 0
+
+
+def test_version_names_the_package() -> None:
+    done = subprocess.run([sys.executable, "-m", "harness", "--version"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("trt-harness ")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`python -m harness compare A B | head`: the pipe is closed before the output is written; the command
+    ends with 141 (128 + SIGPIPE, never 1, "regression") and no traceback."""
+    path = write(tmp_path / "r.json", results(*(record(f"test_latency[c{index}-fp32-opt-ort]") for index in range(50))))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "compare", str(path), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first byte
+    errors = process.stderr.read().decode()
+    assert process.wait() == 141, errors
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors
