@@ -26,6 +26,7 @@ from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, E
 from harness.case import Case, Precision
 from harness.errors import HarnessError
 from harness.precision.derive import DerivedModel, PrecisionOptions, derive
+from harness.progress import BuildProgressLines
 
 T = TypeVar("T")
 
@@ -101,8 +102,14 @@ class EngineStore:
     given a cache directory. Failures are kept too: every test of a point reports the same error, and
     none retries a build that failed."""
 
-    def __init__(self, cache_dir: Path | None, precision_options: PrecisionOptions | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: Path | None,
+        precision_options: PrecisionOptions | None = None,
+        write_progress: Callable[[str], None] | None = None,
+    ) -> None:
         self._cache_dir = cache_dir
+        self._write_progress = write_progress  # where long builds say how far they are (harness/progress.py)
         options = precision_options or PrecisionOptions()
         # int8's calibration results live beside the engines: one cache to share, clear or keep warm.
         self._precision_options = replace(options, cache_dir=cache_dir / "calibration" if cache_dir else None)
@@ -183,11 +190,21 @@ class EngineStore:
         with filelock.FileLock(f"{stale.artifact_path}.lock"):
             return self._build(backend, request, stale.key, Path(stale.artifact_path))
 
-    @staticmethod
-    def _build(backend: Backend, request: BuildRequest, key: str, artifact_path: Path | None) -> BuiltArtifact:
+    def _build(self, backend: Backend, request: BuildRequest, key: str, artifact_path: Path | None) -> BuiltArtifact:
+        progress = None
+        if self._write_progress is not None:
+            label = f"{request.case.name}-{request.precision.value}-p{request.profile_index} on {backend.name}"
+            progress = BuildProgressLines(label, self._write_progress)
         start = time.perf_counter()
-        artifact = backend.build(request)
+        try:
+            artifact = backend.build(replace(request, progress=progress))
+        except Exception:
+            if progress is not None:
+                progress.finished(time.perf_counter() - start, built=False)
+            raise
         build_s = time.perf_counter() - start
+        if progress is not None:
+            progress.finished(build_s, built=True)
         if artifact_path is not None and not _stored(request, artifact_path, key, artifact.data, artifact.warnings):
             artifact_path = None  # not cached: the engine is used from memory
         record = BuildRecord(

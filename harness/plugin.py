@@ -6,6 +6,7 @@ inference library; session state lives in `config.stash`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -282,12 +283,29 @@ def pytest_configure(config: pytest.Config) -> None:
         config=config,
         settings=settings,
         registry=registry,
-        store=EngineStore(settings.engine_cache, settings.precision_options),
+        store=EngineStore(settings.engine_cache, settings.precision_options, _terminal_lines(config)),
     )
     _require_libraries(state)
     if not parallel.is_worker(config):
         state.results_lock = _own_results_path(settings.results_path)
     config.stash[STATE] = state
+
+
+def _terminal_lines(config: pytest.Config) -> Callable[[str], None] | None:
+    """Writes a line to the terminal while a test runs (past pytest's output capture), as live logging does:
+    long builds say how far they are. None in an xdist worker, which has no terminal of its own."""
+    if parallel.is_worker(config):
+        return None
+
+    def write(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"trt-harness: {line}")
+
+    return write
 
 
 def _own_results_path(path: Path) -> filelock.BaseFileLock | None:

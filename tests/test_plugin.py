@@ -88,7 +88,9 @@ def test_corrupted_cache_entry_is_rebuilt_with_a_warning(pytester: pytest.Pytest
     (artifact,) = (pytester.path / ".harness" / "engines" / "onnxruntime").glob("*.bin")
     artifact.write_bytes(artifact.read_bytes()[:100])  # truncated, as by a full disk
     result = pytester.runpytest(*FAST, "--precision", "fp32", "-k", "accuracy and opt", "--results", "r.json")
-    result.assert_outcomes(passed=1, warnings=1)
+    result.assert_outcomes(passed=1)
+    # Counted by name: an in-process pytester session may add pytest's own assert-rewrite warnings.
+    assert result.stdout.str().count("EngineCacheWarning:") == 1
     result.stdout.fnmatch_lines(["*EngineCacheWarning*identity*SHA-256 does not match*rebuilding*"])
     assert results_of(pytester, "r.json")["tests"][0]["build"]["cached"] is False  # type: ignore[index]
 

@@ -486,3 +486,47 @@ def test_the_double_never_enters_sys_modules(library: ModuleType) -> None:
     EngineStore(None).artifact(backend(library), identity.CASE, Precision.FP32, 0)
     module = sys.modules.get("tensorrt")
     assert module is None or not str(getattr(module, "__version__", "")).endswith("+numpy-double")
+
+
+class RecordedProgress:
+    """A BuildProgress that keeps every event the adapter relays."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, object]] = []
+
+    def phase_started(self, phase: str, parent: str | None, steps: int) -> None:
+        self.events.append(("start", phase, (parent, steps)))
+
+    def step_done(self, phase: str, step: int) -> None:
+        self.events.append(("step", phase, step))
+
+    def phase_finished(self, phase: str) -> None:
+        self.events.append(("finish", phase, None))
+
+
+def test_the_builder_reports_its_phases_to_the_build_progress(library: ModuleType) -> None:
+    """The adapter hands the builder an IProgressMonitor that relays every phase: each phase started is
+    finished, inside its parent, and steps count up inside their phase; the plan still builds."""
+    progress = RecordedProgress()
+    request = BuildRequest(
+        conv_add_relu.CASE,
+        Precision.FP32,
+        0,
+        EngineStore(None).model_bytes(conv_add_relu.CASE, Precision.FP32),
+        progress=progress,
+    )
+    assert backend(library).build(request).data
+    started = [phase for kind, phase, _ in progress.events if kind == "start"]
+    finished = [phase for kind, phase, _ in progress.events if kind == "finish"]
+    assert started and sorted(started) == sorted(finished)
+    open_phases: list[str] = []
+    for kind, phase, detail in progress.events:
+        if kind == "start":
+            parent, _ = detail  # type: ignore[misc]
+            assert parent is None or parent in open_phases
+            open_phases.append(phase)
+        elif kind == "step":
+            assert phase in open_phases
+        else:
+            open_phases.remove(phase)
+    assert not open_phases

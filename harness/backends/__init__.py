@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +32,19 @@ class BuildRequest:
     precision: Precision
     profile_index: int
     model_bytes: bytes  # the case's ONNX model at the precision's compute dtype
+    # Told of the builder's phases where the library reports them (TensorRT's IProgressMonitor); not part
+    # of what the engine is built from, so never compared or hashed.
+    progress: BuildProgress | None = field(default=None, compare=False)
+
+
+class BuildProgress(Protocol):
+    """A listener to one build's phases, as TensorRT's IProgressMonitor reports them."""
+
+    def phase_started(self, phase: str, parent: str | None, steps: int) -> None: ...
+
+    def step_done(self, phase: str, step: int) -> None: ...
+
+    def phase_finished(self, phase: str) -> None: ...
 
 
 @dataclass(frozen=True)

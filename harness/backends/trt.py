@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from harness.atomic import write_atomically
-from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions, BuildRequest
+from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions, BuildProgress, BuildRequest
 from harness.backends import cuda_rt as default_cuda
 from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision, raising_line
@@ -79,6 +79,26 @@ class _Log:
 # One sink per library module, dropped with the module (each test double is a module of its own).
 _SINKS: weakref.WeakKeyDictionary[ModuleType, Any] = weakref.WeakKeyDictionary()
 _KEPT_MESSAGES = 10_000  # a long session keeps the newest; a failure needs only its own few
+
+
+def _progress_monitor(trt: ModuleType, progress: BuildProgress) -> Any:
+    """A TensorRT IProgressMonitor that relays the builder's phases and steps to `progress`."""
+
+    class Monitor(trt.IProgressMonitor):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            progress.phase_started(phase_name, parent_phase or None, num_steps)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            progress.step_done(phase_name, step)
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name: str) -> None:
+            progress.phase_finished(phase_name)
+
+    return Monitor()
 
 
 def _sink(trt: ModuleType) -> Any:
@@ -413,7 +433,12 @@ class TensorRTBackend:
         self._set_precision(config, request.precision)
         self._add_profile(builder, config, request)
         timing_cache = self._attach_timing_cache(config)
+        monitor = None
+        if request.progress is not None and hasattr(trt, "IProgressMonitor"):
+            monitor = _progress_monitor(trt, request.progress)
+            config.progress_monitor = monitor
         plan = builder.build_serialized_network(network, config)
+        del monitor  # only now: the builder called it until the plan was built
         if plan is None:
             raise BuildError(
                 request.case.name,

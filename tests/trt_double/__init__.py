@@ -57,6 +57,7 @@ IMPLEMENTED: tuple[type, ...] = (
     builder.IHostMemory,
     builder.ITimingCache,
     builder.IOptimizationProfile,
+    builder.IProgressMonitor,
     builder.IBuilderConfig,
     builder.Builder,
     runtime.Runtime,

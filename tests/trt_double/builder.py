@@ -85,6 +85,7 @@ class IBuilderConfig(StrictObject):
     _timing_cache: Any
     _optimization_level: int
     _profiling_verbosity: str
+    _progress_monitor: Any
 
     def set_flag(self, flag: Any) -> None:
         self._flags.add(self._api.name_of("BuilderFlag", flag))
@@ -160,6 +161,35 @@ class IBuilderConfig(StrictObject):
     def get_timing_cache(self) -> Any:
         return self._timing_cache
 
+    @property
+    def progress_monitor(self) -> Any:
+        return self._progress_monitor
+
+    @progress_monitor.setter
+    def progress_monitor(self, monitor: Any) -> None:
+        if monitor is not None and not isinstance(monitor, self._api.classes["IProgressMonitor"]):
+            raise TypeError(f"incompatible function argument: expected tensorrt.IProgressMonitor, got {monitor!r}")
+        if monitor is not None and not getattr(monitor, "_initialized", False):
+            raise TypeError(f"{type(monitor).__name__}.__init__() must call tensorrt.IProgressMonitor.__init__(self)")
+        self._progress_monitor = monitor
+
+
+class IProgressMonitor(StrictObject):
+    """Subclass it, call IProgressMonitor.__init__(self) from __init__, and override its three methods:
+    the builder reports one phase, "Building engine", with a step per layer of the network."""
+
+    def __init__(self) -> None:
+        self._initialized = True
+
+    def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+        raise RuntimeError('Tried to call pure virtual function "IProgressMonitor::phaseStart"')
+
+    def step_complete(self, phase_name: str, step: int) -> bool:
+        raise RuntimeError('Tried to call pure virtual function "IProgressMonitor::stepComplete"')
+
+    def phase_finish(self, phase_name: str) -> None:
+        raise RuntimeError('Tried to call pure virtual function "IProgressMonitor::phaseFinish"')
+
 
 class Builder(StrictObject):
     """trt.Builder(logger): networks, configs, profiles, and the build itself."""
@@ -193,6 +223,7 @@ class Builder(StrictObject):
             _timing_cache=None,
             _optimization_level=3,
             _profiling_verbosity="LAYER_NAMES_ONLY",
+            _progress_monitor=None,
         )
 
     def create_optimization_profile(self) -> Any:
@@ -216,9 +247,25 @@ class Builder(StrictObject):
         except GraphError as error:
             api.log(self._logger, "ERROR", f"{_BUILD}: {error}")
             return None
+        if not _monitored(config._progress_monitor, network._graph):
+            api.log(self._logger, "ERROR", f"{_BUILD}: the build was cancelled by the IProgressMonitor")
+            return None
         if config._timing_cache is not None:
             config._timing_cache._entries |= _timing_entries(program)
         return host_memory(api, encode_plan(api.version, program))
+
+
+def _monitored(monitor: Any, graph: Graph) -> bool:
+    """Report the build's one phase, a step per layer, to the config's monitor; False when it cancelled."""
+    if monitor is None:
+        return True
+    phase = "Building engine"
+    monitor.phase_start(phase, None, len(graph.nodes))
+    for step in range(len(graph.nodes)):
+        if not monitor.step_complete(phase, step):
+            return False
+    monitor.phase_finish(phase)
+    return True
 
 
 def _compile(api: Api, network: Any, config: Any) -> Program:

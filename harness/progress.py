@@ -1,0 +1,74 @@
+"""Progress of long engine builds, for the person watching the terminal.
+
+A build that passes a second says so: the builder's current phase and step where the library reports
+them (TensorRT's IProgressMonitor, through `BuildRequest.progress`), at most a line a second, and a
+closing line with the build time from every backend. Short builds print nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LONG_BUILD_S = 1.0  # builds shorter than this print nothing
+LINE_EVERY_S = 1.0  # at most one progress line a second
+
+
+@dataclass
+class _Phase:
+    parent: str | None
+    steps: int
+    done: int = 0
+
+
+class BuildProgressLines:
+    """A `harness.backends.BuildProgress` that writes lines through `write` once a build is long."""
+
+    def __init__(self, label: str, write: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
+        self._label = label
+        self._write = write
+        self._clock = clock
+        self._started = clock()
+        self._last_line: float | None = None
+        self._phases: dict[str, _Phase] = {}
+        self._innermost: str | None = None
+
+    def phase_started(self, phase: str, parent: str | None, steps: int) -> None:
+        self._phases[phase] = _Phase(parent, steps)
+        self._innermost = phase
+        self._tick()
+
+    def step_done(self, phase: str, step: int) -> None:
+        if phase in self._phases:
+            self._phases[phase].done = step + 1  # TensorRT counts steps from 0
+        self._innermost = phase
+        self._tick()
+
+    def phase_finished(self, phase: str) -> None:
+        finished = self._phases.pop(phase, None)
+        self._innermost = finished.parent if finished else None
+
+    def finished(self, build_s: float, *, built: bool) -> None:
+        """The build is over: its outcome and time, if it was long enough to be watched."""
+        if build_s >= LONG_BUILD_S or self._last_line is not None:
+            self._write(f"{'built' if built else 'failed to build'} {self._label} in {build_s:.1f} s")
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if now - self._started < LONG_BUILD_S:
+            return
+        if self._last_line is not None and now - self._last_line < LINE_EVERY_S:
+            return
+        self._last_line = now
+        self._write(f"building {self._label} ({now - self._started:.0f} s): {self._where()}")
+
+    def _where(self) -> str:
+        """The phase chain down to the innermost running phase, each with its step count."""
+        chain: list[str] = []
+        phase = self._innermost
+        while phase is not None and phase in self._phases and len(chain) < 8:
+            state = self._phases[phase]
+            chain.append(f"{phase} {state.done}/{state.steps}" if state.steps else phase)
+            phase = state.parent
+        return " › ".join(reversed(chain)) or "building"
