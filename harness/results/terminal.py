@@ -19,6 +19,7 @@ from harness.results.schema import TestResult
 # A group's verdict is the worst of its tests'.
 _SEVERITY = {"skip": 0, "pass": 1, "fail": 2, "error": 3}
 _FAILED = ("fail", "error")
+_FAILURE_LINE_MAX = 400  # the first line of a message, e.g. a builder's log line, can be a screenful
 BENCHMARK_TABLE_OPTION = "--harness-benchmark-table"
 # What pytest-benchmark prints only through its own table: asking for one of these shows the table.
 _NEEDS_BENCHMARK_TABLE = ("benchmark_histogram", "benchmark_compare", "benchmark_cprofile", "benchmark_verbose")
@@ -86,8 +87,8 @@ _BUILD_COLUMNS = (
 _GATE_WORDS = {"regression": "slower", "improvement": "faster", "inconclusive": "inconclusive"}
 
 
-def summary_lines(tests: Sequence[TestResult], width: int) -> list[str]:
-    """The session's tables and its failures, one line each, cut to `width` columns."""
+def summary_lines(tests: Sequence[TestResult]) -> list[str]:
+    """The session's tables, then its failures, one line each."""
     runs = [test for test in tests if not test.is_build]
     builds = [test for test in tests if test.is_build]
     lines = aligned(_POINT_COLUMNS, _point_rows(runs)) if runs else []
@@ -95,7 +96,7 @@ def summary_lines(tests: Sequence[TestResult], width: int) -> list[str]:
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
     failures = [test for test in tests if test.verdict in _FAILED]
     if failures:
-        lines += ["", *(_cut(failure_line(test), width) for test in failures)]
+        lines += ["", *(failure_line(test) for test in failures)]
     return lines
 
 
@@ -155,8 +156,10 @@ def _vs_baseline(test: TestResult) -> str:
 
 
 def failure_line(test: TestResult) -> str:
-    """What failed and why, in one line: "FAIL test_accuracy[…]: output y: mean relative error … > …"."""
-    return f"{test.verdict.upper()} {test.id}: {_why(test)}"
+    """What failed and why, in one line: "FAIL test_accuracy[…]: … output 'y': mean relative error … > …".
+    Not cut to the terminal's width (the why is at the end); only a runaway message is."""
+    line = f"{test.verdict.upper()} {test.id}: {_why(test)}"
+    return line if len(line) <= _FAILURE_LINE_MAX else line[: _FAILURE_LINE_MAX - 1] + "…"
 
 
 def _why(test: TestResult) -> str:
@@ -169,10 +172,6 @@ def _why(test: TestResult) -> str:
     if colon and "." in kind and " " not in kind:  # an exception's dotted name: its class says enough
         first = f"{kind.rsplit('.', 1)[1]}: {rest}"
     return first
-
-
-def _cut(line: str, width: int) -> str:
-    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _size(nbytes: int) -> str:
@@ -193,7 +192,7 @@ def write_summary(
 ) -> None:
     """The trt-harness section: tables, failures, where the results went (or why they did not), baseline notes."""
     terminal.write_sep("=", "trt-harness")
-    for line in summary_lines(tests, terminal.config.get_terminal_writer().fullwidth):
+    for line in summary_lines(tests):
         terminal.write_line(line)
     if error:
         terminal.write_line(f"trt-harness: {error}", red=True)
