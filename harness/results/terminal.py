@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-import pytest
+from typing import TYPE_CHECKING
 
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
 from harness.results.schema import TestResult
+
+if TYPE_CHECKING:
+    import pytest  # the summary's functions take pytest's objects; `compare` never needs pytest loaded
 
 # A group's verdict is the worst of its tests'.
 _SEVERITY = {"skip": 0, "pass": 1, "fail": 2, "error": 3}
