@@ -9,6 +9,9 @@ import json
 
 import pytest
 
+from harness.results.schema import TestResult
+from harness.results.terminal import summary_lines
+
 FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "-p", "no:randomly", "--precision", "fp32")
 
 
@@ -82,3 +85,28 @@ def test_benchmark_histogram_works_as_documented(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=1)
     svg = (pytester.path / "hist.svg").read_text()
     assert svg.startswith("<?xml") and "<svg" in svg and "identity-fp32-opt-ort" in svg
+
+
+def record(test_id: str, verdict: str, **fields: object) -> TestResult:
+    point = test_id.split("[", 1)[1].rstrip("]")
+    case, precision, shape, backend = point.split("-", 3)
+    return TestResult.from_json(
+        {"id": test_id, "point": point, "case": case, "precision": precision, "shape": shape, "backend": backend}
+        | {"verdict": verdict, **fields}
+    )
+
+
+def test_builds_get_their_own_table_and_an_error_names_its_exception_class() -> None:
+    built = {"cached": False, "build_s": 1.25, "artifact_bytes": 2_500_000, "warnings": ["w1", "w2"]}
+    message = "harness.errors.BuildError: case 'broken': tensorrt failed to build\nthe builder's log: ..."
+    lines = summary_lines(
+        [
+            record("test_build[identity-fp16-build-trt]", "pass", build=built),
+            record("test_build[broken-fp16-build-trt]", "error", build=None, message=message),
+        ]
+    )
+    header, identity, broken = lines[0].split(), lines[1].split(), lines[2].split()
+    assert header == ["case", "precision", "shape", "backend", "build", "artifact", "verdict"]
+    assert identity == ["identity", "fp16", "build", "trt", "1.25", "s", "2.5", "MB,", "2", "warnings", "pass"]
+    assert broken[-1] == "error"
+    assert lines[-1] == "ERROR test_build[broken-fp16-build-trt]: BuildError: case 'broken': tensorrt failed to build"
