@@ -1,4 +1,4 @@
-"""`python -m harness`: the upgrade-gate commands, implemented in harness/cli.py."""
+"""`python -m harness`: the upgrade-gate commands, implemented in harness/cli/."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import filelock
 import numpy as np
 import pytest
 
-from harness import baselines, hookspecs, parallel, report
+from harness import baselines, hookspecs, parallel
 from harness.backends import (
     Backend,
     BackendDescriptor,
@@ -37,7 +37,8 @@ from harness.precision.convert import named_nodes
 from harness.precision.derive import node_names
 from harness.precision.names import check_node_names
 from harness.precision.proof import EXPECTED, Proof, prove
-from harness.report import ResultsLog, TestRecord, summary_table
+from harness.results import schema, terminal
+from harness.results.schema import ResultsLog, TestRecord
 from harness.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:
@@ -258,6 +259,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    terminal.add_options(parser)
     # Our Hypothesis profiles (harness-ci, ...) must exist before Hypothesis's own pytest_configure loads the
     # one --hypothesis-profile names, whatever order plugins configure in: registered here, at option time,
     # not on import. (Hypothesis's pytest plugin imports hypothesis at start-up anyway.)
@@ -271,6 +273,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{parallel.TIMING_MARK}: needs its device alone (latency tests)")
     parallel.take_assigned_gpu(config)  # before anything initialises CUDA in this worker
     parallel.share_cores(config)  # before xdist starts the workers, which inherit the environment
+    terminal.quiet_benchmark_table(config)  # before pytest-benchmark's trylast pytest_configure reads it
     extra: dict[str, BackendDescriptor] = {}
     for backends in config.hook.pytest_harness_backends(config=config):
         extra.update(backends)
@@ -667,15 +670,15 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         return
     # Workers of one session may own GPUs of different models: one results file still, each record
     # says which device it ran on.
-    contents = report.merge(
-        [(name, report.document(part["tests"], part["backends"], _settings_record(settings))) for name, part in parts],
+    contents = schema.merge(
+        [(name, schema.document(part["tests"], part["backends"], _settings_record(settings))) for name, part in parts],
         allow_mixed=True,
     )
     state.final_tests = list(contents["tests"])  # type: ignore[call-overload]
     if not state.final_tests:
         return
     try:
-        report.write(settings.results_path, contents)
+        schema.write(settings.results_path, contents)
     except OSError as error:
         # The tests already ran: say where the results could not go, and fail the session, not crash it.
         unwritten = f"could not write the results file: {error}; pass --results a writable path"
@@ -705,7 +708,7 @@ def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
     groups: dict[tuple[str, str, str], list[Mapping[str, object]]] = {}
     for test in state.final_tests:
         device, version = test.get("backend_device"), test.get("backend_version")
-        if test.get("verdict") == "skip" or report.is_build_record(test) or device is None:
+        if test.get("verdict") == "skip" or schema.is_build_record(test) or device is None:
             continue
         groups.setdefault((str(test.get("backend")), str(device), str(version)), []).append(test)
     for (short_id, device, version), records in groups.items():
@@ -744,19 +747,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.results_lock.release()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> Generator[None]:
+    """The outermost wrapper: the trt-harness section is written after every other plugin's summary and after
+    pytest's own short test summary, so that it is the last thing before pytest's final count line."""
+    try:
+        return (yield)
+    finally:
+        _write_summary(terminalreporter, config)
+
+
+def _write_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None or not (state.final_tests or state.results_error):
         return
-    terminalreporter.write_sep("=", "trt-harness")
-    for line in summary_table(state.final_tests):
-        terminalreporter.write_line(line)
-    if state.results_error:
-        terminalreporter.write_line(f"trt-harness: {state.results_error}", red=True)
-    else:
-        terminalreporter.write_line(f"results: {state.settings.results_path}")
-    for note in state.baseline_notes:
-        terminalreporter.write_line(f"baselines: {note}")
+    tests = [schema.TestResult.from_json(test) for test in state.final_tests]
+    results = str(state.settings.results_path)
+    terminal.write_summary(terminalreporter, tests, results, state.baseline_notes, error=state.results_error)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -1,4 +1,4 @@
-"""Tests of `python -m harness compare` and `python -m harness ab` (harness/cli.py) on synthetic files.
+"""Tests of `python -m harness compare` and `python -m harness ab` (harness/cli/) on synthetic files.
 
 Every file is built here, shaped like README's "Results file", with seeded samples, so verdicts are
 deterministic; the `ab` tests replace the two Python environments with tiny scripts that write a
@@ -19,7 +19,7 @@ import pytest
 
 from harness import cli
 from harness.baselines import BaselineFile
-from harness.report import SCHEMA_VERSION
+from harness.results.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 LATENCY = "test_latency[mnist-fp16-opt-ort]"

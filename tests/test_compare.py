@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from cases import identity, mnist
-from harness import report
 from harness.case import Precision, ShapePoint, Tolerance
 from harness.compare import OutputErrors, compare_outputs, json_safe, output_errors
 from harness.errors import OutputMismatchError
 from harness.matrix import Point
-from harness.report import ResultsLog
+from harness.results import schema
+from harness.results.schema import ResultsLog
 
 LOOSE = Tolerance(mean_rel=1e-3)
 
@@ -91,7 +91,7 @@ def test_nan_output_is_judged_worst_element() -> None:
 
 
 def test_to_json_of_a_nan_output_is_strict_json() -> None:
-    """The results file (report.py, allow_nan=False) must be writable when an engine outputs NaN."""
+    """The results file (results/schema.py, allow_nan=False) must be writable when an engine outputs NaN."""
     errors = errors_of([np.nan, 1.0], [1.0, 1.0])
     json.dumps(errors.to_json(), allow_nan=False)
 
@@ -205,7 +205,7 @@ def test_a_non_finite_number_anywhere_never_costs_the_results_file(tmp_path: Pat
     record.engine_facts = {"gpu_telemetry": {"temperature_c": float("nan"), "power_w": np.float64("inf")}}
     record.gate = {"verdict": "pass", "latency": {"ratio": float("inf")}}
     path = tmp_path / "results.json"
-    report.write(path, report.document(log.tests(), {}, {}))
+    schema.write(path, schema.document(log.tests(), {}, {}))
     test = json.loads(path.read_text())["tests"][0]
     assert test["engine"]["gpu_telemetry"] == {"temperature_c": "nan", "power_w": "inf"}
     assert test["gate"]["latency"]["ratio"] == "inf"

@@ -1,0 +1,193 @@
+"""The upgrade gate on the command line: `python -m harness compare`, `ab` and `merge`.
+
+This module parses the command line and hands each command to its module: compare.py judges two
+results (or baseline) files test by test with the gate's statistics and prints one table; ab.py
+produces the two files itself, running one selection under two Python environments interleaved and
+pooling each side's rounds; merge.py joins the results files of CI shards. The results format and its
+renderers live in harness/results/.
+
+Exit status: 0 no regression, 1 a regression, a test OLD has and NEW lacks (unless --allow-removed), or an
+improvement with --fail-on-improvement; 2 the inputs cannot be used (the message names the file or command
+and the fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.results.comparison import GateOptions
+
+EXIT_UNUSABLE = 2  # 0 and 1 are the gate's verdict (harness/results/comparison.py's exit_status)
+
+
+class CliError(HarnessError):
+    """A command cannot do its job; the message names the file or command and the fix (exit status 2)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (argparse exits 2 itself on a usage error)."""
+    own, pytest_args = _split_pytest_args(list(sys.argv[1:] if argv is None else argv))
+    parser = _parser()
+    args = parser.parse_args(own)
+    if args.command not in _TAKES_PYTEST_ARGS and pytest_args is not None:
+        parser.error(f"{args.command} takes no pytest arguments after '--'")
+    try:
+        return _COMMANDS[args.command](args, pytest_args or [])
+    except HarnessError as error:  # CliError, ResultsFileError, MergeError, and BaselineError from BaselineFile.load
+        print(f"harness {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+
+
+def _compare(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
+    from harness.cli.compare import run_compare
+
+    return run_compare(Path(args.old), Path(args.new), _gate_options(args), markdown=args.markdown)
+
+
+def _ab(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
+    from harness.cli.ab import run_ab
+
+    out = args.out or _default_out()
+    return run_ab(args.a, args.b, args.rounds, out, pytest_args, _gate_options(args), markdown=args.markdown)
+
+
+def _merge(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
+    from harness.cli.merge import run_merge
+
+    return run_merge([Path(path) for path in args.files], args.output, allow_mixed=args.allow_mixed)
+
+
+# Each subcommand's runner, given the parsed arguments and what follows '--'. Runners import their module
+# when called, so that `--version` and `--help` load nothing heavy.
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
+    "compare": _compare,
+    "ab": _ab,
+    "merge": _merge,
+}
+_TAKES_PYTEST_ARGS = frozenset({"ab"})
+
+
+def _gate_options(args: argparse.Namespace) -> GateOptions:
+    from harness.results.comparison import GateOptions
+
+    return GateOptions(
+        args.alpha,
+        args.cpu_threshold,
+        args.gpu_threshold,
+        args.accuracy_factor,
+        args.fail_on_improvement,
+        args.allow_removed,
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trt-harness")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
+def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Everything after the first '--' belongs to pytest, untouched by argparse (which would eat '-k' etc.)."""
+    if "--" not in argv:
+        return argv, None
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description="trt-harness upgrade gate")
+    parser.add_argument("--version", action="version", version=f"trt-harness {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    compare = commands.add_parser(
+        "compare",
+        help="compare two results or baseline files test by test",
+        description="Compare OLD with NEW test by test. Exit 0: no regression; 1: a regression; 2: unusable input.",
+    )
+    compare.add_argument("old", metavar="OLD.json", help="results or baseline file taken as the reference")
+    compare.add_argument("new", metavar="NEW.json", help="results or baseline file judged against OLD")
+    _add_gate_options(compare)
+    merge = commands.add_parser(
+        "merge",
+        help="merge the results files of CI shards into one",
+        description="Merge results files (one per CI shard) into one, for compare and the gate. Refuses a test "
+        "id in two files, and a backend whose version or device differs between files unless --allow-mixed. "
+        "Exit 0: written; 2: unusable input (nothing written).",
+    )
+    merge.add_argument("files", nargs="+", metavar="SHARD.json", help="results files written by pytest --results")
+    merge.add_argument("-o", "--output", type=Path, required=True, metavar="ALL.json", help="the merged file")
+    merge.add_argument(
+        "--allow-mixed", action="store_true", help="merge files whose backend versions or devices differ"
+    )
+    ab = commands.add_parser(
+        "ab",
+        help="run one selection under two Python environments, interleaved, and compare",
+        description="Run `PYTHON -m pytest PYTEST_ARGS` under A and B interleaved (A, B, A, B, ...), pool each "
+        "side's rounds and compare pooled A (old) with pooled B (new). Usage: ab --a PY --b PY [options] -- PYTEST_ARGS",
+    )
+    ab.add_argument(
+        "--a", required=True, metavar="PYTHON_A", help="python of the old environment (e.g. venv-a/bin/python)"
+    )
+    ab.add_argument("--b", required=True, metavar="PYTHON_B", help="python of the new environment")
+    ab.add_argument("--rounds", type=_positive_int, default=3, help="runs per side (default 3)")
+    ab.add_argument(
+        "--out", type=Path, metavar="DIR", help="where runs and pooled files go (default .harness/ab/<UTC time>)"
+    )
+    _add_gate_options(ab)
+    return parser
+
+
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--markdown", action="store_true", help="print a GitHub-flavoured Markdown table")
+    parser.add_argument("--alpha", type=_fraction, default=0.002, help="significance of the rank test (0.002)")
+    parser.add_argument(
+        "--cpu-threshold",
+        type=_fraction,
+        help="slowdown that regresses on CPU backends (default: the backend's own as recorded, e.g. ort 0.10)",
+    )
+    parser.add_argument(
+        "--gpu-threshold",
+        type=_fraction,
+        help="slowdown that regresses on GPU backends (default: the backend's own as recorded, e.g. trt 0.05)",
+    )
+    parser.add_argument(
+        "--accuracy-factor", type=float, default=2.0, help="growth of mean relative error that regresses (2.0)"
+    )
+    parser.add_argument("--fail-on-improvement", action="store_true", help="an improvement fails too (stale baselines)")
+    parser.add_argument(
+        "--allow-removed",
+        action="store_true",
+        help="tests that OLD has and NEW lacks do not fail the gate (by default dropped coverage fails it)",
+    )
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _default_out() -> Path:
+    return Path(".harness/ab") / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -1,0 +1,550 @@
+"""The results file's one owner: the records a session writes, and the typed view every reader gets.
+
+Writing: one TestRecord per harness test (ResultsLog), a document() around them, written as strict JSON
+(write) and merged from xdist workers or CI shards (merge). Reading: load(path) or from_json(data) give a
+ResultsDocument of TestResult records, validated once here so that renderers (terminal, markdown, html)
+and the CLI read typed fields instead of raw dicts; pool() joins the rounds of `python -m harness ab`.
+
+The format is documented in README.md ("Results file"); bump SCHEMA_VERSION on any change that a reader
+of an older file would misread.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.atomic import write_atomically
+from harness.baselines import is_number
+from harness.build import BuildRecord
+from harness.compare import OutputErrors, json_safe
+from harness.environment import describe
+from harness.errors import HarnessError
+from harness.matrix import Point
+from harness.measure import Measurement
+
+SCHEMA = "trt-harness/results"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class TestRecord:
+    name: str  # the test's id, e.g. test_accuracy[mnist-fp16-opt-ort]: the key of baselines
+    nodeid: str
+    point: Point
+    backend_info: Mapping[str, object] = field(default_factory=dict)
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    build: BuildRecord | None = None
+    accuracy: list[OutputErrors] | None = None
+    compared_with: str = "reference"  # "reference" (the case's numpy reference) or a backend's short id
+    latency: Measurement | None = None
+    host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
+    engine_facts: Mapping[str, object] = field(default_factory=dict)
+    latency_threshold: float | None = None  # the gate's threshold for this test
+    gate: dict[str, object] | None = None  # the comparison with the baseline (harness/gate.py)
+    worker: str | None = None  # the xdist worker that ran it ("gw0"), None without xdist
+    derivation: Mapping[str, object] | None = None  # how the harness derived the model (harness/precision/derive.py)
+    layers: Mapping[str, object] | None = None  # per-layer precision as run, and the problems found (the proof)
+    localization: Mapping[str, object] | None = None  # the first layer beyond tolerance, where localized
+    verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
+    message: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.name,
+            "nodeid": self.nodeid,
+            "point": self.point.id,
+            "case": self.point.case.name,
+            "precision": self.point.precision.value,
+            "profile": self.point.profile_index,
+            "shape_point": self.point.shape_point.value,
+            "shape": self.point.shape_label,  # the summary's label: a corner, or "fuzz" / "build" for a whole profile
+            "input_shapes": self.input_shapes,
+            "backend": self.point.backend,
+            **{f"backend_{key}": value for key, value in self.backend_info.items()},
+            "build": self.build.to_json() if self.build else None,
+            "accuracy": [errors.to_json() for errors in self.accuracy] if self.accuracy is not None else None,
+            "compared_with": self.compared_with,
+            "latency": self.latency.to_json() if self.latency else None,
+            "host_latency": self.host_latency.to_json() if self.host_latency else None,
+            "engine": dict(self.engine_facts),
+            "latency_threshold": self.latency_threshold,
+            "gate": self.gate,
+            "derivation": self.derivation,
+            "layers": self.layers,
+            "localization": self.localization,
+            "worker": self.worker,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "verdict": self.verdict,
+            "message": self.message,
+        }
+
+
+class ResultsLog:
+    """Records of the session's harness tests, keyed by pytest node id."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, TestRecord] = {}
+
+    def open(self, name: str, nodeid: str, point: Point) -> TestRecord:
+        record = TestRecord(name=name, nodeid=nodeid, point=point)
+        self.records[nodeid] = record
+        return record
+
+    def settle(self, nodeid: str, when: str, outcome: str, message: str | None) -> None:
+        """Fold one pytest report phase (setup / call / teardown) into the test's verdict."""
+        record = self.records.get(nodeid)
+        if record is None:
+            return
+        if outcome == "skipped":
+            record.verdict, record.message = "skip", message
+        elif outcome == "failed":
+            record.verdict, record.message = ("fail" if when == "call" else "error"), message
+        elif when == "call":
+            record.verdict, record.message = "pass", None
+
+    def tests(self) -> list[dict[str, object]]:
+        return [record.to_json() for record in self.records.values()]
+
+
+def document(
+    tests: Sequence[Mapping[str, object]],
+    backends: Mapping[str, Mapping[str, object]],
+    settings: Mapping[str, object],
+) -> dict[str, object]:
+    """A results file's contents: this machine's environment, the backends, the settings, the tests."""
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {**describe(), "backends": dict(backends)},
+        "settings": dict(settings),
+        "tests": list(tests),
+    }
+
+
+def write(path: Path, contents: Mapping[str, object]) -> None:
+    """Strict JSON: a non-finite number anywhere is written as the string "nan", "inf" or "-inf"."""
+    write_atomically(path, json.dumps(json_safe(contents), indent=1, allow_nan=False).encode())
+
+
+class MergeError(HarnessError):
+    """Results files that cannot be merged; the message names the files and the fix."""
+
+
+def merge(documents: Sequence[tuple[str, Mapping[str, object]]], *, allow_mixed: bool = False) -> dict[str, object]:
+    """One results document from several (xdist workers, CI shards), each given with its name.
+
+    Every test id must come from one document only (a test measured twice has no single verdict), and
+    a backend must have the same version and device everywhere unless `allow_mixed`: a merged file is
+    then one run of one setup, which is what `compare` and the gate assume."""
+    if not documents:
+        raise MergeError("nothing to merge: give at least one results file")
+    seen: dict[str, str] = {}
+    backends: dict[str, Mapping[str, object]] = {}
+    where: dict[str, str] = {}
+    tests: list[Mapping[str, object]] = []
+    for name, contents in documents:
+        if contents.get("schema") != SCHEMA or contents.get("schema_version") != SCHEMA_VERSION:
+            raise MergeError(f"{name} is not a trt-harness results file of schema_version {SCHEMA_VERSION}")
+        for short_id, facts in _backends_of(contents).items():
+            if short_id in backends and _setup(backends[short_id]) != _setup(facts) and not allow_mixed:
+                raise MergeError(
+                    f"backend '{short_id}' differs between {where[short_id]} ({_setup(backends[short_id])}) and {name} "
+                    f"({_setup(facts)}): merge files of one setup, or pass --allow-mixed to merge them anyway"
+                )
+            backends.setdefault(short_id, facts)
+            where.setdefault(short_id, name)
+        for test in _tests_of(contents, name):
+            test_id = str(test.get("id"))
+            if test_id in seen:
+                raise MergeError(
+                    f"test {test_id} is in both {seen[test_id]} and {name}: shards must not overlap; "
+                    "split the matrix so that each test runs in one shard"
+                )
+            seen[test_id] = name
+            tests.append(test)
+    first = documents[0][1]
+    merged = {**first, "tests": tests}
+    merged["environment"] = {**_mapping(first.get("environment")), "backends": backends}
+    if len(documents) > 1:
+        merged["merged_from"] = [name for name, _ in documents]
+    return merged
+
+
+def _setup(facts: Mapping[str, object]) -> str:
+    return f"{facts.get('name')} {facts.get('version')} on {facts.get('device')}"
+
+
+def _mapping(value: object) -> dict[str, object]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _backends_of(contents: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
+    backends = _mapping(contents.get("environment")).get("backends")
+    return {str(k): v for k, v in backends.items() if isinstance(v, Mapping)} if isinstance(backends, Mapping) else {}
+
+
+def _tests_of(contents: Mapping[str, object], name: str) -> list[Mapping[str, object]]:
+    tests = contents.get("tests")
+    if not isinstance(tests, list) or not all(isinstance(test, Mapping) for test in tests):
+        raise MergeError(f'{name}: "tests" must be a list of test records')
+    return tests
+
+
+def is_build_record(test: Mapping[str, object]) -> bool:
+    """A build test's record (test_build): it measures building, nothing the latency or accuracy gate reads."""
+    return str(test.get("id", "")).startswith("test_build[")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading: the typed view of a results file
+
+
+class ResultsFileError(HarnessError):
+    """A results file that cannot be read; the message names the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """A latency (or host latency) measurement as recorded, in microseconds."""
+
+    median_us: float
+    p99_us: float | None
+    count: int
+    samples_us: tuple[float, ...]
+    median_ci_us: tuple[float, float] | None
+
+    @classmethod
+    def from_json(cls, data: object) -> LatencyResult | None:
+        stats = _mapping(data)
+        median = _number(stats.get("median_us"))
+        if median is None:
+            return None
+        samples = stats.get("samples_us")
+        return cls(
+            median_us=median,
+            p99_us=_number(stats.get("p99_us")),
+            count=int(_number(stats.get("count")) or 0),
+            samples_us=tuple(float(s) for s in samples if is_number(s)) if isinstance(samples, list) else (),
+            median_ci_us=_interval(stats.get("median_ci_us")),
+        )
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    """One output's errors against what it was compared with (README's accuracy entry)."""
+
+    output: str
+    mean_rel: float | None
+    max_rel: float | None
+    exact: bool  # an exact (integer) output: relative errors say nothing about it
+    failure: str | None  # why it failed its tolerance, else None
+
+    @classmethod
+    def from_json(cls, data: object) -> OutputResult:
+        entry = _mapping(data)
+        failure = entry.get("failure")
+        return cls(
+            output=str(entry.get("output")),
+            mean_rel=_number(entry.get("mean_rel")),
+            max_rel=_number(entry.get("max_rel")),
+            exact=bool(_mapping(entry.get("tolerance")).get("exact")),
+            failure=str(failure) if failure else None,
+        )
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """How the point's engine was built (or found in the cache)."""
+
+    cached: bool
+    build_s: float | None
+    artifact_bytes: int | None
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: object) -> BuildResult | None:
+        build = _mapping(data)
+        if not build:
+            return None
+        size, warnings = _number(build.get("artifact_bytes")), build.get("warnings")
+        return cls(
+            cached=bool(build.get("cached")),
+            build_s=_number(build.get("build_s")),
+            artifact_bytes=int(size) if size is not None else None,
+            warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+        )
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The test's comparison with its baseline (harness/gate.py, as the plugin recorded it)."""
+
+    verdict: str  # pass, regression, improvement, new, inconclusive
+    reason: str | None
+    baseline: str | None  # which baseline, or why there is none
+    latency_ratio: float | None  # new median / baseline median, latency tests with a baseline
+    latency_ratio_ci: tuple[float, float] | None
+
+    @classmethod
+    def from_json(cls, data: object) -> GateResult | None:
+        gate = _mapping(data)
+        if not gate:
+            return None
+        latency = _mapping(gate.get("latency"))
+        reason, baseline = gate.get("reason"), gate.get("baseline")
+        return cls(
+            verdict=str(gate.get("verdict", "")),
+            reason=str(reason) if reason is not None else None,
+            baseline=str(baseline) if baseline is not None else None,
+            latency_ratio=_number(latency.get("ratio")),
+            latency_ratio_ci=_interval(latency.get("ratio_ci")),
+        )
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test's record as read back. `raw` is the record itself, for what has no typed field yet."""
+
+    id: str
+    case: str
+    precision: str
+    shape: str  # the summary's label: "opt", "p1.max", "fuzz", "build"
+    backend: str  # short id
+    verdict: str  # pass, fail, error, skip
+    message: str | None
+    point: str
+    compared_with: str
+    backend_name: str | None
+    backend_version: str | None
+    backend_device: str | None
+    latency: LatencyResult | None
+    host_latency: LatencyResult | None
+    accuracy: tuple[OutputResult, ...] | None
+    build: BuildResult | None
+    gate: GateResult | None
+    raw: Mapping[str, object]
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    @property
+    def kind(self) -> str:
+        """build, accuracy, latency, agreement or fuzz_…: the test function, from the id's prefix."""
+        return self.id.split("[", 1)[0].removeprefix("test_")
+
+    @property
+    def is_build(self) -> bool:
+        return is_build_record(self.raw)
+
+    @property
+    def float_outputs(self) -> tuple[OutputResult, ...]:
+        """The outputs whose relative errors mean something (exact outputs are right or wrong)."""
+        return tuple(output for output in self.accuracy or () if not output.exact)
+
+    def worst(self, metric: str) -> float | None:
+        """The largest `mean_rel` or `max_rel` over the float outputs, None when there is none."""
+        values = [value for output in self.float_outputs if (value := getattr(output, metric)) is not None]
+        return max(values) if values else None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> TestResult:
+        accuracy = data.get("accuracy")
+        message = data.get("message")
+        return cls(
+            id=str(data.get("id")),
+            case=str(data.get("case", _DASH)),
+            precision=str(data.get("precision", _DASH)),
+            shape=_shape_label(data),
+            backend=str(data.get("backend", _DASH)),
+            verdict=str(data.get("verdict")),
+            message=str(message) if message is not None else None,
+            point=str(data.get("point", _DASH)),
+            compared_with=str(data.get("compared_with", "reference")),
+            backend_name=_text(data.get("backend_name")),
+            backend_version=_text(data.get("backend_version")),
+            backend_device=_text(data.get("backend_device")),
+            latency=LatencyResult.from_json(data.get("latency")),
+            host_latency=LatencyResult.from_json(data.get("host_latency")),
+            accuracy=tuple(OutputResult.from_json(e) for e in accuracy) if isinstance(accuracy, list) else None,
+            build=BuildResult.from_json(data.get("build")),
+            gate=GateResult.from_json(data.get("gate")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ResultsDocument:
+    """A results file as read: checked against the schema, its tests typed, in file order."""
+
+    source: str  # the file's path, or what the document came from
+    created: str | None
+    environment: Mapping[str, object]
+    settings: Mapping[str, object]
+    tests: tuple[TestResult, ...]
+    merged_from: tuple[str, ...]
+    raw: Mapping[str, object]
+
+    @property
+    def backends(self) -> dict[str, Mapping[str, object]]:
+        """The backends the run used, by short id: name, version, device and descriptor facts."""
+        return _backends_of(self.raw)
+
+    def records(self) -> dict[str, Mapping[str, object]]:
+        """The raw records by test id, in file order."""
+        return {test.id: test.raw for test in self.tests}
+
+
+_DASH = "—"
+
+
+def load(path: Path) -> ResultsDocument:
+    """Read and check a results file; ResultsFileError names the file, what is wrong and the fix."""
+    data = read_json(path)
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or schema != SCHEMA:
+        raise ResultsFileError(
+            f'{path} is not a trt-harness results file (its "schema" is {schema!r}, expected "{SCHEMA}"); '
+            "pass a file written by pytest --results"
+        )
+    return from_json(data, str(path))
+
+
+def read_json(path: Path) -> object:
+    """A JSON file's contents; ResultsFileError when it cannot be read or parsed, with the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ResultsFileError(f"cannot read {path} ({error})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ResultsFileError(
+            f"{path} is not valid JSON ({error.msg}: line {error.lineno} column {error.colno}, character "
+            f"{error.pos} of {len(text)}): the file is truncated or corrupted; re-run the tests to write it again, "
+            "or restore it from version control"
+        ) from None
+
+
+def from_json(data: Mapping[str, object], source: str = "the results document") -> ResultsDocument:
+    """The typed document of a results file's contents (schema trt-harness/results): its schema version,
+    one record per test id, and what the gate reads (samples, accuracy numbers) checked here, so that a
+    damaged file is reported naming the test and the field, not as a traceback or a false regression."""
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        harness = _mapping(data.get("environment")).get("harness")
+        raise ResultsFileError(
+            f"{source} was written by trt-harness {harness or 'of an unknown version'} with results schema_version "
+            f"{version}; this harness reads {SCHEMA_VERSION}: compare files of one harness version, or re-run"
+        )
+    tests = data.get("tests")
+    if not isinstance(tests, list) or not all(isinstance(t, Mapping) and isinstance(t.get("id"), str) for t in tests):
+        raise ResultsFileError(
+            f'{source}: "tests" must be a list of records with an "id"; the file was not written by the harness'
+        )
+    records: dict[str, Mapping[str, object]] = {}
+    for test in tests:
+        if test["id"] in records:
+            raise ResultsFileError(
+                f"{source} holds test id {test['id']!r} twice; results of two sessions were merged into one file? "
+                "Keep one record per id, or re-run"
+            )
+        records[test["id"]] = test
+    check_records(source, records)
+    merged_from = data.get("merged_from")
+    created = data.get("created")
+    return ResultsDocument(
+        source=source,
+        created=str(created) if created is not None else None,
+        environment=_mapping(data.get("environment")),
+        settings=_mapping(data.get("settings")),
+        tests=tuple(TestResult.from_json(record) for record in records.values()),
+        merged_from=tuple(str(name) for name in merged_from) if isinstance(merged_from, list) else (),
+        raw=data,
+    )
+
+
+def check_records(source: str, records: Mapping[str, Mapping[str, object]]) -> None:
+    """What the gate reads in each record (a results record or a baseline entry) is usable, else
+    ResultsFileError naming the file, the test and the field."""
+    from harness.baselines import first_record_problem
+
+    if (found := first_record_problem(records)) is not None:
+        test_id, problem = found
+        raise ResultsFileError(
+            f"{source}: test {test_id!r}: {problem}; the file is damaged or was not written by the harness: "
+            "re-run the tests to write it again, or restore it from version control"
+        )
+
+
+# Fields of the latency stats that hold raw samples: pooled over rounds, the statistics recomputed.
+_SAMPLE_KEYS = ("latency", "host_latency")
+
+
+def pool(rounds: Sequence[ResultsDocument]) -> dict[str, object]:
+    """One document from several runs of one selection (`python -m harness ab`'s rounds of a side): the
+    last round's document, each test's raw samples of every round concatenated in round order with the
+    statistics recomputed over them (a median that disagrees with its samples would mislead a reader);
+    every other field of a test comes from the last round that ran it."""
+    if not rounds:
+        raise ValueError("pool needs at least one round")
+    pooled: dict[str, dict[str, object]] = {}
+    for document in rounds:
+        pooled.update({test.id: dict(test.raw) for test in document.tests})
+    by_round = [document.records() for document in rounds]
+    for test_id, record in pooled.items():
+        for key in _SAMPLE_KEYS:
+            measured = [records[test_id] for records in by_round if _samples(records.get(test_id, {}), key)]
+            if measured:
+                template = _mapping(measured[-1][key])
+                samples = [sample for round_record in measured for sample in _samples(round_record, key)]
+                record[key] = _pooled_stats(template, samples)
+    return {**rounds[-1].raw, "tests": list(pooled.values())}
+
+
+def _samples(record: Mapping[str, object], key: str) -> list[float]:
+    samples = _mapping(record.get(key)).get("samples_us")
+    return [float(sample) for sample in samples] if isinstance(samples, list) else []
+
+
+def _pooled_stats(template: Mapping[str, object], samples_us: list[float]) -> dict[str, object]:
+    from harness.measure import LatencyStats
+
+    confidence = template.get("confidence")
+    stats = LatencyStats.from_samples(
+        [sample / 1e6 for sample in samples_us], float(confidence) if is_number(confidence) else 0.95
+    )
+    return {**template, **stats.to_json(), "samples_us": samples_us}
+
+
+def _shape_label(record: Mapping[str, object]) -> str:
+    """The summary's label as recorded ("opt", "p1.max", "build"); files before it had only the corner."""
+    if isinstance(record.get("shape"), str):
+        return str(record["shape"])
+    profile, corner = record.get("profile"), str(record.get("shape_point", _DASH))
+    return f"p{profile}.{corner}" if isinstance(profile, int) and profile > 0 else corner
+
+
+def _number(value: object) -> float | None:
+    """A recorded number; the strings "nan", "inf", "-inf" are how strict JSON spells the non-finite ones."""
+    if is_number(value):
+        return float(value)
+    if value in ("nan", "inf", "-inf"):
+        return float(str(value))
+    return None
+
+
+def _interval(value: object) -> tuple[float, float] | None:
+    """A recorded [low, high] pair of numbers, None when absent or not numbers."""
+    if not (isinstance(value, list) and len(value) == 2):
+        return None
+    low, high = _number(value[0]), _number(value[1])
+    return (low, high) if low is not None and high is not None else None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value is not None else None

@@ -1,0 +1,243 @@
+"""Plain-text renderers: the trt-harness section of pytest's terminal summary, and `compare`'s table.
+
+The summary gives each point one row with its latency and its accuracy verdicts in their own columns
+(a point that failed on accuracy must not look like a latency result), the builds in a table of their
+own, then one line per failing test saying what failed and why. It stays within 120 columns for the
+built-in cases: the full numbers are in the results file and the HTML report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
+from harness.results.schema import TestResult
+
+if TYPE_CHECKING:
+    import pytest  # the summary's functions take pytest's objects; `compare` never needs pytest loaded
+
+# A group's verdict is the worst of its tests'.
+_SEVERITY = {"skip": 0, "pass": 1, "fail": 2, "error": 3}
+_FAILED = ("fail", "error")
+_FAILURE_LINE_MAX = 400  # the first line of a message, e.g. a builder's log line, can be a screenful
+BENCHMARK_TABLE_OPTION = "--harness-benchmark-table"
+# What pytest-benchmark prints only through its own table: asking for one of these shows the table.
+_NEEDS_BENCHMARK_TABLE = ("benchmark_histogram", "benchmark_compare", "benchmark_cprofile", "benchmark_verbose")
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    numeric: bool = False  # right-aligned
+    group: str = ""  # shown above the columns it spans
+
+
+def aligned(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns two spaces apart, numbers right-aligned, a line naming the groups above their columns."""
+    widths = [max([len(column.title), *(len(row[index]) for row in rows)]) for index, column in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            value.rjust(width) if column.numeric else value.ljust(width)
+            for column, width, value in zip(columns, widths, values)
+        ).rstrip()
+
+    lines = [line([column.title for column in columns]), *(line(row) for row in rows)]
+    if any(column.group for column in columns):
+        lines.insert(0, _group_line(columns, widths))
+    return lines
+
+
+def _group_line(columns: Sequence[Column], widths: Sequence[int]) -> str:
+    spans: list[tuple[str, int]] = []  # (group, width) of each run of columns in one group
+    for column, width in zip(columns, widths):
+        if spans and spans[-1][0] == column.group:
+            spans[-1] = (column.group, spans[-1][1] + 2 + width)
+        else:
+            spans.append((column.group, width))
+    return "  ".join(f" {group} ".center(width, "─") if group else " " * width for group, width in spans).rstrip()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The pytest terminal summary
+
+_POINT_COLUMNS = (
+    Column("case"),
+    Column("precision"),
+    Column("shape"),
+    Column("backend"),
+    Column("median", numeric=True, group="latency"),
+    Column("p99", numeric=True, group="latency"),
+    Column("vs baseline", group="latency"),
+    Column("verdict", group="latency"),
+    Column("mean rel", numeric=True, group="accuracy"),
+    Column("max rel", numeric=True, group="accuracy"),
+    Column("verdict", group="accuracy"),
+)
+_BUILD_COLUMNS = (
+    Column("case"),
+    Column("precision"),
+    Column("shape"),
+    Column("backend"),
+    Column("build", numeric=True),
+    Column("artifact", numeric=True),
+    Column("verdict"),
+)
+# The latency gate's verdict beside its ratio, in a word.
+_GATE_WORDS = {"regression": "slower", "improvement": "faster", "inconclusive": "inconclusive"}
+
+
+def summary_lines(tests: Sequence[TestResult]) -> list[str]:
+    """The session's tables, then its failures, one line each."""
+    runs = [test for test in tests if not test.is_build]
+    builds = [test for test in tests if test.is_build]
+    lines = aligned(_POINT_COLUMNS, _point_rows(runs)) if runs else []
+    if builds:
+        lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
+    failures = [test for test in tests if test.verdict in _FAILED]
+    if failures:
+        lines += ["", *(failure_line(test) for test in failures)]
+    return lines
+
+
+def _point_rows(tests: Iterable[TestResult]) -> list[list[str]]:
+    """One row per point: latency from its latency test, accuracy from the others (accuracy, agreement, fuzz)."""
+    points: dict[str, list[TestResult]] = {}
+    for test in tests:
+        points.setdefault(test.point, []).append(test)
+    return [_point_row(group) for group in points.values()]
+
+
+def _point_row(tests: Sequence[TestResult]) -> list[str]:
+    first = tests[0]
+    timed = [test for test in tests if test.kind == "latency"]
+    checked = [test for test in tests if test.kind != "latency"]
+    latency = next((test.latency for test in timed if test.latency is not None), None)
+    mean_rel = [value for test in checked if (value := test.worst("mean_rel")) is not None]
+    max_rel = [value for test in checked if (value := test.worst("max_rel")) is not None]
+    return [
+        first.case,
+        first.precision,
+        first.shape,
+        first.backend,
+        _micros(latency.median_us) if latency else "",
+        _micros(latency.p99_us) if latency and latency.p99_us is not None else "",
+        next((cell for test in timed if (cell := _vs_baseline(test))), ""),
+        _worst(timed),
+        f"{max(mean_rel):.1e}" if mean_rel else "",
+        f"{max(max_rel):.1e}" if max_rel else "",
+        _worst(checked),
+    ]
+
+
+def _build_row(test: TestResult) -> list[str]:
+    build = test.build
+    took = "" if build is None else "cached" if build.cached else f"{build.build_s or 0:.2f} s"
+    artifact = ""
+    if build is not None and build.artifact_bytes is not None:
+        count = len(build.warnings)
+        artifact = _size(build.artifact_bytes) + (f", {count} warning{'s' if count > 1 else ''}" if count else "")
+    return [test.case, test.precision, test.shape, test.backend, took, artifact, test.verdict]
+
+
+def _worst(tests: Sequence[TestResult]) -> str:
+    return max((test.verdict for test in tests), key=lambda verdict: _SEVERITY.get(verdict, 0), default="")
+
+
+def _vs_baseline(test: TestResult) -> str:
+    """The latency against its baseline: the ratio of medians, with a word when the gate called it."""
+    gate = test.gate
+    if gate is None:
+        return ""
+    word = _GATE_WORDS.get(gate.verdict, "")
+    if gate.latency_ratio is not None:
+        return f"{gate.latency_ratio:.3f}× {word}".rstrip()
+    return "no baseline" if gate.verdict == "new" else word
+
+
+def failure_line(test: TestResult) -> str:
+    """What failed and why, in one line: "FAIL test_accuracy[…]: … output 'y': mean relative error … > …".
+    Not cut to the terminal's width (the why is at the end); only a runaway message is."""
+    line = f"{test.verdict.upper()} {test.id}: {_why(test)}"
+    return line if len(line) <= _FAILURE_LINE_MAX else line[: _FAILURE_LINE_MAX - 1] + "…"
+
+
+def _why(test: TestResult) -> str:
+    gate = test.gate
+    if test.message is None:
+        return gate.reason if gate is not None and gate.reason else "no message recorded"
+    first = test.message.strip().splitlines()[0] if test.message.strip() else "no message recorded"
+    first = first.removeprefix("Failed: ").removeprefix(f"{test.id}: ")
+    kind, colon, rest = first.partition(": ")
+    if colon and "." in kind and " " not in kind:  # an exception's dotted name: its class says enough
+        first = f"{kind.rsplit('.', 1)[1]}: {rest}"
+    return first
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e3:,.1f} kB" if nbytes < 1_000_000 else f"{nbytes / 1e6:,.1f} MB"
+
+
+def _micros(value: float) -> str:
+    return f"{value:,.1f} µs" if value < 10_000 else f"{value / 1000:,.2f} ms"
+
+
+def write_summary(
+    terminal: pytest.TerminalReporter,
+    tests: Sequence[TestResult],
+    results: str,
+    notes: Sequence[str],
+    *,
+    error: str | None = None,
+) -> None:
+    """The trt-harness section: tables, failures, where the results went (or why they did not), baseline notes."""
+    terminal.write_sep("=", "trt-harness")
+    for line in summary_lines(tests):
+        terminal.write_line(line)
+    if error:
+        terminal.write_line(f"trt-harness: {error}", red=True)
+    else:
+        terminal.write_line(f"results: {results}")
+    for note in notes:
+        terminal.write_line(f"baselines: {note}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# pytest-benchmark's own table
+
+
+def add_options(parser: pytest.Parser) -> None:
+    parser.getgroup("harness").addoption(
+        BENCHMARK_TABLE_OPTION,
+        action="store_true",
+        default=False,
+        help="show pytest-benchmark's own table too (off by default: the trt-harness summary has the latencies; "
+        "--benchmark-json, --benchmark-histogram and --benchmark-compare work either way)",
+    )
+
+
+def quiet_benchmark_table(config: pytest.Config) -> None:
+    """Turn pytest-benchmark's table off (its --benchmark-quiet) unless asked for, or needed by what the user
+    asked of it: its histogram, comparison and profile are made while it prints the table. Its JSON is
+    written either way. Runs before pytest-benchmark's trylast pytest_configure reads the option."""
+    if not hasattr(config.option, "benchmark_quiet"):
+        return  # pytest-benchmark not loaded (-p no:benchmark)
+    if config.getoption("harness_benchmark_table") or any(
+        config.getoption(name, None) for name in _NEEDS_BENCHMARK_TABLE
+    ):
+        return
+    config.option.benchmark_quiet = True
+
+
+# ---------------------------------------------------------------------------------------------------
+# compare's text table
+
+
+def comparison_text(header: Sequence[str], rows: Sequence[Row]) -> str:
+    """The header lines, one table row per test, the counts, then why each notable verdict was called."""
+    columns = [Column(title, numeric=title in NUMERIC) for title in COLUMNS]
+    table = aligned(columns, [list(cells(row).values()) for row in rows])
+    notes = [f"{label(row.verdict)} {row.test_id}: {reason}" for row, reason in notable(rows)]
+    return "\n".join([*header, "", *table, "", counts(rows), *notes])
