@@ -405,26 +405,28 @@ class SpecModule(pytest.Module):
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    """The first spec file (a folder's model.onnx) that collection visits holds the matrix tests: every test is
-    parametrized over all cases, so one module is enough."""
+    """The first existing spec path given (a folder: its model.onnx) holds the matrix tests, where collection visits
+    it: every test is parametrized over all cases, so one module is enough."""
     state = parent.config.stash.get(STATE, None)
     if state is None or state.suite_collected:
         return None
-    declaring = {(path / FOLDER_MODEL if path.is_dir() else path).resolve() for path in state.settings.spec_paths}
-    if file_path.resolve() not in declaring:
+    declaring = [path / FOLDER_MODEL if path.is_dir() else path for path in state.settings.spec_paths]
+    first = next((path for path in declaring if path.is_file()), None)
+    if first is None or file_path.resolve() != first.resolve():
         return None
     state.suite_collected = True
     return SpecModule.from_parent(parent, path=file_path)
 
 
 def _without_duplicate_suite(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A repository that imports the matrix tests into its own module already runs every spec case there: the spec
-    file's copies of those tests go (deselected), so that no test id runs twice."""
-    elsewhere = {item.name for item in items if _point_of(item) is not None and not isinstance(item.parent, SpecModule)}
-    duplicates = [item for item in items if isinstance(item.parent, SpecModule) and item.name in elsewhere]
+    """A repository that imports the matrix tests into its own module runs every spec case there, with the tests it
+    chose: the spec file's tests go (deselected), so that no test runs twice."""
+    if not any(_point_of(item) is not None and not isinstance(item.parent, SpecModule) for item in items):
+        return
+    duplicates = [item for item in items if isinstance(item.parent, SpecModule)]
     if duplicates:
         config.hook.pytest_deselected(items=duplicates)
-        items[:] = [item for item in items if not (isinstance(item.parent, SpecModule) and item.name in elsewhere)]
+        items[:] = [item for item in items if not isinstance(item.parent, SpecModule)]
 
 
 @pytest.hookimpl(trylast=True)
@@ -486,16 +488,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     point = _point_of(item)
     if settings.build_only and point is not None and point.per_profile != "build":
         pytest.skip(BUILD_ONLY_REASON)
-    if point is not None and item.get_closest_marker(REFERENCE_MARK) and (reason := _tautology(item.config, point)):
-        pytest.skip(reason)
     if item.get_closest_marker("gpu") and not settings.gpu:
         pytest.skip("needs a GPU: run with --gpu (--build-only builds without running where the backend can)")
 
 
-def _tautology(config: pytest.Config, point: Point) -> str | None:
+def _tautology(state: HarnessState, point: Point) -> str | None:
     """Why comparing this point with its case's reference would prove nothing: ONNX Runtime at float32 compared
     with ONNX Runtime at float32 on the same model."""
-    library = config.stash[STATE].registry.descriptor(point.backend).library
+    library = state.registry.descriptor(point.backend).library
     same = point.case.reference_kind is ReferenceKind.ONNXRUNTIME_FP32 and point.precision is Precision.FP32
     if not (same and library == "onnxruntime"):
         return None
@@ -574,6 +574,8 @@ def _open_point(
 
 def _point_context(request: pytest.FixtureRequest) -> PointContext:
     point, state, record, backend = _open_point(request, _runnable_backend)
+    if request.node.get_closest_marker(REFERENCE_MARK) and (reason := _tautology(state, point)):
+        pytest.skip(reason)  # before the build: nothing to compare
     record.backend_info = {**record.backend_info, "clock": backend.clock}
     built = state.store.get(backend, point.case, point.precision, point.profile_index)
     record.build = built.record
