@@ -49,7 +49,7 @@ def test_pyproject_table_is_read_without_an_option(pytester: pytest.Pytester) ->
     linear_model(pytester.path / "classifier.onnx")
     pytester.makepyprojecttoml(
         '[[tool.trt-harness.case]]\nmodel = "classifier.onnx"\nprecisions = ["fp16"]\n'
-        "[[tool.trt-harness.case.profile]]\nbatch = [1, 2, 4]\n"
+        "[[tool.trt-harness.case.profile]]\nbatch = [1, 2, 4]\n[tool.trt-harness.case.inputs.pixels]\nuniform = [0.0, 1.0]\n"
     )
     result = pytester.runpytest("-k", "accuracy", "-v", *FAST)
     result.assert_outcomes(passed=3)
@@ -59,7 +59,8 @@ def test_pyproject_table_is_read_without_an_option(pytester: pytest.Pytester) ->
 def test_bad_spec_entries_fail_their_own_items_and_the_others_run(pytester: pytest.Pytester) -> None:
     linear_model(pytester.path / "classifier.onnx")
     (pytester.path / "good.toml").write_text(
-        'case = [{ model = "classifier.onnx", precisions = ["fp16"], profile = [{ batch = [1, 2, 4] }] }]'
+        'case = [{ model = "classifier.onnx", precisions = ["fp16"], profile = [{ batch = [1, 2, 4] }], '
+        "inputs = { pixels = { uniform = [0.0, 1.0] } } }]"
     )
     (pytester.path / "bad.toml").write_text(
         '[[case]]\nname = "typo"\nmodel = "classifier.onnx"\nlatency_treshold = 0.1\n'
@@ -91,7 +92,8 @@ def test_spec_cases_join_the_hook_cases_once(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_matrix="from harness.suite import test_accuracy\n")
     linear_model(pytester.path / "classifier.onnx")
     (pytester.path / "models.toml").write_text(
-        'case = [{ model = "classifier.onnx", precisions = ["fp16"], profile = [{ batch = [1, 2, 4] }] }]'
+        'case = [{ model = "classifier.onnx", precisions = ["fp16"], profile = [{ batch = [1, 2, 4] }], '
+        "inputs = { pixels = { uniform = [0.0, 1.0] } } }]"
     )
     result = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", *FAST)
     result.assert_outcomes(passed=6)
@@ -103,3 +105,18 @@ def test_spec_cases_join_the_hook_cases_once(pytester: pytest.Pytester) -> None:
     again = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", *FAST)
     again.assert_outcomes(passed=3, failed=1)
     assert "another case is already named 'identity'; give every case a unique name" in again.stdout.str()
+
+
+def test_ini_key_takes_several_specs_relative_to_the_ini_file(pytester: pytest.Pytester) -> None:
+    specs = pytester.mkdir("specs")
+    linear_model(specs / "classifier.onnx")
+    for name in ("a", "b"):
+        (specs / f"{name}.toml").write_text(
+            f'case = [{{ name = "{name}", model = "classifier.onnx", precisions = ["fp16"], '
+            "profile = [{ batch = [1, 2, 4] }], inputs = { pixels = { uniform = [0.0, 1.0] } } }]"
+        )
+    pytester.makeini("[pytest]\nharness_spec = specs/a.toml, specs/b.toml\n")
+    result = pytester.runpytest("-k", "accuracy", "-v", *FAST)
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["specs/a.toml::test_accuracy?b-fp16-opt-ort? PASSED*"])
+    assert recorded(pytester)["test_accuracy[a-fp16-opt-ort]"]["verdict"] == "pass"
