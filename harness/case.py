@@ -99,6 +99,15 @@ DEFAULT_MEAN_REL: Mapping[Precision, float] = {
     Precision.INT8: 1e-1,
 }
 
+
+class ReferenceKind(str, enum.Enum):
+    """What a case's reference() computes with; the results record it as the accuracy tests' `compared_with`."""
+
+    NUMPY = "numpy reference"  # float64 numpy, written by the case's author
+    ONNXRUNTIME_FP32 = "onnxruntime fp32 reference"  # a spec case: unoptimized ONNX Runtime on the float32 model
+    STORED = "stored outputs"  # a spec case with stored data: the expected outputs saved beside the inputs
+
+
 ModelBuilder = Callable[[], "onnx.ModelProto"]
 # define_network(network, trt, precision): adds the case's layers to an empty strongly typed TensorRT
 # INetworkDefinition, one by one, with the same weights as the ONNX model, written once in float32 terms:
@@ -114,8 +123,9 @@ class Case:
     """A network under test, declared once and run on every backend and precision.
 
     onnx_model() returns the float32 model (the harness derives fp16, bf16 and int8 from it);
-    reference(inputs) computes every output in float64 with numpy only; generate_inputs(shapes, rng)
-    makes inputs of the given shapes (and int8's calibration data).
+    reference(inputs) computes every output in float64, with numpy only in a case written in Python
+    (a case from a spec file runs ONNX Runtime or returns stored outputs: `reference_kind` says which);
+    generate_inputs(shapes, rng) makes inputs of the given shapes (and int8's calibration data).
     """
 
     name: str
@@ -131,6 +141,7 @@ class Case:
     define_network: NetworkDefinition | None = None  # the TensorRT network-definition workflow
     latency_threshold: float | None = None  # the gate's slowdown threshold for this case (default per backend)
     keep_fp32: tuple[str, ...] = ()  # node names kept float32 in the fp16/bf16 models (as --keep-fp32 does)
+    reference_kind: ReferenceKind = ReferenceKind.NUMPY  # what reference() computes with (spec cases: the others)
 
     def output(self, name: str) -> TensorSpec:
         return next(spec for spec in self.outputs if spec.name == name)

@@ -28,7 +28,7 @@ from harness.backends import (
 )
 from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
-from harness.case import Case, Precision, check_case
+from harness.case import Case, Precision, ReferenceKind, check_case
 from harness.errors import BuildError, CaseDefinitionError, HarnessError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
@@ -40,6 +40,8 @@ from harness.precision.proof import EXPECTED, Proof, prove
 from harness.results import schema, terminal
 from harness.results.schema import ResultsLog, TestRecord
 from harness.settings import Settings, add_options, resolve
+from harness.spec import load_specs
+from harness.spec.load import FOLDER_MODEL
 
 if TYPE_CHECKING:
     from harness.precision.localize import Localization, Runner
@@ -49,6 +51,8 @@ BUILD_ONLY_REASON = "build-only run"
 LOCKS_DIR = Path(".harness") / "locks"  # per-device locks that keep latency tests alone on their device
 # The fixtures of the matrix tests that run engines; a build-only session skips them.
 RUN_FIXTURES = ("harness_point", "harness_pair", "harness_fuzz")
+# Marks the matrix tests that compare with the case's reference (skipped where that comparison is tautological).
+REFERENCE_MARK = "harness_reference"
 
 
 @dataclass
@@ -66,6 +70,8 @@ class HarnessState:
     baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
     final_tests: list[Mapping[str, object]] = field(default_factory=list)  # as written to the results file
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
+    spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
+    suite_collected: bool = False  # the matrix tests were collected from a spec file (no Python test module)
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -76,6 +82,10 @@ class HarnessState:
                 raise CaseDefinitionError(
                     duplicates[0], "two registered cases share this name; give every case a unique name"
                 )
+            if self.settings.spec_paths:
+                loaded = load_specs(self.settings.spec_paths, self.settings.engine_cache, taken=names)
+                found += loaded.cases
+                self.spec_errors = loaded.errors
             self._cases = tuple(found)
         return self._cases
 
@@ -271,6 +281,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", GPU_MARKER)
     config.addinivalue_line("markers", f"{parallel.TIMING_MARK}: needs its device alone (latency tests)")
+    config.addinivalue_line("markers", f"{REFERENCE_MARK}: compares the engine's outputs with the case's reference")
     parallel.take_assigned_gpu(config)  # before anything initialises CUDA in this worker
     parallel.share_cores(config)  # before xdist starts the workers, which inherit the environment
     terminal.quiet_benchmark_table(config)  # before pytest-benchmark's trylast pytest_configure reads it
@@ -405,17 +416,57 @@ def _marks(config: pytest.Config, registry: Registry, point: Point, fixture: str
     return marks
 
 
+class SpecModule(pytest.Module):
+    """The matrix tests of harness/suite.py, collected from a spec file: a spec needs no Python test module."""
+
+    def _getobj(self) -> Any:
+        from harness import suite
+
+        return suite
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """The first existing spec path given (a folder: its model.onnx) holds the matrix tests, where collection visits
+    it: every test is parametrized over all cases, so one module is enough."""
+    state = parent.config.stash.get(STATE, None)
+    if state is None or state.suite_collected:
+        return None
+    declaring = [path / FOLDER_MODEL if path.is_dir() else path for path in state.settings.spec_paths]
+    first = next((path for path in declaring if path.is_file()), None)
+    if first is None or file_path.resolve() != first.resolve():
+        return None
+    state.suite_collected = True
+    return SpecModule.from_parent(parent, path=file_path)
+
+
+def _without_duplicate_suite(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A repository that imports the matrix tests into its own module runs every spec case there, with the tests it
+    chose: the spec file's tests go (deselected), so that no test runs twice."""
+    if not any(_point_of(item) is not None and not isinstance(item.parent, SpecModule) for item in items):
+        return
+    duplicates = [item for item in items if isinstance(item.parent, SpecModule)]
+    if duplicates:
+        config.hook.pytest_deselected(items=duplicates)
+        items[:] = [item for item in items if not isinstance(item.parent, SpecModule)]
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # An unknown name on the command line fails its own item, while every valid selection still runs.
     # trylast: appended after -k / -m / --deselect have deselected, so that no selection hides the typo.
-    settings = config.stash[STATE].settings
+    state = config.stash[STATE]
+    settings = state.settings
+    _without_duplicate_suite(config, items)
     messages = list(settings.unknown_selections)
     cases = {point.case.name: point.case for item in items if (point := _point_of(item)) is not None}
     if settings.precision_options.keep_fp32 and cases:
         messages += _unknown_kept_nodes(list(cases.values()), settings.precision_options.keep_fp32)
     for index, message in enumerate(messages):
         items.append(SelectionErrorItem.from_parent(session, name=f"harness-selection-error-{index}", message=message))
+    if settings.spec_paths:
+        state.cases(config)  # loads the specs, when no collected test asked for the cases
+    for index, message in enumerate(state.spec_errors):
+        items.append(SpecErrorItem.from_parent(session, name=f"harness-spec-error-{index}", message=message))
 
 
 def _unknown_kept_nodes(cases: list[Case], names: tuple[str, ...]) -> list[str]:
@@ -446,6 +497,13 @@ class SelectionErrorItem(pytest.Item):
         return "trt-harness options", None, self.name
 
 
+class SpecErrorItem(SelectionErrorItem):
+    """A spec entry that could not become a case; the other cases run."""
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "trt-harness spec", None, self.name
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     settings = item.config.stash[STATE].settings
     point = _point_of(item)
@@ -453,6 +511,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(BUILD_ONLY_REASON)
     if item.get_closest_marker("gpu") and not settings.gpu:
         pytest.skip("needs a GPU: run with --gpu (--build-only builds without running where the backend can)")
+
+
+def _tautology(state: HarnessState, point: Point) -> str | None:
+    """Why comparing this point with its case's reference would prove nothing: ONNX Runtime at float32 compared
+    with ONNX Runtime at float32 on the same model."""
+    library = state.registry.descriptor(point.backend).library
+    same = point.case.reference_kind is ReferenceKind.ONNXRUNTIME_FP32 and point.precision is Precision.FP32
+    if not (same and library == "onnxruntime"):
+        return None
+    return (
+        f"tautological: {point.case.name}'s reference is ONNX Runtime at float32 on the same model "
+        "(a spec case without stored outputs); its latency is still measured"
+    )
 
 
 @dataclass(frozen=True)
@@ -524,6 +595,8 @@ def _open_point(
 
 def _point_context(request: pytest.FixtureRequest) -> PointContext:
     point, state, record, backend = _open_point(request, _runnable_backend)
+    if request.node.get_closest_marker(REFERENCE_MARK) and (reason := _tautology(state, point)):
+        pytest.skip(reason)  # before the build: nothing to compare
     record.backend_info = {**record.backend_info, "clock": backend.clock}
     built = state.store.get(backend, point.case, point.precision, point.profile_index)
     record.build = built.record
@@ -532,6 +605,7 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
     inputs = point.case.make_inputs(shapes, rng)
     record.input_shapes = {name: list(array.shape) for name, array in inputs.items()}
+    record.compared_with = point.case.reference_kind.value  # an agreement test names its twin backend instead
     gate = _gate_context(state, point, backend, request.node.name)
     # Only an explicit threshold travels with the record: `python -m harness compare` applies the
     # backend's default (recorded with it) or its own command-line thresholds to the rest.
@@ -699,6 +773,7 @@ def _settings_record(settings: Settings) -> dict[str, object]:
         "keep_fp32": list(settings.precision_options.keep_fp32),
         "calibrator": settings.precision_options.calibrator,
         "localize": settings.localize,
+        "spec_paths": [str(path) for path in settings.spec_paths],
     }
 
 

@@ -16,6 +16,7 @@ from harness.case import Precision
 from harness.measure import MeasurePolicy
 from harness.precision.derive import PrecisionOptions
 from harness.precision.quantize import CALIBRATORS, Calibrator
+from harness.spec import has_pyproject_table
 
 T = TypeVar("T")
 
@@ -28,6 +29,7 @@ class Settings:
     gpu: bool
     build_only: bool  # build (or find in the cache) every selected engine; run nothing
     backends: tuple[str, ...]
+    spec_paths: tuple[Path, ...]  # spec files and test-layout folders whose cases join the hook's (harness/spec/)
     precisions: tuple[Precision, ...]
     unknown_selections: tuple[str, ...]  # errors for names on the command line / ini that match nothing
     results_path: Path
@@ -61,6 +63,13 @@ def add_options(parser: pytest.Parser) -> None:
         "--backend",
         "harness_backends",
         "comma-separated backend ids (default: the backends registered as default, ort; with --gpu, trt,trt-net)",
+    )
+    _add(
+        parser,
+        "--harness-spec",
+        "harness_spec",
+        "comma-separated spec files (TOML with [[case]] tables, or a pyproject.toml's [tool.trt-harness]) or folders "
+        "in ONNX's test layout: their models join the matrix (default: the root pyproject.toml's [tool.trt-harness])",
     )
     _add(
         parser,
@@ -216,6 +225,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
         gpu=gpu,
         build_only=_yes(config, "--build-only", "harness_build_only"),
         backends=tuple(backends),
+        spec_paths=_spec_paths(config),
         precisions=tuple(precisions),
         unknown_selections=(*unknown_backends, *unknown_precisions),
         results_path=root / _layered(config, "results", "harness_results", str(_default_results_name())),
@@ -247,6 +257,18 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
         ),
         localize=_yes(config, "--localize", "harness_localize"),
     )
+
+
+def _spec_paths(config: pytest.Config) -> tuple[Path, ...]:
+    """Command-line paths are relative to where pytest was started, ini paths to the ini file; without either, the
+    root's pyproject.toml when it has a [tool.trt-harness] table."""
+    raw, base = config.getoption("harness_spec"), config.invocation_params.dir
+    if raw is None:
+        raw, base = config.getini("harness_spec"), config.inipath.parent if config.inipath else config.rootpath
+    if raw:
+        return tuple(base / path.strip() for path in str(raw).split(",") if path.strip())
+    pyproject = config.rootpath / "pyproject.toml"
+    return (pyproject,) if has_pyproject_table(pyproject) else ()
 
 
 def _gate_settings(config: pytest.Config, root: Path) -> GateSettings:

@@ -1,6 +1,7 @@
 """The matrix tests. A repository collects them by importing them into one of its test modules
 (`from harness.suite import test_build, test_accuracy, test_agreement, test_latency, ...`); the plugin parametrizes
-every test that asks for `harness_point`, `harness_pair` or `harness_fuzz` over the matrix.
+every test that asks for `harness_point`, `harness_pair` or `harness_fuzz` over the matrix. With spec files
+(--harness-spec) no test module is needed: the plugin collects these tests from the spec file itself.
 
 Each test reads as the pipeline: case → build (in the fixture; test_build alone for a build-only run) →
 run → compare / measure → report.
@@ -33,8 +34,10 @@ def test_build(harness_build: BuildContext) -> None:
     assert record.artifact_bytes > 0, f"{harness_build.point.id}: the backend built an empty artifact"
 
 
+@pytest.mark.harness_reference  # skipped where the reference is the point itself (harness/plugin.py)
 def test_accuracy(harness_point: PointContext) -> None:
-    """Every output within its tolerance of the float64 numpy reference, and every layer in the precision the
+    """Every output within its tolerance of the case's reference (float64 numpy, ONNX Runtime at float32 or stored
+    outputs), and every layer in the precision the
     point is labelled with (the proof); a failing point is localized to its first layer beyond tolerance."""
     point, inputs = harness_point.point, harness_point.inputs
     outputs = run_engine(point.case, point.profile_index, harness_point.engine, inputs)
@@ -54,7 +57,7 @@ def test_accuracy(harness_point: PointContext) -> None:
     if localized:
         hint = " (try --keep-fp32 with that node)" if point.precision in (Precision.FP16, Precision.BF16) else ""
         where = f"on {localized[1]}: {localized[0].summary()}{hint}"
-    _fail_outside_tolerance(point, errors, "the numpy reference", where)
+    _fail_outside_tolerance(point, errors, f"the {point.case.reference_kind.value}", where)
     _gate(harness_point, _accuracy_gate(harness_point, errors))
 
 
@@ -105,9 +108,10 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
     _gate(harness_point, verdict)
 
 
+@pytest.mark.harness_reference
 def test_fuzz_inside_profile(harness_fuzz: PointContext) -> None:
     """Shapes drawn anywhere inside the profile (tied dimensions tied; min, opt and max first) match the
-    numpy reference within the precision's tolerance, on the one engine built for the profile."""
+    case's reference within the precision's tolerance, on the one engine built for the profile."""
     from harness import fuzz  # Hypothesis is imported by the sessions that fuzz, not at collection
 
     point, engine = harness_fuzz.point, harness_fuzz.engine

@@ -8,6 +8,7 @@ per-layer precision summary all speak of the same layers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -84,12 +85,17 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
 def calibration_fingerprint(case: Case) -> str:
     """What calibration_inputs(case) depends on, so that a cached int8 model is found without generating the
     data: the case, the shapes, the seeds, and the source of the module defining the generator (its helpers
-    and weights included, as the network-API cache key does for define_network)."""
+    and weights included, as the network-API cache key does for define_network), and a generator object's
+    parameters."""
     module = inspect.getmodule(case.generate_inputs)
     try:
         source = inspect.getsource(module) if module else inspect.getsource(case.generate_inputs)
     except (OSError, TypeError):  # no source to read (a lambda typed in a REPL, a C function)
         source = repr(case.generate_inputs)
+    if dataclasses.is_dataclass(case.generate_inputs):
+        # A generator object (a spec case's, harness/spec/inputs.py): its parameters (ranges, files' SHA-256) are
+        # its repr; a changed range must not reuse the scales calibrated on the old one.
+        source += repr(case.generate_inputs)
     recipe = {
         "case": case.name,
         "shapes": {name: list(shape) for name, shape in case.profiles[0].opt.items()},

@@ -1,0 +1,268 @@
+"""Cases from spec files (harness/spec/), without pytest sessions: loading, skeleton(), references, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import numpy_helper
+
+from harness.case import Precision, ReferenceKind, check_shapes_in_profile
+from harness.errors import ShapeOutsideProfileError
+from harness.precision.derive import calibration_fingerprint
+from harness.spec import SpecError, load_spec, load_specs, skeleton
+from harness.spec.reference import REFERENCES_DIR
+from tests.spec_support import linear_model, onnx_test_layout, run_model
+
+SPEC = """
+[[case]]
+name = "classifier"
+model = "classifier.onnx"
+precisions = ["fp32", "fp16"]
+latency_threshold = 0.2
+
+[case.inputs.pixels]
+uniform = [0.0, 1.0]
+
+[[case.profile]]
+batch = [1, 4, 16]
+
+[[case.profile]]
+batch = [32, 32, 64]
+
+[case.tolerance.fp16]
+logits = { mean_rel = 2e-3, justification = "measured: worst 1.1e-3" }
+"""
+
+
+def write(folder: Path, spec: str, name: str = "models.toml") -> Path:
+    path = folder / name
+    path.write_text(spec)
+    return path
+
+
+def spec_error(path: Path) -> str:
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    return str(error.value)
+
+
+def test_spec_entry_becomes_a_case(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    (case,) = load_spec(write(tmp_path, SPEC))
+    assert case.name == "classifier" and case.precisions == (Precision.FP32, Precision.FP16)
+    assert case.inputs[0].shape == ("batch", 16) and case.outputs[0].name == "logits"
+    assert [profile.max["pixels"] for profile in case.profiles] == [(16, 16), (64, 16)]
+    assert case.latency_threshold == 0.2 and case.reference_kind is ReferenceKind.ONNXRUNTIME_FP32
+    assert case.tolerance(Precision.FP16, "logits").mean_rel == 2e-3
+    inputs = case.make_inputs({"pixels": (3, 16)}, np.random.default_rng(0))
+    assert inputs["pixels"].dtype == np.float32 and 0 <= inputs["pixels"].min() <= inputs["pixels"].max() <= 1
+    reference = case.reference_outputs(inputs)["logits"]
+    (expected,) = run_model(tmp_path / "classifier.onnx", inputs)
+    assert reference.dtype == np.float64 and np.array_equal(reference, expected.astype(np.float64))
+
+
+def test_reference_is_cached_on_disk_by_model_and_inputs(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    spec = write(tmp_path, SPEC)
+    cache = tmp_path / "engines"
+    (case,) = load_spec(spec, cache)
+    inputs = case.make_inputs({"pixels": (2, 16)}, np.random.default_rng(1))
+    first = case.reference_outputs(inputs)
+    stored = list((cache / REFERENCES_DIR).iterdir())
+    assert len(stored) == 1
+    np.savez(stored[0], logits=np.full((2, 4), 7.0))  # a new session reads the cache, never recomputes
+    (again,) = load_spec(spec, cache)
+    assert np.all(again.reference_outputs(inputs)["logits"] == 7.0)
+    other = case.make_inputs({"pixels": (2, 16)}, np.random.default_rng(2))
+    assert not np.array_equal(again.reference_outputs(other)["logits"], first["logits"])
+    assert len(list((cache / REFERENCES_DIR).iterdir())) == 2
+
+
+def test_pyproject_table_and_default_name(tmp_path: Path) -> None:
+    linear_model(tmp_path / "my model.onnx")
+    pyproject = write(
+        tmp_path,
+        '[project]\nname = "x"\n[[tool.trt-harness.case]]\nmodel = "my model.onnx"\n'
+        "[[tool.trt-harness.case.profile]]\nbatch = [1, 2, 4]\n",
+        "pyproject.toml",
+    )
+    (case,) = load_spec(pyproject)
+    assert case.name == "my_model" and case.precisions == tuple(Precision)
+
+
+def test_outputs_select_what_is_checked_and_the_model_keeps_only_those(tmp_path: Path) -> None:
+    import onnx
+    from onnx import helper
+
+    path = linear_model(tmp_path / "two.onnx", output_name="logits")
+    model = onnx.load(path)
+    model.graph.node.append(helper.make_node("Relu", ["logits"], ["relu"], name="relu"))
+    model.graph.output.append(helper.make_tensor_value_info("relu", onnx.TensorProto.FLOAT, ["batch", 4]))
+    onnx.save(model, path)
+    spec = 'case = [{ model = "two.onnx", outputs = ["relu"], profile = [{ batch = [1, 1, 2] }] }]'
+    (case,) = load_spec(write(tmp_path, spec))
+    assert [spec.name for spec in case.outputs] == ["relu"]
+    assert [output.name for output in case.model().graph.output] == ["relu"]
+    inputs = case.make_inputs({"pixels": (1, 16)}, np.random.default_rng(0))
+    assert set(case.reference_outputs(inputs)) == {"relu"}
+
+
+def test_skeleton_parses_back_into_a_valid_case(tmp_path: Path) -> None:
+    linear_model(tmp_path / "net.onnx", batch=None)  # an unnamed dynamic batch gets a made-up name
+    text = skeleton(tmp_path / "net.onnx")
+    assert "pixels_dim0" in text and "made up" in text and "GUESS" in text
+    (case,) = load_spec(write(tmp_path, text))
+    assert case.name == "net" and case.inputs[0].shape == ("pixels_dim0", 16)
+    assert case.profiles[0].min["pixels"] == (1, 16) and case.profiles[0].max["pixels"] == (8, 16)
+    assert case.precisions == tuple(Precision)
+    inputs = case.make_inputs(case.profiles[0].opt, np.random.default_rng(0))
+    assert case.reference_outputs(inputs)["logits"].shape == (1, 4)
+
+
+def test_skeleton_names_integer_inputs_and_refuses_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["ids"], ["y"], to=TensorProto.FLOAT, name="cast")],
+        "ids",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "sequence"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "ids.onnx")
+    text = skeleton(tmp_path / "ids.onnx")
+    assert "integers = [0, 9]" in text and "sequence = [1, 32, 128]" in text and "batch = [1, 1, 8]" in text
+    (case,) = load_spec(write(tmp_path, text))
+    assert case.make_inputs({"ids": (2, 3)}, np.random.default_rng(0))["ids"].dtype == np.int64
+    (tmp_path / "junk.onnx").write_text("not a model")
+    with pytest.raises(SpecError, match=r"junk.onnx.*not a valid ONNX model.*onnx.checker"):
+        skeleton(tmp_path / "junk.onnx")
+
+
+def test_int8_calibration_fingerprint_follows_the_generator_parameters(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    (case,) = load_spec(write(tmp_path, SPEC))
+    (wider,) = load_spec(write(tmp_path, SPEC.replace("uniform = [0.0, 1.0]", "uniform = [0.0, 2.0]"), "b.toml"))
+    assert calibration_fingerprint(case) != calibration_fingerprint(wider)
+    (same,) = load_spec(write(tmp_path, SPEC, "c.toml"))
+    assert calibration_fingerprint(case) == calibration_fingerprint(same)
+    np.save(tmp_path / "x.npy", np.ones((4, 16), np.float32))
+    from_file = SPEC.replace("uniform = [0.0, 1.0]", 'file = "x.npy"').replace("[1, 4, 16]", "[4, 4, 4]")
+    from_file = from_file.split("[[case.profile]]\nbatch = [32")[0]
+    (before,) = load_spec(write(tmp_path, from_file, "d.toml"))
+    np.save(tmp_path / "x.npy", np.full((4, 16), 2, np.float32))
+    (after,) = load_spec(write(tmp_path, from_file, "d.toml"))
+    assert calibration_fingerprint(before) != calibration_fingerprint(after)
+
+
+def test_file_input_fixes_its_dims(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    np.savez(tmp_path / "data.npz", images=np.full((5, 16), 0.5, np.float32))
+    spec = 'case = [{ model = "classifier.onnx", inputs = { pixels = { file = "data.npz", key = "images" } } }]'
+    (case,) = load_spec(write(tmp_path, spec))
+    assert case.profiles[0].min["pixels"] == case.profiles[0].max["pixels"] == (5, 16)
+    assert np.all(case.make_inputs({"pixels": (5, 16)}, np.random.default_rng(0))["pixels"] == 0.5)
+    wrong = spec.replace("}] }", "}] }").replace("} } }]", "} }, profile = [{ batch = [1, 2, 8] }] }]")
+    assert "fixes 'batch' at 5" in spec_error(write(tmp_path, wrong, "wrong.toml"))
+
+
+def test_test_layout_folder_is_a_case_with_stored_outputs(tmp_path: Path) -> None:
+    folder = onnx_test_layout(tmp_path / "resnet-tiny", batches=(2, 2, 3))
+    (case,) = load_spec(folder)
+    assert case.name == "resnet-tiny" and case.reference_kind is ReferenceKind.STORED
+    assert [profile.opt["x"] for profile in case.profiles] == [(2, 16), (3, 16)]  # one per distinct shapes
+    assert all(profile.min == profile.opt == profile.max for profile in case.profiles)
+    seen = set()
+    for seed in range(20):  # the seed picks among the data sets of the shapes asked for
+        inputs = case.make_inputs({"x": (2, 16)}, np.random.default_rng(seed))
+        expected = numpy_helper.to_array(_tensor(folder, inputs))
+        np.testing.assert_array_equal(case.reference_outputs(inputs)["y"], expected.astype(np.float64))
+        seen.add(inputs["x"].tobytes())
+    assert len(seen) == 2
+    with pytest.raises(ShapeOutsideProfileError):
+        check_shapes_in_profile(case, 0, {"x": (3, 16)})
+
+
+def _tensor(folder: Path, inputs: dict[str, np.ndarray]) -> object:
+    import onnx
+
+    for data in sorted(folder.glob("test_data_set_*")):
+        stored = onnx.TensorProto()
+        stored.ParseFromString((data / "input_0.pb").read_bytes())
+        if numpy_helper.to_array(stored).tobytes() == inputs["x"].tobytes():
+            output = onnx.TensorProto()
+            output.ParseFromString((data / "output_0.pb").read_bytes())
+            return output
+    raise AssertionError("inputs not among the stored data sets")
+
+
+def test_spec_entry_with_test_data(tmp_path: Path) -> None:
+    onnx_test_layout(tmp_path / "data")
+    spec = 'case = [{ name = "stored", model = "data/model.onnx", test_data = "data", precisions = ["fp16"] }]'
+    (case,) = load_spec(write(tmp_path, spec))
+    assert case.reference_kind is ReferenceKind.STORED and case.precisions == (Precision.FP16,)
+
+
+# Bad input: each names the file, the field and the fix.
+
+
+def test_not_onnx_and_checker_failures_name_the_file_and_field(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"\x00\x01garbage")
+    spec = write(tmp_path, 'case = [{ name = "bad", model = "model.onnx" }]')
+    assert all(part in spec_error(spec) for part in ("models.toml", "case[0].model", "not a valid ONNX model"))
+    import onnx
+
+    model = onnx.load(linear_model(tmp_path / "model.onnx"))
+    model.graph.node[0].input[1] = "nowhere"  # a dangling edge: onnx.checker refuses it
+    onnx.save(model, tmp_path / "model.onnx")
+    assert "not a valid ONNX model" in spec_error(spec) and "nowhere" in spec_error(spec)
+    assert "no model file" in spec_error(write(tmp_path, 'case = [{ model = "gone.onnx" }]'))
+
+
+def test_unknown_input_dynamic_dim_without_profile_and_typos(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    unknown_input = spec_error(write(tmp_path, SPEC.replace("case.inputs.pixels", "case.inputs.pixel")))
+    assert "case[0] ('classifier').inputs.pixel" in unknown_input and "did you mean 'pixels'" in unknown_input
+    no_profile = 'case = [{ model = "classifier.onnx" }]'
+    message = spec_error(write(tmp_path, no_profile))
+    assert "case[0] ('classifier').profile" in message and "'batch'" in message and "batch = [1, 1, 8]" in message
+    typo = spec_error(write(tmp_path, SPEC.replace("latency_threshold", "latency_treshold")))
+    assert "latency_treshold" in typo and "did you mean 'latency_threshold'" in typo
+    dim_typo = spec_error(write(tmp_path, SPEC.replace("batch = [1, 4, 16]", "bach = [1, 4, 16]")))
+    assert "profile[0].bach" in dim_typo and "did you mean 'batch'" in dim_typo
+    assert "unknown key 'cases'" in spec_error(write(tmp_path, SPEC.replace("[[case]]", "[[cases]]")))
+    assert "not valid TOML" in spec_error(write(tmp_path, "[[case]\n"))
+
+
+def test_generator_dtype_must_match_the_model(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    ints = spec_error(write(tmp_path, SPEC.replace("uniform = [0.0, 1.0]", "integers = [0, 5]")))
+    assert "inputs.pixels.integers" in ints and "float32" in ints and "uniform = [low, high]" in ints
+    np.save(tmp_path / "x.npy", np.ones((4, 16)))  # float64
+    wrong_file = spec_error(write(tmp_path, SPEC.replace("uniform = [0.0, 1.0]", 'file = "x.npy"')))
+    assert "x.npy holds float64" in wrong_file and "astype(numpy.float32)" in wrong_file
+
+
+def test_test_data_that_disagrees_with_the_model(tmp_path: Path) -> None:
+    folder = onnx_test_layout(tmp_path / "layout")
+    (folder / "test_data_set_0" / "input_0.pb").write_bytes(
+        numpy_helper.from_array(np.ones((2, 15), np.float32), "x").SerializeToString()
+    )
+    message = spec_error(folder)
+    assert "input_0.pb" in message and "[2, 15]" in message and "test_data" in message
+    (folder / "test_data_set_0" / "input_0.pb").write_bytes(
+        numpy_helper.from_array(np.ones((2, 16), np.float64), "x").SerializeToString()
+    )
+    assert "float64 but the model declares float32" in spec_error(folder)
+
+
+def test_one_bad_entry_leaves_the_others_and_names_stay_unique(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    spec = write(tmp_path, SPEC + SPEC.replace('classifier"', 'second"') + SPEC.replace("uniform", "unifrom"))
+    loaded = load_specs([spec, tmp_path / "missing.toml"], taken=["second"])
+    assert [case.name for case in loaded.cases] == ["classifier"]
+    assert any("another case is already named 'second'" in error for error in loaded.errors)
+    assert any("did you mean 'uniform'" in error for error in loaded.errors)
+    assert any("missing.toml" in error and "no such spec file" in error for error in loaded.errors)

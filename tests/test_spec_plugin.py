@@ -1,0 +1,122 @@
+"""Spec files end to end, in throw-away pytest sessions (pytester): no conftest, no test module, only a model
+and a spec, as a new user has them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.spec_support import linear_model, onnx_test_layout
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "-p", "no:randomly", "--results", "results.json")
+
+
+def readme_example() -> str:
+    """The first TOML block of the README's spec section: the test runs exactly what the README shows."""
+    section = (REPO / "README.md").read_text().split("## Your own model: a spec file", 1)[1]
+    match = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert match, "the README's spec section has no TOML example"
+    return match.group(1)
+
+
+def recorded(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
+    document = json.loads((pytester.path / "results.json").read_text())
+    return {test["id"]: test for test in document["tests"]}
+
+
+def test_readme_example_runs_from_an_empty_folder(pytester: pytest.Pytester) -> None:
+    linear_model(pytester.path / "classifier.onnx")
+    (pytester.path / "models.toml").write_text(readme_example())
+    result = pytester.runpytest("--harness-spec", "models.toml", "--hypothesis-profile", "harness-ci", "-v", *FAST)
+    # fp32/fp16/int8 x build, 3 corners x accuracy and latency, fuzz inside and outside; fp32 accuracy and its
+    # inside fuzz skip as tautological; test_agreement skips (ort has no twin backend)
+    result.assert_outcomes(passed=3 + 6 + 9 + 2 + 3, skipped=5)
+    result.stdout.fnmatch_lines(["*models.toml::test_accuracy?classifier-fp32-opt-ort? SKIPPED (tautolo*"])
+    tests = recorded(pytester)
+    accuracy = tests["test_accuracy[classifier-int8-max-ort]"]
+    assert accuracy["verdict"] == "pass" and accuracy["compared_with"] == "onnxruntime fp32 reference"
+    assert accuracy["input_shapes"] == {"pixels": [16, 16]}
+    skipped = tests["test_accuracy[classifier-fp32-opt-ort]"]
+    assert skipped["verdict"] == "skip" and "tautological" in str(skipped["message"])
+    assert tests["test_latency[classifier-fp32-opt-ort]"]["verdict"] == "pass"
+
+
+def test_pyproject_table_is_read_without_an_option(pytester: pytest.Pytester) -> None:
+    linear_model(pytester.path / "classifier.onnx")
+    pytester.makepyprojecttoml(
+        '[[tool.trt-harness.case]]\nmodel = "classifier.onnx"\nprecisions = ["fp16"]\n'
+        "[[tool.trt-harness.case.profile]]\nbatch = [1, 2, 4]\n[tool.trt-harness.case.inputs.pixels]\nuniform = [0.0, 1.0]\n"
+    )
+    result = pytester.runpytest("-k", "accuracy", "-v", *FAST)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*pyproject.toml::test_accuracy*classifier-fp16-max-ort*PASSED*"])
+
+
+def test_bad_spec_entries_fail_their_own_items_and_the_others_run(pytester: pytest.Pytester) -> None:
+    linear_model(pytester.path / "classifier.onnx")
+    (pytester.path / "good.toml").write_text(
+        'case = [{ model = "classifier.onnx", precisions = ["fp16"], profile = [{ batch = [1, 2, 4] }], '
+        "inputs = { pixels = { uniform = [0.0, 1.0] } } }]"
+    )
+    (pytester.path / "bad.toml").write_text(
+        '[[case]]\nname = "typo"\nmodel = "classifier.onnx"\nlatency_treshold = 0.1\n'
+        '[[case]]\nname = "no_profile"\nmodel = "classifier.onnx"\n'
+    )
+    result = pytester.runpytest("--harness-spec", "good.toml,bad.toml", "-k", "accuracy or spec", "-v", *FAST)
+    result.assert_outcomes(passed=3, failed=2)
+    output = result.stdout.str()
+    assert "good.toml::test_accuracy[classifier-fp16-opt-ort] PASSED" in output  # the first spec given holds them
+    assert (
+        "bad.toml: case[0].latency_treshold: unknown key 'latency_treshold'; did you mean 'latency_threshold'?"
+        in output
+    )
+    assert "bad.toml: case[1] ('no_profile').profile: dynamic dimension 'batch' (input 'pixels') has no" in output
+
+
+def test_test_layout_folder_compares_with_its_stored_outputs(pytester: pytest.Pytester) -> None:
+    onnx_test_layout(pytester.path / "tiny")
+    onnx_test_layout(pytester.path / "broken", corrupt_output=True)
+    result = pytester.runpytest("--harness-spec", "tiny,broken", "--precision", "fp32", "-k", "accuracy", *FAST)
+    result.assert_outcomes(passed=3, failed=3)  # not tautological: stored outputs are not ONNX Runtime's run
+    result.stdout.fnmatch_lines(["*broken-fp32-opt-ort against the stored outputs: output 'y'*"])
+    assert recorded(pytester)["test_accuracy[tiny-fp32-min-ort]"]["compared_with"] == "stored outputs"
+
+
+def test_spec_cases_join_the_hook_cases_once(pytester: pytest.Pytester) -> None:
+    """A repository that imports the matrix tests and registers its own cases runs its spec cases there, once."""
+    pytester.makeconftest("from cases.identity import CASE\ndef pytest_harness_cases(config):\n    return [CASE]\n")
+    pytester.makepyfile(test_matrix="from harness.suite import test_accuracy\n")
+    linear_model(pytester.path / "classifier.onnx")
+    (pytester.path / "models.toml").write_text(
+        'case = [{ model = "classifier.onnx", precisions = ["fp16"], profile = [{ batch = [1, 2, 4] }], '
+        "inputs = { pixels = { uniform = [0.0, 1.0] } } }]"
+    )
+    result = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", *FAST)
+    result.assert_outcomes(passed=6)
+    tests = recorded(pytester)
+    assert tests["test_accuracy[identity-fp16-opt-ort]"]["compared_with"] == "numpy reference"
+    assert tests["test_accuracy[classifier-fp16-opt-ort]"]["compared_with"] == "onnxruntime fp32 reference"
+    same_name = 'case = [{ name = "identity", model = "classifier.onnx", profile = [{ batch = [1, 2, 4] }] }]'
+    (pytester.path / "models.toml").write_text(same_name)
+    again = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", *FAST)
+    again.assert_outcomes(passed=3, failed=1)
+    assert "another case is already named 'identity'; give every case a unique name" in again.stdout.str()
+
+
+def test_ini_key_takes_several_specs_relative_to_the_ini_file(pytester: pytest.Pytester) -> None:
+    specs = pytester.mkdir("specs")
+    linear_model(specs / "classifier.onnx")
+    for name in ("a", "b"):
+        (specs / f"{name}.toml").write_text(
+            f'case = [{{ name = "{name}", model = "classifier.onnx", precisions = ["fp16"], '
+            "profile = [{ batch = [1, 2, 4] }], inputs = { pixels = { uniform = [0.0, 1.0] } } }]"
+        )
+    pytester.makeini("[pytest]\nharness_spec = specs/a.toml, specs/b.toml\n")
+    result = pytester.runpytest("-k", "accuracy", "-v", *FAST)
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["specs/a.toml::test_accuracy?b-fp16-opt-ort? PASSED*"])
+    assert recorded(pytester)["test_accuracy[a-fp16-opt-ort]"]["verdict"] == "pass"
