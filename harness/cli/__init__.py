@@ -1,6 +1,8 @@
-"""The upgrade gate on the command line: `python -m harness compare`, `ab` and `merge`.
+"""The command line: `python -m harness init` (a spec for an ONNX model), and the upgrade gate's `compare`,
+`ab` and `merge`.
 
-This module parses the command line and hands each command to its module: compare.py judges two
+This module parses the command line and hands each command to its module: init.py writes a commented spec
+skeleton made from a model (harness/spec/skeleton.py); compare.py judges two
 results (or baseline) files test by test with the gate's statistics and prints one table; ab.py
 produces the two files itself, running one selection under two Python environments interleaved and
 pooling each side's rounds; merge.py joins the results files of CI shards. The results format and its
@@ -69,9 +71,16 @@ def _merge(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
     return run_merge([Path(path) for path in args.files], args.output, allow_mixed=args.allow_mixed)
 
 
+def _init(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
+    from harness.cli.init import run_init
+
+    return run_init(Path(args.model), args.output, force=args.force)
+
+
 # Each subcommand's runner, given the parsed arguments and what follows '--'. Runners import their module
 # when called, so that `--version` and `--help` load nothing heavy.
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
+    "init": _init,
     "compare": _compare,
     "ab": _ab,
     "merge": _merge,
@@ -113,6 +122,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description="trt-harness upgrade gate")
     parser.add_argument("--version", action="version", version=f"trt-harness {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser(
+        "init",
+        help="write a spec skeleton for an ONNX model (then: pytest --harness-spec SPEC)",
+        description="Write a commented spec made from the model: its inputs, dtypes and dynamic dims as the model "
+        "names them, a guessed profile, its outputs. Exit 0: written; 2: unusable model or output (nothing written).",
+    )
+    init.add_argument("model", metavar="MODEL.onnx", help="the float32 ONNX model")
+    init.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="SPEC.toml",
+        help="where to write the spec, '-' for stdout (default: MODEL's name with .toml, beside it)",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing spec file")
     compare = commands.add_parser(
         "compare",
         help="compare two results or baseline files test by test",

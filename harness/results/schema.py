@@ -40,7 +40,9 @@ class TestRecord:
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
     build: BuildRecord | None = None
     accuracy: list[OutputErrors] | None = None
-    compared_with: str = "reference"  # "reference" (the case's numpy reference) or a backend's short id
+    # What the outputs were judged against: the case's ReferenceKind ("numpy reference", "onnxruntime fp32
+    # reference", "stored outputs"; harness/case.py), or the twin backend's short id in an agreement test.
+    compared_with: str = "numpy reference"
     latency: Measurement | None = None
     host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
     engine_facts: Mapping[str, object] = field(default_factory=dict)

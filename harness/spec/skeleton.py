@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +17,19 @@ BATCH_GUESS = (1, 1, 8)  # a dynamic first dimension: usually the batch
 OTHER_GUESS = (1, 32, 128)  # any other dynamic dimension (a sequence, an image side)
 
 
-def skeleton(model: Path) -> str:
-    """A spec for `model`, to be saved beside it (paths in a spec are relative to the spec file): its inputs with
-    dtypes and dims as the model names them, a guessed profile, its outputs and every precision; SpecError for a
-    model that is not valid ONNX."""
+def skeleton(model: Path, spec_dir: Path | None = None) -> str:
+    """A spec for `model`, to be saved in `spec_dir` (default: beside the model; paths in a spec are relative to
+    the spec file): its inputs with dtypes and dims as the model names them, a guessed profile, its outputs and
+    every precision; SpecError for a model that is not valid ONNX."""
     facts = read_model(model, model)
+    model_path = Path(os.path.relpath(model.resolve(), (spec_dir or model.parent).resolve())).as_posix()
     lines = [
         f"# trt-harness spec for {model.name}, made from the model (python -m harness init). Check every value,",
         '# then run the matrix:  pytest --harness-spec <this file>   (README: "Your own model: a spec file")',
         "",
         "[[case]]",
         f"name = {json.dumps(default_name(model.stem))}",
-        f"model = {json.dumps(model.name)}  # relative to this file",
+        f"model = {json.dumps(model_path)}  # relative to this file",
         "# The harness derives every precision from the float32 model; drop those you do not ship.",
         f"precisions = {json.dumps([p.value for p in Precision])}",
         "# Checked against ONNX Runtime at float32 on this model (its outputs: "
