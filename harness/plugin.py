@@ -37,6 +37,7 @@ from harness.precision.derive import node_names
 from harness.precision.names import check_node_names
 from harness.precision.proof import EXPECTED, Proof, prove
 from harness.report import ResultsLog, TestRecord, summary_table
+from harness.results import html
 from harness.settings import Settings, add_options, resolve
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class HarnessState:
     baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
     final_tests: list[Mapping[str, object]] = field(default_factory=list)  # as written to the results file
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
+    html_line: tuple[str, bool] | None = None  # the summary's line on the HTML report, and whether it is an error
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -665,6 +667,28 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if settings.gate.update:
         _update_baselines(state, session)
+    if settings.html_path is not None:
+        _write_html_report(state, session, settings.html_path, contents)
+
+
+def _write_html_report(state: HarnessState, session: pytest.Session, path: Path, contents: dict[str, object]) -> None:
+    """The run's HTML report, after the results file: a report that cannot be written costs nothing else (the
+    results file is written already), and fails the session naming the path and the fix, like the results file."""
+    try:
+        html.write(path, contents)
+    except OSError as error:
+        fix = "pass --harness-html a writable path, or --harness-html=off"
+        state.html_line = (f"trt-harness: could not write the HTML report {path}: {error}; {fix}", True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        state.html_line = (f"html report: {path}", False)
+
+
+def _say_html_report(terminalreporter: pytest.TerminalReporter, state: HarnessState) -> None:
+    """The summary's line on the HTML report: its path, or why it could not be written."""
+    if state.html_line is not None:
+        line, failed = state.html_line
+        terminalreporter.write_line(line, red=failed)
 
 
 def _settings_record(settings: Settings) -> dict[str, object]:
@@ -739,6 +763,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"results: {state.settings.results_path}")
     for note in state.baseline_notes:
         terminalreporter.write_line(f"baselines: {note}")
+    _say_html_report(terminalreporter, state)
 
 
 @pytest.hookimpl(optionalhook=True)
