@@ -104,6 +104,13 @@ def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else []
 
 
+def _interval(value: object) -> tuple[float, float]:
+    """A [low, high] pair of numbers; NaN for what is missing."""
+    bounds = [_number(bound) for bound in _list(value)[:2]]
+    low, high = (bound if bound is not None else math.nan for bound in [*bounds, None, None][:2])
+    return low, high
+
+
 def _text(value: object) -> str:
     return "" if value is None else str(value)
 
@@ -231,13 +238,11 @@ def _result(test: Mapping[str, object]) -> str:
     """The test's measurement in a few words."""
     latency = _mapping(test.get("latency"))
     median = _number(latency.get("median_us"))
-    if median is not None:
-        low, high = (_number(bound) for bound in (_list(latency.get("median_ci_us")) + [None, None])[:2])
-        ci = f" (95 % CI {_micros(low)}–{_micros(high)})" if low is not None and high is not None else ""
-        return f"median {_micros(median)}{ci}, {_text(latency.get('count'))} samples"
+    if median is not None:  # its CI is in the test's line of "why / vs baseline" and its box in the figure
+        return f"median {_micros(median)}, {_text(latency.get('count'))} runs"
     ratio = _tolerance_ratio(test)
     if ratio is not None:
-        return f"mean rel. error {ratio:.2g}× its tolerance"
+        return f"error {ratio:.2g}× tolerance"
     build = _mapping(test.get("build"))
     if is_build_record(test) and build:
         return f"{_build_time(build)}, {_plan_size(build)}"
@@ -411,7 +416,7 @@ def _baseline_ratios(tests: Sequence[Mapping[str, object]]) -> str:
         for row, test in enumerate(compared):
             latency = _mapping(_mapping(test.get("gate")).get("latency"))
             ratio = _number(latency.get("ratio")) or math.nan
-            low, high = (_number(bound) or math.nan for bound in (_list(latency.get("ratio_ci")) + [None, None])[:2])
+            low, high = _interval(latency.get("ratio_ci"))
             colour = _GATE_COLOURS.get(_text(latency.get("verdict")), "#424242")
             axes.errorbar(
                 ratio,
@@ -584,8 +589,8 @@ table { border-collapse: collapse; margin: 0.5rem 0; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: 0.2rem 0.5rem; border-bottom: 1px solid #eee; }
 th { background: #f5f5f5; font-weight: 600; }
 code { font-size: 0.85rem; }
-table.verdicts td:nth-child(2) { white-space: nowrap; }
-pre.message { white-space: pre-wrap; margin: 0; font-size: 0.8rem; max-height: 16rem; overflow: auto;
+table.verdicts td:nth-child(2), table.verdicts td:nth-child(3) { white-space: nowrap; }
+pre.message { white-space: pre-wrap; margin: 0; font-size: 0.8rem; max-height: 4.6rem; overflow: auto;
               background: #fff8f8; border-left: 3px solid #c62828; padding: 0.3rem; }
 .badge { display: inline-block; padding: 0.05rem 0.45rem; border-radius: 0.6rem; color: white;
          font-size: 0.8rem; font-weight: 600; background: #424242; }
