@@ -56,7 +56,9 @@ def test_a_session_writes_its_report_beside_the_results_and_names_it(pytester: p
     assert all(verdict == "pass" for verdict, _ in rows[3:])
     assert "12 skipped</summary>" in page
     assert page.count("<svg") == 3  # the heat map, the latency of identity and of mnist (no baselines: no ratios)
-    assert "first layer beyond 1e-06: conv1 (Conv)" in _section(page, "localization")
+    localization = _section(page, "localization")
+    assert "first layer beyond 1e-06: conv1 (Conv)" in localization
+    assert '<tr class="marked"><td>conv1</td><td>Conv</td>' in localization  # every layer, the failing marked
     assert "conv1 Half" in _section(page, "layers")
 
 

@@ -88,7 +88,7 @@ def _mapping(value: object) -> Mapping[str, object]:
 
 
 def _records(value: object) -> list[Mapping[str, object]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    return [item for item in _list(value) if isinstance(item, Mapping)]
 
 
 def _number(value: object) -> float | None:
@@ -101,7 +101,8 @@ def _number(value: object) -> float | None:
 
 
 def _list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list) else []
+    """A JSON array; a tuple too, as the session's own document holds some (dataclasses.asdict keeps them)."""
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def _interval(value: object) -> tuple[float, float]:
@@ -429,8 +430,8 @@ def _baseline_ratios(tests: Sequence[Mapping[str, object]]) -> str:
                 capsize=2,
             )
             threshold = _number(test.get("latency_threshold"))
-            if threshold is not None:
-                axes.plot([1 - threshold, 1 + threshold], [row, row], "|", color="#9e9e9e", markersize=6)
+            if threshold is not None:  # a grey band: within the test's threshold of its baseline
+                axes.fill_betweenx([row - 0.5, row + 0.5], 1 - threshold, 1 + threshold, color="#eeeeee", zorder=0)
         axes.axvline(1.0, color="black", linewidth=0.6)
         axes.set_yticks(
             range(len(compared)), [_label(test, "case", "precision", "shape", "backend") for test in compared]
@@ -440,9 +441,7 @@ def _baseline_ratios(tests: Sequence[Mapping[str, object]]) -> str:
         _grid(axes)
 
     svg = _plot("baselines", (left + 3.6, 0.5 + 0.18 * len(compared)), draw)
-    caption = (
-        "Each latency test's median against its baseline's, with its 95 % bootstrap CI; grey ticks: the threshold."
-    )
+    caption = "Each latency test's median against its baseline's, with its 95 % bootstrap CI; the grey band: within the test's threshold."
     return _section("baselines", "Against the baselines", said + _figure(svg, caption))
 
 
