@@ -429,7 +429,8 @@ def _baseline_ratios(tests: Sequence[Mapping[str, object]]) -> str:
                 elinewidth=1,
                 capsize=2,
             )
-            threshold = _number(test.get("latency_threshold"))
+            # An explicit threshold travels with the record; the rest were judged by the backend's default.
+            threshold = _number(test.get("latency_threshold")) or _number(test.get("backend_default_latency_threshold"))
             if threshold is not None:  # a grey band: within the test's threshold of its baseline
                 axes.fill_betweenx([row - 0.5, row + 0.5], 1 - threshold, 1 + threshold, color="#eeeeee", zorder=0)
         axes.axvline(1.0, color="black", linewidth=0.6)
