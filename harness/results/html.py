@@ -434,15 +434,16 @@ def _baseline_ratios(tests: Sequence[Mapping[str, object]]) -> str:
             if threshold is not None:  # a grey band: within the test's threshold of its baseline
                 axes.fill_betweenx([row - 0.5, row + 0.5], 1 - threshold, 1 + threshold, color="#eeeeee", zorder=0)
         axes.axvline(1.0, color="black", linewidth=0.6)
-        axes.set_yticks(
-            range(len(compared)), [_label(test, "case", "precision", "shape", "backend") for test in compared]
-        )
-        axes.invert_yaxis()
+        axes.set_yticks(range(len(compared)), labels)
+        axes.set_ylim(len(compared) - 0.5, -0.5)  # the first test on top; the bands fill the rows exactly
         axes.set_xlabel("median latency ÷ baseline's (95 % CI)")
         _grid(axes)
 
     svg = _plot("baselines", (left + 3.6, 0.5 + 0.18 * len(compared)), draw)
-    caption = "Each latency test's median against its baseline's, with its 95 % bootstrap CI; the grey band: within the test's threshold."
+    caption = (
+        "Each latency test's median against its baseline's, with its 95 % bootstrap CI; "
+        "the grey band: within the test's threshold."
+    )
     return _section("baselines", "Against the baselines", said + _figure(svg, caption))
 
 
