@@ -120,6 +120,36 @@ def test_a_sparse_or_odd_document_renders_what_it_has() -> None:
     assert "error inf× tolerance" in page
 
 
+def test_the_report_of_a_results_file_from_the_command_line(tmp_path: Path) -> None:
+    results = tmp_path / "run.json"
+    results.write_text(json.dumps({"tests": [{"id": "test_accuracy[a-fp32-opt-ort]", "verdict": "fail"}]}))
+    assert html.main([str(results)]) == 0
+    assert "test_accuracy[a-fp32-opt-ort]" in (tmp_path / "run.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("contents", "said"),
+    [(None, "cannot read"), ("{not json", "cannot read"), ("[1, 2]", "holds no results document")],
+    ids=["missing", "not-json", "not-an-object"],
+)
+def test_a_file_that_is_not_a_results_file_is_named_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], contents: str | None, said: str
+) -> None:
+    results = tmp_path / "run.json"
+    if contents is not None:
+        results.write_text(contents)
+    with pytest.raises(SystemExit) as exit_:
+        html.main([str(results)])
+    assert exit_.value.code == 2 and not (tmp_path / "run.html").exists()
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("trt-harness: ")
+        and said in error
+        and str(results) in error
+        and "pytest --results wrote" in error
+    )
+
+
 def test_importing_the_renderer_does_not_import_matplotlib() -> None:
     code = "import sys, harness.results.html; print('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

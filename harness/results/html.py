@@ -55,6 +55,38 @@ _STYLE: dict[RcKeyType, object] = {
 }
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m harness.results.html RESULTS.json [REPORT.html]`: the report of a results file, without pytest."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m harness.results.html", description=main.__doc__)
+    parser.add_argument("results", type=Path, help="a results file (pytest --results)")
+    parser.add_argument("report", type=Path, nargs="?", help="where to write the report (default: beside, .html)")
+    args = parser.parse_args(argv)
+    report = args.report or args.results.with_suffix(".html")
+    try:
+        document = json.loads(args.results.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        parser.exit(
+            2,
+            f"trt-harness: cannot read {args.results} as a results file ({error}); give the JSON file "
+            "that pytest --results wrote\n",
+        )
+    if not isinstance(document, Mapping):
+        parser.exit(
+            2,
+            f"trt-harness: {args.results} holds no results document (a JSON object); give the JSON file "
+            "that pytest --results wrote\n",
+        )
+    try:
+        write(report, document)
+    except OSError as error:
+        parser.exit(1, f"trt-harness: could not write the HTML report {report}: {error}; give a writable path\n")
+    print(f"html report: {report}")
+    return 0
+
+
 def write(path: Path, document: Mapping[str, object]) -> None:
     """Render the report of a results document and write it atomically; OSError where `path` cannot be written."""
     write_atomically(path, render(document).encode())
@@ -635,3 +667,7 @@ _HEAD = (
     '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
     f"<title>trt-harness report</title>\n<style>{_CSS}</style>\n</head>\n<body>"
 )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
