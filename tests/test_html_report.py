@@ -150,6 +150,20 @@ def test_a_file_that_is_not_a_results_file_is_named_with_the_fix(
     )
 
 
+def test_an_unwritable_report_path_on_the_command_line_is_named_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "run.json"
+    results.write_text(json.dumps({"tests": []}))
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    with pytest.raises(SystemExit) as exit_:
+        html.main([str(results), str(tmp_path / "blocker" / "report.html")])
+    assert exit_.value.code == 1
+    error = capsys.readouterr().err
+    assert f"could not write the HTML report {tmp_path / 'blocker' / 'report.html'}" in error
+    assert "give a writable path" in error
+
+
 def test_importing_the_renderer_does_not_import_matplotlib() -> None:
     code = "import sys, harness.results.html; print('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -11,6 +11,8 @@ one figure of baseline ratios; everything else is HTML. Sections, in reading ord
 failures first, then passes, skips folded), the accuracy heat map, latency distributions, baseline ratios,
 per-layer precision, localization, builds, the environment.
 
+`python -m harness.results.html RESULTS [REPORT]` writes the report of any results file, without pytest.
+
 The document is the JSON dict that harness/report.py writes; it is read through the small accessors below
 (`_tests`, `_mapping`, `_records`, `_number`, `_text`), leniently: a field that is missing or of another type
 renders as empty, never as an exception.
