@@ -85,8 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write(report, document)
     except OSError as error:
         parser.exit(1, f"trt-harness: could not write the HTML report {report}: {error}; give a writable path\n")
-    print(f"html report: {report}")
-    return 0
+    return 0  # silent on success, as the report is where it was asked for (only harness/cli.py prints)
 
 
 def write(path: Path, document: Mapping[str, object]) -> None:
