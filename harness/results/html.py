@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 # The order verdicts are listed in: what needs reading first. An unknown verdict sorts before all of them.
 _VERDICT_ORDER = {"error": 0, "fail": 1, "pass": 2, "skip": 3}
+_COUNTED = {"error": "errors", "fail": "failed", "pass": "passed", "skip": "skipped"}  # the header's counts
 _MESSAGE_CHARS = 3000  # of a failure's message, as shown; pytest's own output keeps all of it
 _COLOURS = {"fail": "#c62828", "error": "#6a1b9a", "pass": "#2e7d32", "skip": "#757575"}
 _GATE_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "pass": "#1565c0"}
@@ -177,19 +178,20 @@ def _tolerance_ratio(test: Mapping[str, object]) -> float | None:
 # --- HTML pieces ---------------------------------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
+def _escaped(value: object) -> str:
+    """Text as HTML: every cell, label and message of the document goes through here."""
     return html.escape(_text(value))
 
 
 def _badge(verdict: str) -> str:
-    return f'<span class="badge {_e(verdict)}">{_e(verdict)}</span>'
+    return f'<span class="badge {_escaped(verdict)}">{_escaped(verdict)}</span>'
 
 
 def _table(
     headers: Sequence[str], rows: Iterable[Sequence[str]], css_class: str = "", marked: Iterable[int] = ()
 ) -> str:
     """A table of cells that are already HTML; the rows numbered in `marked` get the class "marked"."""
-    head = "".join(f"<th>{_e(header)}</th>" for header in headers)
+    head = "".join(f"<th>{_escaped(header)}</th>" for header in headers)
     highlighted = set(marked)
     body = "\n".join(
         ('<tr class="marked">' if index in highlighted else "<tr>")
@@ -201,15 +203,15 @@ def _table(
 
 
 def _section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{anchor}"><h2>{_e(title)}</h2>\n{body}\n</section>'
+    return f'<section id="{anchor}"><h2>{_escaped(title)}</h2>\n{body}\n</section>'
 
 
 def _note(text: str) -> str:
-    return f'<p class="note">{_e(text)}</p>'
+    return f'<p class="note">{_escaped(text)}</p>'
 
 
 def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
+    return f"<figure>{svg}<figcaption>{_escaped(caption)}</figcaption></figure>"
 
 
 def _plot(name: str, size: tuple[float, float], draw: Callable[[Figure], None]) -> str:
@@ -234,7 +236,9 @@ def _plot(name: str, size: tuple[float, float], draw: Callable[[Figure], None]) 
 
 def _header(document: Mapping[str, object], tests: Sequence[Mapping[str, object]]) -> str:
     counts = {verdict: sum(_verdict(test) == verdict for test in tests) for verdict in _VERDICT_ORDER}
-    chips = " ".join(f'<span class="badge {verdict}">{count} {verdict}</span>' for verdict, count in counts.items())
+    chips = " ".join(
+        f'<span class="badge {verdict}">{count} {_COUNTED[verdict]}</span>' for verdict, count in counts.items()
+    )
     backends = ", ".join(
         f"{short_id}: {_text(facts.get('name'))} {_text(facts.get('version'))} on {_text(facts.get('device'))}"
         for short_id, facts in (
@@ -242,8 +246,8 @@ def _header(document: Mapping[str, object], tests: Sequence[Mapping[str, object]
         )
     )
     return (
-        f"<h1>trt-harness report</h1>\n<p>{len(tests)} tests, created {_e(document.get('created'))}"
-        f"{' on ' + _e(backends) if backends else ''}</p>\n<p>{chips}</p>"
+        f"<h1>trt-harness report</h1>\n<p>{len(tests)} tests, created {_escaped(document.get('created'))}"
+        f"{' on ' + _escaped(backends) if backends else ''}</p>\n<p>{chips}</p>"
     )
 
 
@@ -252,12 +256,15 @@ def _verdicts(tests: Sequence[Mapping[str, object]]) -> str:
         (test for test in tests if _verdict(test) != "skip"), key=lambda t: _VERDICT_ORDER.get(_verdict(t), -1)
     )
     rows = [
-        (_badge(_verdict(test)), f"<code>{_e(test.get('id'))}</code>", _e(_result(test)), _why(test)) for test in ran
+        (_badge(_verdict(test)), f"<code>{_escaped(test.get('id'))}</code>", _escaped(_result(test)), _why(test))
+        for test in ran
     ]
     skipped = [test for test in tests if _verdict(test) == "skip"]
     folded = (
         f"<details><summary>{len(skipped)} skipped</summary>\n"
-        + _table(("test", "why"), ((f"<code>{_e(t.get('id'))}</code>", _e(t.get("message"))) for t in skipped))
+        + _table(
+            ("test", "why"), ((f"<code>{_escaped(t.get('id'))}</code>", _escaped(t.get("message"))) for t in skipped)
+        )
         + "</details>"
         if skipped
         else ""
@@ -288,10 +295,10 @@ def _why(test: Mapping[str, object]) -> str:
     message = _text(test.get("message"))
     if message:
         shown = message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + " …"
-        return f'<pre class="message">{_e(shown)}</pre>'
+        return f'<pre class="message">{_escaped(shown)}</pre>'
     gate = _mapping(test.get("gate"))
     verdict = _text(gate.get("verdict"))
-    return f"{_e(verdict)}: {_e(gate.get('reason'))}" if verdict else ""
+    return f"{_escaped(verdict)}: {_escaped(gate.get('reason'))}" if verdict else ""
 
 
 def _accuracy_map(tests: Sequence[Mapping[str, object]]) -> str:
@@ -492,12 +499,14 @@ def _layer_precision(tests: Sequence[Mapping[str, object]]) -> str:
         return _section("layers", "Per-layer precision", _note("no accuracy test recorded its layers"))
     rows = [
         (
-            _e(case),
-            _e(precision),
-            _e(backend),
-            _e(layers.get("source")),
-            _e(layers.get("summary")),
-            "<br>".join(f'<span class="problem">{_e(problem)}</span>' for problem in _list(layers.get("problems"))),
+            _escaped(case),
+            _escaped(precision),
+            _escaped(backend),
+            _escaped(layers.get("source")),
+            _escaped(layers.get("summary")),
+            "<br>".join(
+                f'<span class="problem">{_escaped(problem)}</span>' for problem in _list(layers.get("problems"))
+            ),
         )
         for (case, precision, backend), layers in seen.items()
     ]
@@ -522,10 +531,10 @@ def _localizations(tests: Sequence[Mapping[str, object]]) -> str:
         tolerance = _number(found.get("tolerance"))
         rows = [
             (
-                _e(layer.get("node")),
-                _e(layer.get("op_type")),
-                _e(layer.get("tensor")),
-                _e(_scientific(_number(layer.get("mean_rel")))),
+                _escaped(layer.get("node")),
+                _escaped(layer.get("op_type")),
+                _escaped(layer.get("tensor")),
+                _escaped(_scientific(_number(layer.get("mean_rel")))),
                 _bar(_number(layer.get("mean_rel")), tolerance),
             )
             for layer in _records(found.get("layers"))
@@ -533,8 +542,8 @@ def _localizations(tests: Sequence[Mapping[str, object]]) -> str:
         beyond = [index for index, layer in enumerate(_records(found.get("layers"))) if layer.get("exceeds")]
         table = _table(("node", "op", "tensor", "mean rel. error", "÷ tolerance"), rows, "localization", beyond)
         parts.append(
-            f"<h3>{_badge(_verdict(test))} <code>{_e(test.get('id'))}</code></h3>"
-            f'<p>{_e(found.get("summary"))} <span class="note">(ran on {_e(found.get("ran_on"))})</span></p>{table}'
+            f"<h3>{_badge(_verdict(test))} <code>{_escaped(test.get('id'))}</code></h3>"
+            f'<p>{_escaped(found.get("summary"))} <span class="note">(ran on {_escaped(found.get("ran_on"))})</span></p>{table}'
         )
     return _section("localization", "Localization", "\n".join(parts))
 
@@ -567,13 +576,13 @@ def _builds(tests: Sequence[Mapping[str, object]]) -> str:
         warnings = [_text(warning) for warning in _list(build.get("warnings"))]
         rows.append(
             (
-                _e(test.get("case")),
-                _e(test.get("precision")),
-                _e(test.get("profile")),
-                _e(test.get("backend")),
-                _e(_build_time(build)),
-                _e(_plan_size(build)),
-                f"<details><summary>{len(warnings)}</summary>{'<br>'.join(_e(w) for w in warnings)}</details>"
+                _escaped(test.get("case")),
+                _escaped(test.get("precision")),
+                _escaped(test.get("profile")),
+                _escaped(test.get("backend")),
+                _escaped(_build_time(build)),
+                _escaped(_plan_size(build)),
+                f"<details><summary>{len(warnings)}</summary>{'<br>'.join(_escaped(w) for w in warnings)}</details>"
                 if warnings
                 else "0",
             )
@@ -594,10 +603,13 @@ def _plan_size(build: Mapping[str, object]) -> str:
 
 def _environment(document: Mapping[str, object]) -> str:
     environment = _mapping(document.get("environment"))
-    rows = [(_e(key), _e(_flat(value))) for key, value in environment.items()]
-    rows += [(f"settings: {_e(key)}", _e(_flat(value))) for key, value in _mapping(document.get("settings")).items()]
+    rows = [(_escaped(key), _escaped(_flat(value))) for key, value in environment.items()]
+    rows += [
+        (f"settings: {_escaped(key)}", _escaped(_flat(value)))
+        for key, value in _mapping(document.get("settings")).items()
+    ]
     if "merged_from" in document:
-        rows.append(("merged from", _e(_flat(document.get("merged_from")))))
+        rows.append(("merged from", _escaped(_flat(document.get("merged_from")))))
     return _section("environment", "Environment and settings", _table(("", ""), rows, "environment"))
 
 
