@@ -37,7 +37,7 @@ from harness.precision.convert import named_nodes
 from harness.precision.derive import node_names
 from harness.precision.names import check_node_names
 from harness.precision.proof import EXPECTED, Proof, prove
-from harness.results import schema, terminal
+from harness.results import html, schema, terminal
 from harness.results.schema import ResultsLog, TestRecord
 from harness.settings import Settings, add_options, resolve
 from harness.spec import load_specs
@@ -72,6 +72,7 @@ class HarnessState:
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
     spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
     suite_collected: bool = False  # the matrix tests were collected from a spec file (no Python test module)
+    html_line: tuple[str, bool] | None = None  # the summary's line on the HTML report, and whether it is an error
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -760,6 +761,28 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if settings.gate.update:
         _update_baselines(state, session)
+    if settings.html_path is not None:
+        _write_html_report(state, session, settings.html_path, contents)
+
+
+def _write_html_report(state: HarnessState, session: pytest.Session, path: Path, contents: dict[str, object]) -> None:
+    """The run's HTML report, after the results file: a report that cannot be written costs nothing else (the
+    results file is written already), and fails the session naming the path and the fix, like the results file."""
+    try:
+        html.write(path, contents)
+    except OSError as error:
+        fix = "pass --harness-html a writable path, or --harness-html=off"
+        state.html_line = (f"trt-harness: could not write the HTML report {path}: {error}; {fix}", True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        state.html_line = (f"html report: {path}", False)
+
+
+def _say_html_report(terminalreporter: pytest.TerminalReporter, state: HarnessState) -> None:
+    """The summary's line on the HTML report: its path, or why it could not be written."""
+    if state.html_line is not None:
+        line, failed = state.html_line
+        terminalreporter.write_line(line, red=failed)
 
 
 def _settings_record(settings: Settings) -> dict[str, object]:
@@ -839,6 +862,7 @@ def _write_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Con
     tests = [schema.TestResult.from_json(test) for test in state.final_tests]
     results = str(state.settings.results_path)
     terminal.write_summary(terminalreporter, tests, results, state.baseline_notes, error=state.results_error)
+    _say_html_report(terminalreporter, state)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -33,6 +33,7 @@ class Settings:
     precisions: tuple[Precision, ...]
     unknown_selections: tuple[str, ...]  # errors for names on the command line / ini that match nothing
     results_path: Path
+    html_path: Path | None  # the HTML report; None: --harness-html=off
     engine_cache: Path | None
     measure: MeasurePolicy
     seed: int
@@ -104,6 +105,12 @@ def add_options(parser: pytest.Parser) -> None:
         switch=True,
     )
     _add(parser, "--results", "harness_results", f"results JSON path (default: {RESULTS_DIR}/results-<UTC time>.json)")
+    _add(
+        parser,
+        "--harness-html",
+        "harness_html",
+        "HTML report path, or 'off' (default: beside the results file, its name with .html)",
+    )
     _add(
         parser,
         "--engine-cache",
@@ -221,6 +228,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
     root = config.rootpath
     cache = _layered(config, "engine_cache", "harness_engine_cache", str(ENGINE_CACHE_DIR))
     engine_cache = None if cache == "off" else _folder(root / cache, "--engine-cache", "harness_engine_cache", "or off")
+    results_path = root / _layered(config, "results", "harness_results", str(_default_results_name()))
     return Settings(
         gpu=gpu,
         build_only=_yes(config, "--build-only", "harness_build_only"),
@@ -228,7 +236,8 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
         spec_paths=_spec_paths(config),
         precisions=tuple(precisions),
         unknown_selections=(*unknown_backends, *unknown_precisions),
-        results_path=root / _layered(config, "results", "harness_results", str(_default_results_name())),
+        results_path=results_path,
+        html_path=_html_path(config, root, results_path),
         engine_cache=engine_cache,
         measure=_measure_policy(config),
         seed=_number(config, "harness_seed", "--harness-seed", "0", int),
@@ -269,6 +278,12 @@ def _spec_paths(config: pytest.Config) -> tuple[Path, ...]:
         return tuple(base / path.strip() for path in str(raw).split(",") if path.strip())
     pyproject = config.rootpath / "pyproject.toml"
     return (pyproject,) if has_pyproject_table(pyproject) else ()
+
+
+def _html_path(config: pytest.Config, root: Path, results_path: Path) -> Path | None:
+    """--harness-html / harness_html, by default beside the results file; None for off."""
+    chosen = _layered(config, "harness_html", "harness_html", str(results_path.with_suffix(".html")))
+    return None if chosen == "off" else root / chosen
 
 
 def _gate_settings(config: pytest.Config, root: Path) -> GateSettings:

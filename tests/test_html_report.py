@@ -1,0 +1,230 @@
+"""The HTML report (harness/results/html.py): written by real sessions, self-contained, reproducible, and
+rendered by a real headless Chromium (skipped where there is none, unless HARNESS_REQUIRE_BROWSER=1).
+
+HARNESS_REPORT_SCREENSHOT=PATH makes the browser test save a screenshot of the report there, from its top to the
+end of its figures (docs/report.png).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.results import html
+from tests.test_plugin import FAST, make_project, results_of
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium as a quiet, offline tool: no sandbox (CI runs as root), no GPU, no background traffic.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+# identity and mnist at fp32, tf32 (skipped on ONNX Runtime) and fp16, mnist's fp16 tolerance made too tight: its accuracy tests fail (and are
+# localized), everything else passes.
+FAILING_MNIST = (
+    "from cases.mnist import CASE as MNIST\n"
+    "TIGHT = dataclasses.replace(MNIST, tolerances={**MNIST.tolerances, "
+    "(Precision.FP16, 'probabilities'): Tolerance(mean_rel=1e-6, justification='made to fail')})\n"
+    "CASES = [IDENTITY, TIGHT]"
+)
+
+
+def run_failing_session(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    make_project(pytester, FAILING_MNIST)
+    return pytester.runpytest(*FAST, "--precision", "fp32,tf32,fp16", "--results", "r.json", *args)
+
+
+def test_a_session_writes_its_report_beside_the_results_and_names_it(pytester: pytest.Pytester) -> None:
+    result = run_failing_session(pytester)
+    result.assert_outcomes(passed=21, failed=3, skipped=12)
+    report = pytester.path / "r.html"
+    result.stdout.fnmatch_lines([f"html report: {report}"])
+    page = report.read_text()
+    failing = [test["id"] for test in results_of(pytester, "r.json")["tests"] if test["verdict"] == "fail"]  # type: ignore[attr-defined]
+    assert sorted(failing) == [f"test_accuracy[mnist-fp16-{shape}-ort]" for shape in ("max", "min", "opt")]
+    rows = re.findall(r"<tr><td><span class=\"badge (\w+)\">.*?<code>(.*?)</code>", _section(page, "verdicts"))
+    assert [verdict for verdict, _ in rows[:3]] == ["fail"] * 3 and {test_id for _, test_id in rows[:3]} == set(failing)
+    assert all(verdict == "pass" for verdict, _ in rows[3:])
+    assert "12 skipped</summary>" in page
+    assert page.count("<svg") == 3  # the heat map, the latency of identity and of mnist (no baselines: no ratios)
+    localization = _section(page, "localization")
+    assert "first layer beyond 1e-06: conv1 (Conv)" in localization
+    assert '<tr class="marked"><td>conv1</td><td>Conv</td>' in localization  # every layer, the failing marked
+    assert "conv1 Half" in _section(page, "layers")
+
+
+def test_the_report_path_and_off_from_the_command_line_and_the_ini_file(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makeini("[pytest]\nharness_html = reports/run.html\n")
+    pytester.runpytest(*FAST, "--precision", "fp32", "--results", "r.json").assert_outcomes(passed=6)
+    assert (pytester.path / "reports" / "run.html").is_file() and not (pytester.path / "r.html").exists()
+    pytester.runpytest(*FAST, "--precision", "fp32", "--results", "s.json", "--harness-html=off")
+    assert (pytester.path / "s.json").is_file() and not list(pytester.path.glob("s.*html"))
+
+
+def test_an_unwritable_report_path_keeps_the_results_file_and_fails_with_the_fix(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makefile(".txt", blocker="a file where a directory should be")
+    result = pytester.runpytest(
+        *FAST, "--precision", "fp32", "--results", "r.json", "--harness-html", "blocker.txt/report.html"
+    )
+    result.assert_outcomes(passed=6)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*trt-harness: could not write the HTML report *blocker.txt/report.html: *"
+                "pass --harness-html a writable path, or --harness-html=off*"
+            )
+        ]
+    )
+    assert len(results_of(pytester, "r.json")["tests"]) == 6  # type: ignore[arg-type]
+
+
+def test_the_report_is_reproducible_and_loads_nothing(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--results", "r.json").assert_outcomes(passed=12)
+    document = results_of(pytester, "r.json")
+    page = html.render(document)
+    assert page == html.render(json.loads(json.dumps(document))) == (pytester.path / "r.html").read_text()
+    assert "<script" not in page and "@import" not in page and "@font-face" not in page
+    # Every URL in the page is an SVG namespace, an in-page anchor or inline data: nothing to fetch.
+    urls = re.findall(r"""(?:href|src|url)\s*[=(]\s*["']?([^"') >]+)""", page)
+    assert urls and all(url.startswith(("#", "data:")) for url in urls), urls
+    assert "default-src 'none'" in page  # and the browser is told to refuse anything else
+
+
+def test_a_sparse_or_odd_document_renders_what_it_has() -> None:
+    """A report renders whatever results it is handed: missing fields, other types, non-finite strings."""
+    document: dict[str, object] = {
+        "tests": [
+            {"id": "test_accuracy[a-fp16-opt-ort]", "case": "a", "precision": "fp16", "verdict": "error"},
+            {"id": "test_latency[a-fp16-opt-ort]", "verdict": "pass", "latency": {"samples_us": ["nan", 1.0, "x"]}},
+            {"id": "test_accuracy[a-fp32-opt-ort]", "accuracy": [{"mean_rel": "inf", "tolerance": {"mean_rel": 1}}]},
+            "not a record",
+        ],
+        "environment": "not a mapping",
+    }
+    page = html.render(document)
+    assert page.index("test_accuracy[a-fp16-opt-ort]") < page.index("test_latency[a-fp16-opt-ort]")
+    assert "error inf× tolerance" in page
+
+
+def test_the_report_of_a_results_file_from_the_command_line(tmp_path: Path) -> None:
+    results = tmp_path / "run.json"
+    results.write_text(json.dumps({"tests": [{"id": "test_accuracy[a-fp32-opt-ort]", "verdict": "fail"}]}))
+    assert html.main([str(results)]) == 0
+    assert "test_accuracy[a-fp32-opt-ort]" in (tmp_path / "run.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("contents", "said"),
+    [(None, "cannot read"), ("{not json", "cannot read"), ("[1, 2]", "holds no results document")],
+    ids=["missing", "not-json", "not-an-object"],
+)
+def test_a_file_that_is_not_a_results_file_is_named_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], contents: str | None, said: str
+) -> None:
+    results = tmp_path / "run.json"
+    if contents is not None:
+        results.write_text(contents)
+    with pytest.raises(SystemExit) as exit_:
+        html.main([str(results)])
+    assert exit_.value.code == 2 and not (tmp_path / "run.html").exists()
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("trt-harness: ")
+        and said in error
+        and str(results) in error
+        and "pytest --results wrote" in error
+    )
+
+
+def test_an_unwritable_report_path_on_the_command_line_is_named_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "run.json"
+    results.write_text(json.dumps({"tests": []}))
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    with pytest.raises(SystemExit) as exit_:
+        html.main([str(results), str(tmp_path / "blocker" / "report.html")])
+    assert exit_.value.code == 1
+    error = capsys.readouterr().err
+    assert f"could not write the HTML report {tmp_path / 'blocker' / 'report.html'}" in error
+    assert "give a writable path" in error
+
+
+def test_importing_the_renderer_does_not_import_matplotlib() -> None:
+    code = "import sys, harness.results.html; print('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_the_report_in_a_real_browser(pytester: pytest.Pytester) -> None:
+    """Chromium renders the plots (SVG of non-zero size), logs no error (none of the page's Content-Security-
+    Policy either: nothing is fetched), and the first verdict row is a failing test."""
+    sync_playwright = _browser_driver()
+    # A baseline, then the run compared with it; a latency test may regress too on a busy machine (the gate's
+    # own business): the mnist fp16 accuracy tests fail in any case.
+    budget = ("--latency-budget", "0.2", "--baselines", "baselines")
+    run_failing_session(pytester, *budget, "--update-baselines")
+    run_failing_session(pytester, *budget).stdout.fnmatch_lines(["*FAILED*test_accuracy[[]mnist-fp16-opt-ort[]]*"])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            problems: list[str] = []
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto((pytester.path / "r.html").as_uri())
+            sizes = page.eval_on_selector_all(
+                "figure svg",
+                "svgs => svgs.map(s => [s.getBoundingClientRect().width, s.getBoundingClientRect().height])",
+            )
+            drawn = page.eval_on_selector_all(
+                "figure svg", "svgs => svgs.map(s => s.querySelectorAll('path, image, text').length)"
+            )
+            first = page.inner_text("table.verdicts tbody tr:first-child")
+            screenshot = os.environ.get("HARNESS_REPORT_SCREENSHOT")
+            if screenshot:  # from the top to the end of the figures: verdicts, accuracy, latency, baselines
+                bottom = page.eval_on_selector("#layers", "section => section.getBoundingClientRect().top")
+                page.screenshot(path=screenshot, full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": bottom})
+        finally:
+            browser.close()
+    assert problems == []
+    # the heat map, the latency of identity and of mnist, the ratios to the baselines
+    assert len(sizes) == 4 and all(width > 100 and height > 50 for width, height in sizes), sizes
+    assert all(count > 10 for count in drawn), drawn
+    assert first.startswith("fail") and re.search(r"test_accuracy\[mnist-fp16-\w+-ort\]", first), first
+
+
+def _browser_driver():  # type: ignore[no-untyped-def]  # playwright's sync_playwright, typed by playwright
+    """Playwright and Debian's Chromium, or a skip saying which is missing (a failure with HARNESS_REQUIRE_BROWSER=1)."""
+    required = os.environ.get("HARNESS_REQUIRE_BROWSER") == "1"
+    missing = []
+    if not CHROMIUM.is_file():
+        missing.append(f"Chromium ({CHROMIUM}; apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing.append("Playwright (pip install -e '.[test]')")
+    if missing:
+        why = f"the browser test needs {' and '.join(missing)}"
+        if required:
+            pytest.fail(f"{why}; HARNESS_REQUIRE_BROWSER=1 makes it required")
+        pytest.skip(why)
+    return sync_playwright
+
+
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}">')
+    return page[start : page.index("</section>", start)]
