@@ -7,6 +7,7 @@ inference library; session state lives in `config.stash`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,6 +73,7 @@ class HarnessState:
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
     spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
     suite_collected: bool = False  # the matrix tests were collected from a spec file (no Python test module)
+    matrix_collected: bool = False  # some matrix test was collected, from a spec file or a Python module
     html_line: tuple[str, bool] | None = None  # the summary's line on the HTML report, and whether it is an error
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
@@ -440,6 +442,26 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
     return SpecModule.from_parent(parent, path=file_path)
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    state = item.config.stash.get(STATE, None)
+    if state is not None and _point_of(item) is not None:
+        state.matrix_collected = True
+
+
+def _uncollected_spec(state: HarnessState, config: pytest.Config) -> str | None:
+    """Why spec cases will not run: no matrix test was collected at all, because collection never visited the
+    spec file that holds them (it lies outside the paths pytest collects) and no test module imports them."""
+    if state.matrix_collected or not state.settings.spec_paths:
+        return None
+    first = Path(os.path.relpath(state.settings.spec_paths[0], config.invocation_params.dir))  # as the user wrote it
+    where = " ".join(str(arg) for arg in config.args) or str(config.rootpath)
+    return (
+        f"{first}: no test of its cases was collected: the spec file holds them, and it lies outside what pytest "
+        f"collects here ({where}); run pytest in {first.parent}, or name the spec as a path to collect too: "
+        f"pytest {first} --harness-spec {first}"
+    )
+
+
 def _without_duplicate_suite(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A repository that imports the matrix tests into its own module runs every spec case there, with the tests it
     chose: the spec file's tests go (deselected), so that no test runs twice."""
@@ -466,7 +488,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items.append(SelectionErrorItem.from_parent(session, name=f"harness-selection-error-{index}", message=message))
     if settings.spec_paths:
         state.cases(config)  # loads the specs, when no collected test asked for the cases
-    for index, message in enumerate(state.spec_errors):
+    uncollected = _uncollected_spec(state, config)
+    for index, message in enumerate((*state.spec_errors, *([uncollected] if uncollected else []))):
         items.append(SpecErrorItem.from_parent(session, name=f"harness-spec-error-{index}", message=message))
 
 
@@ -596,6 +619,7 @@ def _open_point(
 
 def _point_context(request: pytest.FixtureRequest) -> PointContext:
     point, state, record, backend = _open_point(request, _runnable_backend)
+    record.compared_with = point.case.reference_kind.value  # an agreement test names its twin backend instead
     if request.node.get_closest_marker(REFERENCE_MARK) and (reason := _tautology(state, point)):
         pytest.skip(reason)  # before the build: nothing to compare
     record.backend_info = {**record.backend_info, "clock": backend.clock}
@@ -606,7 +630,6 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
     inputs = point.case.make_inputs(shapes, rng)
     record.input_shapes = {name: list(array.shape) for name, array in inputs.items()}
-    record.compared_with = point.case.reference_kind.value  # an agreement test names its twin backend instead
     gate = _gate_context(state, point, backend, request.node.name)
     # Only an explicit threshold travels with the record: `python -m harness compare` applies the
     # backend's default (recorded with it) or its own command-line thresholds to the rest.
@@ -824,7 +847,8 @@ def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
 
 
 def _note_stale_entries(state: HarnessState, config: pytest.Config) -> None:
-    """Entries of cases no longer registered are kept (nothing is lost) but said plainly."""
+    """Entries of cases this session does not register are kept (nothing is lost) but said plainly: the case may be
+    gone, or only not part of this session (another spec file, another conftest)."""
     try:
         registered = {case.name for case in state.cases(config)}
     except CaseDefinitionError:
@@ -834,8 +858,8 @@ def _note_stale_entries(state: HarnessState, config: pytest.Config) -> None:
         if stale:
             shown = ", ".join(stale[:5]) + (" …" if len(stale) > 5 else "")
             state.baseline_notes.append(
-                f"{baseline.path}: {len(stale)} entries for cases no longer registered, kept: {shown}; "
-                "delete them by hand if the cases are gone for good"
+                f"{baseline.path}: {len(stale)} entries for cases not registered in this session, kept: {shown}; "
+                "if those cases are gone for good, delete their entries by hand"
             )
 
 

@@ -222,6 +222,16 @@ def test_build_tests_pass_when_built_on_both_sides_and_regress_when_the_new_one_
     assert "fail in the new one: case 'mnist'" in capsys.readouterr().out
 
 
+def test_fuzz_tests_that_pass_on_both_sides_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fuzz test keeps no figures: passing on both sides is its verdict, not a skip."""
+    fuzz = record("test_fuzz_inside_profile[mnist-fp16-fuzz-ort]")
+    assert cli.main(["compare", *pair(tmp_path, [fuzz], [fuzz])]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mnist")]
+    assert line.endswith("pass")
+    failed = {**fuzz, "verdict": "fail", "message": "AssertionError: mnist-fp16-fuzz-ort at shapes …"}
+    assert cli.main(["compare", *pair(tmp_path, [fuzz], [failed])]) == 1
+
+
 def test_later_profiles_are_prefixed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     test_id = "test_latency[mnist-fp16-p1.opt-ort]"
     files = pair(tmp_path, [record(test_id, profile=1)], [record(test_id, profile=1)])

@@ -9,7 +9,7 @@ import pytest
 
 from harness import cli
 from harness.case import Precision
-from harness.spec import load_spec
+from harness.spec import load_spec, load_specs
 from tests.spec_support import linear_model
 
 
@@ -64,3 +64,20 @@ def test_init_of_a_file_that_is_not_onnx_names_it_and_writes_nothing(
     error = capsys.readouterr().err
     assert error.startswith("harness init: error: ") and str(junk) in error
     assert not (tmp_path / "junk.toml").exists()
+
+
+def test_init_of_a_missing_file_or_a_folder_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["init", str(tmp_path / "nope.onnx")]) == cli.EXIT_UNUSABLE
+    assert "nope.onnx: no such model file; give the path of an .onnx file" in capsys.readouterr().err
+    assert cli.main(["init", str(tmp_path)]) == cli.EXIT_UNUSABLE
+    error = capsys.readouterr().err
+    assert "is a folder: give the .onnx file" in error and f"pytest --harness-spec {tmp_path}" in error
+
+
+def test_a_test_layout_folder_without_its_model_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "layout"
+    folder.mkdir()
+    (error,) = load_specs([folder]).errors
+    assert error == f"{folder}: no model.onnx here; an ONNX test-layout folder holds model.onnx beside test_data_set_N/"

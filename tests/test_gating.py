@@ -187,7 +187,7 @@ def test_update_writes_only_what_ran_and_keeps_the_rest(project: pytest.Pytester
     result = project.runpytest(*FAST, "-k", "opt", "--update-baselines")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*1 entries for cases no longer registered, kept: test_latency[[]removed_case-fp32-opt-ort[]]*"]
+        ["*1 entries for cases not registered in this session, kept: test_latency[[]removed_case-fp32-opt-ort[]]*"]
     )
     entries = json.loads(path.read_text())["entries"]
     assert len(entries) == 7 and "test_latency[removed_case-fp32-opt-ort]" in entries

@@ -243,6 +243,17 @@ def test_generator_dtype_must_match_the_model(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", np.ones((4, 16)))  # float64
     wrong_file = spec_error(write(tmp_path, SPEC.replace("uniform = [0.0, 1.0]", 'file = "x.npy"')))
     assert "x.npy holds float64" in wrong_file and "astype(numpy.float32)" in wrong_file
+    np.save(tmp_path / "x.npy", np.ones((4, 8), np.float32))  # the model fixes dim 1 at 16
+    wrong_shape = spec_error(write(tmp_path, SPEC.replace("uniform = [0.0, 1.0]", 'file = "x.npy"')))
+    assert "inputs.pixels.file: x.npy holds shape [4, 8]" in wrong_shape and "['?', 16]" in wrong_shape
+
+
+def test_keep_fp32_names_nodes_of_the_model_when_the_spec_loads(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    (case,) = load_spec(write(tmp_path, SPEC.replace("latency_threshold", 'keep_fp32 = ["add0"]\nlatency_threshold')))
+    assert case.keep_fp32 == ("add0",)
+    message = spec_error(write(tmp_path, SPEC.replace("latency_threshold", 'keep_fp32 = ["add"]\nlatency_threshold')))
+    assert "models.toml: case[0] ('classifier').keep_fp32: 'add' is not a node name (close: 'add0')" in message
 
 
 def test_test_data_that_disagrees_with_the_model(tmp_path: Path) -> None:
@@ -266,3 +277,15 @@ def test_one_bad_entry_leaves_the_others_and_names_stay_unique(tmp_path: Path) -
     assert any("another case is already named 'second'" in error for error in loaded.errors)
     assert any("did you mean 'uniform'" in error for error in loaded.errors)
     assert any("missing.toml" in error and "no such spec file" in error for error in loaded.errors)
+
+
+def test_profile_order_and_unjustified_tolerances_are_said_in_the_spec_s_terms(tmp_path: Path) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    reversed_range = spec_error(write(tmp_path, SPEC.replace("batch = [1, 4, 16]", "batch = [16, 4, 1]")))
+    assert "case[0] ('classifier').profile[0].batch: expected 1 <= min <= opt <= max, got [16, 4, 1]" in reversed_range
+    assert "batch = [1, 4, 16]" in reversed_range
+    unjustified = spec_error(write(tmp_path, SPEC.replace(', justification = "measured: worst 1.1e-3"', "")))
+    assert "tolerance.fp16.logits.justification: missing: mean_rel = 0.002 is looser than the default 0.001" in (
+        unjustified
+    )
+    assert 'justification = "measured:' in unjustified

@@ -120,3 +120,21 @@ def test_ini_key_takes_several_specs_relative_to_the_ini_file(pytester: pytest.P
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["specs/a.toml::test_accuracy?b-fp16-opt-ort? PASSED*"])
     assert recorded(pytester)["test_accuracy[a-fp16-opt-ort]"]["verdict"] == "pass"
+
+
+def test_a_spec_outside_what_pytest_collects_fails_with_the_fix_instead_of_running_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = pytester.mkdir("models")
+    linear_model(models / "classifier.onnx")
+    (models / "models.toml").write_text(readme_example())
+    pytester.mkdir("elsewhere")
+    monkeypatch.chdir(pytester.path / "elsewhere")
+    result = pytester.runpytest("--harness-spec", "../models/models.toml", "--precision", "fp32", *FAST)
+    result.assert_outcomes(failed=1)
+    why = "*../models/models.toml: no test of its cases was collected*run pytest in ../models, or name the spec*"
+    fix = "pytest ../models/models.toml --harness-spec ../models/models.toml*"
+    result.stdout.fnmatch_lines([why + fix])
+    spec = "../models/models.toml"
+    named = pytester.runpytest(spec, "--harness-spec", spec, "-k", "accuracy", "--precision", "fp16", *FAST)
+    named.assert_outcomes(passed=3)

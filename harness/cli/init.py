@@ -12,6 +12,11 @@ from harness.spec import skeleton
 
 def run_init(model: Path, output: Path | None, *, force: bool) -> int:
     """Write the skeleton (SpecError for a bad model, CliError for an output that exists); exit status 0."""
+    if model.is_dir():
+        raise CliError(
+            f"{model} is a folder: give the .onnx file; a folder in ONNX's test layout (model.onnx beside "
+            f"test_data_set_N/) needs no spec: pytest --harness-spec {model}"
+        )
     if output is not None and str(output) == "-":
         sys.stdout.write(skeleton(model, Path.cwd()))
         return 0

@@ -47,12 +47,12 @@ class Localization:
             nonfinite = "" if layer.mean_rel > self.tolerance else " and NaN/Inf where the reference is finite"
             return (
                 f"first layer beyond {self.tolerance:g}: {_label(layer)}, mean relative error "
-                f"{layer.mean_rel:.1e}{nonfinite}"
+                f"{layer.mean_rel:.3g}{nonfinite}"  # 3 digits: 1.0e-03 would read as equal to a 1e-3 limit
             )
         if not self.layers:
             return "no layer compared: no float tensor of the reference model exists in the candidate by name"
         worst = max(self.layers, key=lambda layer: layer.mean_rel)
-        return f"no layer beyond {self.tolerance:g} (worst: {_label(worst)}, {worst.mean_rel:.1e})"
+        return f"no layer beyond {self.tolerance:g} (worst: {_label(worst)}, {worst.mean_rel:.3g})"
 
 
 def _label(layer: LayerError) -> str:

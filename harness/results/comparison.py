@@ -131,8 +131,10 @@ def _without_measurements(old: TestResult, new: TestResult) -> tuple[str, tuple[
     """A test that now fails or errors before measuring anything is a regression; otherwise there is nothing to judge."""
     if new.verdict in ("fail", "error") and old.verdict == "pass":
         return "regression", (f"passed in the old run, {new.verdict} in the new one: {new.message}",)
-    if old.verdict == new.verdict == "pass" and old.is_build and new.is_build:
-        return "pass", ("built on both sides",)  # a build test measures nothing else: building is its verdict
+    if old.verdict == new.verdict == "pass":
+        # A build test measures nothing the gate compares, a fuzz test checks many shapes but keeps no figures:
+        # passing is their whole verdict, on both sides.
+        return "pass", ("built on both sides",) if old.is_build else ("passed on both sides",)
     return "skip", (f"no latency or accuracy on both sides to compare (old {old.verdict}, new {new.verdict})",)
 
 

@@ -41,8 +41,9 @@ class TestRecord:
     build: BuildRecord | None = None
     accuracy: list[OutputErrors] | None = None
     # What the outputs were judged against: the case's ReferenceKind ("numpy reference", "onnxruntime fp32
-    # reference", "stored outputs"; harness/case.py), or the twin backend's short id in an agreement test.
-    compared_with: str = "numpy reference"
+    # reference", "stored outputs"; harness/case.py), the twin backend's short id in an agreement test, None
+    # where a test compares no outputs (a build test).
+    compared_with: str | None = None
     latency: Measurement | None = None
     host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
     engine_facts: Mapping[str, object] = field(default_factory=dict)
@@ -321,7 +322,7 @@ class TestResult:
     verdict: str  # pass, fail, error, skip
     message: str | None
     point: str
-    compared_with: str
+    compared_with: str | None
     backend_name: str | None
     backend_version: str | None
     backend_device: str | None
@@ -366,7 +367,7 @@ class TestResult:
             verdict=str(data.get("verdict")),
             message=str(message) if message is not None else None,
             point=str(data.get("point", _DASH)),
-            compared_with=str(data.get("compared_with", "reference")),
+            compared_with=_text(data.get("compared_with")),
             backend_name=_text(data.get("backend_name")),
             backend_version=_text(data.get("backend_version")),
             backend_device=_text(data.get("backend_device")),

@@ -147,6 +147,14 @@ def _from_file(table: Mapping[str, object], tensor: ModelTensor, spec_file: Path
             f"{path.name} holds {array.dtype}, but the model declares input '{tensor.name}' {tensor.dtype}; save it "
             f"as {tensor.dtype} (array.astype(numpy.{tensor.dtype}))",
         )
+    static = [dim if isinstance(dim, int) else "?" for dim in tensor.shape]
+    if array.ndim != len(tensor.shape) or any(d != "?" and d != v for d, v in zip(static, array.shape)):
+        raise SpecError(
+            spec_file,
+            where,
+            f"{path.name} holds shape {list(array.shape)}, but the model declares input '{tensor.name}' of shape "
+            f"{static} ('?': dynamic); save an array of that shape",
+        )
     return FromFile(str(path), key, hashlib.sha256(data).hexdigest(), array)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from harness.case import (
     CASE_NAME,
     CASE_NAME_RULE,
+    DEFAULT_MEAN_REL,
     Case,
     Dim,
     InputGenerator,
@@ -27,6 +28,7 @@ from harness.case import (
     check_case,
 )
 from harness.errors import CaseDefinitionError
+from harness.precision.names import check_node_names
 from harness.spec.errors import SpecError, check_keys, close_match
 from harness.spec.inputs import GENERATOR_KEYS, FromFile, Generator, SpecInputs, parse_generator
 from harness.spec.model import ModelBytes, ModelFile, ModelTensor, read_model, with_outputs
@@ -112,6 +114,12 @@ def has_pyproject_table(path: Path) -> bool:
 def spec_entries(path: Path) -> list[tuple[str, dict[str, Any], Path]]:
     """(field, entry, the file its paths are relative to) for every case a spec path declares."""
     if path.is_dir():
+        if not (path / FOLDER_MODEL).is_file():
+            raise SpecError(
+                path,
+                "",
+                f"no {FOLDER_MODEL} here; an ONNX test-layout folder holds {FOLDER_MODEL} beside test_data_set_N/",
+            )
         entry = {"name": default_name(path.resolve().name), "model": FOLDER_MODEL, "test_data": "."}
         return [(f"folder {path.name}", entry, path / FOLDER_MODEL)]
     if not path.is_file():
@@ -201,7 +209,7 @@ def case_from_entry(entry: Mapping[str, Any], spec_file: Path, field: str, cache
         precisions=_precisions(entry, spec_file, field),
         tolerances=_tolerances(entry.get("tolerance", {}), checked, spec_file, field),
         latency_threshold=_threshold(entry, spec_file, field),
-        keep_fp32=tuple(_strings(entry, "keep_fp32", spec_file, field, '["node_name"]')),
+        keep_fp32=_kept_nodes(entry, model, spec_file, field),
         reference_kind=kind,
     )
     try:
@@ -284,6 +292,13 @@ def _profiles(
                 raise SpecError(
                     spec_file, f"{where}[{index}].{dim}", f"expected [min, opt, max] integers, got {value!r}"
                 )
+            if not 1 <= value[0] <= value[1] <= value[2]:
+                raise SpecError(
+                    spec_file,
+                    f"{where}[{index}].{dim}",
+                    f"expected 1 <= min <= opt <= max, got {value}; e.g. {toml_key(dim)} = "
+                    f"{sorted(max(v, 1) for v in value)}",
+                )
             if dim in fixed_by_file and value != [fixed_by_file[dim]] * 3:
                 raise SpecError(
                     spec_file,
@@ -330,12 +345,35 @@ def _tolerances(
             mean_rel = table.get("mean_rel")
             if mean_rel is not None and (not isinstance(mean_rel, (int, float)) or mean_rel <= 0):
                 raise SpecError(spec_file, f"{at}.mean_rel", f"expected a positive number, got {mean_rel!r}")
+            default = DEFAULT_MEAN_REL[Precision(precision)]
+            if mean_rel is not None and mean_rel > default and not str(table.get("justification", "")).strip():
+                raise SpecError(
+                    spec_file,
+                    f"{at}.justification",
+                    f"missing: mean_rel = {mean_rel:g} is looser than the default {default:g}; say why, from "
+                    'measurement: justification = "measured: worst … over … seeds"',
+                )
             tolerances[(Precision(precision), output)] = Tolerance(
                 mean_rel=float(mean_rel) if mean_rel is not None else None,
                 exact=bool(table.get("exact", False)),
                 justification=str(table.get("justification", "")),
             )
     return tolerances
+
+
+def _kept_nodes(entry: Mapping[str, Any], model: ModelFile, spec_file: Path, field: str) -> tuple[str, ...]:
+    """keep_fp32: node names of the model (as the harness names them: an unnamed node after its first output)."""
+    import onnx
+
+    from harness.precision.convert import named_nodes
+
+    names = tuple(_strings(entry, "keep_fp32", spec_file, field, '["node_name"]'))
+    if names:
+        try:
+            check_node_names(named_nodes(onnx.load_from_string(model.data)), names, case_name="", source="keep_fp32")
+        except CaseDefinitionError as error:
+            raise SpecError(spec_file, f"{field}.keep_fp32", str(error).split("keep_fp32: ", 1)[-1]) from None
+    return names
 
 
 def _precisions(entry: Mapping[str, Any], spec_file: Path, field: str) -> tuple[Precision, ...]:

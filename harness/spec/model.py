@@ -46,6 +46,8 @@ def read_model(path: Path, spec_file: Path, field: str = "model") -> ModelFile:
     from google.protobuf.message import DecodeError
 
     if not path.is_file():
+        if path == spec_file:  # read on its own (init), not named by a spec
+            raise SpecError(path, "", "no such model file; give the path of an .onnx file")
         raise SpecError(spec_file, field, f"no model file at {path}; give the .onnx path relative to {spec_file.name}")
     data = path.read_bytes()
     try:
