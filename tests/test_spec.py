@@ -274,7 +274,9 @@ def test_one_bad_entry_leaves_the_others_and_names_stay_unique(tmp_path: Path) -
     spec = write(tmp_path, SPEC + SPEC.replace('classifier"', 'second"') + SPEC.replace("uniform", "unifrom"))
     loaded = load_specs([spec, tmp_path / "missing.toml"], taken=["second"])
     assert [case.name for case in loaded.cases] == ["classifier"]
-    assert any("another case is already named 'second'" in error for error in loaded.errors)
+    assert any("'second' is already the name of a case of the pytest_harness_cases hook" in e for e in loaded.errors)
+    twice = load_specs([spec, spec])  # the second file's classifier names where the first one is
+    assert f"case[0].name: 'classifier' is already the name of {spec}'s case[0]; give" in twice.errors[1]
     assert any("did you mean 'uniform'" in error for error in loaded.errors)
     assert any("missing.toml" in error and "no such spec file" in error for error in loaded.errors)
 

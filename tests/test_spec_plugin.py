@@ -104,7 +104,9 @@ def test_spec_cases_join_the_hook_cases_once(pytester: pytest.Pytester) -> None:
     (pytester.path / "models.toml").write_text(same_name)
     again = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", *FAST)
     again.assert_outcomes(passed=3, failed=1)
-    assert "another case is already named 'identity'; give every case a unique name" in again.stdout.str()
+    assert "'identity' is already the name of a case of the pytest_harness_cases hook; give every case a unique" in (
+        again.stdout.str()
+    )
 
 
 def test_ini_key_takes_several_specs_relative_to_the_ini_file(pytester: pytest.Pytester) -> None:

@@ -70,7 +70,7 @@ def load_specs(paths: Sequence[Path], cache_dir: Path | None = None, taken: Sequ
     `cache_dir` (the engine cache) also holds the ONNX Runtime references, computed once per input."""
     cases: list[Case] = []
     errors: list[str] = []
-    names = set(taken)
+    names = {name: "a case of the pytest_harness_cases hook" for name in taken}  # name -> where it was declared
     for path in paths:
         try:
             entries = spec_entries(path)
@@ -84,12 +84,13 @@ def load_specs(paths: Sequence[Path], cache_dir: Path | None = None, taken: Sequ
                     raise SpecError(
                         spec_file,
                         f"{field}.name",
-                        f"another case is already named '{case.name}'; give every case a unique name",
+                        f"'{case.name}' is already the name of {names[case.name]}; give every case a unique name "
+                        '(name = "…"; without it a case is named after its model file)',
                     )
             except SpecError as error:
                 errors.append(str(error))
                 continue
-            names.add(case.name)
+            names[case.name] = f"{spec_file}'s {field}"
             cases.append(case)
     return LoadedSpecs(tuple(cases), tuple(errors))
 
