@@ -198,6 +198,7 @@ PRINTING_ALLOWED = frozenset(
         "harness/cli/ab.py",
         "harness/cli/merge.py",
         "harness/cli/init.py",
+        "harness/cli/report.py",
     }
 )
 
