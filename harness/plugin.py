@@ -74,7 +74,8 @@ class HarnessState:
     spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
     suite_collected: bool = False  # the matrix tests were collected from a spec file (no Python test module)
     matrix_collected: bool = False  # some matrix test was collected, from a spec file or a Python module
-    html_line: tuple[str, bool] | None = None  # the summary's line on the HTML report, and whether it is an error
+    html_report: str | None = None  # where the HTML report was written, for the summary
+    html_error: str | None = None  # why it could not be, with the fix
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -792,20 +793,16 @@ def _write_html_report(state: HarnessState, session: pytest.Session, path: Path,
     """The run's HTML report, after the results file: a report that cannot be written costs nothing else (the
     results file is written already), and fails the session naming the path and the fix, like the results file."""
     try:
-        html.write(path, contents)
+        html.write(path, schema.from_session(contents, str(state.settings.results_path)))
     except OSError as error:
         fix = "pass --harness-html a writable path, or --harness-html=off"
-        state.html_line = (f"trt-harness: could not write the HTML report {path}: {error}; {fix}", True)
+        state.html_error = f"could not write the HTML report {path}: {error}; {fix}"
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    except schema.ResultsFileError as error:  # the session's own records fail the schema's checks: said, not raised
+        state.html_error = f"could not write the HTML report {path}: {error}"
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
-        state.html_line = (f"html report: {path}", False)
-
-
-def _say_html_report(terminalreporter: pytest.TerminalReporter, state: HarnessState) -> None:
-    """The summary's line on the HTML report: its path, or why it could not be written."""
-    if state.html_line is not None:
-        line, failed = state.html_line
-        terminalreporter.write_line(line, red=failed)
+        state.html_report = str(path)
 
 
 def _settings_record(settings: Settings) -> dict[str, object]:
@@ -885,8 +882,15 @@ def _write_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Con
         return
     tests = [schema.TestResult.from_json(test) for test in state.final_tests]
     results = str(state.settings.results_path)
-    terminal.write_summary(terminalreporter, tests, results, state.baseline_notes, error=state.results_error)
-    _say_html_report(terminalreporter, state)
+    terminal.write_summary(
+        terminalreporter,
+        tests,
+        results,
+        state.baseline_notes,
+        error=state.results_error,
+        html_report=state.html_report,
+        html_error=state.html_error,
+    )
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -1,4 +1,4 @@
-"""Tests of `python -m harness compare` and `python -m harness ab` (harness/cli/) on synthetic files.
+"""Tests of `python -m harness compare`, `ab`, `merge` and `report` (harness/cli/) on synthetic files.
 
 Every file is built here, shaped like README's "Results file", with seeded samples, so verdicts are
 deterministic; the `ab` tests replace the two Python environments with tiny scripts that write a
@@ -374,6 +374,56 @@ def test_module_entry_point(tmp_path: Path) -> None:
     )
     assert completed.returncode == 1, completed.stderr
     assert "REGRESSION" in completed.stdout and completed.stderr == ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# report
+
+
+def test_report_writes_the_html_of_a_results_file_beside_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results_file = write(tmp_path / "run.json", results(record(LATENCY), record(ACCURACY, verdict="fail")))
+    assert cli.main(["report", str(results_file)]) == 0
+    page = (tmp_path / "run.html").read_text()
+    assert page.index(ACCURACY) < page.index(LATENCY)  # the failing test first
+    assert capsys.readouterr().out == f"html report: {tmp_path / 'run.html'}\n"
+
+
+def test_report_writes_where_asked(tmp_path: Path) -> None:
+    results_file = write(tmp_path / "run.json", results(record(LATENCY)))
+    assert cli.main(["report", str(results_file), "-o", str(tmp_path / "out" / "page.html")]) == 0
+    assert LATENCY in (tmp_path / "out" / "page.html").read_text() and not (tmp_path / "run.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("contents", "said", "fix"),
+    [
+        (None, "cannot read", "check the path, or re-run the tests"),
+        ("{not json", "is not valid JSON", "re-run the tests to write it again"),
+        ("[1, 2]", "is not a trt-harness results file", "pass a file written by pytest --results"),
+        (json.dumps(results(record(LATENCY), schema_version=99)), "schema_version 99", "or re-run"),
+    ],
+    ids=["missing", "not-json", "not-an-object", "other-version"],
+)
+def test_report_of_a_file_that_is_not_a_results_file_exits_2_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], contents: str | None, said: str, fix: str
+) -> None:
+    results_file = tmp_path / "run.json"
+    if contents is not None:
+        results_file.write_text(contents)
+    assert cli.main(["report", str(results_file)]) == 2
+    assert not (tmp_path / "run.html").exists()
+    error = capsys.readouterr().err
+    assert error.startswith(f"harness report: error: {results_file}") or f"cannot read {results_file}" in error
+    assert said in error and fix in error
+
+
+def test_report_to_an_unwritable_path_exits_2_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results_file = write(tmp_path / "run.json", results(record(LATENCY)))
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    report = tmp_path / "blocker" / "report.html"
+    assert cli.main(["report", str(results_file), "-o", str(report)]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot write the HTML report {report}" in error and "pass -o a writable path" in error
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import html
+from harness.results import html, schema
 from tests.test_plugin import FAST, make_project, results_of
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,7 +48,9 @@ def test_a_session_writes_its_report_beside_the_results_and_names_it(pytester: p
     result = run_failing_session(pytester)
     result.assert_outcomes(passed=21, failed=3, skipped=12)
     report = pytester.path / "r.html"
-    result.stdout.fnmatch_lines([f"html report: {report}"])
+    # named in the harness's summary, next to the results file's line
+    named = result.outlines.index(f"html report: {report}")
+    assert result.outlines[named - 1] == f"results: {pytester.path / 'r.json'}"
     page = report.read_text()
     failing = [test["id"] for test in results_of(pytester, "r.json")["tests"] if test["verdict"] == "fail"]  # type: ignore[attr-defined]
     assert sorted(failing) == [f"test_accuracy[mnist-fp16-{shape}-ort]" for shape in ("max", "min", "opt")]
@@ -94,9 +96,9 @@ def test_an_unwritable_report_path_keeps_the_results_file_and_fails_with_the_fix
 def test_the_report_is_reproducible_and_loads_nothing(pytester: pytest.Pytester) -> None:
     make_project(pytester, "CASES = [IDENTITY]")
     pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--results", "r.json").assert_outcomes(passed=12)
-    document = results_of(pytester, "r.json")
-    page = html.render(document)
-    assert page == html.render(json.loads(json.dumps(document))) == (pytester.path / "r.html").read_text()
+    # The session renders its document from memory; from the file it wrote, the same page comes out.
+    page = html.render(schema.load(pytester.path / "r.json"))
+    assert page == (pytester.path / "r.html").read_text()
     assert "<script" not in page and "@import" not in page and "@font-face" not in page
     # Every URL in the page is an SVG namespace, an in-page anchor or inline data: nothing to fetch.
     urls = re.findall(r"""(?:href|src|url)\s*[=(]\s*["']?([^"') >]+)""", page)
@@ -104,64 +106,45 @@ def test_the_report_is_reproducible_and_loads_nothing(pytester: pytest.Pytester)
     assert "default-src 'none'" in page  # and the browser is told to refuse anything else
 
 
-def test_a_sparse_or_odd_document_renders_what_it_has() -> None:
-    """A report renders whatever results it is handed: missing fields, other types, non-finite strings."""
-    document: dict[str, object] = {
-        "tests": [
-            {"id": "test_accuracy[a-fp16-opt-ort]", "case": "a", "precision": "fp16", "verdict": "error"},
-            {"id": "test_latency[a-fp16-opt-ort]", "verdict": "pass", "latency": {"samples_us": ["nan", 1.0, "x"]}},
-            {"id": "test_accuracy[a-fp32-opt-ort]", "accuracy": [{"mean_rel": "inf", "tolerance": {"mean_rel": 1}}]},
-            "not a record",
-        ],
-        "environment": "not a mapping",
-    }
+def test_a_sparse_document_renders_what_it_has() -> None:
+    """A report renders whatever a valid results document holds: missing fields, non-finite numbers as
+    strict JSON spells them."""
+    document = schema.from_json(
+        {
+            "schema": schema.SCHEMA,
+            "schema_version": schema.SCHEMA_VERSION,
+            "tests": [
+                {"id": "test_accuracy[a-fp16-opt-ort]", "case": "a", "precision": "fp16", "verdict": "error"},
+                {"id": "test_latency[a-fp16-opt-ort]", "verdict": "pass", "latency": {"samples_us": [1.0]}},
+                {
+                    "id": "test_accuracy[a-fp32-opt-ort]",
+                    "verdict": "pass",
+                    "accuracy": [{"output": "y", "mean_rel": "inf", "tolerance": {"mean_rel": 1}}],
+                },
+            ],
+        }
+    )
     page = html.render(document)
     assert page.index("test_accuracy[a-fp16-opt-ort]") < page.index("test_latency[a-fp16-opt-ort]")
     assert "error inf× tolerance" in page
 
 
-def test_the_report_of_a_results_file_from_the_command_line(tmp_path: Path) -> None:
-    results = tmp_path / "run.json"
-    results.write_text(json.dumps({"tests": [{"id": "test_accuracy[a-fp32-opt-ort]", "verdict": "fail"}]}))
-    assert html.main([str(results)]) == 0
-    assert "test_accuracy[a-fp32-opt-ort]" in (tmp_path / "run.html").read_text()
-
-
-@pytest.mark.parametrize(
-    ("contents", "said"),
-    [(None, "cannot read"), ("{not json", "cannot read"), ("[1, 2]", "holds no results document")],
-    ids=["missing", "not-json", "not-an-object"],
-)
-def test_a_file_that_is_not_a_results_file_is_named_with_the_fix(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], contents: str | None, said: str
-) -> None:
-    results = tmp_path / "run.json"
-    if contents is not None:
-        results.write_text(contents)
-    with pytest.raises(SystemExit) as exit_:
-        html.main([str(results)])
-    assert exit_.value.code == 2 and not (tmp_path / "run.html").exists()
-    error = capsys.readouterr().err
-    assert (
-        error.startswith("trt-harness: ")
-        and said in error
-        and str(results) in error
-        and "pytest --results wrote" in error
-    )
-
-
-def test_an_unwritable_report_path_on_the_command_line_is_named_with_the_fix(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    results = tmp_path / "run.json"
-    results.write_text(json.dumps({"tests": []}))
-    (tmp_path / "blocker").write_text("a file where a directory should be")
-    with pytest.raises(SystemExit) as exit_:
-        html.main([str(results), str(tmp_path / "blocker" / "report.html")])
-    assert exit_.value.code == 1
-    error = capsys.readouterr().err
-    assert f"could not write the HTML report {tmp_path / 'blocker' / 'report.html'}" in error
-    assert "give a writable path" in error
+def test_a_localization_held_in_memory_renders_as_from_its_file() -> None:
+    """The session's own document holds tuples (dataclasses.asdict keeps them) where the file has lists."""
+    localized = {
+        "id": "test_accuracy[a-fp16-opt-ort]",
+        "verdict": "fail",
+        "localization": {
+            "layers": ({"node": "conv1", "op_type": "Conv", "tensor": "t", "mean_rel": 0.5, "exceeds": True},),
+            "tolerance": 0.01,
+            "summary": "first layer beyond 0.01: conv1 (Conv)",
+            "ran_on": "onnxruntime, unoptimized",
+        },
+    }
+    contents = {"schema": schema.SCHEMA, "schema_version": schema.SCHEMA_VERSION, "tests": [localized]}
+    page = html.render(schema.from_session(contents, "this session"))
+    assert '<tr class="marked"><td>conv1</td><td>Conv</td><td>t</td><td>5.00e-01</td>' in page
+    assert page == html.render(schema.from_json(json.loads(json.dumps(contents))))
 
 
 def test_importing_the_renderer_does_not_import_matplotlib() -> None:

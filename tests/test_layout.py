@@ -30,6 +30,9 @@ ALLOWED_IMPORTERS: Mapping[str, frozenset[str]] = {
     "tensorrt_rtx": frozenset({"harness/backends/trt.py"}),  # ... and TensorRT for RTX, through the same adapter
     "cuda": frozenset({"harness/backends/cuda_rt.py"}),  # cuda-python: cuda.bindings, cuda.cudart
     "pynvml": frozenset({"harness/backends/nvml.py"}),  # NVML telemetry, optional and apart from cuda-python
+    # The HTML report's plots; only inside its functions (test_matplotlib_is_imported_only_lazily), as every
+    # session loads the renderer and most never write a report.
+    "matplotlib": frozenset({"harness/results/html.py"}),
 }
 
 
@@ -178,6 +181,13 @@ def test_ort_backend_does_import_onnxruntime() -> None:
     assert "onnxruntime" in {imp.root for imp in imports_of(SOURCES["harness/backends/ort.py"])}
 
 
+def test_matplotlib_is_imported_only_lazily() -> None:
+    """The report's renderer imports matplotlib inside the functions that draw, never when it is imported."""
+    imports = [imp for imp in imports_of(SOURCES["harness/results/html.py"]) if imp.root == "matplotlib"]
+    assert imports, "harness/results/html.py no longer imports matplotlib: update ALLOWED_IMPORTERS"
+    assert not [f"line {imp.line}: {imp.module}" for imp in imports if imp.module_level]
+
+
 def test_cases_never_import_onnxruntime_and_import_onnx_only_lazily() -> None:
     """Case modules stay cheap to collect: no onnxruntime at all, and onnx only inside functions."""
     offenders = [
@@ -198,6 +208,7 @@ PRINTING_ALLOWED = frozenset(
         "harness/cli/ab.py",
         "harness/cli/merge.py",
         "harness/cli/init.py",
+        "harness/cli/report.py",
     }
 )
 
@@ -225,10 +236,11 @@ def test_no_wildcard_imports_in_harness() -> None:
 
 
 def test_importing_the_plugin_loads_no_inference_library() -> None:
-    """pytest loads the plugin in every session, so importing it must not import onnx, ORT, TensorRT or CUDA."""
+    """pytest loads the plugin in every session, so importing it must not import onnx, ORT, TensorRT, CUDA or
+    matplotlib."""
     code = (
         "import sys, harness.plugin\n"
-        "heavy = ('onnx', 'onnxruntime', 'tensorrt', 'cuda', 'pynvml')\n"
+        "heavy = ('onnx', 'onnxruntime', 'tensorrt', 'cuda', 'pynvml', 'matplotlib')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     result = subprocess.run(

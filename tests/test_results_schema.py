@@ -56,6 +56,8 @@ def test_a_written_file_reads_back_typed(tmp_path: Path) -> None:
     assert latency.gate.latency_ratio == 1.3 and latency.gate.latency_ratio_ci == (1.2, 1.4)
     assert accuracy.accuracy is not None and [output.output for output in accuracy.accuracy] == ["y"]
     assert accuracy.worst("mean_rel") == pytest.approx(0.5) and accuracy.latency is None
+    tolerance = identity.CASE.tolerance(Precision.FP16, "y").mean_rel
+    assert accuracy.tolerance_ratio == pytest.approx(0.5 / tolerance)
     assert set(document.records()) == {latency.id, accuracy.id}
 
 
@@ -77,3 +79,51 @@ def test_an_unusable_file_names_itself_and_the_fix(
     with pytest.raises(schema.ResultsFileError, match=message) as raised:
         schema.load(path)
     assert str(path) in str(raised.value)
+
+
+def test_the_typed_views_of_layers_localization_and_thresholds() -> None:
+    """What the HTML report reads: the per-layer proof, the localization's layers, the threshold that applied."""
+    record = {
+        "id": "test_accuracy[a-fp16-opt-ort]",
+        "profile": 1,
+        "backend_default_latency_threshold": 0.1,
+        "layers": {"source": "ONNX model", "summary": "conv1 Half", "problems": ["conv1 ran in Float"]},
+        "localization": {
+            "layers": [{"node": "conv1", "op_type": "Conv", "tensor": "t", "mean_rel": "inf", "exceeds": True}],
+            "tolerance": 0.01,
+            "summary": "first layer beyond 0.01: conv1 (Conv)",
+            "ran_on": "onnxruntime, unoptimized",
+        },
+        "accuracy": [
+            {"output": "y", "mean_rel": "nan", "tolerance": {"mean_rel": 0.01}},
+            {"output": "label", "mean_rel": 0.0, "tolerance": {"mean_rel": 0.0, "exact": True}},
+        ],
+    }
+    test = schema.TestResult.from_json(record)
+    assert test.profile == 1 and test.threshold == 0.1 and test.latency_threshold is None
+    assert schema.TestResult.from_json({**record, "latency_threshold": 0.3}).threshold == 0.3
+    assert test.layers == schema.LayersResult("ONNX model", "conv1 Half", ("conv1 ran in Float",))
+    assert test.localization is not None and test.localization.tolerance == 0.01
+    (layer,) = test.localization.layers
+    assert (layer.node, layer.op_type, layer.exceeds) == ("conv1", "Conv", True) and layer.mean_rel == float("inf")
+    assert test.tolerance_ratio == float("inf")  # a NaN error is infinitely bad; the exact output has no ratio
+    bare = schema.TestResult.from_json({"id": "test_latency[a-fp16-opt-ort]"})
+    assert bare.layers is None and bare.localization is None and bare.threshold is None and bare.profile is None
+
+
+def test_a_session_document_reads_as_its_file_would(tmp_path: Path) -> None:
+    """from_session normalizes what the session holds in memory (tuples, numpy scalars, non-finite floats) as
+    write() writes it."""
+    record = {
+        "id": "test_accuracy[a-fp16-opt-ort]",
+        "accuracy": [{"output": "y", "mean_rel": np.float32(0.25), "max_rel": float("inf")}],
+        "localization": {"layers": ({"node": "n", "mean_rel": np.float32(0.5)},), "tolerance": 0.1},
+    }
+    contents = schema.document([record], {}, {})
+    path = tmp_path / "r.json"
+    schema.write(path, contents)
+    in_memory, from_file = schema.from_session(contents, "session"), schema.load(path)
+    assert in_memory.tests[0].localization == from_file.tests[0].localization
+    assert in_memory.tests[0].localization is not None and in_memory.tests[0].localization.layers[0].mean_rel == 0.5
+    assert in_memory.tests[0].accuracy == from_file.tests[0].accuracy
+    assert in_memory.tests[0].worst("max_rel") == float("inf")

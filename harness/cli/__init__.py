@@ -1,8 +1,9 @@
-"""The command line: `python -m harness init` (a spec for an ONNX model), and the upgrade gate's `compare`,
-`ab` and `merge`.
+"""The command line: `python -m harness init` (a spec for an ONNX model), `report` (the HTML report of a
+results file), and the upgrade gate's `compare`, `ab` and `merge`.
 
 This module parses the command line and hands each command to its module: init.py writes a commented spec
-skeleton made from a model (harness/spec/skeleton.py); compare.py judges two
+skeleton made from a model (harness/spec/skeleton.py); report.py writes the HTML report of a results file
+(harness/results/html.py); compare.py judges two
 results (or baseline) files test by test with the gate's statistics and prints one table; ab.py
 produces the two files itself, running one selection under two Python environments interleaved and
 pooling each side's rounds; merge.py joins the results files of CI shards. The results format and its
@@ -77,10 +78,17 @@ def _init(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
     return run_init(Path(args.model), args.output, force=args.force)
 
 
+def _report(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
+    from harness.cli.report import run_report
+
+    return run_report(Path(args.results), args.output)
+
+
 # Each subcommand's runner, given the parsed arguments and what follows '--'. Runners import their module
 # when called, so that `--version` and `--help` load nothing heavy.
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
     "init": _init,
+    "report": _report,
     "compare": _compare,
     "ab": _ab,
     "merge": _merge,
@@ -137,6 +145,20 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the spec, '-' for stdout (default: MODEL's name with .toml, beside it)",
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing spec file")
+    report = commands.add_parser(
+        "report",
+        help="write the HTML report of a results file",
+        description="Write the self-contained HTML report of a results file (what pytest --harness-html writes "
+        "after a run). Exit 0: written; 2: not a results file, or the report cannot be written.",
+    )
+    report.add_argument("results", metavar="RESULTS.json", help="a results file written by pytest --results")
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="REPORT.html",
+        help="where to write the report (default: RESULTS's name with .html, beside it)",
+    )
     compare = commands.add_parser(
         "compare",
         help="compare two results or baseline files test by test",

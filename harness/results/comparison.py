@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.baselines import is_number
 from harness.results.schema import TestResult
+from harness.results.units import micros_number
 
 if TYPE_CHECKING:
     from harness.gate import AccuracyComparison, GatePolicy, LatencyComparison
@@ -279,18 +280,14 @@ def cells(row: Row) -> dict[str, str]:
                 row.shape,
                 row.backend,
                 row.kind,
-                _micros(latency.old_median_us) if latency else DASH,
-                _micros(latency.new_median_us) if latency else DASH,
+                micros_number(latency.old_median_us) if latency else DASH,
+                micros_number(latency.new_median_us) if latency else DASH,
                 f"{latency.ratio:.3f} [{latency.ratio_ci[0]:.3f}, {latency.ratio_ci[1]:.3f}]" if latency else DASH,
                 _errors(row.old_error, row.new_error),
                 label(row.verdict),
             ),
         )
     )
-
-
-def _micros(value: float) -> str:
-    return f"{value:,.2f}" if value < 1000 else f"{value:,.1f}"
 
 
 def _errors(old: float | None, new: float | None) -> str:

@@ -1,4 +1,5 @@
-"""The HTML report: one self-contained page per run, rendered from the results document.
+"""The HTML report: one self-contained page per run, rendered from the typed results document
+(harness/results/schema.py's ResultsDocument).
 
 The page opens from disk with no network: the CSS is inline, there are no scripts, no fonts are fetched or
 embedded, and a Content-Security-Policy forbids the browser to load anything. The plots are inline SVG drawn
@@ -11,11 +12,8 @@ one figure of baseline ratios; everything else is HTML. Sections, in reading ord
 failures first, then passes, skips folded), the accuracy heat map, latency distributions, baseline ratios,
 per-layer precision, localization, builds, the environment.
 
-`python -m harness.results.html RESULTS [REPORT]` writes the report of any results file, without pytest.
-
-The document is the JSON dict that harness/report.py writes; it is read through the small accessors below
-(`_tests`, `_mapping`, `_records`, `_number`, `_text`), leniently: a field that is missing or of another type
-renders as empty, never as an exception.
+The plugin writes it after the results file (--harness-html); `python -m harness report RESULTS.json`
+(harness/cli/report.py) writes the report of any results file, without pytest.
 """
 
 from __future__ import annotations
@@ -29,8 +27,8 @@ from typing import TYPE_CHECKING
 
 from harness.atomic import write_atomically
 from harness.case import Precision
-from harness.results.schema import is_build_record
-from harness.results.terminal import _micros, _size
+from harness.results import units
+from harness.results.schema import BuildResult, LayersResult, ResultsDocument, TestResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -40,8 +38,8 @@ if TYPE_CHECKING:
 # The order verdicts are listed in: what needs reading first. An unknown verdict sorts before all of them.
 _VERDICT_ORDER = {"error": 0, "fail": 1, "pass": 2, "skip": 3}
 _COUNTED = {"error": "errors", "fail": "failed", "pass": "passed", "skip": "skipped"}  # the header's counts
+_FAILED = ("fail", "error")
 _MESSAGE_CHARS = 3000  # of a failure's message, as shown; pytest's own output keeps all of it
-_COLOURS = {"fail": "#c62828", "error": "#6a1b9a", "pass": "#2e7d32", "skip": "#757575"}
 _GATE_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "pass": "#1565c0"}
 # Heat-map scale: log10 of error ÷ tolerance, green far below 1, yellow near it, red above.
 _HEAT_LOW, _HEAT_HIGH = -3.0, 1.0
@@ -59,45 +57,14 @@ _STYLE: dict[RcKeyType, object] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m harness.results.html RESULTS.json [REPORT.html]`: the report of a results file, without pytest."""
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m harness.results.html", description=main.__doc__)
-    parser.add_argument("results", type=Path, help="a results file (pytest --results)")
-    parser.add_argument("report", type=Path, nargs="?", help="where to write the report (default: beside, .html)")
-    args = parser.parse_args(argv)
-    report = args.report or args.results.with_suffix(".html")
-    try:
-        document = json.loads(args.results.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        parser.exit(
-            2,
-            f"trt-harness: cannot read {args.results} as a results file ({error}); give the JSON file "
-            "that pytest --results wrote\n",
-        )
-    if not isinstance(document, Mapping):
-        parser.exit(
-            2,
-            f"trt-harness: {args.results} holds no results document (a JSON object); give the JSON file "
-            "that pytest --results wrote\n",
-        )
-    try:
-        write(report, document)
-    except OSError as error:
-        parser.exit(1, f"trt-harness: could not write the HTML report {report}: {error}; give a writable path\n")
-    return 0  # silent on success, as the report is where it was asked for (only harness/cli.py prints)
-
-
-def write(path: Path, document: Mapping[str, object]) -> None:
+def write(path: Path, document: ResultsDocument) -> None:
     """Render the report of a results document and write it atomically; OSError where `path` cannot be written."""
     write_atomically(path, render(document).encode())
 
 
-def render(document: Mapping[str, object]) -> str:
+def render(document: ResultsDocument) -> str:
     """The report as one HTML page."""
-    tests = _tests(document)
+    tests = document.tests
     sections = (
         _verdicts(tests),
         _accuracy_map(tests),
@@ -108,72 +75,11 @@ def render(document: Mapping[str, object]) -> str:
         _builds(tests),
         _environment(document),
     )
-    return "\n".join((_HEAD, _header(document, tests), _NAV, *sections, "</body>\n</html>\n"))
+    return "\n".join((_HEAD, _header(document), _NAV, *sections, "</body>\n</html>\n"))
 
 
-# --- reading the document ----------------------------------------------------------------------------------
-
-
-def _tests(document: Mapping[str, object]) -> list[Mapping[str, object]]:
-    return _records(document.get("tests"))
-
-
-def _mapping(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _records(value: object) -> list[Mapping[str, object]]:
-    return [item for item in _list(value) if isinstance(item, Mapping)]
-
-
-def _number(value: object) -> float | None:
-    """A JSON number, or one of the strings "nan", "inf", "-inf" that the results file writes for them."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    return float(value) if value in ("nan", "inf", "-inf") else None
-
-
-def _list(value: object) -> list[object]:
-    """A JSON array; a tuple too, as the session's own document holds some (dataclasses.asdict keeps them)."""
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _interval(value: object) -> tuple[float, float]:
-    """A [low, high] pair of numbers; NaN for what is missing."""
-    bounds = [_number(bound) for bound in _list(value)[:2]]
-    low, high = (bound if bound is not None else math.nan for bound in [*bounds, None, None][:2])
-    return low, high
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _verdict(test: Mapping[str, object]) -> str:
-    return _text(test.get("verdict"))
-
-
-def _kind(test: Mapping[str, object]) -> str:
-    """The test function: test_accuracy, test_latency, test_build, ..."""
-    return _text(test.get("id")).split("[", 1)[0]
-
-
-def _label(test: Mapping[str, object], *fields: str) -> str:
-    return " · ".join(_text(test.get(name)) for name in fields)
-
-
-def _tolerance_ratio(test: Mapping[str, object]) -> float | None:
-    """The worst float output's mean relative error ÷ its tolerance (above 1 fails); None without one.
-    A NaN error counts as infinitely bad."""
-    ratios = [
-        math.inf if math.isnan(error / limit) else error / limit
-        for errors in _records(test.get("accuracy"))
-        if (limit := _number(_mapping(errors.get("tolerance")).get("mean_rel")))
-        and (error := _number(errors.get("mean_rel"))) is not None
-    ]
-    return max(ratios) if ratios else None
+def _label(*parts: object) -> str:
+    return " · ".join(str(part) for part in parts)
 
 
 # --- HTML pieces ---------------------------------------------------------------------------------------------
@@ -181,7 +87,7 @@ def _tolerance_ratio(test: Mapping[str, object]) -> float | None:
 
 def _escaped(value: object) -> str:
     """Text as HTML: every cell, label and message of the document goes through here."""
-    return html.escape(_text(value))
+    return html.escape("" if value is None else str(value))
 
 
 def _badge(verdict: str) -> str:
@@ -215,7 +121,7 @@ def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{_escaped(caption)}</figcaption></figure>"
 
 
-def _plot(name: str, size: tuple[float, float], draw: Callable[[Figure], None]) -> str:
+def _plot(name: str, inches: tuple[float, float], draw: Callable[[Figure], None]) -> str:
     """One matplotlib figure as inline SVG. matplotlib is imported here, by the sessions that write a report,
     and used through Figure objects only: no pyplot, no global backend, nothing kept after the call.
     The axes are placed by hand (`_axes`): a layout engine would draw every figure twice, most of the time
@@ -224,7 +130,7 @@ def _plot(name: str, size: tuple[float, float], draw: Callable[[Figure], None]) 
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context({**_STYLE, "svg.hashsalt": f"trt-harness-{name}"}):
-        figure = Figure(figsize=size)
+        figure = Figure(figsize=inches)
         draw(figure)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})
@@ -235,37 +141,31 @@ def _plot(name: str, size: tuple[float, float], draw: Callable[[Figure], None]) 
 # --- the sections ----------------------------------------------------------------------------------------------
 
 
-def _header(document: Mapping[str, object], tests: Sequence[Mapping[str, object]]) -> str:
-    counts = {verdict: sum(_verdict(test) == verdict for test in tests) for verdict in _VERDICT_ORDER}
+def _header(document: ResultsDocument) -> str:
+    tests = document.tests
+    counts = {verdict: sum(test.verdict == verdict for test in tests) for verdict in _VERDICT_ORDER}
     chips = " ".join(
         f'<span class="badge {verdict}">{count} {_COUNTED[verdict]}</span>' for verdict, count in counts.items()
     )
     backends = ", ".join(
-        f"{short_id}: {_text(facts.get('name'))} {_text(facts.get('version'))} on {_text(facts.get('device'))}"
-        for short_id, facts in (
-            (k, _mapping(v)) for k, v in _mapping(_mapping(document.get("environment")).get("backends")).items()
-        )
+        f"{short_id}: {facts.get('name') or ''} {facts.get('version') or ''} on {facts.get('device') or ''}"
+        for short_id, facts in document.backends.items()
     )
     return (
-        f"<h1>trt-harness report</h1>\n<p>{len(tests)} tests, created {_escaped(document.get('created'))}"
+        f"<h1>trt-harness report</h1>\n<p>{len(tests)} tests, created {_escaped(document.created)}"
         f"{' on ' + _escaped(backends) if backends else ''}</p>\n<p>{chips}</p>"
     )
 
 
-def _verdicts(tests: Sequence[Mapping[str, object]]) -> str:
-    ran = sorted(
-        (test for test in tests if _verdict(test) != "skip"), key=lambda t: _VERDICT_ORDER.get(_verdict(t), -1)
-    )
+def _verdicts(tests: Sequence[TestResult]) -> str:
+    ran = sorted((test for test in tests if test.verdict != "skip"), key=lambda t: _VERDICT_ORDER.get(t.verdict, -1))
     rows = [
-        (_badge(_verdict(test)), f"<code>{_escaped(test.get('id'))}</code>", _escaped(_result(test)), _why(test))
-        for test in ran
+        (_badge(test.verdict), f"<code>{_escaped(test.id)}</code>", _escaped(_result(test)), _why(test)) for test in ran
     ]
-    skipped = [test for test in tests if _verdict(test) == "skip"]
+    skipped = [test for test in tests if test.verdict == "skip"]
     folded = (
         f"<details><summary>{len(skipped)} skipped</summary>\n"
-        + _table(
-            ("test", "why"), ((f"<code>{_escaped(t.get('id'))}</code>", _escaped(t.get("message"))) for t in skipped)
-        )
+        + _table(("test", "why"), ((f"<code>{_escaped(t.id)}</code>", _escaped(t.message)) for t in skipped))
         + "</details>"
         if skipped
         else ""
@@ -276,48 +176,44 @@ def _verdicts(tests: Sequence[Mapping[str, object]]) -> str:
     return _section("verdicts", "Verdicts", body + folded)
 
 
-def _result(test: Mapping[str, object]) -> str:
+def _result(test: TestResult) -> str:
     """The test's measurement in a few words."""
-    latency = _mapping(test.get("latency"))
-    median = _number(latency.get("median_us"))
-    if median is not None:  # its CI is in the test's line of "why / vs baseline" and its box in the figure
-        return f"median {_micros(median)}, {_text(latency.get('count'))} runs"
-    ratio = _tolerance_ratio(test)
+    if test.latency is not None:  # its CI is in the test's line of "why / vs baseline" and its box in the figure
+        return f"median {units.micros(test.latency.median_us)}, {test.latency.count} runs"
+    ratio = test.tolerance_ratio
     if ratio is not None:
         return f"error {ratio:.2g}× tolerance"
-    build = _mapping(test.get("build"))
-    if is_build_record(test) and build:
-        return f"{_build_time(build)}, {_plan_size(build)}"
+    if test.is_build and test.build is not None:
+        return f"{_build_time(test.build)}, {_plan_size(test.build)}"
     return ""
 
 
-def _why(test: Mapping[str, object]) -> str:
+def _why(test: TestResult) -> str:
     """A failure's message in full (up to a limit); for a pass, how it compared with its baseline."""
-    message = _text(test.get("message"))
-    if message:
+    if test.message:
+        message = test.message
         shown = message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + " …"
         return f'<pre class="message">{_escaped(shown)}</pre>'
-    gate = _mapping(test.get("gate"))
-    verdict = _text(gate.get("verdict"))
-    return f"{_escaped(verdict)}: {_escaped(gate.get('reason'))}" if verdict else ""
+    gate = test.gate
+    return f"{_escaped(gate.verdict)}: {_escaped(gate.reason)}" if gate is not None and gate.verdict else ""
 
 
-def _accuracy_map(tests: Sequence[Mapping[str, object]]) -> str:
+def _accuracy_map(tests: Sequence[TestResult]) -> str:
     """Case × precision: the worst mean relative error ÷ tolerance of its accuracy tests (any shape, backend)."""
-    accuracy = [test for test in tests if _kind(test) == "test_accuracy"]
+    accuracy = [test for test in tests if test.kind == "accuracy"]
     if not accuracy:
         return _section("accuracy", "Accuracy", _note("no accuracy test in this run"))
-    cases = list(dict.fromkeys(_text(test.get("case")) for test in accuracy))
-    present = {_text(test.get("precision")) for test in accuracy}
+    cases = list(dict.fromkeys(test.case for test in accuracy))
+    present = {test.precision for test in accuracy}
     precisions = [p.value for p in Precision if p.value in present] + sorted(present - {p.value for p in Precision})
     worst: dict[tuple[str, str], float] = {}
     failed: set[tuple[str, str]] = set()
     for test in accuracy:
-        cell = (_text(test.get("case")), _text(test.get("precision")))
-        ratio = _tolerance_ratio(test)
-        if ratio is not None and _verdict(test) != "skip":
+        cell = (test.case, test.precision)
+        ratio = test.tolerance_ratio
+        if ratio is not None and test.verdict != "skip":
             worst[cell] = max(worst.get(cell, 0.0), ratio)
-        if _verdict(test) in ("fail", "error"):
+        if test.verdict in _FAILED:
             failed.add(cell)
 
     left, cell_width, cell_height, bar_room = _label_room(cases), 0.85, 0.36, 0.9
@@ -349,8 +245,8 @@ def _accuracy_map(tests: Sequence[Mapping[str, object]]) -> str:
         bar = figure.colorbar(image, cax=scale, ticks=list(powers))
         bar.ax.set_yticklabels([f"{10.0**power:g}" for power in powers])
 
-    size = (left + cell_width * len(precisions) + bar_room, 0.35 + cell_height * len(cases))
-    svg = _plot("accuracy", size, draw)
+    inches = (left + cell_width * len(precisions) + bar_room, 0.35 + cell_height * len(cases))
+    svg = _plot("accuracy", inches, draw)
     caption = (
         "Worst mean relative error ÷ its tolerance per case and precision, over shapes and backends "
         "(below 1 passes; ✗ a failed or errored test; grey: not measured)."
@@ -363,27 +259,27 @@ def _heat_label(ratio: float | None, failed: bool) -> str:
     return f"{shown} ✗" if failed else shown
 
 
-def _latency_distributions(tests: Sequence[Mapping[str, object]]) -> str:
+def _latency_distributions(tests: Sequence[TestResult]) -> str:
     """One figure per case: a box per latency test from its raw samples."""
     timed = [test for test in tests if _samples(test)]
     if not timed:
         return _section("latency", "Latency", _note("no latency was measured in this run"))
     figures = []
-    for case in dict.fromkeys(_text(test.get("case")) for test in timed):
-        figures.append(f"<figure>{_latency_plot(case, [t for t in timed if _text(t.get('case')) == case])}</figure>")
+    for case in dict.fromkeys(test.case for test in timed):
+        figures.append(f"<figure>{_latency_plot(case, [test for test in timed if test.case == case])}</figure>")
     caption = _note(
         "Boxes: quartiles and median of each test's timed runs; whiskers: 1st–99th percentile. Red: the test failed."
     )
     return _section("latency", "Latency", caption + '<div class="figures">' + "\n".join(figures) + "</div>")
 
 
-def _samples(test: Mapping[str, object]) -> list[float]:
-    values = (_number(value) for value in _list(_mapping(test.get("latency")).get("samples_us")))
-    return [value for value in values if value is not None and math.isfinite(value)]
+def _samples(test: TestResult) -> list[float]:
+    """The test's finite latency samples (the schema checks that a file's are; a sparse record may have none)."""
+    return [sample for sample in test.latency.samples_us if math.isfinite(sample)] if test.latency else []
 
 
-def _latency_plot(case: str, tests: Sequence[Mapping[str, object]]) -> str:
-    labels = [_label(test, "precision", "shape", "backend") for test in tests]
+def _latency_plot(case: str, tests: Sequence[TestResult]) -> str:
+    labels = [_label(test.precision, test.shape, test.backend) for test in tests]
     left = _label_room(labels)
 
     def draw(figure: Figure) -> None:
@@ -399,7 +295,7 @@ def _latency_plot(case: str, tests: Sequence[Mapping[str, object]]) -> str:
             medianprops={"color": "black", "linewidth": 1},
         )
         for patch, test in zip(boxes["boxes"], tests):
-            patch.set_facecolor("#ef9a9a" if _verdict(test) in ("fail", "error") else "#90caf9")
+            patch.set_facecolor("#ef9a9a" if test.verdict in _FAILED else "#90caf9")
             patch.set_linewidth(0.6)
         axes.set_yticks(range(1, len(tests) + 1), labels)
         axes.invert_yaxis()  # the first test on top, as listed
@@ -436,44 +332,43 @@ def _grid(axes: Axes) -> None:
     axes.set_axisbelow(True)
 
 
-def _baseline_ratios(tests: Sequence[Mapping[str, object]]) -> str:
-    compared = [test for test in tests if _mapping(_mapping(test.get("gate")).get("latency"))]
+def _baseline_ratios(tests: Sequence[TestResult]) -> str:
+    gates = [test.gate for test in tests if test.gate is not None]
+    compared = [test for test in tests if test.gate is not None and test.gate.latency_ratio is not None]
     gate_verdicts: dict[str, int] = {}
-    for test in tests:
-        verdict = _text(_mapping(test.get("gate")).get("verdict"))
-        if verdict:
-            gate_verdicts[verdict] = gate_verdicts.get(verdict, 0) + 1
+    for gate in gates:
+        if gate.verdict:
+            gate_verdicts[gate.verdict] = gate_verdicts.get(gate.verdict, 0) + 1
     tally = ", ".join(f"{verdict} {count}" for verdict, count in gate_verdicts.items())
-    notes = sorted({_text(_mapping(test.get("gate")).get("baseline")) for test in tests} - {""})
+    notes = sorted({gate.baseline for gate in gates if gate.baseline})
     said = _note(f"Gate verdicts: {tally}." if tally else "Nothing was compared with a baseline.")
     said += "".join(_note(f"Baseline: {note}") for note in notes)
     if not compared:
         return _section("baselines", "Against the baselines", said)
 
-    labels = [_label(test, "case", "precision", "shape", "backend") for test in compared]
+    labels = [_label(test.case, test.precision, test.shape, test.backend) for test in compared]
     left = _label_room(labels)
 
     def draw(figure: Figure) -> None:
         axes = _axes(figure, left, 0.4)
         for row, test in enumerate(compared):
-            latency = _mapping(_mapping(test.get("gate")).get("latency"))
-            ratio = _number(latency.get("ratio")) or math.nan
-            low, high = _interval(latency.get("ratio_ci"))
-            colour = _GATE_COLOURS.get(_text(latency.get("verdict")), "#424242")
+            gate = test.gate
+            assert gate is not None and gate.latency_ratio is not None  # as selected into `compared`
+            ratio = gate.latency_ratio
+            low, high = gate.latency_ratio_ci or (math.nan, math.nan)
             axes.errorbar(
                 ratio,
                 row,
                 xerr=[[ratio - low], [high - ratio]],
                 fmt="o",
-                color=colour,
+                color=_GATE_COLOURS.get(gate.latency_verdict or "", "#424242"),
                 markersize=3,
                 elinewidth=1,
                 capsize=2,
             )
-            # An explicit threshold travels with the record; the rest were judged by the backend's default.
-            threshold = _number(test.get("latency_threshold")) or _number(test.get("backend_default_latency_threshold"))
-            if threshold is not None:  # a grey band: within the test's threshold of its baseline
-                axes.fill_betweenx([row - 0.5, row + 0.5], 1 - threshold, 1 + threshold, color="#eeeeee", zorder=0)
+            if test.threshold is not None:  # a grey band: within the test's threshold of its baseline
+                band = (1 - test.threshold, 1 + test.threshold)
+                axes.fill_betweenx([row - 0.5, row + 0.5], *band, color="#eeeeee", zorder=0)
         axes.axvline(1.0, color="black", linewidth=0.6)
         axes.set_yticks(range(len(compared)), labels)
         axes.set_ylim(len(compared) - 0.5, -0.5)  # the first test on top; the bands fill the rows exactly
@@ -488,14 +383,14 @@ def _baseline_ratios(tests: Sequence[Mapping[str, object]]) -> str:
     return _section("baselines", "Against the baselines", said + _figure(svg, caption))
 
 
-def _layer_precision(tests: Sequence[Mapping[str, object]]) -> str:
-    """The precision each layer ran in, once per case, precision and backend (shapes share it)."""
-    seen: dict[tuple[str, str, str], Mapping[str, object]] = {}
+def _layer_precision(tests: Sequence[TestResult]) -> str:
+    """The precision each layer ran in, once per case, precision and backend (shapes share it); a test that
+    found problems is the one shown."""
+    seen: dict[tuple[str, str, str], LayersResult] = {}
     for test in tests:
-        layers = _mapping(test.get("layers"))
-        key = (_text(test.get("case")), _text(test.get("precision")), _text(test.get("backend")))
-        if layers and (key not in seen or _list(layers.get("problems"))):
-            seen[key] = layers
+        key = (test.case, test.precision, test.backend)
+        if test.layers is not None and (key not in seen or test.layers.problems):
+            seen[key] = test.layers
     if not seen:
         return _section("layers", "Per-layer precision", _note("no accuracy test recorded its layers"))
     rows = [
@@ -503,11 +398,9 @@ def _layer_precision(tests: Sequence[Mapping[str, object]]) -> str:
             _escaped(case),
             _escaped(precision),
             _escaped(backend),
-            _escaped(layers.get("source")),
-            _escaped(layers.get("summary")),
-            "<br>".join(
-                f'<span class="problem">{_escaped(problem)}</span>' for problem in _list(layers.get("problems"))
-            ),
+            _escaped(layers.source),
+            _escaped(layers.summary),
+            "<br>".join(f'<span class="problem">{_escaped(problem)}</span>' for problem in layers.problems),
         )
         for (case, precision, backend), layers in seen.items()
     ]
@@ -518,8 +411,8 @@ def _layer_precision(tests: Sequence[Mapping[str, object]]) -> str:
     )
 
 
-def _localizations(tests: Sequence[Mapping[str, object]]) -> str:
-    localized = [test for test in tests if _mapping(test.get("localization"))]
+def _localizations(tests: Sequence[TestResult]) -> str:
+    localized = [(test, test.localization) for test in tests if test.localization is not None]
     if not localized:
         return _section(
             "localization",
@@ -527,24 +420,22 @@ def _localizations(tests: Sequence[Mapping[str, object]]) -> str:
             _note("no point was localized (failing fp16/bf16/int8 accuracy tests are, or every one with --localize)"),
         )
     parts = []
-    for test in localized:
-        found = _mapping(test.get("localization"))
-        tolerance = _number(found.get("tolerance"))
+    for test, found in localized:
         rows = [
             (
-                _escaped(layer.get("node")),
-                _escaped(layer.get("op_type")),
-                _escaped(layer.get("tensor")),
-                _escaped(_scientific(_number(layer.get("mean_rel")))),
-                _bar(_number(layer.get("mean_rel")), tolerance),
+                _escaped(layer.node),
+                _escaped(layer.op_type),
+                _escaped(layer.tensor),
+                _escaped(_scientific(layer.mean_rel)),
+                _bar(layer.mean_rel, found.tolerance),
             )
-            for layer in _records(found.get("layers"))
+            for layer in found.layers
         ]
-        beyond = [index for index, layer in enumerate(_records(found.get("layers"))) if layer.get("exceeds")]
+        beyond = [index for index, layer in enumerate(found.layers) if layer.exceeds]
         table = _table(("node", "op", "tensor", "mean rel. error", "÷ tolerance"), rows, "localization", beyond)
         parts.append(
-            f"<h3>{_badge(_verdict(test))} <code>{_escaped(test.get('id'))}</code></h3>"
-            f'<p>{_escaped(found.get("summary"))} <span class="note">(ran on {_escaped(found.get("ran_on"))})</span></p>{table}'
+            f"<h3>{_badge(test.verdict)} <code>{_escaped(test.id)}</code></h3>"
+            f'<p>{_escaped(found.summary)} <span class="note">(ran on {_escaped(found.ran_on)})</span></p>{table}'
         )
     return _section("localization", "Localization", "\n".join(parts))
 
@@ -563,54 +454,46 @@ def _bar(error: float | None, tolerance: float | None) -> str:
     return f'<span class="bar {level}" style="width:{width:.0f}px"></span> {ratio:.2g}'
 
 
-def _builds(tests: Sequence[Mapping[str, object]]) -> str:
+def _builds(tests: Sequence[TestResult]) -> str:
     """The build tests' records; without build tests, each distinct engine the run tests built or loaded."""
-    builds = [test for test in tests if is_build_record(test) and _mapping(test.get("build"))]
+    builds = [test for test in tests if test.is_build and test.build is not None]
     if not builds:
-        by_key = {_text(_mapping(test.get("build")).get("key")): test for test in tests if _mapping(test.get("build"))}
-        builds = list(by_key.values())
+        builds = list({test.build.key: test for test in tests if test.build is not None}.values())
     if not builds:
         return _section("builds", "Builds", _note("nothing was built in this run"))
-    rows = []
-    for test in builds:
-        build = _mapping(test.get("build"))
-        warnings = [_text(warning) for warning in _list(build.get("warnings"))]
-        rows.append(
-            (
-                _escaped(test.get("case")),
-                _escaped(test.get("precision")),
-                _escaped(test.get("profile")),
-                _escaped(test.get("backend")),
-                _escaped(_build_time(build)),
-                _escaped(_plan_size(build)),
-                f"<details><summary>{len(warnings)}</summary>{'<br>'.join(_escaped(w) for w in warnings)}</details>"
-                if warnings
-                else "0",
-            )
+    rows = [
+        (
+            _escaped(test.case),
+            _escaped(test.precision),
+            _escaped(test.profile),
+            _escaped(test.backend),
+            _escaped(_build_time(build)),
+            _escaped(_plan_size(build)),
+            f"<details><summary>{len(build.warnings)}</summary>{'<br>'.join(_escaped(w) for w in build.warnings)}</details>"
+            if build.warnings
+            else "0",
         )
+        for test in builds
+        if (build := test.build) is not None
+    ]
     headers = ("case", "precision", "profile", "backend", "build time", "plan size", "builder warnings")
     return _section("builds", "Builds", _table(headers, rows, "builds"))
 
 
-def _build_time(build: Mapping[str, object]) -> str:
-    seconds = _number(build.get("build_s"))
-    return "cached" if build.get("cached") else (f"{seconds:.2f} s" if seconds is not None else "")
+def _build_time(build: BuildResult) -> str:
+    return "cached" if build.cached else (f"{build.build_s:.2f} s" if build.build_s is not None else "")
 
 
-def _plan_size(build: Mapping[str, object]) -> str:
-    size = _number(build.get("artifact_bytes"))
-    return _size(int(size)) if size is not None and math.isfinite(size) else ""
+def _plan_size(build: BuildResult) -> str:
+    return units.size(build.artifact_bytes) if build.artifact_bytes is not None else ""
 
 
-def _environment(document: Mapping[str, object]) -> str:
-    environment = _mapping(document.get("environment"))
-    rows = [(_escaped(key), _escaped(_flat(value))) for key, value in environment.items()]
-    rows += [
-        (f"settings: {_escaped(key)}", _escaped(_flat(value)))
-        for key, value in _mapping(document.get("settings")).items()
-    ]
-    if "merged_from" in document:
-        rows.append(("merged from", _escaped(_flat(document.get("merged_from")))))
+def _environment(document: ResultsDocument) -> str:
+    """The environment and settings as recorded: free-form facts, each on one line."""
+    rows = [(_escaped(key), _escaped(_flat(value))) for key, value in document.environment.items()]
+    rows += [(f"settings: {_escaped(key)}", _escaped(_flat(value))) for key, value in document.settings.items()]
+    if document.merged_from:
+        rows.append(("merged from", _escaped(", ".join(document.merged_from))))
     return _section("environment", "Environment and settings", _table(("", ""), rows, "environment"))
 
 
@@ -623,7 +506,7 @@ def _flat(value: object) -> str:
         )
     if isinstance(value, list):
         return ", ".join(_flat(item) for item in value)
-    return _text(value)
+    return "" if value is None else str(value)
 
 
 _CSS = """
@@ -681,7 +564,3 @@ _HEAD = (
     '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
     f"<title>trt-harness report</title>\n<style>{_CSS}</style>\n</head>\n<body>"
 )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -246,25 +247,37 @@ class OutputResult:
     mean_rel: float | None
     max_rel: float | None
     exact: bool  # an exact (integer) output: relative errors say nothing about it
+    tolerance_mean_rel: float | None  # the mean relative error it was allowed
     failure: str | None  # why it failed its tolerance, else None
 
     @classmethod
     def from_json(cls, data: object) -> OutputResult:
         entry = _mapping(data)
-        failure = entry.get("failure")
+        failure, tolerance = entry.get("failure"), _mapping(entry.get("tolerance"))
         return cls(
             output=str(entry.get("output")),
             mean_rel=_number(entry.get("mean_rel")),
             max_rel=_number(entry.get("max_rel")),
-            exact=bool(_mapping(entry.get("tolerance")).get("exact")),
+            exact=bool(tolerance.get("exact")),
+            tolerance_mean_rel=_number(tolerance.get("mean_rel")),
             failure=str(failure) if failure else None,
         )
+
+    @property
+    def tolerance_ratio(self) -> float | None:
+        """Its mean relative error ÷ its tolerance (above 1 fails), a NaN error counting as infinitely bad;
+        None for an exact output or where either number is missing."""
+        if self.exact or not self.tolerance_mean_rel or self.mean_rel is None:
+            return None
+        ratio = self.mean_rel / self.tolerance_mean_rel
+        return math.inf if math.isnan(ratio) else ratio
 
 
 @dataclass(frozen=True)
 class BuildResult:
     """How the point's engine was built (or found in the cache)."""
 
+    key: str | None  # the engine's cache key: tests of one engine share it
     cached: bool
     build_s: float | None
     artifact_bytes: int | None
@@ -277,9 +290,10 @@ class BuildResult:
             return None
         size, warnings = _number(build.get("artifact_bytes")), build.get("warnings")
         return cls(
+            key=_text(build.get("key")),
             cached=bool(build.get("cached")),
             build_s=_number(build.get("build_s")),
-            artifact_bytes=int(size) if size is not None else None,
+            artifact_bytes=int(size) if size is not None and math.isfinite(size) else None,
             warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
         )
 
@@ -293,6 +307,7 @@ class GateResult:
     baseline: str | None  # which baseline, or why there is none
     latency_ratio: float | None  # new median / baseline median, latency tests with a baseline
     latency_ratio_ci: tuple[float, float] | None
+    latency_verdict: str | None  # the latency comparison's own verdict, where there was one
 
     @classmethod
     def from_json(cls, data: object) -> GateResult | None:
@@ -307,6 +322,71 @@ class GateResult:
             baseline=str(baseline) if baseline is not None else None,
             latency_ratio=_number(latency.get("ratio")),
             latency_ratio_ci=_interval(latency.get("ratio_ci")),
+            latency_verdict=_text(latency.get("verdict")),
+        )
+
+
+@dataclass(frozen=True)
+class LayersResult:
+    """The precision each layer ran in, and why the point's precision does not hold (harness/precision/proof.py)."""
+
+    source: str  # where it was read: "engine inspector" or "ONNX model"
+    summary: str  # "conv1 Half, pool1 Half, fc1 Float (kept)"
+    problems: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: object) -> LayersResult | None:
+        layers = _mapping(data)
+        if not layers:
+            return None
+        return cls(
+            source=str(layers.get("source", "")),
+            summary=str(layers.get("summary", "")),
+            problems=tuple(str(problem) for problem in _items(layers.get("problems"))),
+        )
+
+
+@dataclass(frozen=True)
+class LocalizedLayer:
+    """One layer's output compared with the reference model's (harness/precision/localize.py's LayerError)."""
+
+    node: str
+    op_type: str
+    tensor: str
+    mean_rel: float | None
+    exceeds: bool  # beyond the tolerance
+
+    @classmethod
+    def from_json(cls, data: object) -> LocalizedLayer:
+        layer = _mapping(data)
+        return cls(
+            node=str(layer.get("node", "")),
+            op_type=str(layer.get("op_type", "")),
+            tensor=str(layer.get("tensor", "")),
+            mean_rel=_number(layer.get("mean_rel")),
+            exceeds=bool(layer.get("exceeds")),
+        )
+
+
+@dataclass(frozen=True)
+class LocalizationResult:
+    """Where a point's error starts: every compared layer in model order, and the one line that says it."""
+
+    summary: str
+    ran_on: str  # what ran both models
+    tolerance: float | None
+    layers: tuple[LocalizedLayer, ...]
+
+    @classmethod
+    def from_json(cls, data: object) -> LocalizationResult | None:
+        found = _mapping(data)
+        if not found:
+            return None
+        return cls(
+            summary=str(found.get("summary", "")),
+            ran_on=str(found.get("ran_on", "")),
+            tolerance=_number(found.get("tolerance")),
+            layers=tuple(LocalizedLayer.from_json(layer) for layer in _items(found.get("layers"))),
         )
 
 
@@ -318,6 +398,7 @@ class TestResult:
     case: str
     precision: str
     shape: str  # the summary's label: "opt", "p1.max", "fuzz", "build"
+    profile: int | None  # the optimization profile's index
     backend: str  # short id
     verdict: str  # pass, fail, error, skip
     message: str | None
@@ -331,6 +412,10 @@ class TestResult:
     accuracy: tuple[OutputResult, ...] | None
     build: BuildResult | None
     gate: GateResult | None
+    latency_threshold: float | None  # the gate's slowdown threshold as set for this test (case or command line)
+    default_latency_threshold: float | None  # the backend's own, which applies where none was set
+    layers: LayersResult | None
+    localization: LocalizationResult | None
     raw: Mapping[str, object]
 
     __test__ = False  # not a pytest test class, whatever its name
@@ -349,6 +434,17 @@ class TestResult:
         """The outputs whose relative errors mean something (exact outputs are right or wrong)."""
         return tuple(output for output in self.accuracy or () if not output.exact)
 
+    @property
+    def threshold(self) -> float | None:
+        """The slowdown the gate judged this test by: its own, else its backend's default."""
+        return self.latency_threshold if self.latency_threshold is not None else self.default_latency_threshold
+
+    @property
+    def tolerance_ratio(self) -> float | None:
+        """The worst float output's mean relative error ÷ its tolerance (above 1 fails); None without one."""
+        ratios = [ratio for output in self.accuracy or () if (ratio := output.tolerance_ratio) is not None]
+        return max(ratios) if ratios else None
+
     def worst(self, metric: str) -> float | None:
         """The largest `mean_rel` or `max_rel` over the float outputs, None when there is none."""
         values = [value for output in self.float_outputs if (value := getattr(output, metric)) is not None]
@@ -363,6 +459,9 @@ class TestResult:
             case=str(data.get("case", _DASH)),
             precision=str(data.get("precision", _DASH)),
             shape=_shape_label(data),
+            profile=profile
+            if isinstance(profile := data.get("profile"), int) and not isinstance(profile, bool)
+            else None,
             backend=str(data.get("backend", _DASH)),
             verdict=str(data.get("verdict")),
             message=str(message) if message is not None else None,
@@ -376,6 +475,10 @@ class TestResult:
             accuracy=tuple(OutputResult.from_json(e) for e in accuracy) if isinstance(accuracy, list) else None,
             build=BuildResult.from_json(data.get("build")),
             gate=GateResult.from_json(data.get("gate")),
+            latency_threshold=_number(data.get("latency_threshold")),
+            default_latency_threshold=_number(data.get("backend_default_latency_threshold")),
+            layers=LayersResult.from_json(data.get("layers")),
+            localization=LocalizationResult.from_json(data.get("localization")),
             raw=data,
         )
 
@@ -422,7 +525,9 @@ def read_json(path: Path) -> object:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ResultsFileError(f"cannot read {path} ({error})") from None
+        raise ResultsFileError(
+            f"cannot read {path} ({error}); check the path, or re-run the tests to write it"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -469,6 +574,15 @@ def from_json(data: Mapping[str, object], source: str = "the results document") 
         merged_from=tuple(str(name) for name in merged_from) if isinstance(merged_from, list) else (),
         raw=data,
     )
+
+
+def from_session(contents: Mapping[str, object], source: str) -> ResultsDocument:
+    """The typed document of what a session writes (document(), merge()), read before or without the file:
+    normalized as write() writes it (the tuples that dataclasses.asdict keeps as lists, numpy scalars plain,
+    non-finite numbers as strings), so that a renderer shows from memory exactly what it shows from the file."""
+    normalized = json_safe(contents)
+    assert isinstance(normalized, dict)  # json_safe keeps a mapping's shape
+    return from_json(normalized, source)
 
 
 def check_records(source: str, records: Mapping[str, Mapping[str, object]]) -> None:
@@ -551,3 +665,8 @@ def _interval(value: object) -> tuple[float, float] | None:
 
 def _text(value: object) -> str | None:
     return str(value) if value is not None else None
+
+
+def _items(value: object) -> tuple[object, ...]:
+    """A recorded array's items; nothing where the field is not an array."""
+    return tuple(value) if isinstance(value, list) else ()

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
 from harness.results.schema import TestResult
 
@@ -122,8 +123,8 @@ def _point_row(tests: Sequence[TestResult]) -> list[str]:
         first.precision,
         first.shape,
         first.backend,
-        _micros(latency.median_us) if latency else "",
-        _micros(latency.p99_us) if latency and latency.p99_us is not None else "",
+        units.micros(latency.median_us) if latency else "",
+        units.micros(latency.p99_us) if latency and latency.p99_us is not None else "",
         next((cell for test in timed if (cell := _vs_baseline(test))), ""),
         _worst(timed),
         f"{max(mean_rel):.1e}" if mean_rel else "",
@@ -138,7 +139,7 @@ def _build_row(test: TestResult) -> list[str]:
     artifact = ""
     if build is not None and build.artifact_bytes is not None:
         count = len(build.warnings)
-        artifact = _size(build.artifact_bytes) + (f", {count} warning{'s' if count > 1 else ''}" if count else "")
+        artifact = units.size(build.artifact_bytes) + (f", {count} warning{'s' if count > 1 else ''}" if count else "")
     return [test.case, test.precision, test.shape, test.backend, took, artifact, test.verdict]
 
 
@@ -176,14 +177,6 @@ def _why(test: TestResult) -> str:
     return first
 
 
-def _size(nbytes: int) -> str:
-    return f"{nbytes / 1e3:,.1f} kB" if nbytes < 1_000_000 else f"{nbytes / 1e6:,.1f} MB"
-
-
-def _micros(value: float) -> str:
-    return f"{value:,.1f} µs" if value < 10_000 else f"{value / 1000:,.2f} ms"
-
-
 def write_summary(
     terminal: pytest.TerminalReporter,
     tests: Sequence[TestResult],
@@ -191,8 +184,11 @@ def write_summary(
     notes: Sequence[str],
     *,
     error: str | None = None,
+    html_report: str | None = None,
+    html_error: str | None = None,
 ) -> None:
-    """The trt-harness section: tables, failures, where the results went (or why they did not), baseline notes."""
+    """The trt-harness section: tables, failures, where the results and the HTML report went (or why they did
+    not), baseline notes."""
     terminal.write_sep("=", "trt-harness")
     for line in summary_lines(tests):
         terminal.write_line(line)
@@ -200,6 +196,10 @@ def write_summary(
         terminal.write_line(f"trt-harness: {error}", red=True)
     else:
         terminal.write_line(f"results: {results}")
+    if html_error:
+        terminal.write_line(f"trt-harness: {html_error}", red=True)
+    elif html_report:
+        terminal.write_line(f"html report: {html_report}")
     for note in notes:
         terminal.write_line(f"baselines: {note}")
 

@@ -1,0 +1,21 @@
+"""`python -m harness report RESULTS.json [-o REPORT.html]`: the HTML report of any results file, without pytest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.cli import CliError
+from harness.results import html, schema
+
+
+def run_report(results: Path, output: Path | None) -> int:
+    """Read and check the results file (ResultsFileError names it and the fix), then write its report: beside it
+    with the suffix .html unless `output` says where."""
+    document = schema.load(results)
+    report = output or results.with_suffix(".html")
+    try:
+        html.write(report, document)
+    except OSError as error:
+        raise CliError(f"cannot write the HTML report {report} ({error}); pass -o a writable path") from None
+    print(f"html report: {report}")
+    return 0
