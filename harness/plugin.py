@@ -70,10 +70,12 @@ class HarnessState:
     results_error: str | None = None
     baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
     final_tests: list[Mapping[str, object]] = field(default_factory=list)  # as written to the results file
+    final_input_errors: list[dict[str, str]] = field(default_factory=list)  # as written to the results file
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
     spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
     suite_collected: bool = False  # the matrix tests were collected from a spec file (no Python test module)
     matrix_collected: bool = False  # some matrix test was collected, from a spec file or a Python module
+    input_errors: list[dict[str, str]] = field(default_factory=list)  # {id, message} of each error item added
     html_report: str | None = None  # where the HTML report was written, for the summary
     html_error: str | None = None  # why it could not be, with the fix
 
@@ -486,12 +488,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if settings.precision_options.keep_fp32 and cases:
         messages += _unknown_kept_nodes(list(cases.values()), settings.precision_options.keep_fp32)
     for index, message in enumerate(messages):
-        items.append(SelectionErrorItem.from_parent(session, name=f"harness-selection-error-{index}", message=message))
+        items.append(_error_item(state, session, SelectionErrorItem, f"harness-selection-error-{index}", message))
     if settings.spec_paths:
         state.cases(config)  # loads the specs, when no collected test asked for the cases
     uncollected = _uncollected_spec(state, config)
     for index, message in enumerate((*state.spec_errors, *([uncollected] if uncollected else []))):
-        items.append(SpecErrorItem.from_parent(session, name=f"harness-spec-error-{index}", message=message))
+        items.append(_error_item(state, session, SpecErrorItem, f"harness-spec-error-{index}", message))
+
+
+def _error_item(
+    state: HarnessState, session: pytest.Session, kind: type[SelectionErrorItem], name: str, message: str
+) -> pytest.Item:
+    """An item that fails for bad input found outside the matrix; the results file and the summary list it too."""
+    state.input_errors.append({"id": name, "message": message})
+    return kind.from_parent(session, name=name, message=message)
 
 
 def _unknown_kept_nodes(cases: list[Case], names: tuple[str, ...]) -> list[str]:
@@ -714,7 +724,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         # The controller writes the one results file: a worker hands it what it recorded.
         parallel.send(
             config,
-            {"tests": state.results.tests(), "backends": state.backend_versions(), "notes": state.baseline_notes},
+            {
+                "tests": state.results.tests(),
+                "backends": state.backend_versions(),
+                "notes": state.baseline_notes,
+                "errors": state.input_errors,
+            },
         )
         return
     _finish(state, session)
@@ -757,7 +772,10 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
     """Write the session's one results file (merged from the workers' under xdist) and the baselines."""
     settings = state.settings
     parts: list[tuple[str, dict[str, Any]]] = [
-        ("this session", {"tests": state.results.tests(), "backends": state.backend_versions()})
+        (
+            "this session",
+            {"tests": state.results.tests(), "backends": state.backend_versions(), "errors": state.input_errors},
+        )
     ]
     if parallel.is_controller(session.config):
         parts = parallel.received(session.config)
@@ -769,12 +787,17 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         return
     # Workers of one session may own GPUs of different models: one results file still, each record
     # says which device it ran on.
+    settings_record = _settings_record(settings)
     contents = schema.merge(
-        [(name, schema.document(part["tests"], part["backends"], _settings_record(settings))) for name, part in parts],
+        [
+            (name, schema.document(part["tests"], part["backends"], settings_record, part.get("errors", [])))
+            for name, part in parts
+        ],
         allow_mixed=True,
     )
     state.final_tests = list(contents["tests"])  # type: ignore[call-overload]
-    if not state.final_tests:
+    state.final_input_errors = list(contents["input_errors"])  # type: ignore[call-overload]
+    if not state.final_tests and not state.final_input_errors:
         return
     try:
         schema.write(settings.results_path, contents)
@@ -878,9 +901,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 def _write_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not (state.final_tests or state.results_error):
+    if state is None or not (state.final_tests or state.final_input_errors or state.results_error):
         return
     tests = [schema.TestResult.from_json(test) for test in state.final_tests]
+    input_errors = [schema.InputError(error["id"], error["message"]) for error in state.final_input_errors]
     results = str(state.settings.results_path)
     terminal.write_summary(
         terminalreporter,
@@ -888,6 +912,7 @@ def _write_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Con
         results,
         state.baseline_notes,
         error=state.results_error,
+        input_errors=input_errors,
         html_report=state.html_report,
         html_error=state.html_error,
     )

@@ -127,3 +127,17 @@ def test_a_session_document_reads_as_its_file_would(tmp_path: Path) -> None:
     assert in_memory.tests[0].localization is not None and in_memory.tests[0].localization.layers[0].mean_rel == 0.5
     assert in_memory.tests[0].accuracy == from_file.tests[0].accuracy
     assert in_memory.tests[0].worst("max_rel") == float("inf")
+
+
+def test_input_errors_are_merged_once_and_read_back(tmp_path: Path) -> None:
+    """xdist workers each collect the same bad spec entry: the merged file lists it once, typed when read."""
+    error = {"id": "harness-spec-error-0", "message": "bad.toml: case[0].latency_treshold: unknown key"}
+    other = {"id": "harness-selection-error-0", "message": "unknown backend 'tr' in --backend / ini"}
+    worker = schema.document([], {}, {}, [error])
+    merged = schema.merge([("gw0", worker), ("gw1", schema.document([], {}, {}, [error, other]))])
+    assert merged["input_errors"] == [error, other]
+    schema.write(tmp_path / "r.json", merged)
+    assert schema.load(tmp_path / "r.json").input_errors == (
+        schema.InputError(error["id"], error["message"]),
+        schema.InputError(other["id"], other["message"]),
+    )

@@ -75,6 +75,16 @@ def test_bad_spec_entries_fail_their_own_items_and_the_others_run(pytester: pyte
         in output
     )
     assert "bad.toml: case[1] ('no_profile').profile: dynamic dimension 'batch' (input 'pixels') has no" in output
+    # Said where results are read too: the results file, the harness's summary and the HTML report.
+    document = json.loads((pytester.path / "results.json").read_text())
+    errors = {error["id"]: error["message"] for error in document["input_errors"]}
+    assert list(errors) == ["harness-spec-error-0", "harness-spec-error-1"]
+    assert "did you mean 'latency_threshold'?" in errors["harness-spec-error-0"]
+    section = output.split("= trt-harness =", 1)[1]
+    assert "ERROR harness-spec-error-0: " in section and "ERROR harness-spec-error-1: " in section
+    report = (pytester.path / "results.html").read_text()
+    verdicts = report.split('id="verdicts"', 1)[1]
+    assert verdicts.index("harness-spec-error-0") < verdicts.index("test_accuracy[classifier-fp16-")
 
 
 def test_test_layout_folder_compares_with_its_stored_outputs(pytester: pytest.Pytester) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from harness.atomic import write_atomically
 from harness.case import Precision
 from harness.results import units
-from harness.results.schema import BuildResult, LayersResult, ResultsDocument, TestResult
+from harness.results.schema import BuildResult, InputError, LayersResult, ResultsDocument, TestResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -66,7 +66,7 @@ def render(document: ResultsDocument) -> str:
     """The report as one HTML page."""
     tests = document.tests
     sections = (
-        _verdicts(tests),
+        _verdicts(tests, document.input_errors),
         _accuracy_map(tests),
         _latency_distributions(tests),
         _baseline_ratios(tests),
@@ -144,6 +144,7 @@ def _plot(name: str, inches: tuple[float, float], draw: Callable[[Figure], None]
 def _header(document: ResultsDocument) -> str:
     tests = document.tests
     counts = {verdict: sum(test.verdict == verdict for test in tests) for verdict in _VERDICT_ORDER}
+    counts["error"] += len(document.input_errors)  # each failed an item of its own
     chips = " ".join(
         f'<span class="badge {verdict}">{count} {_COUNTED[verdict]}</span>' for verdict, count in counts.items()
     )
@@ -157,9 +158,14 @@ def _header(document: ResultsDocument) -> str:
     )
 
 
-def _verdicts(tests: Sequence[TestResult]) -> str:
+def _verdicts(tests: Sequence[TestResult], input_errors: Sequence[InputError]) -> str:
+    """Bad input found outside the matrix first (a spec entry that is no case), then failures, passes, skips."""
     ran = sorted((test for test in tests if test.verdict != "skip"), key=lambda t: _VERDICT_ORDER.get(t.verdict, -1))
     rows = [
+        (_badge("error"), f"<code>{_escaped(error.id)}</code>", "bad input", _message(error.message))
+        for error in input_errors
+    ]
+    rows += [
         (_badge(test.verdict), f"<code>{_escaped(test.id)}</code>", _escaped(_result(test)), _why(test)) for test in ran
     ]
     skipped = [test for test in tests if test.verdict == "skip"]
@@ -188,12 +194,15 @@ def _result(test: TestResult) -> str:
     return ""
 
 
+def _message(message: str) -> str:
+    shown = message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + " …"
+    return f'<pre class="message">{_escaped(shown)}</pre>'
+
+
 def _why(test: TestResult) -> str:
     """A failure's message in full (up to a limit); for a pass, how it compared with its baseline."""
     if test.message:
-        message = test.message
-        shown = message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + " …"
-        return f'<pre class="message">{_escaped(shown)}</pre>'
+        return _message(test.message)
     gate = test.gate
     return f"{_escaped(gate.verdict)}: {_escaped(gate.reason)}" if gate is not None and gate.verdict else ""
 

@@ -119,14 +119,17 @@ def document(
     tests: Sequence[Mapping[str, object]],
     backends: Mapping[str, Mapping[str, object]],
     settings: Mapping[str, object],
+    input_errors: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, object]:
-    """A results file's contents: this machine's environment, the backends, the settings, the tests."""
+    """A results file's contents: this machine's environment, the backends, the settings, the tests, and the bad
+    input the session found outside the matrix ({id, message}: a spec entry, an unknown --backend name)."""
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": {**describe(), "backends": dict(backends)},
         "settings": dict(settings),
+        "input_errors": [dict(error) for error in input_errors],
         "tests": list(tests),
     }
 
@@ -173,11 +176,22 @@ def merge(documents: Sequence[tuple[str, Mapping[str, object]]], *, allow_mixed:
             seen[test_id] = name
             tests.append(test)
     first = documents[0][1]
-    merged = {**first, "tests": tests}
+    merged = {**first, "tests": tests, "input_errors": _input_errors_of(documents)}
     merged["environment"] = {**_mapping(first.get("environment")), "backends": backends}
     if len(documents) > 1:
         merged["merged_from"] = [name for name, _ in documents]
     return merged
+
+
+def _input_errors_of(documents: Sequence[tuple[str, Mapping[str, object]]]) -> list[Mapping[str, object]]:
+    """Every document's input errors, each once: xdist workers collect the same bad input, and each reports it."""
+    errors: dict[str, Mapping[str, object]] = {}
+    for _, contents in documents:
+        listed = contents.get("input_errors")
+        for error in listed if isinstance(listed, list) else []:
+            if isinstance(error, Mapping):
+                errors.setdefault(str(error.get("message")), error)
+    return list(errors.values())
 
 
 def _setup(facts: Mapping[str, object]) -> str:
@@ -484,6 +498,15 @@ class TestResult:
 
 
 @dataclass(frozen=True)
+class InputError:
+    """Bad input the session found outside the matrix (a spec entry, an unknown selection): the id of the pytest item
+    that failed for it (harness-spec-error-0), and its message naming the file or option and the fix."""
+
+    id: str
+    message: str
+
+
+@dataclass(frozen=True)
 class ResultsDocument:
     """A results file as read: checked against the schema, its tests typed, in file order."""
 
@@ -494,6 +517,7 @@ class ResultsDocument:
     tests: tuple[TestResult, ...]
     merged_from: tuple[str, ...]
     raw: Mapping[str, object]
+    input_errors: tuple[InputError, ...] = ()  # bad input found outside the matrix, each failed as its own item
 
     @property
     def backends(self) -> dict[str, Mapping[str, object]]:
@@ -573,7 +597,13 @@ def from_json(data: Mapping[str, object], source: str = "the results document") 
         tests=tuple(TestResult.from_json(record) for record in records.values()),
         merged_from=tuple(str(name) for name in merged_from) if isinstance(merged_from, list) else (),
         raw=data,
+        input_errors=_input_errors(data.get("input_errors")),
     )
+
+
+def _input_errors(listed: object) -> tuple[InputError, ...]:
+    entries = listed if isinstance(listed, list) else []
+    return tuple(InputError(str(e.get("id")), str(e.get("message"))) for e in entries if isinstance(e, Mapping))
 
 
 def from_session(contents: Mapping[str, object], source: str) -> ResultsDocument:

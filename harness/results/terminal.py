@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
-from harness.results.schema import TestResult
+from harness.results.schema import InputError, TestResult
 
 if TYPE_CHECKING:
     import pytest  # the summary's functions take pytest's objects; `compare` never needs pytest loaded
@@ -90,16 +90,20 @@ _BUILD_COLUMNS = (
 _GATE_WORDS = {"regression": "slower", "improvement": "faster", "inconclusive": "inconclusive"}
 
 
-def summary_lines(tests: Sequence[TestResult]) -> list[str]:
-    """The session's tables, then its failures, one line each."""
+def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError] = ()) -> list[str]:
+    """The session's tables, then its failures, one line each: the bad input found outside the matrix first."""
     runs = [test for test in tests if not test.is_build]
     builds = [test for test in tests if test.is_build]
     lines = aligned(_POINT_COLUMNS, _point_rows(runs)) if runs else []
     if builds:
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
     failures = [test for test in tests if test.verdict in _FAILED]
-    if failures:
-        lines += ["", *(failure_line(test) for test in failures)]
+    if failures or input_errors:
+        lines += [
+            *([""] if lines else []),
+            *(f"ERROR {error.id}: {error.message}" for error in input_errors),
+            *(failure_line(test) for test in failures),
+        ]
     return lines
 
 
@@ -184,13 +188,14 @@ def write_summary(
     notes: Sequence[str],
     *,
     error: str | None = None,
+    input_errors: Sequence[InputError] = (),
     html_report: str | None = None,
     html_error: str | None = None,
 ) -> None:
-    """The trt-harness section: tables, failures, where the results and the HTML report went (or why they did
-    not), baseline notes."""
+    """The trt-harness section: tables, failures (the bad input found outside the matrix first), where the results
+    and the HTML report went (or why they did not), baseline notes."""
     terminal.write_sep("=", "trt-harness")
-    for line in summary_lines(tests):
+    for line in summary_lines(tests, input_errors):
         terminal.write_line(line)
     if error:
         terminal.write_line(f"trt-harness: {error}", red=True)
