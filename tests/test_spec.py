@@ -291,3 +291,21 @@ def test_profile_order_and_unjustified_tolerances_are_said_in_the_spec_s_terms(t
         unjustified
     )
     assert 'justification = "measured:' in unjustified
+
+
+def test_skeleton_warns_that_an_integer_output_is_checked_exactly(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph(
+        [helper.make_node("ArgMax", ["scores"], ["label"], name="argmax", axis=1, keepdims=0)],
+        "classify",
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, tmp_path / "argmax.onnx")
+    text = skeleton(tmp_path / "argmax.onnx")
+    assert "# label: integer, so it must match exactly at every precision" in text
+    assert "drop it from outputs" in text
+    assert "must match exactly" not in skeleton(linear_model(tmp_path / "linear.onnx"))

@@ -36,6 +36,7 @@ def skeleton(model: Path, spec_dir: Path | None = None) -> str:
         + ", ".join(f"{t.name} {t.dtype} {_shown(t)}" for t in facts.outputs)
         + ")",
         f"outputs = {json.dumps([t.name for t in facts.outputs])}",
+        *_integer_output_note(facts.outputs),
         "# latency_threshold = 0.10    # the gate's slowdown threshold for this case (default: the backend's)",
         '# keep_fp32 = ["node_name"]   # nodes kept float32 in the fp16/bf16 models',
     ]
@@ -89,3 +90,14 @@ def _dynamic_dims(inputs: tuple[ModelTensor, ...]) -> dict[str, tuple[int, int, 
             if isinstance(dim, str):
                 guesses.setdefault(dim, BATCH_GUESS if axis == 0 else OTHER_GUESS)
     return guesses
+
+
+def _integer_output_note(outputs: tuple[ModelTensor, ...]) -> list[str]:
+    """Integer outputs are checked exactly (README, Accuracy): an argmax over near-equal scores flips at fp16/int8."""
+    integers = [t.name for t in outputs if not np.issubdtype(np.dtype(t.dtype), np.floating)]
+    if not integers:
+        return []
+    return [
+        f"# {', '.join(integers)}: integer, so it must match exactly at every precision; an argmax over scores that",
+        "# are nearly equal flips at fp16/int8: to judge the scores only, drop it from outputs.",
+    ]
