@@ -254,7 +254,8 @@ def _accuracy_map(tests: Sequence[TestResult]) -> str:
         bar = figure.colorbar(image, cax=scale, ticks=list(powers))
         bar.ax.set_yticklabels([f"{10.0**power:g}" for power in powers])
 
-    inches = (left + cell_width * len(precisions) + bar_room, 0.35 + cell_height * len(cases))
+    # At least room for the colour bar's five labels, however few cases there are.
+    inches = (left + cell_width * len(precisions) + bar_room, max(1.45, 0.35 + cell_height * len(cases)))
     svg = _plot("accuracy", inches, draw)
     caption = (
         "Worst mean relative error ÷ its tolerance per case and precision, over shapes and backends "
