@@ -127,7 +127,9 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description="trt-harness upgrade gate")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness", description="trt-harness: spec skeletons, HTML reports, and the upgrade gate"
+    )
     parser.add_argument("--version", action="version", version=f"trt-harness {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser(
