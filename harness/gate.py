@@ -107,6 +107,14 @@ def compare_latency(
     elif p_faster < policy.alpha and low < 1 - policy.latency_threshold and q_low < 1 - policy.latency_threshold:
         verdict = "improvement"
         reason = f"faster: {reason}, beyond the {policy.latency_threshold:.0%} threshold; p = {p_faster:.2g}"
+    elif ratio > limit:  # slower than the threshold on its face, yet passed: say which of the gate's rules held
+        if p_slower >= policy.alpha:
+            held = f"not significant, p = {p_slower:.2g} ≥ α {policy.alpha:g}"
+        elif q_high <= limit:
+            held = f"the p{q * 100:.0f} quartile is within it (only part of the runs slowed: a neighbour?)"
+        else:
+            held = "the median's 95 % CI reaches inside it"
+        reason = f"{reason}; beyond the {policy.latency_threshold:.0%} threshold but not a regression: {held}"
     return LatencyComparison(
         old_median,
         new_median,
@@ -183,3 +191,26 @@ def compare_accuracy(
 
 def _float(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
+
+
+def timing_differences(old: Mapping[str, object], new: Mapping[str, object]) -> str | None:
+    """What conditioned the two records' latencies differently, from their engines' `timing` facts (ONNX Runtime's
+    intra-op threads, TensorRT's copies, graph, sync, launches): a latency ratio then measures the settings as well
+    as the software, and the verdict says so. None where they agree or either record has none."""
+    before, after = _timing(old), _timing(new)
+    if not before or not after:
+        return None
+    changed = [
+        f"{key} {before.get(key)!r} → {after.get(key)!r}"
+        for key in sorted({*before, *after})
+        if before.get(key) != after.get(key)
+    ]
+    if not changed:
+        return None
+    return f"note: timed under other settings than the baseline ({', '.join(changed)}): the ratio measures them too"
+
+
+def _timing(record: Mapping[str, object]) -> Mapping[str, object]:
+    engine = record.get("engine")
+    timing = engine.get("timing") if isinstance(engine, Mapping) else None
+    return timing if isinstance(timing, Mapping) else {}

@@ -182,6 +182,9 @@ class PointContext:
     state: HarnessState
     gate: GateContext
 
+    def __repr__(self) -> str:  # pytest shows a failing test's arguments: the point, not every array and record
+        return f"PointContext({self.point.id})"
+
     @property
     def fuzz_settings(self) -> Any:
         """Hypothesis settings for this session's fuzz tests (--hypothesis-profile, --fuzz-examples)."""
@@ -267,6 +270,9 @@ class PairContext:
     context: PointContext
     twin: Engine
     twin_backend: str
+
+    def __repr__(self) -> str:
+        return f"PairContext({self.context.point.id} and {self.twin_backend})"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -570,6 +576,9 @@ class BuildContext:
     record: TestRecord
     store: EngineStore
 
+    def __repr__(self) -> str:
+        return f"BuildContext({self.point.id})"
+
     def build(self) -> BuildRecord:
         """Build the point's engine, or find it in the engine cache; a failure fails with the builder's log."""
         point = self.point
@@ -836,6 +845,8 @@ def _settings_record(settings: Settings) -> dict[str, object]:
         "engine_cache": str(settings.engine_cache) if settings.engine_cache else None,
         "build_only": settings.build_only,
         "measure": asdict(settings.measure),
+        # what conditions the timing (threads, copies, graphs, sync, launches); the cache folder is not a setting of it
+        "backend_options": {k: v for k, v in asdict(settings.backend_options).items() if k != "cache_dir"},
         "keep_fp32": list(settings.precision_options.keep_fp32),
         "calibrator": settings.precision_options.calibrator,
         "localize": settings.localize,

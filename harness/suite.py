@@ -20,7 +20,7 @@ from harness.bench import report_samples
 from harness.case import Precision, Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
-from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency
+from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency, timing_differences
 from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.plugin import BuildContext, PairContext, PointContext
@@ -193,10 +193,11 @@ def _latency_gate(context: PointContext, measurement: Measurement, remeasured: b
     if not has_baseline:
         return {"verdict": "new", "baseline": context.gate.note, "reason": "no baseline latency for this test"}
     comparison = compare_latency(baseline["samples_us"], measurement.stats.samples_us, context.gate.policy)
+    changed = timing_differences(context.gate.baseline or {}, {"engine": context.engine.facts()})
     return {
         "verdict": comparison.verdict,
         "baseline": context.gate.note,
-        "reason": comparison.reason,
+        "reason": comparison.reason + (f"; {changed}" if changed else ""),
         "latency": comparison.to_json(),
         "remeasured": remeasured,
     }

@@ -232,6 +232,32 @@ def test_fuzz_tests_that_pass_on_both_sides_pass(tmp_path: Path, capsys: pytest.
     assert cli.main(["compare", *pair(tmp_path, [fuzz], [failed])]) == 1
 
 
+def test_a_build_only_new_run_is_judged_on_its_builds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The upgrade's first step compares a full OLD run with a build-only NEW one: the tests NEW did not run skip
+    (not 'removed'), its builds are judged, and a build that fails now is still a regression."""
+    build = "test_build[mnist-fp16-build-ort]"
+    built = {**record(build), "build": {"cached": False, "build_s": 0.1, "artifact_bytes": 7}}
+    old = write(tmp_path / "old.json", results(record(LATENCY), record(ACCURACY), built))
+    new_document = {**results(built), "settings": {"build_only": True}}
+    new = write(tmp_path / "new.json", new_document)
+    assert cli.main(["compare", str(old), str(new)]) == 0
+    output = capsys.readouterr().out
+    assert "Note: the new file is a build-only run" in output
+    assert rows(output)["latency opt"].endswith("skip") and rows(output)["accuracy opt"].endswith("skip")
+    failed = {**built, "build": None, "verdict": "fail", "message": "case 'mnist': failed to build"}
+    write(tmp_path / "new.json", {**results(failed), "settings": {"build_only": True}})
+    assert cli.main(["compare", str(old), str(new)]) == 1
+    capsys.readouterr()
+
+
+def test_timing_under_other_settings_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Recorded with 2 threads, run with 1: the ratio's row says the settings differ, whatever its verdict."""
+    old = {**record(LATENCY), "engine": {"timing": {"intra_op_threads": 2}}}
+    new = {**record(LATENCY, median_us=190.0, seed=1), "engine": {"timing": {"intra_op_threads": 1}}}
+    assert cli.main(["compare", *pair(tmp_path, [old], [new])]) == 1
+    assert "timed under other settings than the baseline (intra_op_threads 2 → 1)" in capsys.readouterr().out
+
+
 def test_later_profiles_are_prefixed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     test_id = "test_latency[mnist-fp16-p1.opt-ort]"
     files = pair(tmp_path, [record(test_id, profile=1)], [record(test_id, profile=1)])

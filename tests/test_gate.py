@@ -31,6 +31,14 @@ def test_a_neighbour_slowing_part_of_a_measurement_is_not_a_regression() -> None
     assert result.ratio > 1.3 and result.ratio_ci[1] > 1.1 and result.p_slower < 0.002  # rules 1 and 2 hold
     assert result.low_ratio < 1.05
     assert result.verdict == "pass"
+    assert "not a regression: the p25 quartile is within it" in result.reason  # the pass says why
+
+
+def test_a_slowdown_without_significance_says_so() -> None:
+    """Five samples a side, all 30 % slower: beyond the threshold on their face; five cannot reach α = 0.002."""
+    result = compare_latency(runs(5, 1), runs(5, 2, 1.3), GatePolicy(0.10))
+    assert result.verdict == "pass" and result.ratio > 1.1
+    assert "not a regression: not significant, p = " in result.reason
 
 
 def test_an_improvement_needs_the_quartile_too() -> None:

@@ -295,3 +295,16 @@ def test_a_plugin_backends_descriptor_sets_the_gate_baselines_and_compare(
     old, new = str(pytester.path / "old.json"), str(pytester.path / "new.json")
     assert cli_main(["compare", old, new]) == 0  # within the descriptor's 50 %
     assert cli_main(["compare", old, new, "--gpu-threshold", "0.05"]) == 1  # the command line overrides it
+
+
+def test_a_verdict_says_when_the_timing_settings_differ_from_the_baseline_s(project: pytest.Pytester) -> None:
+    """Baselines recorded with two ONNX Runtime threads, the run with one: each latency verdict says so (the
+    synthetic clock keeps the verdicts themselves unchanged)."""
+    project.runpytest(*FAST, "--update-baselines", "--cpu-threads", "2").assert_outcomes(passed=6)
+    project.runpytest(*FAST, "--results", "r.json").assert_outcomes(passed=6)
+    tests = json.loads((project.path / "r.json").read_text())["tests"]
+    reasons = [test["gate"]["reason"] for test in tests if test["id"].startswith("test_latency")]
+    assert len(reasons) == 3
+    assert all("timed under other settings than the baseline (intra_op_threads 2 → 1)" in r for r in reasons)
+    settings = json.loads((project.path / "r.json").read_text())["settings"]
+    assert settings["backend_options"]["cpu_threads"] == 1

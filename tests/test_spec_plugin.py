@@ -150,3 +150,19 @@ def test_a_spec_outside_what_pytest_collects_fails_with_the_fix_instead_of_runni
     spec = "../models/models.toml"
     named = pytester.runpytest(spec, "--harness-spec", spec, "-k", "accuracy", "--precision", "fp16", *FAST)
     named.assert_outcomes(passed=3)
+
+
+def test_a_failing_test_shows_its_point_not_a_dump_of_its_context(pytester: pytest.Pytester) -> None:
+    linear_model(pytester.path / "classifier.onnx")
+    spec = (
+        readme_example()
+        .replace("mean_rel = 0.12", "mean_rel = 1e-9")
+        .replace("[case.tolerance.int8]", "[case.tolerance.fp16]")
+    )
+    (pytester.path / "models.toml").write_text(spec)
+    result = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", "-k", "fuzz_inside",
+                                "--hypothesis-profile", "harness-ci", *FAST)  # fmt: skip
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "harness_fuzz = PointContext(classifier-fp16-fuzz-ort)" in output
+    assert "PointContext(point=" not in output and "array(" not in output

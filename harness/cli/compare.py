@@ -60,4 +60,5 @@ def load_side(path: Path) -> Side:
 
 
 def side_of(document: schema.ResultsDocument) -> Side:
-    return Side(document.source, {test.id: test for test in document.tests})
+    build_only = document.settings.get("build_only") is True
+    return Side(document.source, {test.id: test for test in document.tests}, build_only)

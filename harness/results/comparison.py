@@ -44,6 +44,7 @@ class Side:
 
     source: str
     tests: Mapping[str, TestResult]
+    build_only: bool = False  # a --build-only run: it holds build tests only
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,14 @@ class Row:
 
 
 def compare(old: Side, new: Side, options: GateOptions) -> list[Row]:
-    """One row per test id of either side: OLD's order first, then the ids only NEW has."""
+    """One row per test id of either side: OLD's order first, then the ids only NEW has. A build-only NEW run (the
+    upgrade's first, cheap step) is judged on its builds: the tests it did not run are not dropped coverage."""
     rows = []
     for test_id, old_test in old.tests.items():
         new_test = new.tests.get(test_id)
-        if new_test is None:
+        if new_test is None and new.build_only and not old_test.is_build:
+            rows.append(_row(test_id, old_test, None, None, "skip", ("not run: the new file is a build-only run",)))
+        elif new_test is None:
             rows.append(_row(test_id, old_test, None, None, "removed", (_removed_reason(options),)))
         else:
             rows.append(compare_pair(old_test, new_test, options))
@@ -97,7 +101,7 @@ def _removed_reason(options: GateOptions) -> str:
 
 def compare_pair(old: TestResult, new: TestResult, options: GateOptions) -> Row:
     """The gate's latency and accuracy verdicts for one test present on both sides."""
-    from harness.gate import compare_accuracy, compare_latency
+    from harness.gate import compare_accuracy, compare_latency, timing_differences
 
     skipped = tuple(
         f"the {side} run skipped it: {test.message}"
@@ -114,7 +118,8 @@ def compare_pair(old: TestResult, new: TestResult, options: GateOptions) -> Row:
     if latency is None and not accuracy:
         return _row(new.id, old, new, None, *_without_measurements(old, new))
     verdict, reasons = _verdict(latency, accuracy)
-    return _row(new.id, old, new, latency, verdict, reasons)
+    changed = timing_differences(old.raw, new.raw) if latency is not None else None
+    return _row(new.id, old, new, latency, verdict, (*reasons, changed) if changed else reasons)
 
 
 def _verdict(latency: LatencyComparison | None, accuracy: Sequence[AccuracyComparison]) -> tuple[str, tuple[str, ...]]:
@@ -215,6 +220,8 @@ def describe_sides(old: Side, new: Side) -> list[str]:
     """The first line names both sides' backends and devices; the next ones say plainly what differs."""
     old_backends, new_backends = _backends(old.tests.values()), _backends(new.tests.values())
     lines = [f"Comparing old {old.source} ({_side(old_backends)}) with new {new.source} ({_side(new_backends)})"]
+    if new.build_only:
+        lines.append("Note: the new file is a build-only run: its builds are compared; the tests it did not run skip")
     old_devices = sorted({device for _, _, device in old_backends})
     new_devices = sorted({device for _, _, device in new_backends})
     if old_devices and new_devices and old_devices != new_devices:
