@@ -35,7 +35,7 @@ def test_a_model_labelled_fp16_whose_layers_compute_float32_fails(
     result.stdout.fnmatch_lines(
         [
             (
-                "*identity-fp16-min-ort is labelled fp16 but its layers say otherwise (ONNX model): "
+                "*identity-fp16-min-ort is labelled fp16 but its layers say otherwise (the ONNX model's declared types): "
                 "layer 'identity' (Identity) computes in Float, not Half*"
             )
         ]
@@ -46,7 +46,7 @@ def test_each_point_records_what_its_layers_compute_in(pytester: pytest.Pytester
     accuracy_project(pytester, MNIST + "CASES = [MNIST]")
     pytester.runpytest(*FAST, "--precision", "fp16,int8", "-k", "opt", "--results", "r.json").assert_outcomes(passed=2)
     fp16 = record(pytester, "test_accuracy[mnist-fp16-opt-ort]")
-    assert fp16["layers"]["source"] == "ONNX model"  # type: ignore[index]
+    assert fp16["layers"]["source"] == "the ONNX model's declared types"  # type: ignore[index]
     assert "conv1 Half, relu1 Half, pool1 Half" in fp16["layers"]["summary"]  # type: ignore[index]
     int8 = record(pytester, "test_accuracy[mnist-int8-opt-ort]")
     assert "conv1 Int8" in int8["layers"]["summary"] and "fc2 Int8" in int8["layers"]["summary"]  # type: ignore[index]

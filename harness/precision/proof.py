@@ -27,11 +27,16 @@ _ONNX_CONVERSIONS = {"Cast": "Cast", "QuantizeLinear": "Quantize", "DequantizeLi
 _COPIES_CHECKED = {"Identity"}
 
 
+# Without an engine inspector the proof reads the types the derived ONNX model declares; ONNX Runtime's CPU kernels
+# may still compute some layers in float32 (README, Precision), so the label says what was read.
+ONNX_TYPES = "the ONNX model's declared types"
+
+
 @dataclass(frozen=True)
 class Proof:
     """What each layer computes in, where that was read, and why the point's precision does not hold."""
 
-    source: str  # "engine inspector" or "ONNX model"
+    source: str  # "engine inspector", or ONNX_TYPES where no inspector exists (ONNX Runtime)
     layers: tuple[LayerPrecision, ...]
     problems: tuple[str, ...]
     summary: str  # "conv1 Half, pool1 Half, fc1 Float (kept)"
@@ -52,7 +57,7 @@ def prove(derived: DerivedModel, engine_layers: Sequence[LayerPrecision] | None)
 
     model = onnx.load_from_string(derived.model_bytes)
     source, layers = (
-        ("engine inspector", tuple(engine_layers)) if engine_layers is not None else ("ONNX model", onnx_layers(model))
+        ("engine inspector", tuple(engine_layers)) if engine_layers is not None else (ONNX_TYPES, onnx_layers(model))
     )
     quantized = quantized_nodes(model) if derived.precision is Precision.INT8 else set()
     found = problems(layers, derived.precision, derived.kept_fp32, quantized)

@@ -344,7 +344,7 @@ class GateResult:
 class LayersResult:
     """The precision each layer ran in, and why the point's precision does not hold (harness/precision/proof.py)."""
 
-    source: str  # where it was read: "engine inspector" or "ONNX model"
+    source: str  # where it was read: "engine inspector" or "the ONNX model's declared types"
     summary: str  # "conv1 Half, pool1 Half, fc1 Float (kept)"
     problems: tuple[str, ...]
 
