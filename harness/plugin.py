@@ -718,7 +718,13 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     message = call.excinfo.exconly() if call.excinfo is not None else None
-    item.config.stash[STATE].results.settle(item.nodeid, report.when, report.outcome, message)
+    results = item.config.stash[STATE].results
+    point = _point_of(item)
+    if report.skipped and item.nodeid not in results.records and point is not None:
+        # Skipped before its fixture opened a record (a build-only run, a marker): recorded all the same, so that
+        # the results file, the summary and the report count what pytest counts.
+        results.open(item.name, item.nodeid, point)
+    results.settle(item.nodeid, report.when, report.outcome, message)
     return report
 
 

@@ -343,8 +343,12 @@ def test_build_only_from_the_ini_file_builds_on_onnx_runtime_and_the_command_lin
     result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--results", "results.json", "-rs")
     result.assert_outcomes(passed=2, skipped=12)  # one engine per precision; every run test skipped
     result.stdout.fnmatch_lines(["*SKIPPED [[]12[]]*build-only run*"])
-    build = results_of(pytester)["tests"][0]  # type: ignore[index]
+    tests = results_of(pytester)["tests"]  # type: ignore[index]
+    build = tests[0]
     assert build["id"] == "test_build[identity-fp32-build-ort]" and build["build"]["artifact_bytes"] > 0
+    # the skipped run tests are recorded too (skipped before their fixture ran): the file counts what pytest counts
+    skipped = [test for test in tests if test["verdict"] == "skip"]
+    assert len(skipped) == 12 and all("build-only run" in test["message"] for test in skipped)
     overridden = pytester.runpytest(*FAST, "--precision", "fp32", "--build-only=no")
     overridden.assert_outcomes(passed=7)  # build, 3 accuracy and 3 latency tests run
 
