@@ -73,7 +73,8 @@ class HarnessState:
     final_input_errors: list[dict[str, str]] = field(default_factory=list)  # as written to the results file
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
     spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
-    suite_collected: bool = False  # the matrix tests were collected from a spec file (no Python test module)
+    suite_file: Path | None = None  # the spec file (resolved) that holds the matrix tests: the first that exists
+    suite_collected: bool = False  # the matrix tests were collected from it (no Python test module needed)
     matrix_collected: bool = False  # some matrix test was collected, from a spec file or a Python module
     input_errors: list[dict[str, str]] = field(default_factory=list)  # {id, message} of each error item added
     html_report: str | None = None  # where the HTML report was written, for the summary
@@ -311,10 +312,17 @@ def pytest_configure(config: pytest.Config) -> None:
         registry=registry,
         store=EngineStore(settings.engine_cache, settings.precision_options, _terminal_lines(config)),
     )
+    state.suite_file = _suite_file(settings.spec_paths)
     _require_libraries(state)
     if not parallel.is_worker(config):
         state.results_lock = _own_results_path(settings.results_path)
     config.stash[STATE] = state
+
+
+def _suite_file(spec_paths: tuple[Path, ...]) -> Path | None:
+    """The first spec path that exists (a folder: its model.onnx), resolved: where the matrix tests are collected."""
+    declaring = [path / FOLDER_MODEL if path.is_dir() else path for path in spec_paths]
+    return next((path.resolve() for path in declaring if path.is_file()), None)
 
 
 def _terminal_lines(config: pytest.Config) -> Callable[[str], None] | None:
@@ -441,11 +449,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
     """The first existing spec path given (a folder: its model.onnx) holds the matrix tests, where collection visits
     it: every test is parametrized over all cases, so one module is enough."""
     state = parent.config.stash.get(STATE, None)
-    if state is None or state.suite_collected:
-        return None
-    declaring = [path / FOLDER_MODEL if path.is_dir() else path for path in state.settings.spec_paths]
-    first = next((path for path in declaring if path.is_file()), None)
-    if first is None or file_path.resolve() != first.resolve():
+    if state is None or state.suite_file is None or state.suite_collected or file_path.resolve() != state.suite_file:
         return None
     state.suite_collected = True
     return SpecModule.from_parent(parent, path=file_path)
@@ -737,15 +741,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     _note_stale_entries(state, config)
     if parallel.is_worker(config):
         # The controller writes the one results file: a worker hands it what it recorded.
-        parallel.send(
-            config,
-            {
-                "tests": state.results.tests(),
-                "backends": state.backend_versions(),
-                "notes": state.baseline_notes,
-                "errors": state.input_errors,
-            },
-        )
+        parallel.send(config, _session_part(state))
         return
     _finish(state, session)
 
@@ -786,12 +782,7 @@ def _point_of(item: pytest.Item) -> Point | None:
 def _finish(state: HarnessState, session: pytest.Session) -> None:
     """Write the session's one results file (merged from the workers' under xdist) and the baselines."""
     settings = state.settings
-    parts: list[tuple[str, dict[str, Any]]] = [
-        (
-            "this session",
-            {"tests": state.results.tests(), "backends": state.backend_versions(), "errors": state.input_errors},
-        )
-    ]
+    parts: list[tuple[str, dict[str, Any]]] = [("this session", _session_part(state))]
     if parallel.is_controller(session.config):
         parts = parallel.received(session.config)
         state.baseline_notes = list(dict.fromkeys(note for _, part in parts for note in part.get("notes", [])))
@@ -825,6 +816,16 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         _update_baselines(state, session)
     if settings.html_path is not None:
         _write_html_report(state, session, settings.html_path, contents)
+
+
+def _session_part(state: HarnessState) -> dict[str, Any]:
+    """What this process recorded, as an xdist worker hands it to the controller and as _finish merges it."""
+    return {
+        "tests": state.results.tests(),
+        "backends": state.backend_versions(),
+        "notes": state.baseline_notes,
+        "errors": state.input_errors,
+    }
 
 
 def _write_html_report(state: HarnessState, session: pytest.Session, path: Path, contents: dict[str, object]) -> None:
@@ -921,7 +922,7 @@ def _write_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Con
     if state is None or not (state.final_tests or state.final_input_errors or state.results_error):
         return
     tests = [schema.TestResult.from_json(test) for test in state.final_tests]
-    input_errors = [schema.InputError(error["id"], error["message"]) for error in state.final_input_errors]
+    input_errors = schema.input_errors(state.final_input_errors)
     results = str(state.settings.results_path)
     terminal.write_summary(
         terminalreporter,

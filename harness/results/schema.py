@@ -597,11 +597,12 @@ def from_json(data: Mapping[str, object], source: str = "the results document") 
         tests=tuple(TestResult.from_json(record) for record in records.values()),
         merged_from=tuple(str(name) for name in merged_from) if isinstance(merged_from, list) else (),
         raw=data,
-        input_errors=_input_errors(data.get("input_errors")),
+        input_errors=input_errors(data.get("input_errors")),
     )
 
 
-def _input_errors(listed: object) -> tuple[InputError, ...]:
+def input_errors(listed: object) -> tuple[InputError, ...]:
+    """The typed input errors of a document's `input_errors` list (entries that are not objects are ignored)."""
     entries = listed if isinstance(listed, list) else []
     return tuple(InputError(str(e.get("id")), str(e.get("message"))) for e in entries if isinstance(e, Mapping))
 
