@@ -23,14 +23,21 @@ EXAMPLES = 5  # node names quoted in the fix
 def check_node_names(
     model: onnx.ModelProto, names: Sequence[str], *, case_name: str, source: str = "--keep-fp32"
 ) -> None:
-    """Raise CaseDefinitionError when any of `names` is not the name of a node of `model`, saying for each what
-    it is instead (a tensor's name, a near miss of a node name) and how to write `source` (the option, or the
-    case's keep_fp32 field)."""
+    """Raise CaseDefinitionError when any of `names` is not the name of a node of `model` (node_name_problem)."""
+    problem = node_name_problem(model, names, source)
+    if problem is not None:
+        raise CaseDefinitionError(case_name, f"{source}: {problem}")
+
+
+def node_name_problem(model: onnx.ModelProto, names: Sequence[str], source: str) -> str | None:
+    """What is wrong when any of `names` is not the name of a node of `model`, saying for each what it is instead
+    (a tensor's name, a near miss of a node name) and how to write `source` (the option, or the case's or spec's
+    keep_fp32 field); None when every name is a node's."""
     nodes = [node for node in model.graph.node if node.name]
     known = {node.name for node in nodes}
     unknown = [name for name in names if name not in known]
     if not unknown:
-        return
+        return None
     producers = {tensor: node for node in model.graph.node for tensor in node.output if tensor}
     problems = [_problem(name, producers.get(name), sorted(known)) for name in unknown]
     if nodes:
@@ -42,7 +49,7 @@ def check_node_names(
             f"{len(model.graph.node)} nodes has a name: name them in the case's onnx_model "
             "(onnx.helper.make_node(..., name=...))"
         )
-    raise CaseDefinitionError(case_name, f"{source}: {'; '.join(problems)}; {fix}")
+    return f"{'; '.join(problems)}; {fix}"
 
 
 def _problem(name: str, producer: onnx.NodeProto | None, known: list[str]) -> str:

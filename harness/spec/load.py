@@ -28,7 +28,7 @@ from harness.case import (
     check_case,
 )
 from harness.errors import CaseDefinitionError
-from harness.precision.names import check_node_names
+from harness.precision.names import node_name_problem
 from harness.spec.errors import SpecError, check_keys, close_match
 from harness.spec.inputs import GENERATOR_KEYS, FromFile, Generator, SpecInputs, parse_generator
 from harness.spec.model import ModelBytes, ModelFile, ModelTensor, read_model, with_outputs
@@ -369,11 +369,9 @@ def _kept_nodes(entry: Mapping[str, Any], model: ModelFile, spec_file: Path, fie
     from harness.precision.convert import named_nodes
 
     names = tuple(_strings(entry, "keep_fp32", spec_file, field, '["node_name"]'))
-    if names:
-        try:
-            check_node_names(named_nodes(onnx.load_from_string(model.data)), names, case_name="", source="keep_fp32")
-        except CaseDefinitionError as error:
-            raise SpecError(spec_file, f"{field}.keep_fp32", str(error).split("keep_fp32: ", 1)[-1]) from None
+    problem = node_name_problem(named_nodes(onnx.load_from_string(model.data)), names, "keep_fp32") if names else None
+    if problem is not None:
+        raise SpecError(spec_file, f"{field}.keep_fp32", problem)
     return names
 
 
