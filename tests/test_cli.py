@@ -555,6 +555,14 @@ def shard(tmp_path: Path, name: str, *records: Record, version: str = "1.32.0") 
     return str(write(tmp_path / name, document))
 
 
+def test_merge_to_an_unwritable_path_exits_2_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = shard(tmp_path, "a.json", record(LATENCY))
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    merged = tmp_path / "blocker" / "all.json"
+    assert cli.main(["merge", first, "-o", str(merged)]) == 2
+    assert f"cannot write {merged} (" in capsys.readouterr().err
+
+
 def test_merge_joins_shards_and_compare_gates_the_merged_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

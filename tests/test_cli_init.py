@@ -81,3 +81,12 @@ def test_a_test_layout_folder_without_its_model_is_named(tmp_path: Path) -> None
     folder.mkdir()
     (error,) = load_specs([folder]).errors
     assert error == f"{folder}: no model.onnx here; an ONNX test-layout folder holds model.onnx beside test_data_set_N/"
+
+
+def test_init_to_an_unwritable_path_exits_2_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = linear_model(tmp_path / "net.onnx")
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    spec = tmp_path / "blocker" / "net.toml"
+    assert cli.main(["init", str(model), "-o", str(spec)]) == cli.EXIT_UNUSABLE
+    error = capsys.readouterr().err
+    assert f"cannot write the spec {spec} (" in error and "pass -o a writable path" in error

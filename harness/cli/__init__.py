@@ -35,6 +35,15 @@ class CliError(HarnessError):
     """A command cannot do its job; the message names the file or command and the fix (exit status 2)."""
 
 
+def write_output(described: str, write: Callable[[], None]) -> None:
+    """Run a command's `write` of its output file; an OSError (a read-only disk, a parent that is a file) becomes
+    CliError naming the file (`described`, e.g. "the HTML report r.html") and the fix."""
+    try:
+        write()
+    except OSError as error:
+        raise CliError(f"cannot write {described} ({error}); pass -o a writable path") from None
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line
 

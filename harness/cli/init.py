@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from harness.atomic import write_atomically
-from harness.cli import CliError
+from harness.cli import CliError, write_output
 from harness.spec import skeleton
 
 
@@ -26,9 +26,6 @@ def run_init(model: Path, output: Path | None, *, force: bool) -> int:
     if spec.exists() and not force:
         raise CliError(f"{spec} already exists; pass --force to overwrite it, or -o another path")
     text = skeleton(model, spec.parent)
-    try:
-        write_atomically(spec, text.encode())
-    except OSError as error:
-        raise CliError(f"cannot write {spec}: {error}; pass -o a writable path") from None
+    write_output(f"the spec {spec}", lambda: write_atomically(spec, text.encode()))
     print(f"wrote {spec}: check the profile (a guess) and the inputs' ranges, then run: pytest --harness-spec {spec}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cli import CliError
+from harness.cli import write_output
 from harness.results import html, schema
 
 
@@ -13,9 +13,6 @@ def run_report(results: Path, output: Path | None) -> int:
     with the suffix .html unless `output` says where."""
     document = schema.load(results)
     report = output or results.with_suffix(".html")
-    try:
-        html.write(report, document)
-    except OSError as error:
-        raise CliError(f"cannot write the HTML report {report} ({error}); pass -o a writable path") from None
+    write_output(f"the HTML report {report}", lambda: html.write(report, document))
     print(f"html report: {report}")
     return 0
