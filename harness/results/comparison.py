@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.baselines import is_number
 from harness.results.schema import TestResult
 from harness.results.units import micros_number
 
@@ -135,7 +134,7 @@ def _verdict(latency: LatencyComparison | None, accuracy: Sequence[AccuracyCompa
 
 def _without_measurements(old: TestResult, new: TestResult) -> tuple[str, tuple[str, ...]]:
     """A test that now fails or errors before measuring anything is a regression; otherwise there is nothing to judge."""
-    if new.verdict in ("fail", "error") and old.verdict == "pass":
+    if new.failed and old.verdict == "pass":
         return "regression", (f"passed in the old run, {new.verdict} in the new one: {new.message}",)
     if old.verdict == new.verdict == "pass":
         # A build test measures nothing the gate compares, a fuzz test checks many shapes but keeps no figures:
@@ -148,9 +147,8 @@ def _threshold(old: TestResult, new: TestResult, options: GateOptions) -> float:
     """The test's own threshold as recorded (a case may set one), else the command line's for the
     backend's kind of device, else the backend's default: both from its descriptor, as recorded."""
     for test in (new, old):
-        own = test.raw.get("latency_threshold")
-        if is_number(own):
-            return float(own)
+        if test.latency_threshold is not None and math.isfinite(test.latency_threshold):
+            return test.latency_threshold
     kind, default = _backend_defaults(new)
     given = options.gpu_threshold if kind == "gpu" else options.cpu_threshold
     return given if given is not None else default
@@ -166,9 +164,9 @@ def _backend_defaults(test: TestResult) -> tuple[str, float]:
     descriptor, or for older files the built-in descriptor of that short id."""
     from harness.backends import BUILTIN_BACKENDS
 
-    kind, default = test.raw.get("backend_device_kind"), test.raw.get("backend_default_latency_threshold")
-    if isinstance(kind, str) and is_number(default):
-        return kind, float(default)
+    kind, default = test.raw.get("backend_device_kind"), test.default_latency_threshold
+    if isinstance(kind, str) and default is not None and math.isfinite(default):
+        return kind, default
     descriptor = BUILTIN_BACKENDS.get(test.backend)
     if descriptor is None:
         return _UNKNOWN_BACKEND

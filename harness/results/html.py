@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from harness.atomic import write_atomically
 from harness.case import Precision
 from harness.results import units
-from harness.results.schema import BuildResult, InputError, LayersResult, ResultsDocument, TestResult
+from harness.results.schema import VERDICTS, BuildResult, InputError, LayersResult, ResultsDocument, TestResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -36,9 +36,8 @@ if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 # The order verdicts are listed in: what needs reading first. An unknown verdict sorts before all of them.
-_VERDICT_ORDER = {"error": 0, "fail": 1, "pass": 2, "skip": 3}
+_VERDICT_ORDER = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
 _COUNTED = {"error": "errors", "fail": "failed", "pass": "passed", "skip": "skipped"}  # the header's counts
-_FAILED = ("fail", "error")
 _MESSAGE_CHARS = 3000  # of a failure's message, as shown; pytest's own output keeps all of it
 _GATE_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "pass": "#1565c0"}
 # Heat-map scale: log10 of error ÷ tolerance, green far below 1, yellow near it, red above.
@@ -222,7 +221,7 @@ def _accuracy_map(tests: Sequence[TestResult]) -> str:
         ratio = test.tolerance_ratio
         if ratio is not None and test.verdict != "skip":
             worst[cell] = max(worst.get(cell, 0.0), ratio)
-        if test.verdict in _FAILED:
+        if test.failed:
             failed.add(cell)
 
     left, cell_width, cell_height, bar_room = _label_room(cases), 0.85, 0.36, 0.9
@@ -305,7 +304,7 @@ def _latency_plot(case: str, tests: Sequence[TestResult]) -> str:
             medianprops={"color": "black", "linewidth": 1},
         )
         for patch, test in zip(boxes["boxes"], tests):
-            patch.set_facecolor("#ef9a9a" if test.verdict in _FAILED else "#90caf9")
+            patch.set_facecolor("#ef9a9a" if test.failed else "#90caf9")
             patch.set_linewidth(0.6)
         axes.set_yticks(range(1, len(tests) + 1), labels)
         axes.invert_yaxis()  # the first test on top, as listed

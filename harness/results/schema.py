@@ -404,6 +404,11 @@ class LocalizationResult:
         )
 
 
+# A test's verdicts, worst first: the order a reader needs them in; a group of tests is as bad as its worst.
+VERDICTS = ("error", "fail", "pass", "skip")
+FAILED_VERDICTS = ("error", "fail")
+
+
 @dataclass(frozen=True)
 class TestResult:
     """One test's record as read back. `raw` is the record itself, for what has no typed field yet."""
@@ -442,6 +447,10 @@ class TestResult:
     @property
     def is_build(self) -> bool:
         return is_build_record(self.raw)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILED_VERDICTS
 
     @property
     def float_outputs(self) -> tuple[OutputResult, ...]:

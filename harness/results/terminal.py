@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
-from harness.results.schema import InputError, TestResult
+from harness.results.schema import VERDICTS, InputError, TestResult
 
 if TYPE_CHECKING:
     import pytest  # the summary's functions take pytest's objects; `compare` never needs pytest loaded
 
 # A group's verdict is the worst of its tests'.
-_SEVERITY = {"skip": 0, "pass": 1, "fail": 2, "error": 3}
-_FAILED = ("fail", "error")
+_SEVERITY = {verdict: len(VERDICTS) - 1 - rank for rank, verdict in enumerate(VERDICTS)}  # skip 0 … error 3
 _FAILURE_LINE_MAX = 400  # the first line of a message, e.g. a builder's log line, can be a screenful
 BENCHMARK_TABLE_OPTION = "--harness-benchmark-table"
 # What pytest-benchmark prints only through its own table: asking for one of these shows the table.
@@ -97,7 +96,7 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
     lines = aligned(_POINT_COLUMNS, _point_rows(runs)) if runs else []
     if builds:
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
-    failures = [test for test in tests if test.verdict in _FAILED]
+    failures = [test for test in tests if test.failed]
     if failures or input_errors:
         lines += [
             *([""] if lines else []),
