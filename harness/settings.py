@@ -104,7 +104,12 @@ def add_options(parser: pytest.Parser) -> None:
         "report the first layer beyond tolerance for every fp16/bf16/int8 point, not only for failing ones",
         switch=True,
     )
-    _add(parser, "--results", "harness_results", f"results JSON path (default: {RESULTS_DIR}/results-<UTC time>.json)")
+    _add(
+        parser,
+        "--results",
+        "harness_results",
+        f"results JSON path (default: {RESULTS_DIR}/results-<UTC time>-<pid>.json)",
+    )
     _add(
         parser,
         "--harness-html",
