@@ -268,6 +268,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
                 )
             ),
             calibrator=_calibrator(config),
+            min_opset=max((registry.descriptor(short_id).min_opset for short_id in backends), default=1),
         ),
         localize=_yes(config, "--localize", "harness_localize"),
     )

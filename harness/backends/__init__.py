@@ -160,6 +160,8 @@ class BackendDescriptor:
     run_needs_gpu: bool  # its run tests carry the `gpu` marker
     agrees_with: str | None = None  # a backend whose outputs this one must match (test_agreement)
     default_on: DeviceKind | None = None  # selected when --backend is not given: without --gpu (CPU) or with it
+    # The oldest ONNX opset it runs: older models are upgraded to it (harness/precision/opset.py); 1 = any.
+    min_opset: int = 1
 
     def facts(self) -> dict[str, object]:
         """What the results file records about the backend, for readers that have no registry."""
@@ -190,6 +192,7 @@ def _tensorrt_family(
         run_needs_gpu=True,
         agrees_with=agrees_with,
         default_on=default_on,
+        min_opset=9,  # the ONNX parser's backward support, TensorRT 10 and 11 alike (NVIDIA's opset guide)
     )
 
 
@@ -208,6 +211,7 @@ BUILTIN_BACKENDS: Mapping[str, BackendDescriptor] = {
         build_needs_gpu=False,
         run_needs_gpu=False,
         default_on=DeviceKind.CPU,
+        min_opset=7,  # "ONNX Runtime only *guarantees* support for models stamped with opset version 7 or above"
     ),
     # --gpu selects TensorRT's own two workflows; TensorRT for RTX runs only where asked for.
     "trt": _tensorrt_family(

@@ -24,12 +24,14 @@ from harness.case import Case, Precision
 from harness.errors import BuildError
 from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
+from harness.precision.opset import OpsetConversion, OpsetConversionError, upgraded
 from harness.precision.quantize import CalibrationRecipe, Calibrator, quantize_int8
 
 if TYPE_CHECKING:
     import onnx
 
 CALIBRATION_BATCHES = 8  # batches at the first profile's opt shapes: 32 images for mnist
+INT8_MIN_OPSET = 13  # DequantizeLinear's `axis` (per-channel weight scales) exists from opset 13
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class PrecisionOptions:
     keep_fp32: tuple[str, ...] = ()  # node names kept float32 in fp16/bf16 models, where a case has them
     calibrator: Calibrator = "max"  # ONNX Runtime's MinMax or Percentile calibration (harness/precision/quantize.py)
     cache_dir: Path | None = None  # calibration results are cached here (0 s warm)
+    min_opset: int = 1  # the oldest opset every selected backend runs: older models are upgraded to it
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,12 @@ class DerivedModel:
     kept_fp32: tuple[str, ...]  # the nodes this model keeps in float32
     calibrator: str | None  # int8 only
     scales: Mapping[str, object] | None  # int8 only: tensor name -> scale(s), as recorded in the results
+    opset_conversion: OpsetConversion | None = None  # where the case's model was below the opset needed
 
     def to_json(self) -> dict[str, object]:
         return {
             "precision": self.precision.value,
+            "opset": str(self.opset_conversion) if self.opset_conversion else None,
             "kept_fp32": list(self.kept_fp32),
             "calibrator": self.calibrator,
             "scales": dict(self.scales) if self.scales is not None else None,
@@ -64,7 +69,7 @@ def node_names(model: onnx.ModelProto) -> list[str]:
 
 def derive(case: Case, precision: Precision, options: PrecisionOptions) -> DerivedModel:
     """The model `precision` runs for `case`; CaseDefinitionError (naming the case) on bad calibration data."""
-    model = named_nodes(case.model())
+    model, conversion = _at_needed_opset(case, precision, options.min_opset)
     if precision in (Precision.FP16, Precision.BF16):  # the case's own list: every name must be there
         check_node_names(model, case.keep_fp32, case_name=case.name, source="keep_fp32 (the case's field)")
     # --keep-fp32 names apply to the cases that have them (the plugin reports a name that no selected case has).
@@ -72,14 +77,31 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
     if precision is Precision.INT8:
         recipe = CalibrationRecipe(calibration_fingerprint(case), lambda: calibration_inputs(case))
         quantized = quantize_int8(model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir)
-        return DerivedModel(precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales)
+        return DerivedModel(
+            precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales, conversion
+        )
     if precision not in (Precision.FP16, Precision.BF16):
         kept = ()
     try:
         derived = derived_model(model, precision, kept)
     except ConversionError as error:
         raise BuildError(case.name, str(error)) from None  # this point fails; the other precisions go on
-    return DerivedModel(precision, derived.SerializeToString(), kept, None, None)
+    return DerivedModel(precision, derived.SerializeToString(), kept, None, None, conversion)
+
+
+def _at_needed_opset(
+    case: Case, precision: Precision, backends_need: int
+) -> tuple[onnx.ModelProto, OpsetConversion | None]:
+    """The case's float32 model, nodes named, at an opset every selected backend and the derivation can use."""
+    needs = [(backends_need, "the selected backends")]
+    if precision is Precision.INT8:
+        needs.append((INT8_MIN_OPSET, "int8's per-channel Q/DQ"))
+    minimum, needed_by = max(needs)
+    try:
+        model, conversion = upgraded(case.model(), minimum, needed_by=needed_by)
+    except OpsetConversionError as error:
+        raise BuildError(case.name, str(error)) from None  # this point fails; the other points go on
+    return named_nodes(model), conversion
 
 
 def calibration_fingerprint(case: Case) -> str:
