@@ -60,7 +60,7 @@ def upgraded(
         least = onnx.helper.find_min_ir_version_for(list(converted.opset_import), ignore_unknown=True)
         converted.ir_version = max(converted.ir_version, least)
         onnx.checker.check_model(converted)
-    except Exception as error:  # the converter raises bare RuntimeError/ValidationError, C++ messages
+    except (RuntimeError, ValueError, onnx.checker.ValidationError) as error:  # C++ messages, bare types
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OpsetConversionError(
             f"the model is at opset {source}, {needed_by} needs opset {minimum} or above, and "
