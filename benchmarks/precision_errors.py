@@ -6,7 +6,8 @@ case's float64 reference at the first profile's three corners and at 30 random s
     (optimized or not, the errors are the same), so it understates a GPU's fp16 error;
   - fp16 and bf16 on the TensorRT double 11.4, which rounds every layer's output to the type: per-op half
     precision emulation, the CPU proxy for a GPU;
-  - int8 on ONNX Runtime (QLinear kernels) with the max and the percentile calibrators;
+  - int8 on ONNX Runtime's exact int8 session (Q/DQ fusion off: int8 products without saturation, what the
+    harness judges on every CPU) with the max and the percentile calibrators;
   - mnist int8: top-1 agreement with the float64 reference's label over a fixed set of 1024 images from the
     case's generator (top-2 logit gap >= LABEL_MARGIN).
 Prints a JSON table; no targets (the tolerances in cases/*.py and harness/case.py cite these numbers).
@@ -24,12 +25,13 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from foundation import REPO
 
 sys.path.insert(0, str(REPO))
 
 from cases import ALL_CASES, mnist
+from harness.backends import BackendOptions
+from harness.backends.ort import OnnxRuntimeBackend
 from harness.case import Case, Precision, ShapePoint
 from harness.compare import output_errors
 from harness.fuzz import dim_ranges, shapes_from_dims
@@ -39,7 +41,8 @@ Runner = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
 
 def ort_runner(model: bytes) -> Runner:
-    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    """The session the harness judges by: the exact int8 one for a Q/DQ model (harness/backends/ort.py)."""
+    session = OnnxRuntimeBackend(BackendOptions()).exact_int8_session(model)  # no effect on a float model
     names = [output.name for output in session.get_outputs()]
     return lambda inputs: dict(zip(names, session.run(None, dict(inputs)), strict=True))
 

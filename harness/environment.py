@@ -10,6 +10,11 @@ from functools import cache
 from pathlib import Path
 
 _CPUINFO = Path("/proc/cpuinfo")
+# The CPU features that decide how int8 products are summed by a CPU library's fused kernels: AVX2 alone sums
+# u8×s8 pairs in 16 bits (vpmaddubsw, saturating); VNNI / AMX on x86 and the dot-product instructions on ARM
+# accumulate in 32 bits. The harness's int8 verdicts do not depend on them (harness/backends/ort.py); the
+# results record them so that a latency, which does, can be read.
+INT8_FEATURES = ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "avx_vnni_int8", "amx_int8", "asimddp", "i8mm")
 
 
 @cache
@@ -28,9 +33,15 @@ def cpu_model() -> str:
 
 
 def cpu_flags() -> str:
-    """The instruction-set flags, which decide the kernels a CPU backend picks."""
-    flags = _cpuinfo_field("flags")
+    """The instruction-set flags, which decide the kernels a CPU backend picks ("Features" on ARM)."""
+    flags = _cpuinfo_field("flags") or _cpuinfo_field("Features")
     return " ".join(sorted(flags.split())) if flags else platform.machine()
+
+
+def int8_features() -> list[str]:
+    """Which of INT8_FEATURES this CPU has, in that order."""
+    present = set(cpu_flags().split())
+    return [feature for feature in INT8_FEATURES if feature in present]
 
 
 def package_version(distribution: str) -> str | None:
@@ -49,6 +60,7 @@ def describe() -> dict[str, object]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_int8_features": int8_features(),
         "packages": {
             name: package_version(name)
             for name in ("numpy", "onnx", "onnxruntime", "pytest", "pytest-benchmark", "hypothesis", "scipy")

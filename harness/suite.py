@@ -43,6 +43,7 @@ def test_accuracy(harness_point: PointContext) -> None:
     outputs = run_engine(point.case, point.profile_index, harness_point.engine, inputs)
     errors = compare_outputs(point.case, point.precision, outputs, point.case.reference_outputs(inputs))
     harness_point.record.accuracy = errors
+    harness_point.record.engine_facts = harness_point.engine.facts()  # which session computed the outputs judged
     proof = harness_point.prove_precision()
     localized = None
     if any(e.failure for e in errors) or harness_point.state.settings.localize:

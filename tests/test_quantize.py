@@ -18,7 +18,8 @@ import pytest
 from onnx import numpy_helper
 
 from cases import ALL_CASES, mnist
-from harness.backends import BuildRequest
+from harness.backends import BackendOptions, BuildRequest
+from harness.backends.ort import OnnxRuntimeBackend
 from harness.case import Precision, Tolerance
 from harness.compare import output_errors
 from harness.errors import CaseDefinitionError
@@ -52,7 +53,9 @@ def quantized(case_name: str, calibrator: Calibrator) -> QuantizedModel:
 
 
 def session(model_bytes: bytes) -> ort.InferenceSession:
-    return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    """The session the harness judges a model by: for a Q/DQ model the exact int8 one (harness/backends/ort.py),
+    never ONNX Runtime's fused kernels, whose results depend on the CPU (tests/test_int8_any_cpu.py)."""
+    return OnnxRuntimeBackend(BackendOptions()).exact_int8_session(model_bytes)
 
 
 def initializers(model_bytes: bytes) -> dict[str, np.ndarray]:

@@ -4,6 +4,15 @@ The cached artifact is the model as ONNX Runtime optimized it (graph optimizatio
 through `optimized_model_filepath`). Level ALL may rewrite the graph into CPU-specific layouts
 (NCHWc for the ISA found), so the CPU model and ISA flags are part of the cache key. Loading an
 artifact runs no graph optimization: a warm cache builds nothing.
+
+A Q/DQ (int8) model runs in two sessions. ONNX Runtime fuses DequantizeLinear → Conv → QuantizeLinear into
+its own int8 kernels, whose arithmetic depends on the CPU: without VNNI (AVX2 alone, e.g. AMD Zen 3) they sum
+u8×s8 pairs in 16 bits and saturate, so the same model is 0.15–0.38 off on one machine and within 0.06 on
+another. TensorRT multiplies int8 values and accumulates in 32 bits. So the outputs the harness judges come
+from a session with that fusion off (`session.disable_quant_qdq`): each layer computes in float32 on the
+dequantized int8 values with the model's scales — int8 products, summed without saturation, the same on every
+CPU up to float32 rounding. Latency still times the fused kernels, the ones a deployment on this CPU runs;
+`facts()` says which session produced what.
 """
 
 from __future__ import annotations
@@ -23,21 +32,37 @@ from harness.errors import BuildError
 from harness.measure import Timer
 
 _PROVIDERS = ["CPUExecutionProvider"]
+_QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+# What each session of a Q/DQ model computes, as the results record it (facts()["sessions"]).
+_EXACT_INT8 = (
+    "Q/DQ fusion off (session.disable_quant_qdq = 1): each layer in float32 on the dequantized int8 values with "
+    "the model's scales, int8 products accumulated without saturation, as TensorRT computes; the same on every CPU"
+)
+_FUSED_INT8 = (
+    "ONNX Runtime's fused int8 kernels for this CPU (QLinearConv, MatMulInteger...); without VNNI (AVX2 alone) "
+    "they sum u8×s8 pairs in 16 bits and may saturate"
+)
 
 
 class OnnxRuntimeEngine:
-    def __init__(self, session: ort.InferenceSession) -> None:
+    """One session for everything, or for a Q/DQ model an accuracy session apart from the timed one."""
+
+    def __init__(self, session: ort.InferenceSession, accuracy_session: ort.InferenceSession | None = None) -> None:
         self._session: ort.InferenceSession | None = session
+        self._accuracy_session = accuracy_session
         self._output_names = [output.name for output in session.get_outputs()]
 
     @property
     def session(self) -> ort.InferenceSession:
+        """The session timed: the cached artifact, optimized at level ALL."""
         if self._session is None:
             raise RuntimeError("this ONNX Runtime engine was closed")
         return self._session
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self.session.run(self._output_names, dict(inputs))
+        """The outputs the harness judges: from the accuracy session where the model is Q/DQ."""
+        session = self._accuracy_session or self.session
+        results = session.run(self._output_names, dict(inputs))
         return dict(zip(self._output_names, results))
 
     def layer_precisions(self) -> None:
@@ -46,6 +71,7 @@ class OnnxRuntimeEngine:
 
     def close(self) -> None:
         self._session = None  # the session's memory and thread pool go with the last reference
+        self._accuracy_session = None
 
     def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
         feeds = dict(inputs)
@@ -65,11 +91,14 @@ class OnnxRuntimeEngine:
 
     def facts(self) -> Mapping[str, object]:
         threads = self.session.get_session_options().intra_op_num_threads
-        return {
+        facts: dict[str, object] = {
             "graph_optimization": "all (in the cached artifact)",
             "providers": _PROVIDERS,
             "timing": {"intra_op_threads": threads},  # what conditions a latency: the gate compares it
         }
+        if self._accuracy_session is not None:
+            facts["sessions"] = {"accuracy": _EXACT_INT8, "latency": _FUSED_INT8}
+        return facts
 
 
 class OnnxRuntimeBackend:
@@ -121,12 +150,31 @@ class OnnxRuntimeBackend:
             return Artifact(optimized.read_bytes())
 
     def load(self, artifact: bytes, request: BuildRequest) -> OnnxRuntimeEngine:
-        options = ort.SessionOptions()
+        options = self._options()
         # The artifact is already optimized; optimizing again would be a second build.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.intra_op_num_threads = self.threads
         try:
             session = ort.InferenceSession(artifact, options, providers=_PROVIDERS)
         except Exception as error:
             raise ArtifactIncompatibleError(f"ONNX Runtime cannot load the cached model: {error}") from error
-        return OnnxRuntimeEngine(session)
+        if not has_qdq(request.model_bytes):
+            return OnnxRuntimeEngine(session)
+        return OnnxRuntimeEngine(session, self.exact_int8_session(request.model_bytes))
+
+    def exact_int8_session(self, model_bytes: bytes) -> ort.InferenceSession:
+        """A session of a Q/DQ model that computes what TensorRT computes, whatever the CPU (module docstring)."""
+        options = self._options()
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
+        return ort.InferenceSession(model_bytes, options, providers=_PROVIDERS)
+
+    def _options(self) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        return options
+
+
+def has_qdq(model_bytes: bytes) -> bool:
+    """Whether the model quantizes anything (QuantizeLinear / DequantizeLinear nodes in its main graph)."""
+    import onnx
+
+    return any(node.op_type in _QDQ_OPS for node in onnx.load_from_string(model_bytes).graph.node)

@@ -77,9 +77,7 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
     if precision is Precision.INT8:
         recipe = CalibrationRecipe(calibration_fingerprint(case), lambda: calibration_inputs(case))
         quantized = quantize_int8(model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir)
-        return DerivedModel(
-            precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales, conversion
-        )
+        return DerivedModel(precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales, conversion)
     if precision not in (Precision.FP16, Precision.BF16):
         kept = ()
     try:

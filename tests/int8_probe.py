@@ -1,0 +1,107 @@
+"""A Q/DQ model whose int8 products overflow 16-bit pair sums, run through the harness's ONNX Runtime backend.
+
+Run as a script (`python -m tests.int8_probe`, also under qemu-x86_64 -cpu MODEL to be another CPU) it prints,
+as JSON, what the backend's two sessions of the int8 engine compute and the exact int32 result: the test
+(tests/test_int8_any_cpu.py) holds the accuracy session to the exact result on every CPU.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+CHANNELS, FILTERS, SIDE = 64, 8, 4
+# Powers of two: every product and sum of the dequantized values is exact in float32 (|sum| < 2^24), so a
+# session that accumulates without saturation gives the int32 result bit for bit, on any CPU.
+INPUT_SCALE, WEIGHT_SCALE, OUTPUT_SCALE = 2.0**-6, 2.0**-7, 1.0
+
+
+def weights() -> np.ndarray:
+    """int8 weights near ±127: pairs of u8 x s8 products then exceed what 16 bits hold (2 * 255 * 127 > 32767)."""
+    rng = np.random.default_rng(0)
+    return rng.choice(np.array([-127, -120, 120, 127], np.int8), size=(FILTERS, CHANNELS, 1, 1))
+
+
+def model_bytes() -> bytes:
+    """x -> Q/DQ -> Conv 1x1 (int8 per-channel weights behind a DequantizeLinear) -> Q/DQ -> y, opset 13."""
+    initializers = [
+        numpy_helper.from_array(np.array(INPUT_SCALE, np.float32), "x_scale"),
+        numpy_helper.from_array(np.array(0, np.int8), "zero"),
+        numpy_helper.from_array(weights(), "w_int8"),
+        numpy_helper.from_array(np.full(FILTERS, WEIGHT_SCALE, np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(FILTERS, np.int8), "w_zero"),
+        numpy_helper.from_array(np.array(OUTPUT_SCALE, np.float32), "y_scale"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "zero"], ["x_q"], name="x_q"),
+        helper.make_node("DequantizeLinear", ["x_q", "x_scale", "zero"], ["x_dq"], name="x_dq"),
+        helper.make_node("DequantizeLinear", ["w_int8", "w_scale", "w_zero"], ["w"], name="w_dq", axis=0),
+        helper.make_node("Conv", ["x_dq", "w"], ["conv"], name="conv"),
+        helper.make_node("QuantizeLinear", ["conv", "y_scale", "zero"], ["y_q"], name="y_q"),
+        helper.make_node("DequantizeLinear", ["y_q", "y_scale", "zero"], ["y"], name="y_dq"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "saturating_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, CHANNELS, SIDE, SIDE])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, FILTERS, SIDE, SIDE])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def inputs() -> np.ndarray:
+    """Activations at ±127 steps, signed like the first filter's weights: its products all add up."""
+    rng = np.random.default_rng(1)
+    signs = np.where(weights()[0, :, 0, 0] > 0, 1.0, -1.0)[None, :, None, None]
+    noise = rng.integers(120, 128, size=(1, CHANNELS, SIDE, SIDE))
+    return (signs * noise * INPUT_SCALE).astype(np.float32)
+
+
+def exact_int32() -> np.ndarray:
+    """What TensorRT computes: int8 products summed in int32, scaled, quantized at the output's scale."""
+    x_q = np.clip(np.round(inputs() / INPUT_SCALE), -128, 127).astype(np.int64)
+    accumulated = np.einsum("nchw,kc->nkhw", x_q, weights()[:, :, 0, 0].astype(np.int64))
+    y = accumulated * (INPUT_SCALE * WEIGHT_SCALE)
+    return np.clip(np.round(y / OUTPUT_SCALE), -128, 127) * OUTPUT_SCALE  # numpy rounds half to even, as ONNX
+
+
+def sessions() -> dict[str, np.ndarray]:
+    """The int8 engine the harness's ONNX Runtime backend builds and loads: the outputs it judges (infer) and
+    the outputs of the session it times."""
+    from harness.backends import BackendOptions, BuildRequest
+    from harness.backends.ort import OnnxRuntimeBackend
+    from harness.case import Precision
+    from harness.environment import int8_features
+
+    backend = OnnxRuntimeBackend(BackendOptions())
+    request = BuildRequest(None, Precision.INT8, 0, model_bytes())  # type: ignore[arg-type]  # build reads no case
+    engine = backend.load(backend.build(request).data, request)
+    feeds = {"x": inputs()}
+    try:
+        return {
+            "accuracy": engine.infer(feeds)["y"],
+            "latency": engine.session.run(["y"], feeds)[0],
+            "features": np.array(int8_features()),
+        }
+    finally:
+        engine.close()
+
+
+if __name__ == "__main__":
+    found = sessions()
+    print(
+        json.dumps(
+            {
+                "accuracy": found["accuracy"].tolist(),
+                "latency": found["latency"].tolist(),
+                "features": found["features"].tolist(),
+            }
+        )
+    )
