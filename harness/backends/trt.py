@@ -533,6 +533,7 @@ class TensorRTBackend:
             {op for e in errors if (op := e.node_operator()) and onnx.defs.has(op) and not parser.supports_operator(op)}
         )
         codes = sorted({str(e.code()).rpartition(".")[2] for e in errors})
+
         def lacks(error: Any) -> bool:
             op = error.node_operator()
             if op and not onnx.defs.has(op):
