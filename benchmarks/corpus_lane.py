@@ -23,6 +23,7 @@ Usage: python benchmarks/corpus_lane.py [--json OUT] [--keep DIR]   (from the re
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -167,6 +168,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write every model's outcome and the counts here")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (results files, engines)")
     args = parser.parse_args()
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        print("TensorRT for RTX is not installed: pip install 'trt-harness[rtx]'", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     folders = model_folders(corpus_root())
     with tempfile.TemporaryDirectory(prefix="harness-corpus-") as scratch:

@@ -368,3 +368,18 @@ def test_the_corpus_lane_tells_pass_refusal_and_failure_apart(tmp_path: Path) ->
     assert outcomes["strings"].reason == "input 'x' is a string tensor; ..."
     assert corpus_lane.cause(outcomes["lacking"].reason) == "operators the backend's parser lacks"
     assert outcomes["broken"].reason == "ValueError: could not convert string to float"
+
+
+def test_the_reference_s_conversion_is_in_the_results_and_the_summary(pytester: pytest.Pytester) -> None:
+    gemm_opset6(pytester.path / "linear6.onnx")
+    (pytester.path / "models.toml").write_text('[[case]]\nmodel = "linear6.onnx"\nprecisions = ["fp16"]\n')
+    result = pytester.runpytest("--harness-spec", "models.toml", "-k", "build or accuracy", *FAST)
+    result.assert_outcomes(passed=1 + 3)
+    result.stdout.fnmatch_lines(
+        [
+            "opset: linear6 converted from opset 6 to 7 (on ort)",
+            "opset: linear6 converted from opset 6 to 7 for its ONNX Runtime reference (on ort)",
+        ]
+    )
+    derivation = recorded(pytester)["test_accuracy[linear6-fp16-opt-ort]"]["derivation"]
+    assert derivation["opset"] == derivation["reference_opset"] == "converted from opset 6 to 7"  # type: ignore[index]

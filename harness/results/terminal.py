@@ -8,7 +8,7 @@ built-in cases: the full numbers are in the results file and the HTML report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -115,15 +115,11 @@ def opset_lines(tests: Sequence[TestResult]) -> list[str]:
     cases: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     backends: dict[tuple[str, str], list[str]] = {}
     for test in tests:
-        derivation = test.raw.get("derivation")
-        if not isinstance(derivation, Mapping):
-            continue
-        for key, suffix in (("opset", ""), ("reference_opset", " for its ONNX Runtime reference")):
-            text = derivation.get(key)
-            if isinstance(text, str) and text:
-                seen = backends.setdefault((test.case, text + suffix), [])
-                if test.backend not in seen:
-                    seen.append(test.backend)
+        for what, text in test.opset_conversions.items():
+            suffix = " for its ONNX Runtime reference" if what == "reference" else ""
+            seen = backends.setdefault((test.case, text + suffix), [])
+            if test.backend not in seen:
+                seen.append(test.backend)
     for (case, text), on in backends.items():
         cases.setdefault((text, tuple(on)), []).append(case)
     return [
