@@ -358,7 +358,7 @@ def test_the_corpus_lane_tells_pass_refusal_and_failure_apart(tmp_path: Path) ->
             },
         ],
     }
-    outcomes = corpus_lane.outcomes(document, folders)
+    outcomes = corpus_lane.outcomes(document, folders, "test_build[")
     assert {name: o.verdict for name, o in outcomes.items()} == {
         "good": "pass",
         "strings": "refused",
@@ -368,6 +368,8 @@ def test_the_corpus_lane_tells_pass_refusal_and_failure_apart(tmp_path: Path) ->
     assert outcomes["strings"].reason == "input 'x' is a string tensor; ..."
     assert corpus_lane.cause(outcomes["lacking"].reason) == "operators the backend's parser lacks"
     assert outcomes["broken"].reason == "ValueError: could not convert string to float"
+    # A pass must include what the lane is for: without a passing accuracy test, a model has not passed.
+    assert corpus_lane.outcomes(document, folders, "test_accuracy[")["good"].verdict == "failed"
 
 
 def test_the_reference_s_conversion_is_in_the_results_and_the_summary(pytester: pytest.Pytester) -> None:
