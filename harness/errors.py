@@ -31,5 +31,11 @@ class BuildError(CaseError):
     """A backend failed to build an engine; the message carries the backend's own log."""
 
 
+class ModelRefusedError(BuildError):
+    """The point cannot be built because of what the model is, not because something broke: an operator the
+    backend has no importer for, an opset the converter cannot reach, a shape-tensor input. Its test is skipped
+    with the message (a refusal with its reason); every other BuildError fails it."""
+
+
 class SelectionError(HarnessError):
     """An unknown backend or precision was asked for on the command line or in the ini file."""

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import filelock
 import numpy as np
@@ -30,7 +30,7 @@ from harness.backends import (
 from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
 from harness.case import Case, Precision, ReferenceKind, check_case
-from harness.errors import BuildError, CaseDefinitionError, HarnessError
+from harness.errors import BuildError, CaseDefinitionError, HarnessError, ModelRefusedError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
 from harness.measure import MeasurePolicy
@@ -588,10 +588,13 @@ class BuildContext:
         point = self.point
         try:
             built = self.store.artifact(self.backend, point.case, point.precision, point.profile_index)
+        except ModelRefusedError as error:
+            _skip_refused(self.backend, point, error)
         except (BuildError, CaseDefinitionError) as error:  # the builder's log, or the case's own function
             failure = str(error)
         else:
             self.record.build = built.record
+            self.record.derivation = _derivation(self.store, point)
             return built.record
         pytest.fail(failure, pytrace=False)  # outside the except block: the log once, without a chained trace
 
@@ -647,9 +650,12 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     if request.node.get_closest_marker(REFERENCE_MARK) and (reason := _tautology(state, point)):
         pytest.skip(reason)  # before the build: nothing to compare
     record.backend_info = {**record.backend_info, "clock": backend.clock}
-    built = state.store.get(backend, point.case, point.precision, point.profile_index)
+    try:
+        built = state.store.get(backend, point.case, point.precision, point.profile_index)
+    except ModelRefusedError as error:
+        _skip_refused(backend, point, error)
     record.build = built.record
-    record.derivation = state.store.derived(point.case, point.precision).to_json()
+    record.derivation = _derivation(state.store, point)
     shapes = point.case.profiles[point.profile_index].shapes(point.shape_point)
     rng = np.random.default_rng(point.case.input_seed(point.profile_index, point.shape_point, state.settings.seed))
     inputs = point.case.make_inputs(shapes, rng)
@@ -659,6 +665,21 @@ def _point_context(request: pytest.FixtureRequest) -> PointContext:
     # backend's default (recorded with it) or its own command-line thresholds to the rest.
     record.latency_threshold = point.case.latency_threshold or state.settings.gate.latency_threshold
     return PointContext(point, built.engine, inputs, record, state.settings.measure, state, gate)
+
+
+def _skip_refused(backend: Backend, point: Point, error: ModelRefusedError) -> NoReturn:
+    """A refusal (harness.errors.ModelRefusedError): the test is skipped with the model's reason, not failed."""
+    pytest.skip(f"{backend.name} cannot run {point.case.name} at {point.precision.value}: {error}")
+
+
+def _derivation(store: EngineStore, point: Point) -> dict[str, object]:
+    """The results' `derivation`: how the point's model was derived, and where a spec case's ONNX Runtime reference
+    ran an upgraded copy of the model (below ONNX Runtime's opset), what was converted."""
+    derivation = store.derived(point.case, point.precision).to_json()
+    reference_conversion = getattr(point.case.reference, "opset_conversion", None)
+    if point.case.reference_kind is ReferenceKind.ONNXRUNTIME_FP32 and reference_conversion is not None:
+        derivation["reference_opset"] = str(reference_conversion)
+    return derivation
 
 
 def _gate_context(state: HarnessState, point: Point, backend: Backend, test_id: str) -> GateContext:

@@ -222,6 +222,27 @@ def test_build_tests_pass_when_built_on_both_sides_and_regress_when_the_new_one_
     assert "fail in the new one: case 'mnist'" in capsys.readouterr().out
 
 
+def test_a_build_the_new_version_refuses_is_a_regression_not_a_skip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refusal (an operator the new parser lacks) skips the test in its own run; against a run that built the
+    point, the upgrade gate calls it what it is."""
+    build = "test_build[mnist-fp32-build-rtx]"
+    built = {**record(build, backend="rtx"), "build": {"cached": False, "build_s": 0.1, "artifact_bytes": 7}}
+    refused = {
+        **built,
+        "build": None,
+        "verdict": "skip",
+        "message": "Skipped: tensorrt_rtx cannot run mnist at fp32: case 'mnist': tensorrt_rtx 1.8's ONNX parser has "
+        "no importer for operator Conv; …",
+    }
+    assert cli.main(["compare", *pair(tmp_path, [built], [refused])]) == 1
+    assert "passed in the old run, refused in the new one: Skipped: tensorrt_rtx cannot run mnist" in (
+        capsys.readouterr().out
+    )
+    assert cli.main(["compare", *pair(tmp_path, [refused], [refused])]) == 0  # refused on both sides: a skip
+
+
 def test_fuzz_tests_that_pass_on_both_sides_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A fuzz test keeps no figures: passing on both sides is its verdict, not a skip."""
     fuzz = record("test_fuzz_inside_profile[mnist-fp16-fuzz-ort]")

@@ -40,7 +40,7 @@ from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions
 from harness.backends import cuda_rt as default_cuda
 from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision, raising_line
-from harness.errors import BuildError, HarnessError, ShapeOutsideProfileError
+from harness.errors import BuildError, HarnessError, ModelRefusedError, ShapeOutsideProfileError
 from harness.measure import Timer
 from harness.precision.layers import LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
@@ -500,12 +500,56 @@ class TensorRTBackend:
             details = "; ".join(
                 f"node {e.node()} ({_node(e.node_operator(), e.node_name())}): {e.desc()}" for e in errors
             )
+            refusal = self._refusal(parser, errors, details)
+            if refusal is not None:
+                raise ModelRefusedError(request.case.name, refusal)
             raise BuildError(
                 request.case.name,
                 f"{self._label()}'s ONNX parser rejected the {request.precision.value} model: "
                 f"{details or logger.text()}; fix the case's ONNX model or the op the parser does not support",
             )
+        shape_inputs = [
+            network.get_input(i).name
+            for i in range(network.num_inputs)
+            if getattr(network.get_input(i), "is_shape_tensor", False)
+        ]
+        if shape_inputs:
+            raise ModelRefusedError(
+                request.case.name,
+                f"input {', '.join(repr(name) for name in shape_inputs)} is a shape tensor for {self._label()} (its "
+                "values, not only its shape, set the shapes of the network), and the harness's optimization profiles "
+                "give input shapes only: shape-tensor inputs are not supported yet; make the shape a constant of the "
+                "model",
+            )
         return parser
+
+    def _refusal(self, parser: Any, errors: list[Any], details: str) -> str | None:
+        """Why the parser refused the model, where every error says the backend lacks something (a standard ONNX
+        operator it has no importer for, an attribute value or data type it does not support); None where any
+        error is a failure (an invalid node, an unknown operator, an internal error): that build fails."""
+        import onnx
+
+        lacking = sorted(
+            {op for e in errors if (op := e.node_operator()) and onnx.defs.has(op) and not parser.supports_operator(op)}
+        )
+        codes = sorted({str(e.code()).rpartition(".")[2] for e in errors})
+
+        def lacks(error: Any) -> bool:
+            op = error.node_operator()
+            if op and not onnx.defs.has(op):
+                return False  # an operator ONNX does not define (a custom op whose plugin is missing): a failure
+            return op in lacking or str(error.code()).rpartition(".")[2].startswith("UNSUPPORTED_")
+
+        if not errors or not all(lacks(e) for e in errors):
+            return None
+        if lacking:
+            what = f"has no importer for operator{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}"
+        else:
+            what = f"does not support what the model uses ({', '.join(codes)})"
+        return (
+            f"{self._label()}'s ONNX parser {what}: {details}; run the model on a backend that supports it, or "
+            "export it without that"
+        )
 
     def _network_failure(self, error: Exception, define_network: Callable[..., None], logger: _Log) -> str:
         where = raising_line(error, define_network) or "define_network"

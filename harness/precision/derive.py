@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.case import Case, Precision
-from harness.errors import BuildError
+from harness.errors import BuildError, ModelRefusedError
 from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
 from harness.precision.opset import OpsetConversion, OpsetConversionError, upgraded
@@ -97,8 +97,8 @@ def _at_needed_opset(
     minimum, needed_by = max(needs)
     try:
         model, conversion = upgraded(case.model(), minimum, needed_by=needed_by)
-    except OpsetConversionError as error:
-        raise BuildError(case.name, str(error)) from None  # this point fails; the other points go on
+    except OpsetConversionError as error:  # the model cannot be what the backends need: a refusal, not a failure
+        raise ModelRefusedError(case.name, str(error)) from None
     return named_nodes(model), conversion
 
 

@@ -52,7 +52,9 @@ def upgraded(model: onnx.ModelProto, minimum: int, *, needed_by: str) -> tuple[o
     if source >= minimum:
         return model, None
     try:
-        converted = version_converter.convert_version(model, minimum)
+        converted = version_converter.convert_version(
+            _prelu_slopes_per_channel(model) if source < 7 else model, minimum
+        )
         # The converter keeps the source's IR version, which may predate what it wrote (initializers that are
         # not graph inputs need IR 4): raise it to the least the new opsets need.
         least = onnx.helper.find_min_ir_version_for(list(converted.opset_import), ignore_unknown=True)
@@ -88,3 +90,52 @@ def weights_as_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     fixed.graph.input.extend(inputs)
     fixed.ir_version = max(fixed.ir_version, 4)
     return fixed
+
+
+def _prelu_slopes_per_channel(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Before opset 7, PRelu's slope applied per channel (axis 1: "if Slope is of size 1, the value is shared across
+    different channels"); from opset 7 it broadcasts from the last axis, and onnx.version_converter keeps the slope as
+    it is, so a [C] slope on an [N, C, L] input stops meaning what it meant (ONNX Runtime then refuses to broadcast
+    it). A model below 7 gets its [C] slope initializers reshaped to [C, 1, ...] first: the same per-channel PRelu
+    in either opset. A copy where anything changed; `model` itself otherwise."""
+    import onnx
+    from onnx import numpy_helper
+
+    ranks = _ranks(model)
+    weights = {tensor.name: tensor for tensor in model.graph.initializer}
+    changes: dict[int, tuple[str, onnx.TensorProto]] = {}
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "PRelu" or node.domain not in _DEFAULT_DOMAINS or len(node.input) < 2:
+            continue
+        slope, rank = weights.get(node.input[1]), ranks.get(node.input[0])
+        if slope is None or rank is None or rank < 3 or len(slope.dims) != 1 or slope.dims[0] == 1:
+            continue
+        array = numpy_helper.to_array(slope).reshape((slope.dims[0],) + (1,) * (rank - 2))
+        name = f"{slope.name}_per_channel_rank{rank}"
+        changes[index] = (name, numpy_helper.from_array(array, name))
+    if not changes:
+        return model
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    added: dict[str, onnx.TensorProto] = {}
+    for index, (name, tensor) in changes.items():
+        fixed.graph.node[index].input[1] = name
+        added[name] = tensor
+    fixed.graph.initializer.extend(added.values())
+    return fixed
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Each value's rank, where the model or ONNX's shape inference knows it."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
+        inferred = model
+    graph = inferred.graph
+    return {
+        value.name: len(value.type.tensor_type.shape.dim)
+        for value in (*graph.input, *graph.value_info, *graph.output)
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape")
+    }

@@ -102,6 +102,12 @@ def compare_pair(old: TestResult, new: TestResult, options: GateOptions) -> Row:
     """The gate's latency and accuracy verdicts for one test present on both sides."""
     from harness.gate import compare_accuracy, compare_latency, timing_differences
 
+    if old.verdict == "pass" and new.verdict == "skip" and refused(new):
+        # A backend that built or ran the point before and now refuses the model (an operator its parser lost, an
+        # attribute it no longer supports: harness.errors.ModelRefusedError) has regressed, skip or not.
+        return _row(
+            new.id, old, new, None, "regression", (f"passed in the old run, refused in the new one: {new.message}",)
+        )
     skipped = tuple(
         f"the {side} run skipped it: {test.message}"
         for side, test in (("old", old), ("new", new))
@@ -119,6 +125,13 @@ def compare_pair(old: TestResult, new: TestResult, options: GateOptions) -> Row:
     verdict, reasons = _verdict(latency, accuracy)
     changed = timing_differences(old.raw, new.raw) if latency is not None else None
     return _row(new.id, old, new, latency, verdict, (*reasons, changed) if changed else reasons)
+
+
+def refused(test: TestResult) -> bool:
+    """Whether a skipped test was skipped because its backend cannot run the point (a model refusal, a precision
+    the backend lacks: "onnxruntime cannot run mnist at bf16: …"), not because of the session (build-only, a
+    tautology, a machine without the runtime)."""
+    return f" cannot run {test.case} at {test.precision}: " in (test.message or "")
 
 
 def _verdict(latency: LatencyComparison | None, accuracy: Sequence[AccuracyComparison]) -> tuple[str, tuple[str, ...]]:

@@ -51,7 +51,10 @@ class TestRecord:
     latency_threshold: float | None = None  # the gate's threshold for this test
     gate: dict[str, object] | None = None  # the comparison with the baseline (harness/gate.py)
     worker: str | None = None  # the xdist worker that ran it ("gw0"), None without xdist
-    derivation: Mapping[str, object] | None = None  # how the harness derived the model (harness/precision/derive.py)
+    # How the harness derived the model (harness/precision/derive.py), in run and build tests: precision, opset
+    # ("converted from opset 6 to 9" where the model was upgraded for the selected backends, else None), kept_fp32,
+    # calibrator, scales; reference_opset where a spec case's ONNX Runtime reference ran an upgraded model.
+    derivation: Mapping[str, object] | None = None
     layers: Mapping[str, object] | None = None  # per-layer precision as run, and the problems found (the proof)
     localization: Mapping[str, object] | None = None  # the first layer beyond tolerance, where localized
     verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
@@ -456,6 +459,16 @@ class TestResult:
     def float_outputs(self) -> tuple[OutputResult, ...]:
         """The outputs whose relative errors mean something (exact outputs are right or wrong)."""
         return tuple(output for output in self.accuracy or () if not output.exact)
+
+    @property
+    def opset_conversions(self) -> dict[str, str]:
+        """What the harness upgraded for this test: {"model": "converted from opset 6 to 9", "reference": …}, the
+        keys present only where there was a conversion (derivation.opset, derivation.reference_opset)."""
+        derivation = self.raw.get("derivation")
+        if not isinstance(derivation, Mapping):
+            return {}
+        found = {"model": derivation.get("opset"), "reference": derivation.get("reference_opset")}
+        return {key: value for key, value in found.items() if isinstance(value, str) and value}
 
     @property
     def threshold(self) -> float | None:

@@ -96,6 +96,9 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
     lines = aligned(_POINT_COLUMNS, _point_rows(runs)) if runs else []
     if builds:
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
+    conversions = opset_lines(tests)
+    if conversions:
+        lines += [*([""] if lines else []), *conversions]
     failures = [test for test in tests if test.failed]
     if failures or input_errors:
         lines += [
@@ -104,6 +107,27 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
             *(failure_line(test) for test in failures),
         ]
     return lines
+
+
+def opset_lines(tests: Sequence[TestResult]) -> list[str]:
+    """One line per opset conversion the harness made (a model older than a backend runs, upgraded: the results'
+    derivation.opset and derivation.reference_opset), naming the cases and the backends."""
+    cases: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    backends: dict[tuple[str, str], list[str]] = {}
+    for test in tests:
+        for what, text in test.opset_conversions.items():
+            suffix = " for its ONNX Runtime reference" if what == "reference" else ""
+            seen = backends.setdefault((test.case, text + suffix), [])
+            if test.backend not in seen:
+                seen.append(test.backend)
+    for (case, text), on in backends.items():
+        cases.setdefault((text, tuple(on)), []).append(case)
+    return [
+        f"opset: {', '.join(names)} {text} (on {', '.join(on)})"
+        if len(names) == 1
+        else f"opset: {text} (on {', '.join(on)}): {', '.join(names)}"
+        for (text, on), names in cases.items()
+    ]
 
 
 def _point_rows(tests: Iterable[TestResult]) -> list[list[str]]:

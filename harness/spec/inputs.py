@@ -86,6 +86,13 @@ def parse_generator(table: Mapping[str, object], tensor: ModelTensor, spec_file:
     if len(given) > 1:
         raise SpecError(spec_file, field_name, f"gives {' and '.join(given)}; keep exactly one generator")
     is_float = np.issubdtype(np.dtype(tensor.dtype), np.floating)
+    if tensor.dtype == "bool" and given != ["file"]:
+        raise SpecError(
+            spec_file,
+            field_name,
+            f"input '{tensor.name}' is bool, and the harness has no generator for bool inputs (which values are valid "
+            'is the model\'s business); give them: file = "mask.npy", or test_data with stored inputs',
+        )
     if not given:
         if is_float:
             return Normal(*DEFAULT_FLOAT)

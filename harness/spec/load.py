@@ -195,7 +195,7 @@ def case_from_entry(entry: Mapping[str, Any], spec_file: Path, field: str, cache
         }
         generate = SpecInputs(tuple((t.name, t.dtype, generators[t.name]) for t in model.inputs))
         profiles = _profiles(entry.get("profile"), shapes, generators, spec_file, field)
-        reference = OnnxRuntimeReference(ModelBytes(model.data), checked, cache_dir)
+        reference = _onnxruntime_reference(model, checked, cache_dir, spec_file, f"{field}.model")
         kind = ReferenceKind.ONNXRUNTIME_FP32
     outputs = {tensor.name: tensor for tensor in model.outputs}
     case = Case(
@@ -218,6 +218,29 @@ def case_from_entry(entry: Mapping[str, Any], spec_file: Path, field: str, cache
     except CaseDefinitionError as error:
         raise SpecError(spec_file, field, str(error)) from None
     return case
+
+
+def _onnxruntime_reference(
+    model: ModelFile, checked: tuple[str, ...], cache_dir: Path | None, spec_file: Path, field: str
+) -> OnnxRuntimeReference:
+    """The reference of a case without stored outputs: ONNX Runtime at float32 on the model, upgraded first where
+    it is below the opset ONNX Runtime runs (recorded with the reference); SpecError where it cannot be."""
+    import onnx
+
+    from harness.backends import BUILTIN_BACKENDS
+    from harness.precision.opset import OpsetConversionError, upgraded
+
+    original = onnx.load_from_string(model.data)
+    try:
+        converted, conversion = upgraded(
+            original,
+            BUILTIN_BACKENDS["ort"].min_opset,
+            needed_by="ONNX Runtime (which computes this case's float32 reference)",
+        )
+    except OpsetConversionError as error:
+        raise SpecError(spec_file, field, f"{model.path}: {error}") from None
+    data = model.data if conversion is None else converted.SerializeToString()
+    return OnnxRuntimeReference(ModelBytes(data), checked, cache_dir, conversion)
 
 
 def default_name(stem: str) -> str:

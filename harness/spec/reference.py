@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic import write_atomically
+from harness.precision.opset import OpsetConversion
 from harness.spec.model import ModelBytes
 
 REFERENCES_DIR = "references"  # under the engine cache folder
@@ -40,6 +41,8 @@ class OnnxRuntimeReference:
     model: ModelBytes  # the original float32 model, every output the case checks among its outputs
     outputs: tuple[str, ...]
     cache_dir: Path | None  # the engine cache folder; None: memory only
+    # Where the model was below ONNX Runtime's opset: `model` is the upgraded copy, and this says so in the results.
+    opset_conversion: OpsetConversion | None = None
     _memory: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -77,6 +77,14 @@ def _data_set(folder: Path, model: ModelFile, spec_file: Path, field_name: str) 
     if missing or not outputs:
         what = f"no input_K.pb for inputs {missing}" if missing else "no output_K.pb"
         raise SpecError(spec_file, field_name, f"{folder} has {what}; store every input and the expected outputs")
+    empty = next((name for name, array in inputs.items() if array.size == 0), None)
+    if empty is not None:
+        raise SpecError(
+            spec_file,
+            field_name,
+            f"{folder}: input '{empty}' is empty (shape {list(inputs[empty].shape)}); zero-size inputs are not "
+            "supported (an optimization profile needs every dimension >= 1); store data sets with non-empty inputs",
+        )
     return DataSet(folder, inputs, outputs)
 
 

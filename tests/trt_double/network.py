@@ -136,6 +136,11 @@ class ITensor(StrictObject):
     def is_network_output(self) -> bool:
         return self._id in self._network._graph.outputs
 
+    @property
+    def is_shape_tensor(self) -> bool:
+        """The double's networks feed no input's values into shapes: an execution tensor, never a shape tensor."""
+        return False
+
 
 class ILayer(StrictObject):
     """A layer of a network: name, type, inputs and outputs."""
