@@ -201,11 +201,12 @@ class PointContext:
         self.record.layers = proof.to_json()
         return proof
 
-    def localize(self) -> tuple[Localization, str] | None:
+    def localize(self, engine_outputs: Mapping[str, np.ndarray] | None = None) -> tuple[Localization, str] | None:
         """The first layer of the derived model beyond the precision's tolerance against the float32 model
         (recorded), on the point's own backend where it builds ONNX models (a TensorRT engine with every
         tensor marked as an output), else on unoptimized ONNX Runtime, with where it ran; None at fp32/tf32,
-        which derive nothing."""
+        which derive nothing. `engine_outputs`, what the point's engine produced for these inputs, are checked
+        against the localizer's own outputs: a failure of the engine's optimized kernels alone is said so."""
         point = self.point
         if point.precision not in EXPECTED:
             return None
@@ -222,7 +223,8 @@ class PointContext:
         )
         backend = self.state.backend(point.backend)
         runner, ran_on = _localization_runner(backend, point) if not isinstance(backend, str) else (None, "")
-        found = localize(reference, candidate, self.inputs, tolerance, runner)
+        engine = point.backend if isinstance(backend, str) else backend.name
+        found = localize(reference, candidate, self.inputs, tolerance, runner, engine_outputs, engine)
         ran_on = ran_on or "onnxruntime, unoptimized"
         self.record.localization = {**asdict(found), "summary": found.summary(), "ran_on": ran_on}
         return found, ran_on

@@ -46,7 +46,7 @@ def test_accuracy(harness_point: PointContext) -> None:
     proof = harness_point.prove_precision()
     localized = None
     if any(e.failure for e in errors) or harness_point.state.settings.localize:
-        localized = harness_point.localize()
+        localized = harness_point.localize(outputs)
     if proof.problems:
         pytest.fail(
             f"{point.id} is labelled {point.precision.value} but its layers say otherwise ({proof.source}): "

@@ -369,6 +369,9 @@ class LocalizedLayer:
     tensor: str
     mean_rel: float | None
     exceeds: bool  # beyond the tolerance
+    nonfinite: int = 0  # NaN/Inf elements where the reference is finite
+    input_error: float | None = None  # the largest error among the tensors feeding it
+    jump: float | None = None  # mean_rel / max(input_error, tolerance)
 
     @classmethod
     def from_json(cls, data: object) -> LocalizedLayer:
@@ -379,6 +382,40 @@ class LocalizedLayer:
             tensor=str(layer.get("tensor", "")),
             mean_rel=_number(layer.get("mean_rel")),
             exceeds=bool(layer.get("exceeds")),
+            nonfinite=int(_number(layer.get("nonfinite")) or 0),
+            input_error=_number(layer.get("input_error")),
+            jump=_number(layer.get("jump")),
+        )
+
+    @classmethod
+    def optional(cls, data: object) -> LocalizedLayer | None:
+        return cls.from_json(data) if _mapping(data) else None
+
+
+@dataclass(frozen=True)
+class LocalizationReproduction:
+    """Whether the localizer's own run of the derived model reproduces the engine's failure (localize.py's
+    Reproduction): where it does not, the failure is in the engine's optimized kernels, not in a layer."""
+
+    output: str
+    localizer_mean_rel: float | None
+    engine_mean_rel: float | None
+    between_mean_rel: float | None
+    reproduced: bool
+    engine: str
+
+    @classmethod
+    def from_json(cls, data: object) -> LocalizationReproduction | None:
+        found = _mapping(data)
+        if not found:
+            return None
+        return cls(
+            output=str(found.get("output", "")),
+            localizer_mean_rel=_number(found.get("localizer_mean_rel")),
+            engine_mean_rel=_number(found.get("engine_mean_rel")),
+            between_mean_rel=_number(found.get("between_mean_rel")),
+            reproduced=bool(found.get("reproduced", True)),
+            engine=str(found.get("engine", "")),
         )
 
 
@@ -390,6 +427,10 @@ class LocalizationResult:
     ran_on: str  # what ran both models
     tolerance: float | None
     layers: tuple[LocalizedLayer, ...]
+    first_failing: LocalizedLayer | None = None  # the first layer beyond the tolerance
+    largest_jump: LocalizedLayer | None = None  # the layer where the error jumps most
+    first_nonfinite: LocalizedLayer | None = None  # the first layer with NaN/Inf the reference lacks
+    reproduction: LocalizationReproduction | None = None  # None where no engine outputs were compared
 
     @classmethod
     def from_json(cls, data: object) -> LocalizationResult | None:
@@ -401,6 +442,10 @@ class LocalizationResult:
             ran_on=str(found.get("ran_on", "")),
             tolerance=_number(found.get("tolerance")),
             layers=tuple(LocalizedLayer.from_json(layer) for layer in _items(found.get("layers"))),
+            first_failing=LocalizedLayer.optional(found.get("first_failing")),
+            largest_jump=LocalizedLayer.optional(found.get("largest_jump")),
+            first_nonfinite=LocalizedLayer.optional(found.get("first_nonfinite")),
+            reproduction=LocalizationReproduction.from_json(found.get("reproduction")),
         )
 
 
