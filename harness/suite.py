@@ -55,7 +55,12 @@ def test_accuracy(harness_point: PointContext) -> None:
         )
     where = None
     if localized:
-        hint = " (try --keep-fp32 with that node)" if point.precision in (Precision.FP16, Precision.BF16) else ""
+        in_a_layer = localized[0].reproduction is None or localized[0].reproduction.reproduced
+        hint = (
+            " (try --keep-fp32 with that node)"
+            if in_a_layer and point.precision in (Precision.FP16, Precision.BF16)
+            else ""
+        )
         where = f"on {localized[1]}: {localized[0].summary()}{hint}"
     _fail_outside_tolerance(point, errors, f"the {point.case.reference_kind.value}", where)
     _gate(harness_point, _accuracy_gate(harness_point, errors))

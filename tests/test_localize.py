@@ -256,14 +256,21 @@ def test_the_summary_names_the_layer_where_the_error_jumps_most_then_the_first_b
 
 
 def test_a_jump_is_measured_against_the_tolerance_where_the_inputs_error_is_below_it() -> None:
-    """Growth from 1e-6 to 5e-4 under a 1e-3 limit is noise, not a jump of 500x: the floor is the tolerance."""
-    layers = (
-        LayerError("a", "Conv", "a", 1e-6, False, 0, 0.0, 1e-3),
-        LayerError("b", "Conv", "b", 5e-4, False, 0, 1e-6, 0.5),
-        LayerError("c", "Softmax", "c", 0.15, True, 0, 5e-4, 150.0),
+    """mul0 two float32 ulps off (2.4e-7), amp 0.05 % off on top (5e-4: x2000 on its input, but under the 1e-3
+    limit), the Softmax then a few times beyond the limit: growth under the tolerance is noise, so the floor makes
+    the Softmax the jump, not amp's ratio of 2000."""
+    reference = chain_model(1.0, 5.0)
+    candidate = chain_model(float(np.nextafter(np.nextafter(np.float32(1), 2), 2)), 5.0 * 1.0005)
+    found = localize(reference, candidate, chain_inputs(), 1e-3)
+    mul0, amp, softmax = found.layers
+    assert mul0.mean_rel < 1e-6 and amp.mean_rel / mul0.mean_rel > 1000 and amp.mean_rel < 1e-3
+    assert amp.jump == pytest.approx(amp.mean_rel / 1e-3)
+    assert found.first_failing is softmax and found.largest_jump is softmax
+    assert softmax.jump == pytest.approx(softmax.mean_rel / 1e-3) and softmax.jump > 1
+    assert found.summary() == (
+        f"error jumps most at the first layer beyond 0.001: softmax (Softmax) output 'y': {amp.mean_rel:.3g} → "
+        f"{softmax.mean_rel:.3g}"
     )
-    summary = Localization(layers, layers[2], 1e-3, layers[2]).summary()
-    assert summary.startswith("error jumps most at c (Softmax) output 'c': 0.0005 → 0.15; first layer beyond 0.001: c")
 
 
 def test_the_zfnet_summary_names_the_jump_first_and_the_first_layer_beyond_second() -> None:
@@ -348,3 +355,20 @@ def test_an_engine_failure_the_layer_by_layer_run_reproduces_is_localized_as_bef
     (exact,) = ReferenceEvaluator(reference).run(None, inputs)
     passing = localize(reference, candidate, inputs, 1e-3, engine_outputs={"y": exact})
     assert passing.reproduction is not None and passing.reproduction.reproduced
+
+
+def test_an_engine_failure_the_layer_by_layer_run_fails_differently_is_put_on_the_engines_kernels() -> None:
+    """Both fail, but the layer-by-layer run's outputs are further from the engine's than the engine's are from
+    the reference: its layers say nothing of where the engine breaks. Merely differing a little (each run's own
+    rounding) is no such case."""
+    reference, candidate, inputs = chain_model(1.0, 5.0), chain_model(1.0015, 5.0), chain_inputs()
+    (expected,) = ReferenceEvaluator(reference).run(None, inputs)
+    (ours,) = ReferenceEvaluator(candidate).run(None, inputs)
+    elsewhere = expected - 2 * (ours - expected)  # twice our error, the other way: 3x ours from ours
+    found = localize(reference, candidate, inputs, 1e-3, engine_outputs={"y": elsewhere})
+    assert found.reproduction is not None and not found.reproduction.reproduced
+    assert found.summary().startswith("the failure lives in ONNX Runtime's optimized kernels")
+    assert "; layer by layer, error jumps most at softmax (Softmax)" in found.summary()
+    close = ours * np.float32(1.0002)  # fails like ours, a rounding away from it
+    found = localize(reference, candidate, inputs, 1e-3, engine_outputs={"y": close})
+    assert found.reproduction is not None and found.reproduction.reproduced

@@ -84,7 +84,10 @@ def test_a_failing_point_is_localized_to_its_first_layer_beyond_tolerance(pytest
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*Localized on onnxruntime, unoptimized: first layer beyond 1e-06: conv1 (Conv)*(try --keep-fp32 with that node)*"
+            (
+                "*Localized on onnxruntime, unoptimized: error jumps most at the first layer beyond 1e-06: "
+                "conv1 (Conv) output 'conv1': 0 → 0.000*(try --keep-fp32 with that node)*"
+            )
         ]
     )
     localization = record(pytester, "test_accuracy[tight-fp16-opt-ort]")["localization"]
@@ -203,3 +206,37 @@ def test_a_bad_name_in_the_cases_keep_fp32_names_the_field_and_spares_other_prec
     result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "-k", "opt")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*case 'badkeep': keep_fp32 (the case's field): 'identty' is not a node name*"])
+
+
+def test_a_failure_only_the_engines_kernels_make_is_said_so_not_put_on_a_layer(pytester: pytest.Pytester) -> None:
+    """The engine's probabilities 1 % off (as a CPU's saturating int8 kernels made them) while the same model run
+    layer by layer is within 1e-3: the message and the record say the failure is the engine's, with both errors.
+    (The session's conftest patches the suite's run_engine, and restores it when the session ends.)"""
+    off_by_one_percent = (
+        "import harness.suite as suite\n"
+        "real_run_engine = suite.run_engine\n"
+        "def off_by_one_percent(*args, **kwargs):\n"
+        "    outputs = dict(real_run_engine(*args, **kwargs))\n"
+        "    outputs['probabilities'] = outputs['probabilities'] * np.float32(1.01)\n"
+        "    return outputs\n"
+        "suite.run_engine = off_by_one_percent\n"
+        "def pytest_unconfigure(config):\n"
+        "    suite.run_engine = real_run_engine\n"
+    )
+    accuracy_project(pytester, MNIST + off_by_one_percent + "CASES = [MNIST]")
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--results", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*Localized on onnxruntime, unoptimized: the failure lives in onnxruntime's optimized kernels, not "
+                "in any layer of the model: the layer-by-layer run of the same model gives mean relative error "
+                "0.000* at the outputs, the engine 0.0099*"
+            )
+        ]
+    )
+    localization = record(pytester, "test_accuracy[mnist-fp16-opt-ort]")["localization"]
+    assert "(try --keep-fp32 with that node)" not in result.stdout.str()  # no layer to keep
+    reproduction = localization["reproduction"]  # type: ignore[index]
+    assert reproduction["reproduced"] is False and reproduction["output"] == "probabilities"
+    assert reproduction["localizer_mean_rel"] < 1e-3 < reproduction["engine_mean_rel"]
