@@ -30,6 +30,7 @@ from harness.backends import (
 from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
 from harness.case import Case, Precision, ReferenceKind, check_case
+from harness.compare import OutputErrors
 from harness.errors import BuildError, CaseDefinitionError, HarnessError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
@@ -200,6 +201,22 @@ class PointContext:
         proof = prove(derived, self.engine.layer_precisions())
         self.record.layers = proof.to_json()
         return proof
+
+    def judge_labels(
+        self, errors: list[OutputErrors], outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
+    ) -> list[OutputErrors]:
+        """`errors` with integer label outputs that differ judged again (harness/precision/labels.py): a label may
+        differ only where the reference's top-1/top-2 margin is inside the precision's error on its scores."""
+        if self.point.precision is Precision.FP32 or not any(e.failure and e.tolerance.exact for e in errors):
+            return errors
+        import onnx
+
+        from harness.precision.labels import exempt_labels
+
+        point = self.point
+        derived = onnx.load_from_string(self.state.store.model_bytes(point.case, point.precision))
+        float_model = named_nodes(point.case.model())
+        return exempt_labels(errors, point.precision, float_model, derived, self.inputs, outputs, reference)
 
     def localize(self, engine_outputs: Mapping[str, np.ndarray] | None = None) -> tuple[Localization, str] | None:
         """The first layer of the derived model beyond the precision's tolerance against the float32 model

@@ -138,7 +138,7 @@ def localize(
     run = runner or run_on_onnxruntime
     reference_values = _run_exposed(reference, inputs, "reference", run)
     candidate_values = _run_exposed(candidate, inputs, "candidate", run)
-    dequantized = _dequantized_names(candidate)
+    dequantized = dequantized_names(candidate)
     limit = Tolerance(mean_rel=tolerance)
     compared: dict[str, float] = {}  # tensor -> its mean relative error, for the jumps
     upstream = _UpstreamError(reference, compared)
@@ -244,7 +244,7 @@ def _reproduction(
     return min(found, key=lambda item: (item.reproduced, -item.engine_mean_rel))
 
 
-def _dequantized_names(model: onnx.ModelProto) -> dict[str, str]:
+def dequantized_names(model: onnx.ModelProto) -> dict[str, str]:
     """Tensor name -> the output of DequantizeLinear(QuantizeLinear(tensor)) in a Q/DQ model.
 
     The tensor under the original name is the float value before quantization; the rest of the network
