@@ -133,3 +133,39 @@ def test_a_real_fp16_flip_at_a_near_tie_is_exempt_and_a_flip_elsewhere_fails() -
     fp32 = judged(engine["label"], Precision.FP32)
     assert fp32.failure == "1 of 8 elements differ; this output must match exactly"  # type: ignore[attr-defined]
     assert fp32.exemption is None  # type: ignore[attr-defined]
+
+
+def test_a_label_chosen_straight_from_a_graph_input_takes_its_scores_from_the_inputs() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("ArgMax", ["scores"], ["label"], name="argmax", axis=1, keepdims=0)],
+        "classify",
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    scores = np.array([[1.0, 1.0005, 0.0], [3.0, 0.0, 1.0]], np.float32)
+    reference = {"label": np.array([1, 0])}
+    labels = np.array([0, 2])  # row 0 inside fp16's bound (2 × 1e-3 × 3), row 1 far outside it
+    errors = [output_errors("label", labels, reference["label"], Tolerance(exact=True))]
+    (entry,) = exempt_labels(
+        errors,
+        Precision.FP16,
+        model,
+        derived_model(model, Precision.FP16),
+        {"scores": scores},
+        {"label": labels},
+        reference,
+    )
+    assert entry.exemption is not None and (entry.exemption["differ"], entry.exemption["exempt"]) == (2, 1)
+    assert entry.exemption["bound"] == pytest.approx(2 * 1e-3 * 3.0)
+    assert entry.failure is not None and entry.failure.startswith("2 of 2 labels differ: 1 where")
+
+
+def test_the_results_file_reads_back_the_exemption() -> None:
+    from harness.results.schema import OutputResult
+
+    note = "1 of 8 labels differ, all where the reference's top-1/top-2 margin on 's' < bound 0.01: exempt (...)"
+    read = OutputResult.from_json(
+        {"output": "label", "tolerance": {"exact": True}, "failure": None, "exemption": {"exempt": 1, "note": note}}
+    )
+    assert (read.exempt, read.exemption, read.failure) == (1, note, None)

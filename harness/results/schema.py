@@ -263,11 +263,14 @@ class OutputResult:
     exact: bool  # an exact (integer) output: relative errors say nothing about it
     tolerance_mean_rel: float | None  # the mean relative error it was allowed
     failure: str | None  # why it failed its tolerance, else None
+    exempt: int = 0  # labels that differ where the reference's margin is inside the precision's error
+    exemption: str | None = None  # what the verdict says of differing labels ("3 of 64 labels differ, all ...")
 
     @classmethod
     def from_json(cls, data: object) -> OutputResult:
         entry = _mapping(data)
         failure, tolerance = entry.get("failure"), _mapping(entry.get("tolerance"))
+        exemption = _mapping(entry.get("exemption"))
         return cls(
             output=str(entry.get("output")),
             mean_rel=_number(entry.get("mean_rel")),
@@ -275,6 +278,8 @@ class OutputResult:
             exact=bool(tolerance.get("exact")),
             tolerance_mean_rel=_number(tolerance.get("mean_rel")),
             failure=str(failure) if failure else None,
+            exempt=int(_number(exemption.get("exempt")) or 0),
+            exemption=str(exemption["note"]) if exemption.get("note") else None,
         )
 
     @property
