@@ -240,3 +240,57 @@ def test_a_failure_only_the_engines_kernels_make_is_said_so_not_put_on_a_layer(p
     reproduction = localization["reproduction"]  # type: ignore[index]
     assert reproduction["reproduced"] is False and reproduction["output"] == "probabilities"
     assert reproduction["localizer_mean_rel"] < 1e-3 < reproduction["engine_mean_rel"]
+
+
+TIES = """
+from onnx import TensorProto, helper, numpy_helper
+from harness.case import Case, TensorSpec
+
+WEIGHTS = np.array([1, 1.0002, 1, 1], np.float32)  # float16 rounds 1.0002 to 1: a score tie where x0 == x1
+
+def ties_model():
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["scores"], name="scale"),
+         helper.make_node("ArgMax", ["scores"], ["label"], name="argmax", axis=1, keepdims=0)],
+        "ties",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"])],
+        initializer=[numpy_helper.from_array(WEIGHTS, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+def ties_inputs(shapes, rng):
+    x = rng.uniform(-1, 1, shapes["x"])
+    x[np.arange(len(x)), rng.integers(0, 4, len(x))] = 2.5
+    x[::4] = [1.0, 1.0, 0.0, -1.0]  # every fourth row a near tie: label 1 in float32, 0 in float16
+    return {"x": x.astype(np.float32)}
+
+def ties_reference(inputs):
+    return {"label": (inputs["x"].astype(np.float64) * WEIGHTS).argmax(axis=1)}
+
+TIES_CASE = Case(
+    name="ties", inputs=(TensorSpec("x", "float32", ("N", 4)),), outputs=(TensorSpec("label", "int64", ("N",)),),
+    profiles=(Profile(min={"x": (1, 4)}, opt={"x": (16, 4)}, max={"x": (16, 4)}),),
+    onnx_model=ties_model, reference=ties_reference, generate_inputs=ties_inputs,
+    precisions=(Precision.FP32, Precision.FP16),
+)
+"""
+
+
+def test_a_label_that_flips_at_a_near_tie_passes_at_fp16_saying_so_and_fp32_stays_exact(
+    pytester: pytest.Pytester,
+) -> None:
+    """A real fp16 flip: the float16 weight makes rows with x0 == x1 a tie, so fp16's label is 0 where float32's
+    is 1. Those labels are exempt (the verdict's record counts them); fp32 matches exactly; a wrong label elsewhere
+    would still fail (tests/test_labels.py)."""
+    accuracy_project(pytester, TIES + "CASES = [TIES_CASE]")
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "-k", "opt", "--results", "r.json")
+    result.assert_outcomes(passed=2)
+    (label,) = record(pytester, "test_accuracy[ties-fp16-opt-ort]")["accuracy"]  # type: ignore[misc]
+    assert label["failure"] is None
+    assert (label["exemption"]["differ"], label["exemption"]["exempt"], label["exemption"]["total"]) == (4, 4, 16)
+    assert label["exemption"]["note"].startswith(
+        "4 of 16 labels differ, all where the reference's top-1/top-2 margin on 'scores' < bound"
+    )
+    (exact,) = record(pytester, "test_accuracy[ties-fp32-opt-ort]")["accuracy"]  # type: ignore[misc]
+    assert exact["failure"] is None and exact["exemption"] is None
