@@ -203,10 +203,15 @@ class PointContext:
         return proof
 
     def judge_labels(
-        self, errors: list[OutputErrors], outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
+        self,
+        errors: list[OutputErrors],
+        outputs: Mapping[str, np.ndarray],
+        reference: Mapping[str, np.ndarray],
+        inputs: Mapping[str, np.ndarray] | None = None,
     ) -> list[OutputErrors]:
         """`errors` with integer label outputs that differ judged again (harness/precision/labels.py): a label may
-        differ only where the reference's top-1/top-2 margin is inside the precision's error on its scores."""
+        differ only where the reference's top-1/top-2 margin is inside the precision's error on its scores.
+        `inputs`: those the outputs were made from (default: the point's own)."""
         if self.point.precision is Precision.FP32 or not any(e.failure and e.tolerance.exact for e in errors):
             return errors
         import onnx
@@ -216,7 +221,8 @@ class PointContext:
         point = self.point
         derived = onnx.load_from_string(self.state.store.model_bytes(point.case, point.precision))
         float_model = named_nodes(point.case.model())
-        return exempt_labels(errors, point.precision, float_model, derived, self.inputs, outputs, reference)
+        given = self.inputs if inputs is None else inputs
+        return exempt_labels(errors, point.precision, float_model, derived, given, outputs, reference)
 
     def localize(self, engine_outputs: Mapping[str, np.ndarray] | None = None) -> tuple[Localization, str] | None:
         """The first layer of the derived model beyond the precision's tolerance against the float32 model

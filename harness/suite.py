@@ -126,8 +126,9 @@ def test_fuzz_inside_profile(harness_fuzz: PointContext) -> None:
 
     def matches_reference(shapes: dict[str, Shape]) -> None:
         inputs = case.make_inputs(shapes, np.random.default_rng(zlib.crc32(f"{shapes}/{seed}".encode())))
-        errors = compare_outputs(
-            case, point.precision, run_engine(case, point.profile_index, engine, inputs), case.reference_outputs(inputs)
+        outputs, reference = run_engine(case, point.profile_index, engine, inputs), case.reference_outputs(inputs)
+        errors = harness_fuzz.judge_labels(
+            compare_outputs(case, point.precision, outputs, reference), outputs, reference, inputs
         )
         failures = [f"output '{e.output}': {e.failure}" for e in errors if e.failure]
         assert not failures, f"{point.id} at shapes {shapes}: " + "; ".join(failures)

@@ -294,3 +294,12 @@ def test_a_label_that_flips_at_a_near_tie_passes_at_fp16_saying_so_and_fp32_stay
     )
     (exact,) = record(pytester, "test_accuracy[ties-fp32-opt-ort]")["accuracy"]  # type: ignore[misc]
     assert exact["failure"] is None and exact["exemption"] is None
+
+
+def test_the_fuzz_tests_exempt_near_tie_labels_as_the_accuracy_test_does(pytester: pytest.Pytester) -> None:
+    make_project(pytester, TIES + "CASES = [TIES_CASE]")
+    pytester.makepyfile(test_matrix="from harness.suite import test_fuzz_inside_profile\n")
+    result = pytester.runpytest(
+        *FAST, "--precision", "fp16", "--hypothesis-profile", "harness-ci", "--fuzz-examples", "5"
+    )
+    result.assert_outcomes(passed=1)
