@@ -29,7 +29,7 @@ from harness.backends import (
 )
 from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
-from harness.case import Case, Precision, ReferenceKind, check_case
+from harness.case import DEFAULT_MEAN_REL, Case, Precision, ReferenceKind, check_case
 from harness.compare import OutputErrors
 from harness.errors import BuildError, CaseDefinitionError, HarnessError
 from harness.gate import GatePolicy
@@ -240,9 +240,12 @@ class PointContext:
         reference = named_nodes(point.case.model())
         candidate = onnx.load_from_string(self.state.store.model_bytes(point.case, point.precision))
         tolerance = min(
-            limit
-            for spec in point.case.outputs
-            if (limit := point.case.tolerance(point.precision, spec.name).mean_rel) is not None
+            (
+                limit
+                for spec in point.case.outputs
+                if (limit := point.case.tolerance(point.precision, spec.name).mean_rel) is not None
+            ),
+            default=DEFAULT_MEAN_REL[point.precision],  # only integer outputs (a label): the precision's own limit
         )
         backend = self.state.backend(point.backend)
         runner, ran_on = _localization_runner(backend, point) if not isinstance(backend, str) else (None, "")

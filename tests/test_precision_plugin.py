@@ -303,3 +303,34 @@ def test_the_fuzz_tests_exempt_near_tie_labels_as_the_accuracy_test_does(pyteste
         *FAST, "--precision", "fp16", "--hypothesis-profile", "harness-ci", "--fuzz-examples", "5"
     )
     result.assert_outcomes(passed=1)
+
+
+def test_a_label_wrong_where_the_margin_is_wide_fails_saying_which_differ_and_is_localized(
+    pytester: pytest.Pytester,
+) -> None:
+    """An engine that gets one clear label wrong (patched in by the session's conftest) fails, the verdict counting
+    the exempt near ties apart; a case with no float output is localized at the precision's own limit (it raised
+    "min() arg is an empty sequence" before)."""
+    wrong_label = (
+        "import harness.suite as suite\n"
+        "real_run_engine = suite.run_engine\n"
+        "def one_wrong(*args, **kwargs):\n"
+        "    outputs = dict(real_run_engine(*args, **kwargs))\n"
+        "    outputs['label'] = outputs['label'].copy()\n"
+        "    outputs['label'][1] = (outputs['label'][1] + 1) % 4\n"
+        "    return outputs\n"
+        "suite.run_engine = one_wrong\n"
+        "def pytest_unconfigure(config):\n"
+        "    suite.run_engine = real_run_engine\n"
+    )
+    accuracy_project(pytester, TIES + wrong_label + "CASES = [TIES_CASE]")
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--results", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*output 'label': 5 of 16 labels differ: 4 where the reference's top-1/top-2 margin on 'scores' < bound*"
+            "1 elsewhere, which must match*Localized on onnxruntime, unoptimized: *"
+        ]
+    )
+    (label,) = record(pytester, "test_accuracy[ties-fp16-opt-ort]")["accuracy"]  # type: ignore[misc]
+    assert (label["exemption"]["differ"], label["exemption"]["exempt"]) == (5, 4)

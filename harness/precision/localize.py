@@ -86,7 +86,8 @@ class Localization:
         if first is not None:
             beyond = first.mean_rel > self.tolerance  # else beyond only by NaN/Inf (or a NaN/Inf reference it lacks)
             # 3 digits: 1.0e-03 would read as equal to a 1e-3 limit
-            jumped = f"{jump.input_error:.3g} → {jump.mean_rel:.3g}" if jump is not None and jump.mean_rel > 0 else ""
+            # A jump above 1 takes the error past both its input's and the tolerance; below, it is no news.
+            jumped = f"{jump.input_error:.3g} → {jump.mean_rel:.3g}" if jump is not None and jump.jump > 1 else ""
             if jumped and jump is first and beyond:
                 facts.append(
                     f"error jumps most at the first layer beyond {self.tolerance:g}: {_label(first)}: {jumped}"
