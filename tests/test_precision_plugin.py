@@ -328,8 +328,10 @@ def test_a_label_wrong_where_the_margin_is_wide_fails_saying_which_differ_and_is
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*output 'label': 5 of 16 labels differ: 4 where the reference's top-1/top-2 margin on 'scores' < bound*"
-            "1 elsewhere, which must match*Localized on onnxruntime, unoptimized: *"
+            (
+                "*output 'label': 5 of 16 labels differ: 4 where the reference's top-1/top-2 margin on 'scores' < "
+                "bound*1 elsewhere, which must match*Localized on onnxruntime, unoptimized: *"
+            )
         ]
     )
     (label,) = record(pytester, "test_accuracy[ties-fp16-opt-ort]")["accuracy"]  # type: ignore[misc]
