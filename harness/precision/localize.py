@@ -6,6 +6,14 @@ the derived models keep the float32 model's tensor names (onnxconverter-common's
 them for converted nodes and puts them on the output Cast of a node kept in float32; ONNX Runtime's Q/DQ
 quantization keeps them on the float tensor it quantizes). Errors use the harness's own metric
 (harness.compare), judged as a float output is judged against a mean relative tolerance.
+
+Per layer, besides its error: the NaN/Inf elements the reference lacks (`nonfinite`: the errors skip them), and its
+`jump`, its error ÷ max(the largest error among the tensors feeding it, the tolerance). A ratio, not a difference:
+errors compound multiplicatively through a network (a Softmax over logits a few percent off multiplies their error),
+and a difference would favour the last, largest layers; floored at the tolerance, so that growth inside what is
+allowed (1e-7 -> 5e-4 under 1e-3) is no jump. Given the outputs the engine under test produced, the localization
+also says whether its own run reproduces the engine's failure (`Reproduction`): where it does not, the failure is
+in the engine's optimized kernels, not in any layer of the model.
 """
 
 from __future__ import annotations
