@@ -34,6 +34,9 @@ class OutputErrors:
     inf_count: int
     tolerance: Tolerance
     failure: str | None  # why this output fails its tolerance, None when it passes
+    # An integer label output at reduced precision whose labels differ: how many, how many exempt and why
+    # (harness/precision/labels.py's LabelExemption.to_json()); None otherwise.
+    exemption: Mapping[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)

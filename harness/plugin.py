@@ -29,7 +29,8 @@ from harness.backends import (
 )
 from harness.backends.cuda_rt import device_facts, gpu_problem, visible_gpus
 from harness.build import BuildRecord, EngineStore
-from harness.case import Case, Precision, ReferenceKind, check_case
+from harness.case import DEFAULT_MEAN_REL, Case, Precision, ReferenceKind, check_case
+from harness.compare import OutputErrors
 from harness.errors import BuildError, CaseDefinitionError, HarnessError, ModelRefusedError
 from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
@@ -201,11 +202,34 @@ class PointContext:
         self.record.layers = proof.to_json()
         return proof
 
-    def localize(self) -> tuple[Localization, str] | None:
+    def judge_labels(
+        self,
+        errors: list[OutputErrors],
+        outputs: Mapping[str, np.ndarray],
+        reference: Mapping[str, np.ndarray],
+        inputs: Mapping[str, np.ndarray] | None = None,
+    ) -> list[OutputErrors]:
+        """`errors` with integer label outputs that differ judged again (harness/precision/labels.py): a label may
+        differ only where the reference's top-1/top-2 margin is inside the precision's error on its scores.
+        `inputs`: those the outputs were made from (default: the point's own)."""
+        if self.point.precision is Precision.FP32 or not any(e.failure and e.tolerance.exact for e in errors):
+            return errors
+        import onnx
+
+        from harness.precision.labels import exempt_labels
+
+        point = self.point
+        derived = onnx.load_from_string(self.state.store.model_bytes(point.case, point.precision))
+        float_model = named_nodes(point.case.model())
+        given = self.inputs if inputs is None else inputs
+        return exempt_labels(errors, point.precision, float_model, derived, given, outputs, reference)
+
+    def localize(self, engine_outputs: Mapping[str, np.ndarray] | None = None) -> tuple[Localization, str] | None:
         """The first layer of the derived model beyond the precision's tolerance against the float32 model
         (recorded), on the point's own backend where it builds ONNX models (a TensorRT engine with every
         tensor marked as an output), else on unoptimized ONNX Runtime, with where it ran; None at fp32/tf32,
-        which derive nothing."""
+        which derive nothing. `engine_outputs`, what the point's engine produced for these inputs, are checked
+        against the localizer's own outputs: a failure of the engine's optimized kernels alone is said so."""
         point = self.point
         if point.precision not in EXPECTED:
             return None
@@ -216,13 +240,17 @@ class PointContext:
         reference = named_nodes(point.case.model())
         candidate = onnx.load_from_string(self.state.store.model_bytes(point.case, point.precision))
         tolerance = min(
-            limit
-            for spec in point.case.outputs
-            if (limit := point.case.tolerance(point.precision, spec.name).mean_rel) is not None
+            (
+                limit
+                for spec in point.case.outputs
+                if (limit := point.case.tolerance(point.precision, spec.name).mean_rel) is not None
+            ),
+            default=DEFAULT_MEAN_REL[point.precision],  # only integer outputs (a label): the precision's own limit
         )
         backend = self.state.backend(point.backend)
         runner, ran_on = _localization_runner(backend, point) if not isinstance(backend, str) else (None, "")
-        found = localize(reference, candidate, self.inputs, tolerance, runner)
+        engine = point.backend if isinstance(backend, str) else backend.name
+        found = localize(reference, candidate, self.inputs, tolerance, runner, engine_outputs, engine)
         ran_on = ran_on or "onnxruntime, unoptimized"
         self.record.localization = {**asdict(found), "summary": found.summary(), "ran_on": ran_on}
         return found, ran_on

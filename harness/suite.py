@@ -41,13 +41,15 @@ def test_accuracy(harness_point: PointContext) -> None:
     point is labelled with (the proof); a failing point is localized to its first layer beyond tolerance."""
     point, inputs = harness_point.point, harness_point.inputs
     outputs = run_engine(point.case, point.profile_index, harness_point.engine, inputs)
-    errors = compare_outputs(point.case, point.precision, outputs, point.case.reference_outputs(inputs))
+    reference = point.case.reference_outputs(inputs)
+    errors = compare_outputs(point.case, point.precision, outputs, reference)
+    errors = harness_point.judge_labels(errors, outputs, reference)  # labels inside the precision's error: exempt
     harness_point.record.accuracy = errors
     harness_point.record.engine_facts = harness_point.engine.facts()  # which session computed the outputs judged
     proof = harness_point.prove_precision()
     localized = None
     if any(e.failure for e in errors) or harness_point.state.settings.localize:
-        localized = harness_point.localize()
+        localized = harness_point.localize(outputs)
     if proof.problems:
         pytest.fail(
             f"{point.id} is labelled {point.precision.value} but its layers say otherwise ({proof.source}): "
@@ -56,7 +58,12 @@ def test_accuracy(harness_point: PointContext) -> None:
         )
     where = None
     if localized:
-        hint = " (try --keep-fp32 with that node)" if point.precision in (Precision.FP16, Precision.BF16) else ""
+        in_a_layer = localized[0].reproduction is None or localized[0].reproduction.reproduced
+        hint = (
+            " (try --keep-fp32 with that node)"
+            if in_a_layer and point.precision in (Precision.FP16, Precision.BF16)
+            else ""
+        )
         where = f"on {localized[1]}: {localized[0].summary()}{hint}"
     _fail_outside_tolerance(point, errors, f"the {point.case.reference_kind.value}", where)
     _gate(harness_point, _accuracy_gate(harness_point, errors))
@@ -120,8 +127,9 @@ def test_fuzz_inside_profile(harness_fuzz: PointContext) -> None:
 
     def matches_reference(shapes: dict[str, Shape]) -> None:
         inputs = case.make_inputs(shapes, np.random.default_rng(zlib.crc32(f"{shapes}/{seed}".encode())))
-        errors = compare_outputs(
-            case, point.precision, run_engine(case, point.profile_index, engine, inputs), case.reference_outputs(inputs)
+        outputs, reference = run_engine(case, point.profile_index, engine, inputs), case.reference_outputs(inputs)
+        errors = harness_fuzz.judge_labels(
+            compare_outputs(case, point.precision, outputs, reference), outputs, reference, inputs
         )
         failures = [f"output '{e.output}': {e.failure}" for e in errors if e.failure]
         assert not failures, f"{point.id} at shapes {shapes}: " + "; ".join(failures)

@@ -105,7 +105,10 @@ def test_nan_where_the_reference_is_finite_fails_whatever_the_mean() -> None:
     weights["b2"][0] = np.inf
     found = localize(small_model(), small_model(weights), small_inputs(), 1e-3)
     assert found.first_failing is not None and found.first_failing.node == "conv2"
-    assert found.summary().endswith("and NaN/Inf where the reference is finite")
+    assert found.first_nonfinite is found.first_failing
+    assert found.summary() == (
+        "first non-finite layer: conv2 (Conv) output 'conv2_out': 128 NaN/Inf where the reference is finite"
+    )
 
 
 def test_summary_names_the_first_failing_layer_and_unnamed_nodes_by_op() -> None:
@@ -211,3 +214,161 @@ def test_a_quantized_tensor_is_compared_after_its_dequantization() -> None:
     # The candidate's pre-quantization 'relu' is the reference's 'conv': comparing it would judge the clamp.
     (pre_quantization,) = ReferenceEvaluator(reference).run(["conv"], inputs)
     assert (pre_quantization < 0).mean() > 0.2
+
+
+def chain_model(scale: float, amplify: float) -> onnx.ModelProto:
+    """x -> Mul(scale) 'mul0' -> Mul(amplify) 'amp' -> Softmax 'softmax' -> y, float32, on (4, 16)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "a"], ["m"], name="mul0"),
+            helper.make_node("Mul", ["m", "b"], ["logits"], name="amp"),
+            helper.make_node("Softmax", ["logits"], ["y"], name="softmax", axis=1),
+        ],
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        initializer=[
+            numpy_helper.from_array(np.float32(scale), "a"),
+            numpy_helper.from_array(np.float32(amplify), "b"),
+        ],
+    )
+    return model_of(graph)
+
+
+def chain_inputs() -> dict[str, np.ndarray]:
+    return {"x": np.random.default_rng(5).uniform(-1, 1, (4, 16)).astype(np.float32)}
+
+
+def test_the_summary_names_the_layer_where_the_error_jumps_most_then_the_first_beyond() -> None:
+    """mul0 is just beyond the tolerance (its constant 0.15 % off), amp carries the same relative error on, and
+    the Softmax over the amplified logits multiplies it: the Softmax is where the error jumps, mul0 the first beyond."""
+    found = localize(chain_model(1.0, 5.0), chain_model(1.0015, 5.0), chain_inputs(), 1e-3)
+    mul0, amp, softmax = found.layers
+    assert found.first_failing is mul0 and found.largest_jump is softmax
+    assert mul0.input_error == 0.0  # fed by a graph input and a weight
+    assert softmax.input_error == amp.mean_rel and amp.input_error == mul0.mean_rel
+    assert softmax.mean_rel > 2 * amp.mean_rel
+    assert softmax.jump == pytest.approx(softmax.mean_rel / amp.mean_rel)
+    assert found.summary() == (
+        f"error jumps most at softmax (Softmax) output 'y': {amp.mean_rel:.3g} → {softmax.mean_rel:.3g}; "
+        f"first layer beyond 0.001: mul0 (Mul) output 'm', mean relative error {mul0.mean_rel:.3g}"
+    )
+
+
+def test_a_jump_is_measured_against_the_tolerance_where_the_inputs_error_is_below_it() -> None:
+    """mul0 two float32 ulps off (2.4e-7), amp 0.05 % off on top (5e-4: x2000 on its input, but under the 1e-3
+    limit), the Softmax then a few times beyond the limit: growth under the tolerance is noise, so the floor makes
+    the Softmax the jump, not amp's ratio of 2000."""
+    reference = chain_model(1.0, 5.0)
+    candidate = chain_model(float(np.nextafter(np.nextafter(np.float32(1), 2), 2)), 5.0 * 1.0005)
+    found = localize(reference, candidate, chain_inputs(), 1e-3)
+    mul0, amp, softmax = found.layers
+    assert mul0.mean_rel < 1e-6 and amp.mean_rel / mul0.mean_rel > 1000 and amp.mean_rel < 1e-3
+    assert amp.jump == pytest.approx(amp.mean_rel / 1e-3)
+    assert found.first_failing is softmax and found.largest_jump is softmax
+    assert softmax.jump == pytest.approx(softmax.mean_rel / 1e-3) and softmax.jump > 1
+    assert found.summary() == (
+        f"error jumps most at the first layer beyond 0.001: softmax (Softmax) output 'y': {amp.mean_rel:.3g} → "
+        f"{softmax.mean_rel:.3g}"
+    )
+
+
+def test_the_zfnet_summary_names_the_jump_first_and_the_first_layer_beyond_second() -> None:
+    conv = LayerError("conv1", "Conv", "conv1", 0.113, True, 0, 0.0, 1.13)
+    pool = LayerError("pool5", "MaxPool", "pool5", 0.15, True, 0, 0.113, 1.33)
+    softmax = LayerError("softmax", "Softmax", "prob", 0.93, True, 0, 0.15, 6.2)
+    assert Localization((conv, pool, softmax), conv, 0.1, softmax).summary() == (
+        "error jumps most at softmax (Softmax) output 'prob': 0.15 → 0.93; "
+        "first layer beyond 0.1: conv1 (Conv) output 'conv1', mean relative error 0.113"
+    )
+
+
+def overflow_model() -> onnx.ModelProto:
+    """x -> Mul(20) 'scale0' -> Exp 'exp0' -> Mul(1e-5) 'shrink0' -> y: finite in float32 for x <= 1, but exp(20 x)
+    passes float16's 65504 wherever x > 0.555."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "twenty"], ["s"], name="scale0"),
+            helper.make_node("Exp", ["s"], ["e"], name="exp0"),
+            helper.make_node("Mul", ["e", "small"], ["y"], name="shrink0"),
+        ],
+        "overflow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        initializer=[
+            numpy_helper.from_array(np.float32(20.0), "twenty"),
+            numpy_helper.from_array(np.float32(1e-5), "small"),
+        ],
+    )
+    return model_of(graph)
+
+
+def test_the_first_layer_to_overflow_at_fp16_is_named_with_its_count() -> None:
+    """Metrics are over elements finite on both sides, so the Exp's mean relative error says nothing of its Infs;
+    the non-finite count does, and the summary names the first layer that produces them."""
+    from harness.case import Precision
+    from harness.precision.convert import derived_model
+
+    rng = np.random.default_rng(2)
+    x = np.where(rng.random((4, 8)) < 0.4, rng.uniform(0.7, 0.9, (4, 8)), rng.uniform(-1, 0.4, (4, 8)))
+    inputs = {"x": x.astype(np.float32)}
+    overflowing = int((x > 0.6).sum())
+    assert overflowing > 0
+    reference = overflow_model()
+    found = localize(reference, derived_model(reference, Precision.FP16), inputs, 1e-3)
+    # (shrink0 may or may not inherit them: ONNX Runtime's CPU provider runs Exp and Mul on float32 behind casts.)
+    assert [(layer.node, layer.nonfinite) for layer in found.layers][:2] == [("scale0", 0), ("exp0", overflowing)]
+    assert found.first_nonfinite is not None and found.first_nonfinite.node == "exp0"
+    assert found.layers[1].mean_rel < 1e-3  # the finite elements are fine
+    assert (
+        f"first non-finite layer: exp0 (Exp) output 'e': {overflowing} NaN/Inf where the reference is finite"
+        in found.summary()
+    )
+
+
+def test_an_engine_failure_the_layer_by_layer_run_does_not_reproduce_is_put_on_the_engines_kernels() -> None:
+    """The engine's outputs 1 % off while the same model run layer by layer is exact (a CPU's saturating int8
+    kernels): no layer is to blame, and the summary says where the failure is instead."""
+    model = chain_model(1.0, 3.0)
+    inputs = chain_inputs()
+    (expected,) = ReferenceEvaluator(model).run(None, inputs)
+    engine = {"y": expected * np.float32(1.01)}
+    found = localize(model, chain_model(1.0, 3.0), inputs, 1e-3, engine_outputs=engine, engine="onnxruntime")
+    assert found.reproduction is not None and not found.reproduction.reproduced
+    assert found.reproduction.localizer_mean_rel == 0.0
+    assert found.reproduction.engine_mean_rel == pytest.approx(0.01, rel=1e-3)
+    assert found.summary() == (
+        "the failure lives in onnxruntime's optimized kernels, not in any layer of the model: the layer-by-layer "
+        "run of the same model gives mean relative error 0 at the outputs, the engine 0.01 (output 'y'; the two "
+        "differ by 0.0099)"
+    )
+
+
+def test_an_engine_failure_the_layer_by_layer_run_reproduces_is_localized_as_before() -> None:
+    reference, candidate, inputs = chain_model(1.0, 5.0), chain_model(1.0015, 5.0), chain_inputs()
+    (engine,) = ReferenceEvaluator(candidate).run(None, inputs)
+    found = localize(reference, candidate, inputs, 1e-3, engine_outputs={"y": engine})
+    assert found.reproduction is not None and found.reproduction.reproduced
+    assert found.reproduction.engine_mean_rel > 1e-3 and found.reproduction.between_mean_rel < 1e-5
+    assert found.summary().startswith("error jumps most at softmax (Softmax)")
+    # Engine outputs that pass need no reproducing, whatever the layer-by-layer run says.
+    (exact,) = ReferenceEvaluator(reference).run(None, inputs)
+    passing = localize(reference, candidate, inputs, 1e-3, engine_outputs={"y": exact})
+    assert passing.reproduction is not None and passing.reproduction.reproduced
+
+
+def test_an_engine_failure_the_layer_by_layer_run_fails_differently_is_put_on_the_engines_kernels() -> None:
+    """Both fail, but the layer-by-layer run's outputs are further from the engine's than the engine's are from
+    the reference: its layers say nothing of where the engine breaks. Merely differing a little (each run's own
+    rounding) is no such case."""
+    reference, candidate, inputs = chain_model(1.0, 5.0), chain_model(1.0015, 5.0), chain_inputs()
+    (expected,) = ReferenceEvaluator(reference).run(None, inputs)
+    (ours,) = ReferenceEvaluator(candidate).run(None, inputs)
+    elsewhere = expected - 2 * (ours - expected)  # twice our error, the other way: 3x ours from ours
+    found = localize(reference, candidate, inputs, 1e-3, engine_outputs={"y": elsewhere})
+    assert found.reproduction is not None and not found.reproduction.reproduced
+    assert found.summary().startswith("the failure lives in ONNX Runtime's optimized kernels")
+    assert "; layer by layer, error jumps most at softmax (Softmax)" in found.summary()
+    close = ours * np.float32(1.0002)  # fails like ours, a rounding away from it
+    found = localize(reference, candidate, inputs, 1e-3, engine_outputs={"y": close})
+    assert found.reproduction is not None and found.reproduction.reproduced

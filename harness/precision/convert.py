@@ -17,6 +17,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from harness.case import Precision
+from harness.precision.opset import weights_as_weights
 
 if TYPE_CHECKING:
     import onnx
@@ -48,26 +49,98 @@ def derived_model(model: onnx.ModelProto, precision: Precision, keep_fp32: Colle
     the node and op when the conversion gave an op a type its ONNX schema lacks (Celu has no float16)."""
     if precision in (Precision.FP32, Precision.TF32):
         return model
-    if precision is Precision.FP16:
-        converted = _float16(model, keep_fp32)
-    elif precision is Precision.BF16:
-        converted = _bfloat16(model, keep_fp32)
-    else:
+    if precision not in (Precision.FP16, Precision.BF16):
         raise ValueError(f"{precision.value} needs calibration data: use harness.precision.quantize")
-    _type_check(converted, precision)
+    # Weights that an old model (IR < 4) also lists as graph inputs: the converter makes the weight float16 and
+    # leaves the input float32 (DenseNet: "[TypeInferenceError] ... (10) vs (1)", even for a kept node's weight).
+    model = weights_as_weights(model)
+    converted = _float16(model, keep_fp32) if precision is Precision.FP16 else _bfloat16(model, keep_fp32)
+    _type_check(converted, precision, model)
     return converted
 
 
-def _type_check(model: onnx.ModelProto, precision: Precision) -> None:
+def _type_check(model: onnx.ModelProto, precision: Precision, original: onnx.ModelProto) -> None:
+    """ConversionError naming the node of `original` (the float32 model) to keep in float32, whether or not ONNX's
+    message names one: a graph-level check names none, and a Cast the converter inserted is no node to keep."""
     import onnx
 
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except onnx.shape_inference.InferenceError as error:
+        culprit = _named_in(str(error), model) or _failing_node(model)
+        node, why = _original_node(culprit, model, original) if culprit is not None else (None, "")
+        if node is None:  # no node found: the model as a whole (nothing found to keep)
+            raise ConversionError(
+                f"the {precision.value} model does not type-check: {error}; no node of the model could be found "
+                "to blame (each checked alone type-checks)"
+            ) from None
+        where = f"node '{node.name}' ({node.op_type}){why}"
         raise ConversionError(
-            f"the {precision.value} model does not type-check: {error}; keep the node named there in float32 "
-            "(--keep-fp32 NODE, or the case's keep_fp32)"
+            f"the {precision.value} model does not type-check at {where}: {error}; keep that node in float32 "
+            f"(--keep-fp32 {node.name}, or the case's keep_fp32)"
         ) from None
+
+
+def _named_in(message: str, model: onnx.ModelProto) -> onnx.NodeProto | None:
+    """The node of `model` ONNX's message names ("(op_type:Celu, node name: identity)"), if it names one."""
+    import re
+
+    nodes: dict[str, onnx.NodeProto] = {node.name: node for node in model.graph.node if node.name}
+    for name in re.findall(r"node name: ([^)]*)\)", message):
+        if name in nodes:
+            return nodes[name]
+    return None
+
+
+def _failing_node(model: onnx.ModelProto) -> onnx.NodeProto | None:
+    """The node whose inference fails first in `model`, found without ONNX's help: a weight whose type differs
+    from the graph input of its name blames the first node reading it; else the shortest prefix of the nodes (in
+    order) that fails strict inference ends with the culprit (bisection: log2(nodes) inferences)."""
+    import onnx
+
+    declared = {value.name: value.type.tensor_type.elem_type for value in model.graph.input}
+    for weight in model.graph.initializer:
+        if weight.name in declared and declared[weight.name] != weight.data_type:
+            return next((node for node in model.graph.node if weight.name in node.input), None)
+
+    def fails(count: int) -> bool:
+        prefix = onnx.ModelProto()
+        prefix.CopyFrom(model)
+        del prefix.graph.node[count:]
+        produced = {name for node in prefix.graph.node for name in node.output}
+        outputs = [value for value in prefix.graph.output if value.name in produced]
+        del prefix.graph.output[:]
+        prefix.graph.output.extend(outputs)
+        try:
+            onnx.shape_inference.infer_shapes(prefix, check_type=True, strict_mode=True)
+        except onnx.shape_inference.InferenceError:
+            return True
+        return False
+
+    low, high = 0, len(model.graph.node)  # fails(high) is assumed; find the least count that fails
+    if fails(low) or not fails(high):
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fails(middle) else (middle, high)
+    culprit: onnx.NodeProto = model.graph.node[high - 1]
+    return culprit
+
+
+def _original_node(
+    node: onnx.NodeProto, converted: onnx.ModelProto, original: onnx.ModelProto
+) -> tuple[onnx.NodeProto | None, str]:
+    """`node` itself where the float32 model has it, else (a Cast the converter inserted) the original node it
+    feeds or is fed by, with a note saying so."""
+    originals = {item.name: item for item in original.graph.node if item.name}
+    if node.name in originals:
+        return originals[node.name], ""
+    consumers = [item for item in converted.graph.node if set(item.input) & set(node.output)]
+    producers = [item for item in converted.graph.node if set(item.output) & set(node.input)]
+    for neighbour in (*consumers, *producers):
+        if neighbour.name in originals:
+            return originals[neighbour.name], f", next to the {node.op_type} '{node.name}' the conversion inserted"
+    return None, ""
 
 
 def _float16(model: onnx.ModelProto, keep_fp32: Collection[str]) -> onnx.ModelProto:

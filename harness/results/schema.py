@@ -266,11 +266,14 @@ class OutputResult:
     exact: bool  # an exact (integer) output: relative errors say nothing about it
     tolerance_mean_rel: float | None  # the mean relative error it was allowed
     failure: str | None  # why it failed its tolerance, else None
+    exempt: int = 0  # labels that differ where the reference's margin is inside the precision's error
+    exemption: str | None = None  # what the verdict says of differing labels ("3 of 64 labels differ, all ...")
 
     @classmethod
     def from_json(cls, data: object) -> OutputResult:
         entry = _mapping(data)
         failure, tolerance = entry.get("failure"), _mapping(entry.get("tolerance"))
+        exemption = _mapping(entry.get("exemption"))
         return cls(
             output=str(entry.get("output")),
             mean_rel=_number(entry.get("mean_rel")),
@@ -278,6 +281,8 @@ class OutputResult:
             exact=bool(tolerance.get("exact")),
             tolerance_mean_rel=_number(tolerance.get("mean_rel")),
             failure=str(failure) if failure else None,
+            exempt=int(_number(exemption.get("exempt")) or 0),
+            exemption=str(exemption["note"]) if exemption.get("note") else None,
         )
 
     @property
@@ -372,6 +377,9 @@ class LocalizedLayer:
     tensor: str
     mean_rel: float | None
     exceeds: bool  # beyond the tolerance
+    nonfinite: int = 0  # NaN/Inf elements where the reference is finite
+    input_error: float | None = None  # the largest error among the tensors feeding it
+    jump: float | None = None  # mean_rel / max(input_error, tolerance)
 
     @classmethod
     def from_json(cls, data: object) -> LocalizedLayer:
@@ -382,6 +390,40 @@ class LocalizedLayer:
             tensor=str(layer.get("tensor", "")),
             mean_rel=_number(layer.get("mean_rel")),
             exceeds=bool(layer.get("exceeds")),
+            nonfinite=int(_number(layer.get("nonfinite")) or 0),
+            input_error=_number(layer.get("input_error")),
+            jump=_number(layer.get("jump")),
+        )
+
+    @classmethod
+    def optional(cls, data: object) -> LocalizedLayer | None:
+        return cls.from_json(data) if _mapping(data) else None
+
+
+@dataclass(frozen=True)
+class LocalizationReproduction:
+    """Whether the localizer's own run of the derived model reproduces the engine's failure (localize.py's
+    Reproduction): where it does not, the failure is in the engine's optimized kernels, not in a layer."""
+
+    output: str
+    localizer_mean_rel: float | None
+    engine_mean_rel: float | None
+    between_mean_rel: float | None
+    reproduced: bool
+    engine: str
+
+    @classmethod
+    def from_json(cls, data: object) -> LocalizationReproduction | None:
+        found = _mapping(data)
+        if not found:
+            return None
+        return cls(
+            output=str(found.get("output", "")),
+            localizer_mean_rel=_number(found.get("localizer_mean_rel")),
+            engine_mean_rel=_number(found.get("engine_mean_rel")),
+            between_mean_rel=_number(found.get("between_mean_rel")),
+            reproduced=bool(found.get("reproduced", True)),
+            engine=str(found.get("engine", "")),
         )
 
 
@@ -393,6 +435,10 @@ class LocalizationResult:
     ran_on: str  # what ran both models
     tolerance: float | None
     layers: tuple[LocalizedLayer, ...]
+    first_failing: LocalizedLayer | None = None  # the first layer beyond the tolerance
+    largest_jump: LocalizedLayer | None = None  # the layer where the error jumps most
+    first_nonfinite: LocalizedLayer | None = None  # the first layer with NaN/Inf the reference lacks
+    reproduction: LocalizationReproduction | None = None  # None where no engine outputs were compared
 
     @classmethod
     def from_json(cls, data: object) -> LocalizationResult | None:
@@ -404,6 +450,10 @@ class LocalizationResult:
             ran_on=str(found.get("ran_on", "")),
             tolerance=_number(found.get("tolerance")),
             layers=tuple(LocalizedLayer.from_json(layer) for layer in _items(found.get("layers"))),
+            first_failing=LocalizedLayer.optional(found.get("first_failing")),
+            largest_jump=LocalizedLayer.optional(found.get("largest_jump")),
+            first_nonfinite=LocalizedLayer.optional(found.get("first_nonfinite")),
+            reproduction=LocalizationReproduction.from_json(found.get("reproduction")),
         )
 
 
