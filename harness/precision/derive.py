@@ -24,7 +24,7 @@ from harness.case import Case, Precision
 from harness.errors import BuildError, ModelRefusedError
 from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
-from harness.precision.opset import OpsetConversion, OpsetConversionError, upgraded
+from harness.precision.opset import OpsetConversion, OpsetConversionError, upgraded, weights_as_weights
 from harness.precision.quantize import CalibrationRecipe, Calibrator, quantize_int8
 
 if TYPE_CHECKING:
@@ -90,13 +90,14 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
 def _at_needed_opset(
     case: Case, precision: Precision, backends_need: int
 ) -> tuple[onnx.ModelProto, OpsetConversion | None]:
-    """The case's float32 model, nodes named, at an opset every selected backend and the derivation can use."""
+    """The case's float32 model, nodes named, its weights not graph inputs (IR < 4 listed them: ONNX Runtime would
+    ask for them in the feed), at an opset every selected backend and the derivation can use."""
     needs = [(backends_need, "the selected backends")]
     if precision is Precision.INT8:
         needs.append((INT8_MIN_OPSET, "int8's per-channel Q/DQ"))
     minimum, needed_by = max(needs)
     try:
-        model, conversion = upgraded(case.model(), minimum, needed_by=needed_by)
+        model, conversion = upgraded(weights_as_weights(case.model()), minimum, needed_by=needed_by)
     except OpsetConversionError as error:  # the model cannot be what the backends need: a refusal, not a failure
         raise ModelRefusedError(case.name, str(error)) from None
     return named_nodes(model), conversion
