@@ -41,9 +41,7 @@ def opset_of(model: onnx.ModelProto) -> int:
     return max(versions, default=1)
 
 
-def upgraded(
-    model: onnx.ModelProto, minimum: int, *, needed_by: str
-) -> tuple[onnx.ModelProto, OpsetConversion | None]:
+def upgraded(model: onnx.ModelProto, minimum: int, *, needed_by: str) -> tuple[onnx.ModelProto, OpsetConversion | None]:
     """`model` at opset `minimum` or above: itself (and None) where it already is, else the converted copy and
     what was done. `needed_by` says who needs the opset ("ONNX Runtime", "int8's per-channel Q/DQ") for the
     OpsetConversionError raised when the converter cannot do it."""
