@@ -12,8 +12,10 @@ written (quantize, dequantize, float kernel) instead of being fused into QLinear
 results depend on the CPU (VNNI or not), so these numbers are the same on every x86 machine.
 
 Usage: python benchmarks/real_architectures.py [--models a,b] [--old-recipe] [--no-rtx] [--json OUT]
-  --old-recipe  also quantizes with the recipe before issue 17 (every op ONNX Runtime quantizes by default,
-                inputs and outputs, Softmax included) for comparison.
+  --old-recipe      also quantizes with the recipe before issue 17 (every op ONNX Runtime quantizes by default,
+                    inputs and outputs, Softmax included) for comparison.
+  --dump DIR        writes each float32 model at opset 13 and its calibration data for benchmarks/modelopt_quantize.py
+  --modelopt DIR    also measures the ModelOpt-quantized models found there (<name>.mo.onnx)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from real_models import NAMES, case
 from harness.backends import BuildRequest
 from harness.case import Case, Precision
 from harness.compare import output_errors
-from harness.precision.derive import PrecisionOptions, calibration_inputs, derive
+from harness.precision.derive import DerivedModel, PrecisionOptions, calibration_inputs, derive
 from harness.precision.proof import prove
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -134,13 +136,43 @@ def rtx_build(target: Case, model_bytes: bytes) -> tuple[str, float]:
         return f"FAILED: {str(error).splitlines()[0][:300]}", time.perf_counter() - start
 
 
+def dump(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target = case(name)
+        model = derive(target, Precision.FP32, PrecisionOptions(min_opset=13)).model_bytes
+        (folder / f"{name}.onnx").write_bytes(model)
+        key = target.inputs[0].name
+        np.savez(folder / f"{name}.npz", **{key: np.concatenate([feed[key] for feed in calibration_inputs(target)])})
+
+
+def modelopt_row(target: Case, model_bytes: bytes, feeds: list[dict[str, np.ndarray]], args: Any) -> dict[str, Any]:
+    """ModelOpt's int8 model held to the same measures: error, the harness's proof, placement, RTX build."""
+    derived = DerivedModel(Precision.INT8, model_bytes, (), "max", None)
+    proof = prove(derived, None)
+    entry: dict[str, Any] = {
+        "mean_rel": float(f"{mean_rel(target, model_bytes, feeds, Precision.INT8):.3g}"),
+        "proof": "proven" if not proof.problems else f"FAILED ({len(proof.problems)}): {proof.problems[0]}",
+        **placement(model_bytes),
+    }
+    if not args.no_rtx:
+        entry["rtx_build"], seconds = rtx_build(target, model_bytes)
+        entry["rtx_build_s"] = round(seconds, 1)
+    return entry
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(NAMES))
     parser.add_argument("--old-recipe", action="store_true")
     parser.add_argument("--no-rtx", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--dump", type=Path)
+    parser.add_argument("--modelopt", type=Path)
     args = parser.parse_args()
+    if args.dump:
+        dump(args.dump, args.models.split(","))
+        return 0
     start = time.perf_counter()
     rows: dict[str, dict[str, Any]] = {}
     for name in args.models.split(","):
@@ -171,6 +203,8 @@ def main() -> int:
                         **placement(old),
                     }
             row[precision.value] = entry
+        if args.modelopt and (args.modelopt / f"{name}.mo.onnx").exists():
+            row["int8 modelopt"] = modelopt_row(target, (args.modelopt / f"{name}.mo.onnx").read_bytes(), feeds, args)
         rows[name] = row
         print(json.dumps({name: row}), flush=True)
     wall = time.perf_counter() - start
