@@ -182,3 +182,22 @@ def test_a_real_architecture_survives_int8() -> None:
     expected = squeezenet.reference_outputs(feed)[squeezenet.outputs[0].name]
     name = squeezenet.outputs[0].name
     assert output_errors(name, actual, expected, Tolerance(mean_rel=0.1)).mean_rel < 0.05
+
+
+def test_the_proof_never_holds_a_dropout_to_int8() -> None:
+    """A Q/DQ model made elsewhere may keep its Dropout behind a DequantizeLinear: a copy, not an int8 layer."""
+    from harness.precision.proof import quantized_nodes
+
+    scale, zero = numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.int8(0), "z")
+    graph = helper.make_graph(
+        [
+            helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"], name="dq"),
+            helper.make_node("Dropout", ["dq"], ["y"], name="drop"),
+        ],
+        "dropout",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        initializer=[scale, zero],
+    )
+    assert quantized_nodes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])) == set()
