@@ -11,7 +11,8 @@ ONNX Runtime runs the int8 model with `session.disable_quant_qdq = 1`: Q/DQ pair
 written (quantize, dequantize, float kernel) instead of being fused into QLinearConv/QGemm kernels whose
 results depend on the CPU (VNNI or not), so these numbers are the same on every x86 machine.
 
-Usage: python benchmarks/real_architectures.py [--models a,b] [--old-recipe] [--no-rtx] [--json OUT]
+Usage: python benchmarks/real_architectures.py [--models a,b] [--calibrator max|percentile] [--old-recipe] [--no-rtx]
+                                              [--json OUT]
   --old-recipe      also quantizes with the recipe before issue 17 (every op ONNX Runtime quantizes by default,
                     inputs and outputs, Softmax included) for comparison.
   --dump DIR        writes each float32 model at opset 13 and its calibration data for benchmarks/modelopt_quantize.py
@@ -38,6 +39,7 @@ from harness.case import Case, Precision
 from harness.compare import output_errors
 from harness.precision.derive import DerivedModel, PrecisionOptions, calibration_inputs, derive
 from harness.precision.proof import prove
+from harness.precision.quantize import CALIBRATORS
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 FEEDS = 4  # test images per model (seeds 100-103; calibration uses seeds of its own)
@@ -177,6 +179,7 @@ def main() -> int:
     parser.add_argument("--old-recipe", action="store_true")
     parser.add_argument("--no-rtx", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--calibrator", choices=CALIBRATORS, default="max")
     parser.add_argument("--dump", type=Path)
     parser.add_argument("--modelopt", type=Path)
     args = parser.parse_args()
@@ -191,7 +194,7 @@ def main() -> int:
         row: dict[str, Any] = {}
         for precision in (Precision.FP16, Precision.INT8):
             began = time.perf_counter()
-            derived = derive(target, precision, PrecisionOptions())
+            derived = derive(target, precision, PrecisionOptions(calibrator=args.calibrator))
             derive_s = time.perf_counter() - began
             proof = prove(derived, None)
             entry: dict[str, Any] = {
