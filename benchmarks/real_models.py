@@ -14,6 +14,11 @@ finite and O(1) through the whole depth:
     is what zero-initialized residual scales do in trained ResNets (ResNet-50's 16 blocks would grow std 256x);
   - a multiplicative constant (Mul, possibly through Unsqueeze: DenseNet's Caffe2 batch norms): 1 + N(0, 0.05);
   - anything else: N(0, 0.02).
+Fan-in scaling alone still compounds over the depth, so a data-driven finishing step (LSUV-like) runs the model
+once on a seeded image and rescales each Conv/Gemm to an RMS gain of sqrt(2), then the logits layer to a standard
+deviation of 2: activations then stay between ~0.06 and ~13 RMS through every model (ResNet-50 the lowest,
+ShuffleNet the highest), every output is finite, and the Softmax outputs peak at 4.5-15 % (entropy 4.6-5.3 nats
+of ln 1000 = 6.9): neither uniform nor one-hot. The seeded models are cached under the temporary directory.
 Integer tensors (Reshape's shapes) are kept. Then the initializers stop being graph inputs (weights_as_weights,
 IR 4), so ONNX Runtime does not ask for them in the feed. `inputs(name, rng)` gives an image batch, uniform in
 [0, 1) (ImageNet-sized, NCHW, the model's own fixed shape).
