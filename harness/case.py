@@ -140,7 +140,7 @@ class Case:
     description: str = ""
     define_network: NetworkDefinition | None = None  # the TensorRT network-definition workflow
     latency_threshold: float | None = None  # the gate's slowdown threshold for this case (default per backend)
-    keep_fp32: tuple[str, ...] = ()  # node names kept float32 in the fp16/bf16 models (as --keep-fp32 does)
+    keep_fp32: tuple[str, ...] = ()  # node names kept float32 in the fp16/bf16/int8 models (as --keep-fp32 does)
     reference_kind: ReferenceKind = ReferenceKind.NUMPY  # what reference() computes with (spec cases: the others)
 
     def output(self, name: str) -> TensorSpec:

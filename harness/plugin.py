@@ -746,7 +746,7 @@ def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend
 def _kept_nodes(state: HarnessState, point: Point) -> tuple[str, ...]:
     """The nodes the point's derived model keeps in float32; () where nothing is asked to be kept, or where
     the derivation fails (the build reports that failure)."""
-    if point.precision not in (Precision.FP16, Precision.BF16):
+    if point.precision not in (Precision.FP16, Precision.BF16, Precision.INT8):
         return ()
     if not (state.settings.precision_options.keep_fp32 or point.case.keep_fp32):
         return ()

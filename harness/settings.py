@@ -89,7 +89,7 @@ def add_options(parser: pytest.Parser) -> None:
         parser,
         "--keep-fp32",
         "harness_keep_fp32",
-        "comma-separated node names kept float32 inside the fp16/bf16 models (in every case that has them)",
+        "comma-separated node names kept float32 inside the fp16/bf16 models and left unquantized in int8 (in every case that has them)",
     )
     _add(
         parser,

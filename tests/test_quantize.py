@@ -296,7 +296,7 @@ def test_an_unknown_calibrator_is_refused_naming_the_valid_ones() -> None:
 
 
 @each_calibrator
-@pytest.mark.parametrize("zeroed", ["x", "residual"])
+@pytest.mark.parametrize("zeroed", ["x"])  # residual feeds the Add, which int8 leaves float: it has no scale
 def test_an_all_zero_calibration_input_gets_a_usable_scale(calibrator: Calibrator, zeroed: str) -> None:
     """ONNX Runtime gives a tensor whose calibrated range is [0, 0] the scale 1.0 (not 0): the model runs."""
     data = [{**feed, zeroed: np.zeros_like(feed[zeroed])} for feed in calibration("conv_add_relu")[:2]]

@@ -38,7 +38,7 @@ INT8_MIN_OPSET = 13  # DequantizeLinear's `axis` (per-channel weight scales) exi
 class PrecisionOptions:
     """How the harness derives models: what stays float32, and how int8 is calibrated."""
 
-    keep_fp32: tuple[str, ...] = ()  # node names kept float32 in fp16/bf16 models, where a case has them
+    keep_fp32: tuple[str, ...] = ()  # node names kept float32 in fp16/bf16/int8 models, where a case has them
     calibrator: Calibrator = "max"  # ONNX Runtime's MinMax or Percentile calibration (harness/precision/quantize.py)
     cache_dir: Path | None = None  # calibration results are cached here (0 s warm)
     min_opset: int = 1  # the oldest opset every selected backend runs: older models are upgraded to it
@@ -70,14 +70,16 @@ def node_names(model: onnx.ModelProto) -> list[str]:
 def derive(case: Case, precision: Precision, options: PrecisionOptions) -> DerivedModel:
     """The model `precision` runs for `case`; CaseDefinitionError (naming the case) on bad calibration data."""
     model, conversion = _at_needed_opset(case, precision, options.min_opset)
-    if precision in (Precision.FP16, Precision.BF16):  # the case's own list: every name must be there
+    if precision in (Precision.FP16, Precision.BF16, Precision.INT8):  # the case's own list: every name must be there
         check_node_names(model, case.keep_fp32, case_name=case.name, source="keep_fp32 (the case's field)")
     # --keep-fp32 names apply to the cases that have them (the plugin reports a name that no selected case has).
     kept = tuple(dict.fromkeys((*case.keep_fp32, *(n for n in options.keep_fp32 if n in node_names(model)))))
     if precision is Precision.INT8:
         recipe = CalibrationRecipe(calibration_fingerprint(case), lambda: calibration_inputs(case))
-        quantized = quantize_int8(model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir)
-        return DerivedModel(precision, quantized.model_bytes, (), quantized.calibrator, quantized.scales, conversion)
+        quantized = quantize_int8(
+            model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir, keep_fp32=kept
+        )
+        return DerivedModel(precision, quantized.model_bytes, kept, quantized.calibrator, quantized.scales, conversion)
     if precision not in (Precision.FP16, Precision.BF16):
         kept = ()
     try:

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 # The precision each derived precision must show, in the inspector's words.
 EXPECTED = {Precision.FP16: "Half", Precision.BF16: "BFloat16", Precision.INT8: "Int8"}
-_ONNX_CONVERSIONS = {"Cast": "Cast", "QuantizeLinear": "Quantize", "DequantizeLinear": "Dequantize", "Identity": "NoOp"}
+_ONNX_CONVERSIONS = {
+    "Cast": "Cast",
+    "QuantizeLinear": "Quantize",
+    "DequantizeLinear": "Dequantize",
+    "Identity": "NoOp",
+    "Dropout": "NoOp",  # a copy at inference: never held to a precision (the int8 derivation removes it)
+}
 # Identity is a copy at every precision, yet it is the identity case's only layer: what it copies is checked.
 _COPIES_CHECKED = {"Identity"}
 

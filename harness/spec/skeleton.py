@@ -38,7 +38,7 @@ def skeleton(model: Path, spec_dir: Path | None = None) -> str:
         f"outputs = {json.dumps([t.name for t in facts.outputs])}",
         *_integer_output_note(facts.outputs),
         "# latency_threshold = 0.10    # the gate's slowdown threshold for this case (default: the backend's)",
-        '# keep_fp32 = ["node_name"]   # nodes kept float32 in the fp16/bf16 models',
+        '# keep_fp32 = ["node_name"]   # nodes kept float32 in the fp16/bf16/int8 models',
     ]
     for tensor in facts.inputs:
         lines += ["", *_input_lines(tensor)]
