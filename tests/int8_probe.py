@@ -8,10 +8,14 @@ as JSON, what the backend's two sessions of the int8 engine compute and the exac
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    from harness.backends.ort import OnnxRuntimeEngine
 
 CHANNELS, FILTERS, SIDE = 64, 8, 4
 # Powers of two: every product and sum of the dequantized values is exact in float32 (|sum| < 2^24), so a
@@ -25,8 +29,9 @@ def weights() -> np.ndarray:
     return rng.choice(np.array([-127, -120, 120, 127], np.int8), size=(FILTERS, CHANNELS, 1, 1))
 
 
-def model_bytes() -> bytes:
-    """x -> Q/DQ -> Conv 1x1 (int8 per-channel weights behind a DequantizeLinear) -> Q/DQ -> y, opset 13."""
+def model_bytes(*, output_quantized: bool = True) -> bytes:
+    """x -> Q/DQ -> Conv 1x1 (int8 per-channel weights behind a DequantizeLinear) -> Q/DQ -> y, opset 13; without
+    `output_quantized`, the Conv's output is y itself (TensorRT's placement, which the harness's recipe makes)."""
     initializers = [
         numpy_helper.from_array(np.array(INPUT_SCALE, np.float32), "x_scale"),
         numpy_helper.from_array(np.array(0, np.int8), "zero"),
@@ -43,6 +48,9 @@ def model_bytes() -> bytes:
         helper.make_node("QuantizeLinear", ["conv", "y_scale", "zero"], ["y_q"], name="y_q"),
         helper.make_node("DequantizeLinear", ["y_q", "y_scale", "zero"], ["y"], name="y_dq"),
     ]
+    if not output_quantized:
+        nodes[3].output[0] = "y"
+        del nodes[4:]
     graph = helper.make_graph(
         nodes,
         "saturating_conv",
@@ -72,17 +80,22 @@ def exact_int32() -> np.ndarray:
     return np.clip(np.round(y / OUTPUT_SCALE), -128, 127) * OUTPUT_SCALE  # numpy rounds half to even, as ONNX
 
 
-def sessions() -> dict[str, np.ndarray]:
-    """The int8 engine the harness's ONNX Runtime backend builds and loads: the outputs it judges (infer) and
-    the outputs of the session it times."""
+def engine_of(model: bytes) -> OnnxRuntimeEngine:
+    """The int8 engine of `model` as the harness's ONNX Runtime backend builds and loads it."""
     from harness.backends import BackendOptions, BuildRequest
     from harness.backends.ort import OnnxRuntimeBackend
     from harness.case import Precision
-    from harness.environment import int8_features
 
     backend = OnnxRuntimeBackend(BackendOptions())
-    request = BuildRequest(None, Precision.INT8, 0, model_bytes())  # type: ignore[arg-type]  # build reads no case
-    engine = backend.load(backend.build(request).data, request)
+    request = BuildRequest(None, Precision.INT8, 0, model)  # type: ignore[arg-type]  # build and load read no case
+    return backend.load(backend.build(request).data, request)
+
+
+def sessions() -> dict[str, np.ndarray]:
+    """The outputs the int8 engine's session judges (infer) and the outputs of the session it times."""
+    from harness.environment import int8_features
+
+    engine = engine_of(model_bytes())
     feeds = {"x": inputs()}
     try:
         return {

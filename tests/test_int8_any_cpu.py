@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from harness.environment import int8_features
-from tests.int8_probe import OUTPUT_SCALE, exact_int32, sessions
+from tests.int8_probe import OUTPUT_SCALE, engine_of, exact_int32, model_bytes, sessions
 
 REPO = Path(__file__).resolve().parents[1]
 # The features with which the fused int8 kernels accumulate products in 32 bits (no 16-bit pair sums).
@@ -38,6 +38,19 @@ def test_the_timed_session_is_exact_here_where_this_cpu_accumulates_int8_in_32_b
     if not WIDE_ACCUMULATION & set(int8_features()):
         pytest.skip(f"this CPU ({', '.join(int8_features()) or 'no int8 features'}) may saturate: the emulated tests")
     np.testing.assert_array_equal(sessions()["latency"], exact_int32())
+
+
+def test_the_results_say_which_session_computed_what_and_count_the_timed_int8_kernels() -> None:
+    fused = engine_of(model_bytes()).facts()["sessions"]
+    assert isinstance(fused, dict) and "disable_quant_qdq" in fused["accuracy"]
+    assert fused["latency"].startswith("the cached artifact for this CPU: 1 int8 kernel (QLinearConv), 0 float32")
+    # TensorRT's placement (no QuantizeLinear after the Conv), which the harness's recipe makes: ONNX Runtime then
+    # fuses nothing, and the timed session is a float32 Conv on dequantized values; the record must not say int8.
+    unfused = engine_of(model_bytes(output_quantized=False)).facts()["sessions"]
+    assert isinstance(unfused, dict)
+    assert unfused["latency"] == (
+        "the cached artifact for this CPU: 0 int8 kernels, 1 float32 compute layer on dequantized values"
+    )
 
 
 def test_the_probe_saturates_16_bit_pair_sums() -> None:

@@ -11,14 +11,18 @@ u8×s8 pairs in 16 bits and saturate, so the same model is 0.15–0.38 off on on
 another. TensorRT multiplies int8 values and accumulates in 32 bits. So the outputs the harness judges come
 from a session with that fusion off (`session.disable_quant_qdq`): each layer computes in float32 on the
 dequantized int8 values with the model's scales — int8 products, summed without saturation, the same on every
-CPU up to float32 rounding. Latency still times the fused kernels, the ones a deployment on this CPU runs;
-`facts()` says which session produced what.
+CPU up to float32 rounding. Latency times the cached artifact, what ONNX Runtime makes of the model on this CPU.
+It fuses a layer into an int8 kernel only where a QuantizeLinear follows it; TensorRT's placement (Q/DQ on the
+inputs of compute layers, outputs float: harness/precision/quantize.py) leaves none, so most layers then run in
+float32 on weights dequantized at every run. `facts()` says which session produced what, and counts the int8
+kernels the timed one really has.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,23 +37,28 @@ from harness.measure import Timer
 
 _PROVIDERS = ["CPUExecutionProvider"]
 _QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-# What each session of a Q/DQ model computes, as the results record it (facts()["sessions"]).
+# What the accuracy session of a Q/DQ model computes, as the results record it (facts()["sessions"]).
 _EXACT_INT8 = (
     "Q/DQ fusion off (session.disable_quant_qdq = 1): each layer in float32 on the dequantized int8 values with "
     "the model's scales, int8 products accumulated without saturation, as TensorRT computes; the same on every CPU"
 )
-_FUSED_INT8 = (
-    "ONNX Runtime's fused int8 kernels for this CPU (QLinearConv, MatMulInteger...); without VNNI (AVX2 alone) "
-    "they sum u8×s8 pairs in 16 bits and may saturate"
-)
+# ONNX Runtime's operators that compute on int8/uint8 values (its QDQ fusions make them; com.microsoft domain).
+_INT8_KERNELS = frozenset({"ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "QGemm", "DynamicQuantizeMatMul"})
+_FLOAT_COMPUTE = frozenset({"Conv", "ConvTranspose", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"})
 
 
 class OnnxRuntimeEngine:
     """One session for everything, or for a Q/DQ model an accuracy session apart from the timed one."""
 
-    def __init__(self, session: ort.InferenceSession, accuracy_session: ort.InferenceSession | None = None) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        accuracy_session: ort.InferenceSession | None = None,
+        timed_kernels: str | None = None,
+    ) -> None:
         self._session: ort.InferenceSession | None = session
         self._accuracy_session = accuracy_session
+        self._timed_kernels = timed_kernels  # what the timed session of a Q/DQ model runs (timed_kernels())
         self._output_names = [output.name for output in session.get_outputs()]
 
     @property
@@ -97,7 +106,7 @@ class OnnxRuntimeEngine:
             "timing": {"intra_op_threads": threads},  # what conditions a latency: the gate compares it
         }
         if self._accuracy_session is not None:
-            facts["sessions"] = {"accuracy": _EXACT_INT8, "latency": _FUSED_INT8}
+            facts["sessions"] = {"accuracy": _EXACT_INT8, "latency": self._timed_kernels}
         return facts
 
 
@@ -159,7 +168,7 @@ class OnnxRuntimeBackend:
             raise ArtifactIncompatibleError(f"ONNX Runtime cannot load the cached model: {error}") from error
         if not has_qdq(request.model_bytes):
             return OnnxRuntimeEngine(session)
-        return OnnxRuntimeEngine(session, self.exact_int8_session(request.model_bytes))
+        return OnnxRuntimeEngine(session, self.exact_int8_session(request.model_bytes), timed_kernels(artifact))
 
     def exact_int8_session(self, model_bytes: bytes) -> ort.InferenceSession:
         """A session of a Q/DQ model that computes what TensorRT computes, whatever the CPU (module docstring)."""
@@ -171,6 +180,29 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         return options
+
+
+def timed_kernels(artifact: bytes) -> str:
+    """What the optimized model times: its int8 kernels (ONNX Runtime's QLinear* and integer operators) and its
+    compute layers left in float32, counted, e.g. "the cached artifact for this CPU: 1 int8 kernel (QLinearConv),
+    0 float32 compute layers". Without VNNI (AVX2 alone) the int8 kernels sum u8×s8 pairs in 16 bits."""
+    import onnx
+
+    int8: Counter[str] = Counter()
+    float32 = 0
+    for node in onnx.load_from_string(artifact).graph.node:
+        if node.op_type.startswith("QLinear") or node.op_type in _INT8_KERNELS:
+            int8[node.op_type] += 1
+        elif node.op_type in _FLOAT_COMPUTE:
+            float32 += 1
+    kernels = ", ".join(f"{op} ×{count}" if count > 1 else op for op, count in sorted(int8.items()))
+    total = sum(int8.values())
+    return (
+        f"the cached artifact for this CPU: {total} int8 kernel{'s' if total != 1 else ''}"
+        + (f" ({kernels})" if kernels else "")
+        + f", {float32} float32 compute layer{'s' if float32 != 1 else ''} on dequantized values"
+        + ("; without VNNI (AVX2 alone) the int8 kernels sum u8×s8 pairs in 16 bits and may saturate" if total else "")
+    )
 
 
 def has_qdq(model_bytes: bytes) -> bool:
