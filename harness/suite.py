@@ -51,9 +51,16 @@ def test_accuracy(harness_point: PointContext) -> None:
     if any(e.failure for e in errors) or harness_point.state.settings.localize:
         localized = harness_point.localize(outputs)
     if proof.problems:
+        failures = _failures(errors)
+        outputs_too = (
+            f". Its outputs against the {point.case.reference_kind.value} fail too: " + "; ".join(failures)
+            if failures
+            else ""
+        )
         pytest.fail(
             f"{point.id} is labelled {point.precision.value} but its layers say otherwise ({proof.source}): "
-            + "; ".join(proof.problems),
+            + "; ".join(proof.problems)
+            + outputs_too,
             pytrace=False,
         )
     where = None
@@ -259,15 +266,19 @@ def _gate(context: PointContext, verdict: dict[str, object]) -> None:
         pytest.fail(f"{test_id}: no baseline ({gate.note}); record one with --update-baselines", pytrace=False)
 
 
-def _fail_outside_tolerance(
-    point: Point, errors: Sequence[OutputErrors], against: str, where: str | None = None
-) -> None:
-    failures = [
+def _failures(errors: Sequence[OutputErrors]) -> list[str]:
+    return [
         f"output '{e.output}': {e.failure} (worst element {list(e.worst_index)}: "
         f"{e.worst_value!r} vs {e.worst_reference!r})"
         for e in errors
         if e.failure
     ]
+
+
+def _fail_outside_tolerance(
+    point: Point, errors: Sequence[OutputErrors], against: str, where: str | None = None
+) -> None:
+    failures = _failures(errors)
     if failures:
         located = f". Localized {where}" if where else ""
         pytest.fail(f"{point.id} against {against}: " + "; ".join(failures) + located, pytrace=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+import harness.suite as harness_suite
 from tests.test_plugin import FAST, make_project, results_of
 
 ACCURACY = "from harness.suite import test_accuracy\n"
@@ -40,6 +41,90 @@ def test_a_model_labelled_fp16_whose_layers_compute_float32_fails(
             )
         ]
     )
+
+
+def test_a_failed_proof_also_says_the_outputs_failures(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proof's failure must not hide the outputs' own accuracy results."""
+    monkeypatch.setattr("harness.precision.derive.derived_model", lambda model, precision, kept=(): model)
+    real_run_engine = harness_suite.run_engine
+    monkeypatch.setattr(
+        harness_suite, "run_engine", lambda *a, **k: {n: v + 1 for n, v in real_run_engine(*a, **k).items()}
+    )
+    accuracy_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*identity-fp16-opt-ort is labelled fp16 but its layers say otherwise*computes in Float, not Half. "
+                "Its outputs against the * fail too: output 'y': *(worst element *"
+            )
+        ]
+    )
+
+
+SOFTMAX_ARGMAX = """
+from onnx import TensorProto, helper, numpy_helper
+from harness.case import Case, TensorSpec
+
+W = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+
+def softmax_argmax_model():
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["z"], name="fc"),
+         helper.make_node("Softmax", ["z"], ["p"], name="softmax0", axis=1),
+         helper.make_node("ArgMax", ["p"], ["label"], name="argmax0", axis=1, keepdims=0)],
+        "softmax_argmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 3]),
+         helper.make_tensor_value_info("label", TensorProto.INT64, ["N"])],
+        initializer=[numpy_helper.from_array(W, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+def softmax_argmax_reference(inputs):
+    z = inputs["x"].astype(np.float64) @ W
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return {"p": p, "label": p.argmax(axis=1)}
+
+SOFTMAX_ARGMAX_CASE = Case(
+    name="softmax_argmax", inputs=(TensorSpec("x", "float32", ("N", 4)),),
+    outputs=(TensorSpec("p", "float32", ("N", 3)), TensorSpec("label", "int64", ("N",))),
+    profiles=(Profile(min={"x": (1, 4)}, opt={"x": (8, 4)}, max={"x": (8, 4)}),),
+    onnx_model=softmax_argmax_model, reference=softmax_argmax_reference,
+    generate_inputs=lambda shapes, rng: {"x": rng.standard_normal(shapes["x"]).astype(np.float32)},
+    precisions=(Precision.FP32, Precision.FP16),
+)
+"""
+
+
+def test_an_argmax_label_output_passes_the_fp16_proof_it_has_no_precision_to_prove(
+    pytester: pytest.Pytester,
+) -> None:
+    """The fp16 converter keeps ArgMax in float32 (it reads the float32 cast of output 'p' here): an index-choosing
+    layer compares, computes nothing, and is never held to the label; the Softmax before it still is."""
+    accuracy_project(pytester, SOFTMAX_ARGMAX + "CASES = [SOFTMAX_ARGMAX_CASE]")
+    result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--results", "r.json")
+    result.assert_outcomes(passed=1)
+    summary = record(pytester, "test_accuracy[softmax_argmax-fp16-opt-ort]")["layers"]["summary"]  # type: ignore[index]
+    assert "softmax0 Half" in summary and "argmax0 Float" in summary
+
+
+def test_index_choosing_layers_are_exempt_and_a_float_layer_is_not() -> None:
+    from harness.case import Precision
+    from harness.precision.layers import LayerPrecision
+    from harness.precision.proof import problems
+
+    layers = [LayerPrecision(n, t, "Float") for n, t in (("a", "ArgMax"), ("b", "ArgMin"), ("t", "TopK"))]
+    assert problems(layers, Precision.FP16, ()) == []
+    assert problems(layers, Precision.BF16, ()) == []
+    softmax = LayerPrecision("softmax0", "Softmax", "Float")
+    assert problems([*layers, softmax], Precision.FP16, ()) == [
+        "layer 'softmax0' (Softmax) computes in Float, not Half"
+    ]
 
 
 def test_each_point_records_what_its_layers_compute_in(pytester: pytest.Pytester) -> None:

@@ -31,6 +31,10 @@ UNKNOWN = "Unknown"
 # reformats TensorRT inserts between layouts, Q/DQ at quantization boundaries, folded no-ops, and
 # constants (a kept float32 layer's weights are float32 constants).
 CONVERSIONS = frozenset({"Reformat", "Cast", "Quantize", "Dequantize", "NoOp", "Constant"})
+# Layers that choose indices (ArgMax, ArgMin, TopK): they compare values and do no arithmetic, so the type they
+# read changes no result and there is no precision to prove; they are never held to a label, at any precision (the
+# fp16 converter keeps ArgMax in float32, and an ArgMax reading an output's float32 cast reads float32 anyway).
+INDEX_CHOOSING = frozenset({"ArgMax", "ArgMin", "TopK"})
 # What a layer's compute precision may be checked against (precision_problems' `expected`).
 REDUCED = ("Half", "BFloat16", "Int8")
 
@@ -142,7 +146,8 @@ def _is_kept(layer: LayerPrecision, kept: Collection[str]) -> bool:
 def precision_problems(layers: Sequence[LayerPrecision], expected: str, kept: Collection[str] = ()) -> list[str]:
     """Why an engine labelled `expected` ("Half", "BFloat16" or "Int8") does not compute at it: one
     line per layer that computes Float instead, leaving out conversions (casts, reformats, Q/DQ),
-    integer layers (shapes, indices) and layers named after a `kept` node (deliberate fp32 islands).
+    integer layers (shapes, indices), index-choosing layers (INDEX_CHOOSING: comparisons, no arithmetic) and layers
+    named after a `kept` node (deliberate fp32 islands).
     Layers whose precision the report does not show are a problem too: unproven is not proven."""
     if expected not in REDUCED:
         raise ValueError(f"expected precision {expected!r} is not one of {', '.join(REDUCED)}")
@@ -151,7 +156,7 @@ def precision_problems(layers: Sequence[LayerPrecision], expected: str, kept: Co
     problems: list[str] = []
     unknown: list[str] = []
     for layer in layers:
-        if layer.converts or _is_kept(layer, kept):
+        if layer.converts or layer.layer_type in INDEX_CHOOSING or _is_kept(layer, kept):
             continue
         if layer.precision == "Float":
             problems.append(f"layer '{layer.name}' ({layer.layer_type}) computes in Float, not {expected}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from harness.case import Precision
 from harness.precision.derive import DerivedModel
-from harness.precision.layers import LayerPrecision, names_node, precision_problems, summary
+from harness.precision.layers import INDEX_CHOOSING, LayerPrecision, names_node, precision_problems, summary
 
 if TYPE_CHECKING:
     import onnx
@@ -116,7 +116,8 @@ def quantized_nodes(model: onnx.ModelProto) -> set[str]:
 
 
 def _indices(node: onnx.NodeProto) -> bool:
-    return node.op_type in ("ArgMax", "ArgMin", "TopK", "NonZero", "NonMaxSuppression")
+    """Index-choosing nodes compare and compute no arithmetic: never held to a precision (layers.INDEX_CHOOSING)."""
+    return node.op_type in INDEX_CHOOSING or node.op_type in ("NonZero", "NonMaxSuppression")
 
 
 def problems(
