@@ -127,6 +127,33 @@ def test_index_choosing_layers_are_exempt_and_a_float_layer_is_not() -> None:
     ]
 
 
+def test_int8_on_a_model_with_nothing_to_quantize_is_a_refusal_naming_the_fix(pytester: pytest.Pytester) -> None:
+    """A lone Identity has no Conv/ConvTranspose/Gemm/MatMul: int8 would be float32 under an int8 label. Each int8
+    point is skipped saying so and how to fix the case (it failed every point, naming no fix, before)."""
+    make_project(pytester, "CASES = [dataclasses.replace(IDENTITY, precisions=(Precision.FP32, Precision.INT8))]")
+    pytester.makepyfile(test_matrix="from harness.suite import test_build, test_accuracy\n")
+    result = pytester.runpytest(*FAST, "--precision", "int8", "-k", "build or opt", "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*onnxruntime cannot run identity at int8: case 'identity': identity has no layer int8 quantizes (Conv, "
+                "ConvTranspose, Gemm, MatMul: harness.precision.quantize.QUANTIZED_OPS); int8 would run it in "
+                "float32: drop int8 from the case's precisions*"
+            )
+        ]
+    )
+    assert "nothing to put Q/DQ around" not in result.stdout.str()
+
+
+def test_int8_with_every_compute_layer_kept_float32_is_refused_saying_so(pytester: pytest.Pytester) -> None:
+    accuracy_project(pytester, MNIST + "CASES = [MNIST]")
+    kept = "conv1,conv2,fc1,fc2"
+    result = pytester.runpytest(*FAST, "--precision", "int8", "-k", "opt", "--keep-fp32", kept, "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*mnist has no layer int8 quantizes (*) (its * kept float32); int8 would run it*"])
+
+
 def test_each_point_records_what_its_layers_compute_in(pytester: pytest.Pytester) -> None:
     accuracy_project(pytester, MNIST + "CASES = [MNIST]")
     pytester.runpytest(*FAST, "--precision", "fp16,int8", "-k", "opt", "--results", "r.json").assert_outcomes(passed=2)

@@ -25,7 +25,7 @@ from harness.errors import BuildError, ModelRefusedError
 from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
 from harness.precision.opset import OpsetConversion, OpsetConversionError, upgraded, weights_as_weights
-from harness.precision.quantize import CalibrationRecipe, Calibrator, quantize_int8
+from harness.precision.quantize import QUANTIZED_OPS, CalibrationRecipe, Calibrator, quantize_int8
 
 if TYPE_CHECKING:
     import onnx
@@ -75,6 +75,7 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
     # --keep-fp32 names apply to the cases that have them (the plugin reports a name that no selected case has).
     kept = tuple(dict.fromkeys((*case.keep_fp32, *(n for n in options.keep_fp32 if n in node_names(model)))))
     if precision is Precision.INT8:
+        _refuse_nothing_to_quantize(case, model, kept)
         recipe = CalibrationRecipe(calibration_fingerprint(case), lambda: calibration_inputs(case))
         quantized = quantize_int8(
             model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir, keep_fp32=kept
@@ -87,6 +88,20 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
     except ConversionError as error:
         raise BuildError(case.name, str(error)) from None  # this point fails; the other precisions go on
     return DerivedModel(precision, derived.SerializeToString(), kept, None, None, conversion)
+
+
+def _refuse_nothing_to_quantize(case: Case, model: onnx.ModelProto, kept: tuple[str, ...]) -> None:
+    """A model with no layer int8 quantizes would run in float32 under an int8 label: a refusal (the point is
+    skipped with the fix), not a failed proof at every int8 point."""
+    compute = [node.name for node in model.graph.node if node.op_type in QUANTIZED_OPS]
+    if any(name not in kept for name in compute):
+        return
+    all_kept = f" (its {', '.join(compute)} kept float32)" if compute else ""
+    raise ModelRefusedError(
+        case.name,
+        f"{case.name} has no layer int8 quantizes ({', '.join(QUANTIZED_OPS)}: harness.precision.quantize."
+        f"QUANTIZED_OPS){all_kept}; int8 would run it in float32: drop int8 from the case's precisions",
+    )
 
 
 def _at_needed_opset(
