@@ -408,6 +408,25 @@ def test_a_label_that_flips_at_a_near_tie_passes_at_fp16_saying_so_and_fp32_stay
     assert exact["failure"] is None and exact["exemption"] is None
 
 
+def test_exempt_labels_are_said_in_the_terminal_summary_and_the_html_verdict_row(pytester: pytest.Pytester) -> None:
+    """A `pass` that holds differing labels says so to a person: one note line per such test in the terminal
+    summary, and the same words in that test's row of the HTML report's verdicts; fp32 (no exemption) says nothing."""
+    accuracy_project(pytester, TIES + "CASES = [TIES_CASE]")
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "-k", "opt", "--results", "r.json")
+    result.assert_outcomes(passed=2)
+    note = "'label': 4 of 16 differ, all inside the scores' error bound * exempt"
+    result.stdout.fnmatch_lines([f"labels: test_accuracy[[]ties-fp16-opt-ort[]] {note}"])
+    assert [line for line in result.outlines if line.startswith("labels:")] == [
+        line for line in result.outlines if "ties-fp16-opt-ort] 'label'" in line
+    ]
+    page = (pytester.path / "r.html").read_text()
+    verdicts = page[page.index('<section id="verdicts">') :]
+    row = next(r for r in verdicts.split("<tr>") if "<code>test_accuracy[ties-fp16-opt-ort]</code>" in r)
+    assert "labels: &#x27;label&#x27;: 4 of 16 differ, all inside the scores&#x27; error bound" in row
+    fp32_row = next(r for r in verdicts.split("<tr>") if "<code>test_accuracy[ties-fp32-opt-ort]</code>" in r)
+    assert "labels:" not in fp32_row
+
+
 def test_the_fuzz_tests_exempt_near_tie_labels_as_the_accuracy_test_does(pytester: pytest.Pytester) -> None:
     make_project(pytester, TIES + "CASES = [TIES_CASE]")
     pytester.makepyfile(test_matrix="from harness.suite import test_fuzz_inside_profile\n")

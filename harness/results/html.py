@@ -199,11 +199,15 @@ def _message(message: str) -> str:
 
 
 def _why(test: TestResult) -> str:
-    """A failure's message in full (up to a limit); for a pass, how it compared with its baseline."""
+    """A failure's message in full (up to a limit); for a pass, how it compared with its baseline; and labels that
+    passed only by exemption (TestResult.label_exemptions)."""
+    labels = test.label_exemptions
+    exempt = f'<div class="labels">labels: {_escaped(labels)}</div>' if labels else ""
     if test.message:
-        return _message(test.message)
+        return _message(test.message) + exempt
     gate = test.gate
-    return f"{_escaped(gate.verdict)}: {_escaped(gate.reason)}" if gate is not None and gate.verdict else ""
+    compared = f"{_escaped(gate.verdict)}: {_escaped(gate.reason)}" if gate is not None and gate.verdict else ""
+    return compared + exempt
 
 
 def _accuracy_map(tests: Sequence[TestResult]) -> str:

@@ -268,6 +268,9 @@ class OutputResult:
     failure: str | None  # why it failed its tolerance, else None
     exempt: int = 0  # labels that differ where the reference's margin is inside the precision's error
     exemption: str | None = None  # what the verdict says of differing labels ("3 of 64 labels differ, all ...")
+    differ: int = 0  # labels that differ from the reference's
+    total: int = 0  # labels compared
+    bound: float | None = None  # the margin under which a differing label is exempt
 
     @classmethod
     def from_json(cls, data: object) -> OutputResult:
@@ -283,6 +286,20 @@ class OutputResult:
             failure=str(failure) if failure else None,
             exempt=int(_number(exemption.get("exempt")) or 0),
             exemption=str(exemption["note"]) if exemption.get("note") else None,
+            differ=int(_number(exemption.get("differ")) or 0),
+            total=int(_number(exemption.get("total")) or 0),
+            bound=_number(exemption.get("bound")),
+        )
+
+    @property
+    def exempt_note(self) -> str | None:
+        """For a person, where labels that differ passed as exempt: "'label': 2 of 64 differ, all inside the scores'
+        error bound 0.493: exempt"; None where none is exempt or the output failed (its failure says it)."""
+        if not self.exempt or self.failure:
+            return None
+        bound = f" {self.bound:.3g}" if self.bound is not None else ""
+        return (
+            f"'{self.output}': {self.differ} of {self.total} differ, all inside the scores' error bound{bound}: exempt"
         )
 
     @property
@@ -519,6 +536,12 @@ class TestResult:
             return {}
         found = {"model": derivation.get("opset"), "reference": derivation.get("reference_opset")}
         return {key: value for key, value in found.items() if isinstance(value, str) and value}
+
+    @property
+    def label_exemptions(self) -> str | None:
+        """Its outputs' exempt labels in one line (OutputResult.exempt_note), None where there are none."""
+        notes = [note for output in self.accuracy or () if (note := output.exempt_note)]
+        return "; ".join(notes) if notes else None
 
     @property
     def threshold(self) -> float | None:

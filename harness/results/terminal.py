@@ -96,9 +96,9 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
     lines = aligned(_POINT_COLUMNS, _point_rows(runs)) if runs else []
     if builds:
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
-    conversions = opset_lines(tests)
-    if conversions:
-        lines += [*([""] if lines else []), *conversions]
+    notes = [*opset_lines(tests), *label_lines(tests)]
+    if notes:
+        lines += [*([""] if lines else []), *notes]
     failures = [test for test in tests if test.failed]
     if failures or input_errors:
         lines += [
@@ -128,6 +128,12 @@ def opset_lines(tests: Sequence[TestResult]) -> list[str]:
         else f"opset: {text} (on {', '.join(on)}): {', '.join(names)}"
         for (text, on), names in cases.items()
     ]
+
+
+def label_lines(tests: Sequence[TestResult]) -> list[str]:
+    """One line per test whose labels passed only by exemption (near ties inside the scores' error bound: the
+    results' accuracy[].exemption), so that a `pass` that hides differing labels says so."""
+    return [f"labels: {test.id} {note}" for test in tests if (note := test.label_exemptions)]
 
 
 def _point_rows(tests: Iterable[TestResult]) -> list[list[str]]:
