@@ -119,7 +119,7 @@ def test_an_opset_6_corpus_model_runs_against_its_stored_outputs_and_the_convers
         "--harness-spec", "test_Linear", "--precision", "fp32", "-k", "build or accuracy", "-v", *FAST
     )
     result.assert_outcomes(passed=1 + 3)  # the build, then min = opt = max of its one data set's shapes
-    result.stdout.fnmatch_lines(["opset: test_Linear converted from opset 6 to 7 (on ort)"])
+    result.stdout.fnmatch_lines(["opset: test_Linear converted from opset 6 to 7 (fp32 on ort)"])
     tests = recorded(pytester)
     build = tests["test_build[test_Linear-fp32-build-ort]"]
     assert build["derivation"]["opset"] == "converted from opset 6 to 7"  # type: ignore[index]
@@ -379,7 +379,7 @@ def test_the_reference_s_conversion_is_in_the_results_and_the_summary(pytester: 
     result.assert_outcomes(passed=1 + 3)
     result.stdout.fnmatch_lines(
         [
-            "opset: linear6 converted from opset 6 to 7 (on ort)",
+            "opset: linear6 converted from opset 6 to 7 (fp16 on ort)",
             "opset: linear6 converted from opset 6 to 7 for its ONNX Runtime reference (on ort)",
         ]
     )

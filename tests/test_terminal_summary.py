@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.results import html, schema
 from harness.results.schema import TestResult
-from harness.results.terminal import summary_lines
+from harness.results.terminal import opset_lines, summary_lines
 
 FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "-p", "no:randomly", "--precision", "fp32")
 
@@ -117,3 +118,32 @@ def test_builds_get_their_own_table_and_an_error_names_its_exception_class() -> 
     assert identity == ["identity", "fp16", "build", "trt", "1.25", "s", "2.5", "MB,", "2", "warnings", "pass"]
     assert broken[-1] == "error"
     assert lines[-1] == "ERROR test_build[broken-fp16-build-trt]: BuildError: case 'broken': tensorrt failed to build"
+
+
+def test_opset_lines_say_for_which_precisions_and_the_html_report_shows_them() -> None:
+    """int8's own upgrade (to opset 13, for per-channel Q/DQ) is told apart from the one fp32 and fp16 ran."""
+    to7, to13 = {"opset": "converted from opset 6 to 7"}, {"opset": "converted from opset 6 to 13"}
+    tests = [
+        record("test_build[test_Linear-fp32-build-ort]", "pass", derivation=to7),
+        record("test_accuracy[test_Linear-fp32-opt-ort]", "pass", derivation=to7),
+        record("test_accuracy[test_Linear-fp16-opt-ort]", "pass", derivation=to7),
+        record("test_accuracy[test_Linear-int8-opt-ort]", "pass", derivation=to13),
+        record(
+            "test_accuracy[other-fp32-opt-ort]", "pass", derivation={"reference_opset": "converted from opset 6 to 7"}
+        ),
+    ]
+    expected = [
+        (
+            "opset: test_Linear converted from opset 6 to 7 (fp32, fp16 on ort), from 6 to 13 (int8 on ort: "
+            "per-channel Q/DQ)"
+        ),
+        "opset: other converted from opset 6 to 7 for its ONNX Runtime reference (on ort)",
+    ]
+    assert opset_lines(tests) == expected
+    assert summary_lines(tests)[-2:] == expected
+    raw = [dict(test.raw) for test in tests]
+    page = html.render(
+        schema.from_json({"schema": schema.SCHEMA, "schema_version": schema.SCHEMA_VERSION, "tests": raw})
+    )
+    builds = page[page.index('<section id="builds">') :]
+    assert "(fp32, fp16 on ort), from 6 to 13 (int8 on ort: per-channel Q/DQ)" in builds[: builds.index("</section>")]

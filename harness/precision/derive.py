@@ -24,14 +24,19 @@ from harness.case import Case, Precision
 from harness.errors import BuildError, ModelRefusedError
 from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
-from harness.precision.opset import OpsetConversion, OpsetConversionError, upgraded, weights_as_weights
+from harness.precision.opset import (
+    INT8_MIN_OPSET,
+    OpsetConversion,
+    OpsetConversionError,
+    upgraded,
+    weights_as_weights,
+)
 from harness.precision.quantize import QUANTIZED_OPS, CalibrationRecipe, Calibrator, quantize_int8
 
 if TYPE_CHECKING:
     import onnx
 
 CALIBRATION_BATCHES = 8  # batches at the first profile's opt shapes: 32 images for mnist
-INT8_MIN_OPSET = 13  # DequantizeLinear's `axis` (per-channel weight scales) exists from opset 13
 
 
 @dataclass(frozen=True)

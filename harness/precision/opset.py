@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     import onnx
 
+INT8_MIN_OPSET = 13  # DequantizeLinear's `axis` (per-channel weight scales) exists from opset 13
 # The default ONNX domain is spelled "" or "ai.onnx".
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 

@@ -29,6 +29,7 @@ from harness.atomic import write_atomically
 from harness.case import Precision
 from harness.results import units
 from harness.results.schema import VERDICTS, BuildResult, InputError, LayersResult, ResultsDocument, TestResult
+from harness.results.terminal import opset_lines
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -472,8 +473,9 @@ def _builds(tests: Sequence[TestResult]) -> str:
     builds = [test for test in tests if test.is_build and test.build is not None]
     if not builds:
         builds = list({test.build.key: test for test in tests if test.build is not None}.values())
+    conversions = "".join(_note(line) for line in opset_lines(tests))  # which precisions ran an upgraded model
     if not builds:
-        return _section("builds", "Builds", _note("nothing was built in this run"))
+        return _section("builds", "Builds", _note("nothing was built in this run") + conversions)
     rows = [
         (
             _escaped(test.case),
@@ -490,7 +492,7 @@ def _builds(tests: Sequence[TestResult]) -> str:
         if (build := test.build) is not None
     ]
     headers = ("case", "precision", "profile", "backend", "build time", "plan size", "builder warnings")
-    return _section("builds", "Builds", _table(headers, rows, "builds"))
+    return _section("builds", "Builds", _table(headers, rows, "builds") + conversions)
 
 
 def _build_time(build: BuildResult) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.precision.opset import INT8_MIN_OPSET
 from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
 from harness.results.schema import VERDICTS, InputError, TestResult
@@ -111,23 +112,43 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
 
 def opset_lines(tests: Sequence[TestResult]) -> list[str]:
     """One line per opset conversion the harness made (a model older than a backend runs, upgraded: the results'
-    derivation.opset and derivation.reference_opset), naming the cases and the backends."""
-    cases: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    backends: dict[tuple[str, str], list[str]] = {}
+    derivation.opset and derivation.reference_opset), naming the cases, and the precisions and backends each
+    conversion was for: "opset: test_Linear converted from opset 6 to 7 (fp32, fp16 on ort), from 6 to 13 (int8 on
+    ort: per-channel Q/DQ)"."""
+    models: dict[str, dict[str, dict[str, list[str]]]] = {}  # case -> conversion -> backend -> precisions
+    references: dict[tuple[str, str], list[str]] = {}  # (case, conversion) -> backends
     for test in tests:
         for what, text in test.opset_conversions.items():
-            suffix = " for its ONNX Runtime reference" if what == "reference" else ""
-            seen = backends.setdefault((test.case, text + suffix), [])
-            if test.backend not in seen:
-                seen.append(test.backend)
-    for (case, text), on in backends.items():
-        cases.setdefault((text, tuple(on)), []).append(case)
+            if what == "reference":
+                _add(references.setdefault((test.case, text), []), test.backend)
+            else:
+                on = models.setdefault(test.case, {}).setdefault(text, {})
+                _add(on.setdefault(test.backend, []), test.precision)
+    tails: dict[str, list[str]] = {}  # what was converted -> the cases it was for
+    for case, conversions in models.items():
+        parts = [
+            f"{text if index == 0 else text.removeprefix('converted ').replace('opset ', '')} "
+            f"({'; '.join(_for_whom(text, precisions, backend) for backend, precisions in on.items())})"
+            for index, (text, on) in enumerate(conversions.items())
+        ]
+        tails.setdefault(", ".join(parts), []).append(case)
+    for (case, text), backends in references.items():
+        tails.setdefault(f"{text} for its ONNX Runtime reference (on {', '.join(backends)})", []).append(case)
     return [
-        f"opset: {', '.join(names)} {text} (on {', '.join(on)})"
-        if len(names) == 1
-        else f"opset: {text} (on {', '.join(on)}): {', '.join(names)}"
-        for (text, on), names in cases.items()
+        f"opset: {names[0]} {tail}" if len(names) == 1 else f"opset: {tail}: {', '.join(names)}"
+        for tail, names in tails.items()
     ]
+
+
+def _add(seen: list[str], item: str) -> None:
+    if item not in seen:
+        seen.append(item)
+
+
+def _for_whom(text: str, precisions: Sequence[str], backend: str) -> str:
+    """ "fp32, fp16 on ort"; int8's own conversion to opset 13 says why (per-channel Q/DQ needs it)."""
+    why = ": per-channel Q/DQ" if precisions == ["int8"] and text.endswith(f" to {INT8_MIN_OPSET}") else ""
+    return f"{', '.join(precisions)} on {backend}{why}"
 
 
 def label_lines(tests: Sequence[TestResult]) -> list[str]:
