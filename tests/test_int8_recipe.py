@@ -164,7 +164,7 @@ def test_calibration_data_with_nan_or_inf_is_refused_naming_case_input_sample_an
     message = str(raised.value)
     kind = "NaN" if np.isnan(bad) else "Inf"
     assert "case 'conv_add_relu': calibration sample 1, input 'residual': holds " + kind in message
-    assert "give finite values" in message
+    assert "give finite values (fix the input's generator or file)" in message
 
 
 def test_a_real_architecture_survives_int8() -> None:

@@ -248,6 +248,20 @@ def test_generator_dtype_must_match_the_model(tmp_path: Path) -> None:
     assert "inputs.pixels.file: x.npy holds shape [4, 8]" in wrong_shape and "['?', 16]" in wrong_shape
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_file_input_holding_nan_or_inf_is_refused_at_load_naming_the_file_field_and_fix(
+    tmp_path: Path, bad: float
+) -> None:
+    linear_model(tmp_path / "classifier.onnx")
+    array = np.ones((4, 16), np.float32)
+    array[2, 3] = bad
+    np.save(tmp_path / "x.npy", array)
+    message = spec_error(write(tmp_path, SPEC.replace("uniform = [0.0, 1.0]", 'file = "x.npy"')))
+    kind = "NaN" if np.isnan(bad) else "Inf"
+    assert f"models.toml: case[0] ('classifier').inputs.pixels.file: x.npy holds {kind} (1 of 64 values, " in message
+    assert "the first at index (2, 3)" in message and "save the array with finite values" in message
+
+
 def test_keep_fp32_names_nodes_of_the_model_when_the_spec_loads(tmp_path: Path) -> None:
     linear_model(tmp_path / "classifier.onnx")
     (case,) = load_spec(write(tmp_path, SPEC.replace("latency_threshold", 'keep_fp32 = ["add0"]\nlatency_threshold')))

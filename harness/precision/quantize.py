@@ -203,7 +203,7 @@ def _array_problem(array: object, dtype: np.dtype, dims: tuple[int | None, ...])
         return (
             f"holds {kinds} ({int(bad.sum())} of {array.size} values, the first at index {first}); calibration "
             "derives each tensor's scale from its largest magnitude, which a non-finite value makes meaningless: "
-            "give finite values (np.nan_to_num, or fix the generator)"
+            "give finite values (fix the input's generator or file)"
         )
     if array.ndim != len(dims):
         return f"has rank {array.ndim} (shape {array.shape}), the model takes rank {len(dims)}; reshape it"

@@ -162,6 +162,19 @@ def _from_file(table: Mapping[str, object], tensor: ModelTensor, spec_file: Path
             f"{path.name} holds shape {list(array.shape)}, but the model declares input '{tensor.name}' of shape "
             f"{static} ('?': dynamic); save an array of that shape",
         )
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        # The reference of a non-finite input is meaningless at every precision (and int8 calibration refuses it).
+        bad = ~np.isfinite(array)
+        kinds = " and ".join(
+            kind for kind, hit in (("NaN", np.isnan(array).any()), ("Inf", np.isinf(array).any())) if hit
+        )
+        raise SpecError(
+            spec_file,
+            where,
+            f"{path.name} holds {kinds} ({int(bad.sum())} of {array.size} values, the first at index "
+            f"{tuple(int(i) for i in np.argwhere(bad)[0])}); no precision can be judged against a reference of "
+            "non-finite inputs: save the array with finite values (numpy.nan_to_num, or fix what wrote it)",
+        )
     return FromFile(str(path), key, hashlib.sha256(data).hexdigest(), array)
 
 
