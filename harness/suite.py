@@ -67,7 +67,9 @@ def test_accuracy(harness_point: PointContext) -> None:
     if localized:
         in_a_layer = localized[0].reproduction is None or localized[0].reproduction.reproduced
         hint = (
-            " (try --keep-fp32 with that node)"
+            f" (try --keep-fp32 with that node, or a looser limit with a justification: "
+            f"[case.tolerance.{point.precision.value}] in a spec, Tolerance(mean_rel=…, justification=…) in a Python "
+            "case)"
             if in_a_layer and point.precision in (Precision.FP16, Precision.BF16)
             else ""
         )
