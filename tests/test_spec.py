@@ -205,6 +205,18 @@ def test_spec_entry_with_test_data(tmp_path: Path) -> None:
     assert case.reference_kind is ReferenceKind.STORED and case.precisions == (Precision.FP16,)
 
 
+def test_test_data_alone_means_the_folder_s_model_onnx_named_after_the_folder(tmp_path: Path) -> None:
+    """README's "ONNX's test layout": `test_data = "folder"` in a [[case]] table is enough."""
+    onnx_test_layout(tmp_path / "test_Linear")
+    (case,) = load_spec(write(tmp_path, '[[case]]\ntest_data = "test_Linear"\n'))
+    assert case.name == "test_Linear" and case.reference_kind is ReferenceKind.STORED
+    assert [spec.name for spec in case.inputs] == ["x"]
+    (tmp_path / "empty").mkdir()
+    message = spec_error(write(tmp_path, '[[case]]\ntest_data = "empty"\n'))
+    assert "models.toml: case[0].model: missing ('empty' holds no model.onnx); give the model's path" in message
+    assert 'test_data = "folder" naming an ONNX test-layout folder with model.onnx in it' in message
+
+
 # Bad input: each names the file, the field and the fix.
 
 

@@ -148,10 +148,23 @@ def case_from_entry(entry: Mapping[str, Any], spec_file: Path, field: str, cache
     """One spec entry as a Case; SpecError naming the file, the field and the fix."""
     check_keys(entry, CASE_KEYS, spec_file, field)
     model_path = _typed(entry, "model", str, None, spec_file, field, '"model.onnx"')
+    named_after = Path(model_path).stem if model_path is not None else ""
     if model_path is None:
-        raise SpecError(spec_file, f"{field}.model", 'missing; give the model\'s path: model = "model.onnx"')
+        # ONNX's test layout: test_data = "folder" alone means the folder's model.onnx, the case named after it.
+        data = entry.get("test_data")
+        if isinstance(data, str) and (spec_file.parent / data / FOLDER_MODEL).is_file():
+            model_path = str(Path(data) / FOLDER_MODEL)
+            named_after = (spec_file.parent / data).resolve().name
+        else:
+            held = f" ({data!r} holds no {FOLDER_MODEL})" if isinstance(data, str) else ""
+            raise SpecError(
+                spec_file,
+                f"{field}.model",
+                f'missing{held}; give the model\'s path: model = "model.onnx", or test_data = "folder" naming an ONNX '
+                f"test-layout folder with {FOLDER_MODEL} in it",
+            )
     model = read_model(spec_file.parent / model_path, spec_file, f"{field}.model")
-    name = _typed(entry, "name", str, default_name(Path(model_path).stem), spec_file, field, '"my_model"')
+    name = _typed(entry, "name", str, default_name(named_after), spec_file, field, '"my_model"')
     if not CASE_NAME.fullmatch(name):
         raise SpecError(spec_file, f"{field}.name", f"{name!r} may hold only {CASE_NAME_RULE}; rename it")
     field = f"{field} ('{name}')"
