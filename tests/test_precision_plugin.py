@@ -15,6 +15,23 @@ ACCURACY = "from harness.suite import test_accuracy\n"
 MNIST = "from cases.mnist import CASE as MNIST\n"
 
 
+def engine_outputs_changed(*statements: str) -> str:
+    """Conftest source that runs `statements` on every engine's outputs (a dict named `outputs`) before the suite
+    judges them, as a faulty engine would give them, and restores the suite's run_engine when the session ends."""
+    body = "".join(f"    {statement}\n" for statement in statements)
+    return (
+        "import harness.suite as suite\n"
+        "real_run_engine = suite.run_engine\n"
+        "def changed(*args, **kwargs):\n"
+        "    outputs = dict(real_run_engine(*args, **kwargs))\n"
+        f"{body}"
+        "    return outputs\n"
+        "suite.run_engine = changed\n"
+        "def pytest_unconfigure(config):\n"
+        "    suite.run_engine = real_run_engine\n"
+    )
+
+
 def accuracy_project(pytester: pytest.Pytester, cases_source: str) -> None:
     make_project(pytester, cases_source)
     pytester.makepyfile(test_matrix=ACCURACY)
@@ -326,16 +343,8 @@ def test_a_failure_only_the_engines_kernels_make_is_said_so_not_put_on_a_layer(p
     """The engine's probabilities 1 % off (as a CPU's saturating int8 kernels made them) while the same model run
     layer by layer is within 1e-3: the message and the record say the failure is the engine's, with both errors.
     (The session's conftest patches the suite's run_engine, and restores it when the session ends.)"""
-    off_by_one_percent = (
-        "import harness.suite as suite\n"
-        "real_run_engine = suite.run_engine\n"
-        "def off_by_one_percent(*args, **kwargs):\n"
-        "    outputs = dict(real_run_engine(*args, **kwargs))\n"
-        "    outputs['probabilities'] = outputs['probabilities'] * np.float32(1.01)\n"
-        "    return outputs\n"
-        "suite.run_engine = off_by_one_percent\n"
-        "def pytest_unconfigure(config):\n"
-        "    suite.run_engine = real_run_engine\n"
+    off_by_one_percent = engine_outputs_changed(
+        "outputs['probabilities'] = outputs['probabilities'] * np.float32(1.01)"
     )
     accuracy_project(pytester, MNIST + off_by_one_percent + "CASES = [MNIST]")
     result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--results", "r.json")
@@ -444,17 +453,9 @@ def test_a_label_wrong_where_the_margin_is_wide_fails_saying_which_differ_and_is
     """An engine that gets one clear label wrong (patched in by the session's conftest) fails, the verdict counting
     the exempt near ties apart; a case with no float output is localized at the precision's own limit (it raised
     "min() arg is an empty sequence" before)."""
-    wrong_label = (
-        "import harness.suite as suite\n"
-        "real_run_engine = suite.run_engine\n"
-        "def one_wrong(*args, **kwargs):\n"
-        "    outputs = dict(real_run_engine(*args, **kwargs))\n"
-        "    outputs['label'] = outputs['label'].copy()\n"
-        "    outputs['label'][1] = (outputs['label'][1] + 1) % 4\n"
-        "    return outputs\n"
-        "suite.run_engine = one_wrong\n"
-        "def pytest_unconfigure(config):\n"
-        "    suite.run_engine = real_run_engine\n"
+    wrong_label = engine_outputs_changed(
+        "outputs['label'] = outputs['label'].copy()",
+        "outputs['label'][1] = (outputs['label'][1] + 1) % 4",
     )
     accuracy_project(pytester, TIES + wrong_label + "CASES = [TIES_CASE]")
     result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "opt", "--results", "r.json")
