@@ -59,6 +59,15 @@ def needs_double(library: ModuleType) -> None:
         pytest.skip("drives a fault knob of the double")
 
 
+# Every case at the precisions it declares, as the matrix runs them (identity declares no int8: its derivation
+# refuses it, tests/test_cases.py).
+each_declared_precision = pytest.mark.parametrize(
+    ("case", "precision"),
+    [(case, precision) for case in ALL_CASES for precision in Precision if precision in case.precisions],
+    ids=lambda value: value.value if isinstance(value, Precision) else value.name,
+)
+
+
 def needs_runtime(library: ModuleType) -> None:
     """Skip, with the runtime's own reason, where this library's engines cannot run (TensorRT for RTX
     on a machine without a GPU it supports): the test runs engines, not just the builder."""
@@ -86,8 +95,7 @@ def errors_against_reference(
 
 
 @pytest.mark.parametrize("workflow", ["onnx-parser", "network-api"])
-@pytest.mark.parametrize("precision", list(Precision), ids=lambda p: p.value)
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.name)
+@each_declared_precision
 def test_every_case_builds_in_both_workflows_at_every_precision(
     library: ModuleType, case: Case, precision: Precision, workflow: str
 ) -> None:
@@ -97,8 +105,7 @@ def test_every_case_builds_in_both_workflows_at_every_precision(
 
 
 @pytest.mark.parametrize("workflow", ["onnx-parser", "network-api"])
-@pytest.mark.parametrize("precision", list(Precision), ids=lambda p: p.value)
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.name)
+@each_declared_precision
 def test_every_case_matches_the_reference(library: ModuleType, case: Case, precision: Precision, workflow: str) -> None:
     needs_runtime(library)
     store = EngineStore(None)
@@ -106,8 +113,7 @@ def test_every_case_matches_the_reference(library: ModuleType, case: Case, preci
     assert [e.failure for e in errors] == [None] * len(errors), errors
 
 
-@pytest.mark.parametrize("precision", list(Precision), ids=lambda p: p.value)
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.name)
+@each_declared_precision
 def test_network_api_and_onnx_parser_engines_agree(library: ModuleType, case: Case, precision: Precision) -> None:
     needs_runtime(library)
     store = EngineStore(None)
