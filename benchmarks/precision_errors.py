@@ -6,7 +6,7 @@ case's float64 reference at the first profile's three corners and at 30 random s
     (optimized or not, the errors are the same), so it understates a GPU's fp16 error;
   - fp16 and bf16 on the TensorRT double 11.4, which rounds every layer's output to the type: per-op half
     precision emulation, the CPU proxy for a GPU;
-  - int8 on ONNX Runtime's exact int8 session (Q/DQ fusion off: int8 products without saturation, what the
+  - int8 on ONNX Runtime with the Q/DQ fusion off (int8 products without saturation, what the
     harness judges on every CPU) with the max and the percentile calibrators;
   - mnist int8: top-1 agreement with the float64 reference's label over a fixed set of 1024 images from the
     case's generator (top-2 logit gap >= LABEL_MARGIN).

@@ -1,6 +1,7 @@
-"""int8 verdicts do not depend on the CPU: ONNX Runtime's accuracy session of a Q/DQ model computes what
-TensorRT computes (int8 products, 32-bit accumulation, the model's scales) on any x86-64 CPU, while the session
-it times runs ONNX Runtime's fused kernels, which saturate on a CPU without VNNI.
+"""int8 verdicts do not depend on the CPU: the harness's ONNX Runtime engine of a Q/DQ model (built with the Q/DQ
+fusion off) computes what TensorRT computes (int8 products, 32-bit accumulation, the model's scales) on any x86-64
+CPU, while ONNX Runtime's default session of the same model, which fuses it into ONNX Runtime's int8 kernels,
+saturates on a CPU without VNNI: why the harness turns the fusion off.
 
 Other CPUs are real processors' instruction sets under qemu-x86_64's emulation (Debian's qemu-user): AMD EPYC
 Milan (Zen 3: AVX2, no AVX-512, no VNNI) and Intel Nehalem (SSE4.2), whatever CPU runs the tests. Skipped without
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper
 
 from harness.environment import int8_features
 from tests.int8_probe import OUTPUT_SCALE, engine_of, exact_int32, model_bytes, sessions
@@ -29,28 +31,30 @@ REPO = Path(__file__).resolve().parents[1]
 WIDE_ACCUMULATION = {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"}
 
 
-def test_the_accuracy_session_computes_the_exact_int32_result_on_this_cpu() -> None:
-    found = sessions()
-    np.testing.assert_array_equal(found["accuracy"], exact_int32())
+def test_the_harness_engine_computes_the_exact_int32_result_on_this_cpu() -> None:
+    np.testing.assert_array_equal(sessions()["harness"], exact_int32())
 
 
-def test_the_timed_session_is_exact_here_where_this_cpu_accumulates_int8_in_32_bits() -> None:
+def test_onnxruntime_default_session_is_exact_here_where_this_cpu_accumulates_int8_in_32_bits() -> None:
     if not WIDE_ACCUMULATION & set(int8_features()):
         pytest.skip(f"this CPU ({', '.join(int8_features()) or 'no int8 features'}) may saturate: the emulated tests")
-    np.testing.assert_array_equal(sessions()["latency"], exact_int32())
+    np.testing.assert_array_equal(sessions()["onnxruntime_default"], exact_int32())
 
 
-def test_the_results_say_which_session_computed_what_and_count_the_timed_int8_kernels() -> None:
-    fused = engine_of(model_bytes()).facts()["sessions"]
-    assert isinstance(fused, dict) and "disable_quant_qdq" in fused["accuracy"]
-    assert fused["latency"].startswith("the cached artifact for this CPU: 1 int8 kernel (QLinearConv), 0 float32")
-    # TensorRT's placement (no QuantizeLinear after the Conv), which the harness's recipe makes: ONNX Runtime then
-    # fuses nothing, and the timed session is a float32 Conv on dequantized values; the record must not say int8.
-    unfused = engine_of(model_bytes(output_quantized=False)).facts()["sessions"]
-    assert isinstance(unfused, dict)
-    assert unfused["latency"] == (
-        "the cached artifact for this CPU: 0 int8 kernels, 1 float32 compute layer on dequantized values"
+def test_the_results_say_what_an_int8_engine_computes_and_a_float_engine_says_nothing_of_it() -> None:
+    """Both placements (an output QuantizeLinear after the Conv, which ONNX Runtime would fuse, and TensorRT's, the
+    harness recipe's, without one) say the Q/DQ fusion is off; a float engine has no such entry."""
+    for model in (model_bytes(), model_bytes(output_quantized=False)):
+        said = engine_of(model).facts()["int8"]
+        assert isinstance(said, str) and "disable_quant_qdq = 1), for accuracy and latency alike" in said
+    relu = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "float",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
     )
+    float_model = helper.make_model(relu, opset_imports=[helper.make_opsetid("", 13)])
+    assert "int8" not in engine_of(float_model.SerializeToString()).facts()
 
 
 def test_the_probe_saturates_16_bit_pair_sums() -> None:
@@ -90,16 +94,17 @@ def _run_on(cpu: str) -> dict[str, np.ndarray]:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    return {name: np.array(found[name]) for name in ("accuracy", "latency")}
+    return {name: np.array(found[name]) for name in ("harness", "onnxruntime_default")}
 
 
 @pytest.mark.parametrize("cpu", ["EPYC-Milan", "Nehalem"])
-def test_the_accuracy_session_is_exact_on_other_cpus(cpu: str) -> None:
-    np.testing.assert_array_equal(_run_on(cpu)["accuracy"], exact_int32())
+def test_the_harness_engine_is_exact_on_other_cpus(cpu: str) -> None:
+    np.testing.assert_array_equal(_run_on(cpu)["harness"], exact_int32())
 
 
-def test_on_zen3_the_timed_session_saturates_as_the_results_say() -> None:
-    """Why accuracy does not use the timed session: on AVX2 without VNNI it is far from the int32 result."""
+def test_on_zen3_onnxruntime_default_session_saturates() -> None:
+    """Why the harness turns the Q/DQ fusion off: on AVX2 without VNNI ONNX Runtime's default session of the same
+    model is far from the int32 result."""
     found = _run_on("EPYC-Milan")
-    error = np.abs(found["latency"] - exact_int32()).max()
+    error = np.abs(found["onnxruntime_default"] - exact_int32()).max()
     assert error >= 8 * OUTPUT_SCALE, f"the fused kernels were expected to saturate on Zen 3, max error {error}"

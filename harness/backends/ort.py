@@ -5,24 +5,21 @@ through `optimized_model_filepath`). Level ALL may rewrite the graph into CPU-sp
 (NCHWc for the ISA found), so the CPU model and ISA flags are part of the cache key. Loading an
 artifact runs no graph optimization: a warm cache builds nothing.
 
-A Q/DQ (int8) model runs in two sessions. ONNX Runtime fuses DequantizeLinear → Conv → QuantizeLinear into
-its own int8 kernels, whose arithmetic depends on the CPU: without VNNI (AVX2 alone, e.g. AMD Zen 3) they sum
-u8×s8 pairs in 16 bits and saturate, so the same model is 0.15–0.38 off on one machine and within 0.06 on
-another. TensorRT multiplies int8 values and accumulates in 32 bits. So the outputs the harness judges come
-from a session with that fusion off (`session.disable_quant_qdq`): each layer computes in float32 on the
-dequantized int8 values with the model's scales — int8 products, summed without saturation, the same on every
-CPU up to float32 rounding. Latency times the cached artifact, what ONNX Runtime makes of the model on this CPU.
-It fuses a layer into an int8 kernel only where a QuantizeLinear follows it; TensorRT's placement (Q/DQ on the
-inputs of compute layers, outputs float: harness/precision/quantize.py) leaves none, so most layers then run in
-float32 on weights dequantized at every run. `facts()` says which session produced what, and counts the int8
-kernels the timed one really has.
+A Q/DQ (int8) model is built with ONNX Runtime's Q/DQ fusion off (`session.disable_quant_qdq`). With it on,
+ONNX Runtime fuses DequantizeLinear → Conv → QuantizeLinear into its own int8 kernels, whose arithmetic depends on
+the CPU: without VNNI (AVX2 alone, e.g. AMD Zen 3) they sum u8×s8 pairs in 16 bits and saturate, so the same
+model was 0.15–0.38 off on one machine and within 0.06 on another; TensorRT multiplies int8 values and
+accumulates in 32 bits. With it off, each layer computes in float32 on the dequantized int8 values with the
+model's scales (the weights' dequantization folded once, at build) — int8 products, no saturation, what TensorRT
+computes, the same on every CPU up to float32 rounding. One session serves accuracy and latency: with TensorRT's
+Q/DQ placement (compute-layer outputs float, harness/precision/quantize.py) ONNX Runtime would fuse nothing anyway,
+and the fusion-on session dequantized every weight at every run (mnist int8 20x slower, its latency unstable).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,41 +34,29 @@ from harness.measure import Timer
 
 _PROVIDERS = ["CPUExecutionProvider"]
 _QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-# What the accuracy session of a Q/DQ model computes, as the results record it (facts()["sessions"]).
+# The session config entry that keeps Q/DQ as written (module docstring), and what the results say of it.
+_QDQ_FUSION_OFF = "session.disable_quant_qdq"
 _EXACT_INT8 = (
-    "Q/DQ fusion off (session.disable_quant_qdq = 1): each layer in float32 on the dequantized int8 values with "
-    "the model's scales, int8 products accumulated without saturation, as TensorRT computes; the same on every CPU"
+    "Q/DQ fusion off (session.disable_quant_qdq = 1), for accuracy and latency alike: each layer in float32 on the "
+    "dequantized int8 values with the model's scales, int8 products accumulated without saturation, as TensorRT "
+    "computes; the same on every CPU. ONNX Runtime's own int8 kernels are not used (they saturate without VNNI)"
 )
-# ONNX Runtime's operators that compute on int8/uint8 values (its QDQ fusions make them; com.microsoft domain).
-_INT8_KERNELS = frozenset({"ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "QGemm", "DynamicQuantizeMatMul"})
-_FLOAT_COMPUTE = frozenset({"Conv", "ConvTranspose", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"})
 
 
 class OnnxRuntimeEngine:
-    """One session for everything, or for a Q/DQ model an accuracy session apart from the timed one."""
-
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        accuracy_session: ort.InferenceSession | None = None,
-        timed_kernels: str | None = None,
-    ) -> None:
+    def __init__(self, session: ort.InferenceSession, quantized: bool = False) -> None:
         self._session: ort.InferenceSession | None = session
-        self._accuracy_session = accuracy_session
-        self._timed_kernels = timed_kernels  # what the timed session of a Q/DQ model runs (timed_kernels())
+        self._quantized = quantized  # a Q/DQ model, built with the fusion off
         self._output_names = [output.name for output in session.get_outputs()]
 
     @property
     def session(self) -> ort.InferenceSession:
-        """The session timed: the cached artifact, optimized at level ALL."""
         if self._session is None:
             raise RuntimeError("this ONNX Runtime engine was closed")
         return self._session
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The outputs the harness judges: from the accuracy session where the model is Q/DQ."""
-        session = self._accuracy_session or self.session
-        results = session.run(self._output_names, dict(inputs))
+        results = self.session.run(self._output_names, dict(inputs))
         return dict(zip(self._output_names, results))
 
     def layer_precisions(self) -> None:
@@ -80,7 +65,6 @@ class OnnxRuntimeEngine:
 
     def close(self) -> None:
         self._session = None  # the session's memory and thread pool go with the last reference
-        self._accuracy_session = None
 
     def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
         feeds = dict(inputs)
@@ -105,8 +89,8 @@ class OnnxRuntimeEngine:
             "providers": _PROVIDERS,
             "timing": {"intra_op_threads": threads},  # what conditions a latency: the gate compares it
         }
-        if self._accuracy_session is not None:
-            facts["sessions"] = {"accuracy": _EXACT_INT8, "latency": self._timed_kernels}
+        if self._quantized:
+            facts["int8"] = _EXACT_INT8
         return facts
 
 
@@ -140,12 +124,13 @@ class OnnxRuntimeBackend:
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
-        return {"providers": ",".join(_PROVIDERS), "cpu": cpu_model(), "isa": cpu_flags()}
+        # qdq: artifacts built with the Q/DQ fusion on (before it was turned off) must never be found again.
+        return {"providers": ",".join(_PROVIDERS), "cpu": cpu_model(), "isa": cpu_flags(), "qdq": "fusion off"}
 
     def build(self, request: BuildRequest) -> Artifact:
         with tempfile.TemporaryDirectory(prefix="harness-ort-") as scratch:
             optimized = Path(scratch) / "optimized.onnx"
-            options = ort.SessionOptions()
+            options = self._options(quantized=has_qdq(request.model_bytes))
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.optimized_model_filepath = str(optimized)
             try:
@@ -159,50 +144,27 @@ class OnnxRuntimeBackend:
             return Artifact(optimized.read_bytes())
 
     def load(self, artifact: bytes, request: BuildRequest) -> OnnxRuntimeEngine:
-        options = self._options()
+        quantized = has_qdq(request.model_bytes)
+        options = self._options(quantized=quantized)
         # The artifact is already optimized; optimizing again would be a second build.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = ort.InferenceSession(artifact, options, providers=_PROVIDERS)
         except Exception as error:
             raise ArtifactIncompatibleError(f"ONNX Runtime cannot load the cached model: {error}") from error
-        if not has_qdq(request.model_bytes):
-            return OnnxRuntimeEngine(session)
-        return OnnxRuntimeEngine(session, self.exact_int8_session(request.model_bytes), timed_kernels(artifact))
+        return OnnxRuntimeEngine(session, quantized)
 
     def exact_int8_session(self, model_bytes: bytes) -> ort.InferenceSession:
-        """A session of a Q/DQ model that computes what TensorRT computes, whatever the CPU (module docstring)."""
-        options = self._options()
-        options.add_session_config_entry("session.disable_quant_qdq", "1")
-        return ort.InferenceSession(model_bytes, options, providers=_PROVIDERS)
+        """A session of a Q/DQ model that computes what TensorRT computes, whatever the CPU (module docstring), as
+        the engines of this backend do; for a float model an ordinary session."""
+        return ort.InferenceSession(model_bytes, self._options(quantized=True), providers=_PROVIDERS)
 
-    def _options(self) -> ort.SessionOptions:
+    def _options(self, *, quantized: bool = False) -> ort.SessionOptions:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
+        if quantized:
+            options.add_session_config_entry(_QDQ_FUSION_OFF, "1")
         return options
-
-
-def timed_kernels(artifact: bytes) -> str:
-    """What the optimized model times: its int8 kernels (ONNX Runtime's QLinear* and integer operators) and its
-    compute layers left in float32, counted, e.g. "the cached artifact for this CPU: 1 int8 kernel (QLinearConv),
-    0 float32 compute layers". Without VNNI (AVX2 alone) the int8 kernels sum u8×s8 pairs in 16 bits."""
-    import onnx
-
-    int8: Counter[str] = Counter()
-    float32 = 0
-    for node in onnx.load_from_string(artifact).graph.node:
-        if node.op_type.startswith("QLinear") or node.op_type in _INT8_KERNELS:
-            int8[node.op_type] += 1
-        elif node.op_type in _FLOAT_COMPUTE:
-            float32 += 1
-    kernels = ", ".join(f"{op} ×{count}" if count > 1 else op for op, count in sorted(int8.items()))
-    total = sum(int8.values())
-    return (
-        f"the cached artifact for this CPU: {total} int8 kernel{'s' if total != 1 else ''}"
-        + (f" ({kernels})" if kernels else "")
-        + f", {float32} float32 compute layer{'s' if float32 != 1 else ''} on dequantized values"
-        + ("; without VNNI (AVX2 alone) the int8 kernels sum u8×s8 pairs in 16 bits and may saturate" if total else "")
-    )
 
 
 def has_qdq(model_bytes: bytes) -> bool:
