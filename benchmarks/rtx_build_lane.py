@@ -1,7 +1,7 @@
 """Speed targets of the real-builder lane: TensorRT for RTX building the default matrix, no GPU.
 
   1. a cold build-only run (empty engine cache) of --backend rtx,rtx-net takes <= 60 s
-  2. a warm one (every engine found in the cache, 0 builds, counted in its results file) takes <= 5 s
+  2. a warm one (every engine found in the cache, 0 builds, counted in its results file) takes <= 8 s
 
 Times are the wall time of the whole pytest command, as CI sees it. Needs the `rtx` extra
 (pip install 'trt-harness[rtx]'); without it the benchmark says so and exits 2.
@@ -22,7 +22,11 @@ from pathlib import Path
 from foundation import builds_in, missed_targets, run  # the foundation's session runner, counter, verdict
 
 COLD_LIMIT_S = 60.0
-WARM_LIMIT_S = 5.0
+# Was 5 s, set on the 2-core AMD EPYC VM (4.1-4.3 s there). The CPU of CI's machine varies: on the 2-core Intel
+# Xeon VM the unchanged code of 2026-12-02 takes 6.2-6.6 s warm (10-11 s cold), interpreter, imports and the
+# derivations that find the cache keys. 8 s holds the overhead on either and still fails a run that rebuilds
+# (the cold run takes longer); that nothing is rebuilt is counted exactly (warm_run_builds must be 0).
+WARM_LIMIT_S = 8.0
 LANE = ("--backend", "rtx,rtx-net", "--build-only")
 
 
