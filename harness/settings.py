@@ -125,6 +125,13 @@ def add_options(parser: pytest.Parser) -> None:
     _add(parser, "--latency-budget", "harness_latency_budget", "seconds of timed runs per latency test (default: 1.0)")
     _add(
         parser,
+        "--latency-budget-max",
+        "harness_latency_budget_max",
+        "seconds a slow model's latency test may extend its budget to, to reach the samples the gate needs "
+        "(default: 10.0; never below --latency-budget)",
+    )
+    _add(
+        parser,
         "--latency-ci",
         "harness_latency_ci",
         "stop timing when the median's 95%% CI is within ±this fraction (default: 0.01)",
@@ -403,6 +410,7 @@ def _measure_policy(config: pytest.Config) -> MeasurePolicy:
     try:
         return MeasurePolicy(
             budget_s=_number(config, "harness_latency_budget", "--latency-budget", "1.0", float),
+            budget_max_s=_number(config, "harness_latency_budget_max", "--latency-budget-max", "10.0", float),
             target_rel_ci=_number(config, "harness_latency_ci", "--latency-ci", "0.01", float),
         )
     except ValueError as error:

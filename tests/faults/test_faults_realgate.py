@@ -1,0 +1,56 @@
+"""Issue 18's audit rows 23, 24, 29 and 30 (first half), kept as tests: the gate at real-model size."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from harness.gate import MIN_GATE_SAMPLES, starved_reason
+from harness.measure import MeasurePolicy, measure
+from tests.test_gating import FAST, latency_record, project, record_baselines
+from tests.test_measure import FakeClock, timer_from
+
+__all__ = ["project"]  # the fixture, shared with tests/test_gating.py
+
+
+# --- row 23: a model slower than ~33 ms per run -------------------------------------------------------------
+
+
+def test_row_23_slow_model_extends_its_budget_to_the_samples_the_gate_needs() -> None:
+    """Row 23: a model slower than ~33 ms per run: under 30 samples in the default 1 s budget → inconclusive."""
+    clock = FakeClock()
+    policy = MeasurePolicy(target_rel_ci=1e-9)  # noise the CI never settles: the default 1 s budget decides
+    result = measure(timer_from(clock, lambda: 0.040 + 1e-3 * (clock.now % 3)), policy, clock)  # ~25 runs in 1 s
+    assert result.stats.count == MIN_GATE_SAMPLES
+    assert result.stop_reason == "budget"
+    assert 1.0 < result.timed_s < 0.043 * MIN_GATE_SAMPLES
+
+
+def test_row_23_a_model_too_slow_for_the_cap_stops_at_the_budget_and_says_how_long_it_needs() -> None:
+    """Row 23: a model slower than ~33 ms per run: under 30 samples in the default 1 s budget → inconclusive."""
+    clock = FakeClock()
+    policy = MeasurePolicy(budget_s=1.0, budget_max_s=2.0, target_rel_ci=1e-9)
+    durations = itertools.cycle((0.125, 0.0625))  # exact in binary; 30 runs need ~2.7 s, over the 2 s cap
+    result = measure(timer_from(clock, lambda: next(durations)), policy, clock)
+    assert (result.stats.count, result.stop_reason) == (11, "budget")  # no time spent on a lost cause
+    assert starved_reason(result.stats.count, result.timed_s, policy.budget_max_s, twice=False) == (
+        "11 samples in 1.0 s; 30 samples need ~2.7 s, more than --latency-budget-max (2 s) lets the budget "
+        "extend to: raise --latency-budget to 4 (ini harness_latency_budget)"
+    )
+
+
+def test_row_23_a_slow_latency_test_gets_a_verdict_against_its_baseline(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row 23: a model slower than ~33 ms per run: under 30 samples in the default 1 s budget → inconclusive."""
+    record_baselines(project)
+    monkeypatch.setenv("HARNESS_TEST_STALL_S", "1000")  # every run holds the host 20 ms: 10 runs per 0.2 s budget
+    result = project.runpytest(
+        *FAST, "--latency-budget", "0.2", "--latency-ci", "1e-6", "-k", "latency and opt", "--results", "r.json"
+    )
+    result.assert_outcomes(passed=1)
+    record = latency_record(project)
+    assert record["gate"]["verdict"] == "pass"  # type: ignore[index]
+    assert record["latency"]["count"] >= MIN_GATE_SAMPLES  # type: ignore[index]
+    assert record["latency"]["timed_s"] < 2.0  # type: ignore[index]  # extended as far as needed, not to the cap
