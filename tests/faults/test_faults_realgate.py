@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
+import shutil
+from pathlib import Path
 
+import onnx
 import pytest
 
+from cases.identity import CASE as IDENTITY
+from harness.case import Case, Precision, Profile, ShapePoint
 from harness.gate import MIN_GATE_SAMPLES, starved_reason
+from harness.matrix import build_matrix
 from harness.measure import MeasurePolicy, measure
+from tests.spec_support import linear_model
 from tests.test_gating import FAST, latency_record, project, record_baselines
 from tests.test_measure import FakeClock, timer_from
 
@@ -54,3 +63,46 @@ def test_row_23_a_slow_latency_test_gets_a_verdict_against_its_baseline(
     assert record["gate"]["verdict"] == "pass"  # type: ignore[index]
     assert record["latency"]["count"] >= MIN_GATE_SAMPLES  # type: ignore[index]
     assert record["latency"]["timed_s"] < 2.0  # type: ignore[index]  # extended as far as needed, not to the cap
+
+
+# --- row 24: fixed-shape models (min = opt = max) -----------------------------------------------------------
+
+
+def _fixed(case: Case) -> Case:
+    """`case` with its one profile's corners all at the opt shapes: a fixed-shape model."""
+    (profile,) = case.profiles
+    return dataclasses.replace(case, profiles=(Profile(min=profile.opt, opt=profile.opt, max=profile.opt),))
+
+
+def test_row_24_a_fixed_profile_is_one_point_with_the_opt_id() -> None:
+    """Row 24: fixed-shape models (min = opt = max): three identical points: accuracy and latency work done three times."""
+    points = build_matrix([_fixed(IDENTITY), IDENTITY], [Precision.FP32], ["ort"])
+    assert [point.id for point in points] == [
+        "identity-fp32-opt-ort",  # the id the opt corner always had: its baselines are still found
+        "identity-fp32-min-ort",
+        "identity-fp32-opt-ort",
+        "identity-fp32-max-ort",
+    ]
+    assert [point.shape_point for point in points][:1] == [ShapePoint.OPT]
+
+
+def test_row_24_a_real_onnx_test_layout_model_runs_once_per_test(pytester: pytest.Pytester) -> None:
+    """Row 24: fixed-shape models (min = opt = max): three identical points: accuracy and latency work done three times."""
+    shipped = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted" / "test_Conv2d"
+    shutil.copytree(shipped, pytester.path / "conv2d")  # a model we did not write, in ONNX's test layout
+    result = pytester.runpytest(
+        "--harness-spec", "conv2d", "--precision", "fp32", "--latency-budget", "0.02", "-p", "no:cacheprovider",
+        "--results", "r.json", "-k", "accuracy or latency", "-v",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    ran = [test["id"] for test in json.loads((pytester.path / "r.json").read_text())["tests"]]
+    assert sorted(ran) == ["test_accuracy[conv2d-fp32-opt-ort]", "test_latency[conv2d-fp32-opt-ort]"]
+
+
+def test_row_24_a_spec_model_with_fixed_dimensions_is_one_point(pytester: pytest.Pytester) -> None:
+    """Row 24: fixed-shape models (min = opt = max): three identical points: accuracy and latency work done three times."""
+    linear_model(pytester.path / "fixed.onnx", batch=4)
+    (pytester.path / "models.toml").write_text('[[case]]\nname = "fixed"\nmodel = "fixed.onnx"\n')
+    result = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_accuracy?fixed-fp16-opt-ort?*"])
+    assert "-min-" not in result.stdout.str() and "-max-" not in result.stdout.str()
