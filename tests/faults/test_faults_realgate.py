@@ -106,3 +106,24 @@ def test_row_24_a_spec_model_with_fixed_dimensions_is_one_point(pytester: pytest
     result = pytester.runpytest("--harness-spec", "models.toml", "--precision", "fp16", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_accuracy?fixed-fp16-opt-ort?*"])
     assert "-min-" not in result.stdout.str() and "-max-" not in result.stdout.str()
+
+
+# --- row 30 (first half): --build-only on spec models ---------------------------------------------------------
+
+
+def test_row_30_build_only_skips_are_one_summary_line_not_a_row_per_point(pytester: pytest.Pytester) -> None:
+    """Row 30: `--build-only` on spec models: about 40 "skip" rows per model in the summary."""
+    pytester.makeconftest(
+        "from cases.identity import CASE as IDENTITY\ndef pytest_harness_cases(config):\n    return [IDENTITY]\n"
+    )
+    pytester.makepyfile(
+        test_matrix="from harness.suite import test_build, test_accuracy, test_latency, test_fuzz_inside_profile, "
+        "test_fuzz_outside_profile\n"
+    )
+    result = pytester.runpytest("--build-only", "--precision", "fp32", "-p", "no:cacheprovider", "--results", "r.json")
+    result.assert_outcomes(passed=1, skipped=8)
+    section = result.stdout.str().split("= trt-harness =", 1)[1].split("\nresults: ", 1)[0]
+    assert "8 tests not run: --build-only (accuracy, latency, fuzz of 3 points)" in section
+    assert " skip" not in section  # no table row of skips: the build's row alone
+    recorded = json.loads((pytester.path / "r.json").read_text())["tests"]
+    assert sum(test["verdict"] == "skip" for test in recorded) == 8  # the results file still holds each one
