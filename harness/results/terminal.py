@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.precision.opset import INT8_MIN_OPSET
+from harness.progress import LONG_BUILD_S
 from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
-from harness.results.schema import VERDICTS, InputError, TestResult
+from harness.results.schema import VERDICTS, BuildResult, InputError, TestResult
 
 if TYPE_CHECKING:
     import pytest  # the summary's functions take pytest's objects; `compare` never needs pytest loaded
@@ -212,12 +213,21 @@ def _point_row(tests: Sequence[TestResult]) -> list[str]:
 
 def _build_row(test: TestResult) -> list[str]:
     build = test.build
-    took = "" if build is None else "cached" if build.cached else f"{build.build_s or 0:.2f} s"
+    took = "" if build is None else build_time(build)
     artifact = ""
     if build is not None and build.artifact_bytes is not None:
         count = len(build.warnings)
         artifact = units.size(build.artifact_bytes) + (f", {count} warning{'s' if count > 1 else ''}" if count else "")
     return [test.case, test.precision, test.shape, test.backend, took, artifact, test.verdict]
+
+
+def build_time(build: BuildResult) -> str:
+    """What the engine cost, its model's derivation included (an int8 calibration can dwarf the build): "53.80 s";
+    a cached engine is "cached", "+ 51.7 s" when deriving its model was long."""
+    derive_s = build.derive_s or 0.0
+    if build.cached:
+        return "cached" + (f" + {derive_s:.1f} s" if derive_s >= LONG_BUILD_S else "")
+    return f"{derive_s + build.build_s:.2f} s" if build.build_s is not None else ""
 
 
 def _worst(tests: Sequence[TestResult]) -> str:

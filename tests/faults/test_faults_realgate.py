@@ -5,18 +5,27 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 import shutil
+import time
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
 from cases.identity import CASE as IDENTITY
+from cases.mnist import CASE as MNIST
+from harness.build import EngineStore
 from harness.case import Case, Precision, Profile, ShapePoint
 from harness.gate import MIN_GATE_SAMPLES, starved_reason
 from harness.matrix import build_matrix
 from harness.measure import MeasurePolicy, measure
+from harness.precision import derive as derive_module
+from harness.results.schema import BuildResult
+from harness.results.terminal import build_time
 from tests.spec_support import linear_model
+from tests.test_build import FakeBackend
 from tests.test_gating import FAST, latency_record, project, record_baselines
 from tests.test_measure import FakeClock, timer_from
 
@@ -127,3 +136,49 @@ def test_row_30_build_only_skips_are_one_summary_line_not_a_row_per_point(pytest
     assert " skip" not in section  # no table row of skips: the build's row alone
     recorded = json.loads((pytester.path / "r.json").read_text())["tests"]
     assert sum(test["verdict"] == "skip" for test in recorded) == 8  # the results file still holds each one
+
+
+# --- row 29: int8 calibration --------------------------------------------------------------------------------
+
+
+def _slow_calibration(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The calibration data takes `seconds` to make: a stand-in for a real model's minute of calibrating."""
+    make = derive_module.calibration_inputs
+
+    def slow(case: Case) -> list[dict[str, np.ndarray]]:
+        time.sleep(seconds)
+        return make(case)
+
+    monkeypatch.setattr(derive_module, "calibration_inputs", slow)
+
+
+def test_row_29_calibration_says_it_started_and_the_build_time_includes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row 29: int8 calibration: silent for 51.7 s, then "built … in 2.1 s": derivation and calibration are left out of the build time and show no progress."""
+    _slow_calibration(monkeypatch, 1.2)
+    lines: list[str] = []
+    store = EngineStore(tmp_path, write_progress=lines.append)
+    first = store.artifact(FakeBackend(), MNIST, Precision.INT8, 0).record
+    assert lines[0] == "deriving int8 model of mnist (calibrating, 8 batches)…"
+    assert re.fullmatch(r"derived int8 model of mnist in \d+\.\d s", lines[1])
+    built = re.fullmatch(
+        r"built mnist-int8-p0 on fake in (\S+) s \(deriving the model (\S+) s, engine (\S+) s\)", lines[2]
+    )
+    assert built is not None, lines
+    assert first.derive_s >= 1.2 and first.build_s < first.derive_s
+    assert float(built[1]) == pytest.approx(first.derive_s + first.build_s, abs=0.051)
+    # Another backend shares the session's model: it paid no derivation.
+    assert store.artifact(FakeBackend(name="other"), MNIST, Precision.INT8, 0).record.derive_s == 0.0
+    # The next session finds the calibration in the cache: nothing to say, and almost nothing paid.
+    again: list[str] = []
+    record = EngineStore(tmp_path, write_progress=again.append).artifact(FakeBackend(), MNIST, Precision.INT8, 0).record
+    assert again == [] and record.cached and record.derive_s < 1.0
+
+
+def test_row_29_the_summary_and_report_show_the_whole_cost() -> None:
+    """Row 29: int8 calibration: silent for 51.7 s, then "built … in 2.1 s": derivation and calibration are left out of the build time and show no progress."""
+    built = BuildResult.from_json({"cached": False, "build_s": 2.1, "derive_s": 51.7})
+    cached = BuildResult.from_json({"cached": True, "build_s": 0.0, "derive_s": 51.7})
+    assert built is not None and cached is not None
+    assert (build_time(built), build_time(cached)) == ("53.80 s", "cached + 51.7 s")
