@@ -22,7 +22,8 @@ from harness.gate import MIN_GATE_SAMPLES, starved_reason
 from harness.matrix import build_matrix
 from harness.measure import MeasurePolicy, measure
 from harness.precision import derive as derive_module
-from harness.results.schema import BuildResult
+from harness.results.comparison import GateOptions, Side, compare, exit_status
+from harness.results.schema import BuildResult, TestResult
 from harness.results.terminal import build_time
 from tests.spec_support import linear_model
 from tests.test_build import FakeBackend
@@ -182,3 +183,31 @@ def test_row_29_the_summary_and_report_show_the_whole_cost() -> None:
     cached = BuildResult.from_json({"cached": True, "build_s": 0.0, "derive_s": 51.7})
     assert built is not None and cached is not None
     assert (build_time(built), build_time(cached)) == ("53.80 s", "cached + 51.7 s")
+
+
+def _accuracy_record(corner: str, shapes: dict[str, list[int]]) -> TestResult:
+    point = f"conv2d-fp32-{corner}-ort"
+    return TestResult.from_json(
+        {"id": f"test_accuracy[{point}]", "case": "conv2d", "precision": "fp32", "shape": corner, "backend": "ort",
+         "verdict": "pass", "point": point, "input_shapes": shapes}
+    )  # fmt: skip
+
+
+def test_row_24_an_older_file_s_three_identical_corners_are_not_dropped_coverage() -> None:
+    """Row 24: fixed-shape models (min = opt = max): three identical points: accuracy and latency work done three times."""
+    options = GateOptions(
+        alpha=0.002, cpu_threshold=None, gpu_threshold=None, accuracy_factor=2.0, fail_on_improvement=False
+    )
+    fixed = {"x": [1, 3, 8, 8]}
+    old = [_accuracy_record(corner, fixed) for corner in ("min", "opt", "max")]
+    new = [_accuracy_record("opt", fixed)]
+    rows = compare(Side("old", {t.id: t for t in old}), Side("new", {t.id: t for t in new}), options)
+    assert [row.verdict for row in rows] == ["skip", "pass", "skip"]
+    assert rows[0].reasons == (
+        "a fixed shape (min = opt = max): the matrix now runs it once, as test_accuracy[conv2d-fp32-opt-ort]",
+    )
+    assert exit_status(rows, options) == 0
+    # A corner whose shapes differed from opt's was real coverage: dropping it still fails the gate.
+    old[0] = _accuracy_record("min", {"x": [1, 3, 4, 4]})
+    rows = compare(Side("old", {t.id: t for t in old}), Side("new", {t.id: t for t in new}), options)
+    assert rows[0].verdict == "removed" and exit_status(rows, options) == 1
