@@ -406,6 +406,14 @@ def _select(
     return chosen, unknown
 
 
+# The MeasurePolicy fields that options set: a value the policy refuses is reported under the option's name.
+_POLICY_OPTIONS = {
+    "budget_s": "--latency-budget / harness_latency_budget",
+    "budget_max_s": "--latency-budget-max / harness_latency_budget_max",
+    "target_rel_ci": "--latency-ci / harness_latency_ci",
+}
+
+
 def _measure_policy(config: pytest.Config) -> MeasurePolicy:
     try:
         return MeasurePolicy(
@@ -414,7 +422,10 @@ def _measure_policy(config: pytest.Config) -> MeasurePolicy:
             target_rel_ci=_number(config, "harness_latency_ci", "--latency-ci", "0.01", float),
         )
     except ValueError as error:
-        raise pytest.UsageError(f"trt-harness: {error}") from error
+        message = str(error)
+        for field, option in _POLICY_OPTIONS.items():
+            message = message.replace(f"MeasurePolicy.{field} ", f"{option} ")
+        raise pytest.UsageError(f"trt-harness: {message}") from error
 
 
 def _number(config: pytest.Config, ini: str, option: str, default: str, convert: Callable[[str], T]) -> T:

@@ -75,6 +75,17 @@ def test_row_23_a_slow_latency_test_gets_a_verdict_against_its_baseline(
     assert record["latency"]["timed_s"] < 2.0  # type: ignore[index]  # extended as far as needed, not to the cap
 
 
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_row_23_a_bad_budget_cap_is_refused_naming_the_option(pytester: pytest.Pytester, value: str) -> None:
+    """Row 23: a model slower than ~33 ms per run: under 30 samples in the default 1 s budget → inconclusive."""
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--latency-budget-max", value, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*trt-harness: --latency-budget-max / harness_latency_budget_max must be a finite number > 0, got {value}*"]
+    )
+
+
 # --- row 24: fixed-shape models (min = opt = max) -----------------------------------------------------------
 
 
