@@ -26,7 +26,7 @@ from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, E
 from harness.case import Case, Precision
 from harness.errors import HarnessError
 from harness.precision.derive import DerivedModel, PrecisionOptions, derive
-from harness.progress import BuildProgressLines
+from harness.progress import BuildProgressLines, DerivationLines
 
 T = TypeVar("T")
 
@@ -51,6 +51,10 @@ class BuildRecord:
     artifact_bytes: int
     artifact_path: str | None
     warnings: tuple[str, ...] = ()  # the builder's warnings, kept with a cached artifact too
+    # Seconds this artifact paid deriving its model (fp16/bf16 conversion, int8 quantization and calibration):
+    # the first artifact of a (case, precision) in the session pays it, the others share the model (0.0). With
+    # build_s, the whole cost of the engine: an int8 calibration can take far longer than the build.
+    derive_s: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "warnings": list(self.warnings)}
@@ -118,11 +122,14 @@ class EngineStore:
         self._artifacts: dict[_Point, BuiltArtifact | Exception] = {}
         self._engines: dict[_Point, BuiltEngine | Exception] = {}
         self._models: dict[tuple[str, Precision], DerivedModel | Exception] = {}
+        # Derivation seconds not yet paid by an artifact, and what each artifact paid (see BuildRecord.derive_s).
+        self._unpaid_derive_s: dict[tuple[str, Precision], float] = {}
+        self._derive_s: dict[_Point, float] = {}
 
     def derived(self, case: Case, precision: Precision) -> DerivedModel:
         """The model `precision` runs (harness/precision/), derived once per session from the case's float32
         model; keyed by Precision, so no two precisions ever share a model."""
-        return _memoized(self._models, (case.name, precision), lambda: derive(case, precision, self._precision_options))
+        return _memoized(self._models, (case.name, precision), lambda: self._derive(case, precision))
 
     def model_bytes(self, case: Case, precision: Precision) -> bytes:
         return self.derived(case, precision).model_bytes
@@ -130,7 +137,7 @@ class EngineStore:
     def artifact(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltArtifact:
         """The point's artifact, built or found in the cache, not loaded: all a build-only run needs."""
         point = (backend, case.name, precision, profile_index)
-        return _memoized(self._artifacts, point, lambda: self._build_or_find(backend, self._request(point, case)))
+        return _memoized(self._artifacts, point, lambda: self._artifact(point, case))
 
     def get(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltEngine:
         """The session's engine for this point; a cached artifact the backend cannot load is rebuilt."""
@@ -143,6 +150,25 @@ class EngineStore:
             if isinstance(outcome, BuiltEngine):
                 outcome.engine.close()
         self._engines.clear()
+
+    def _derive(self, case: Case, precision: Precision) -> DerivedModel:
+        """derive(), timed, with progress lines when it is long (int8 calibration)."""
+        lines = DerivationLines(f"{precision.value} model of {case.name}", self._write_progress or _silent)
+        start = time.perf_counter()
+        try:
+            derived = derive(case, precision, self._precision_options, calibrating=lines.calibrating)
+        except Exception:
+            lines.finished(time.perf_counter() - start, derived=False)
+            raise
+        self._unpaid_derive_s[(case.name, precision)] = time.perf_counter() - start
+        lines.finished(self._unpaid_derive_s[(case.name, precision)], derived=True)
+        return derived
+
+    def _artifact(self, point: _Point, case: Case) -> BuiltArtifact:
+        request = self._request(point, case)  # derives the model the first time (case, precision) is asked for
+        derive_s = self._derive_s[point] = self._unpaid_derive_s.pop((case.name, point[2]), 0.0)
+        built = self._build_or_find(point[0], request)
+        return replace(built, record=replace(built.record, derive_s=derive_s))  # a cached artifact's too
 
     def _request(self, point: _Point, case: Case) -> BuildRequest:
         _, _, precision, profile_index = point
@@ -195,16 +221,17 @@ class EngineStore:
         if self._write_progress is not None:
             label = f"{request.case.name}-{request.precision.value}-p{request.profile_index} on {backend.name}"
             progress = BuildProgressLines(label, self._write_progress)
+        derive_s = self._derive_s.get((backend, request.case.name, request.precision, request.profile_index), 0.0)
         start = time.perf_counter()
         try:
             artifact = backend.build(replace(request, progress=progress))
         except Exception:
             if progress is not None:
-                progress.finished(time.perf_counter() - start, built=False)
+                progress.finished(time.perf_counter() - start, built=False, derive_s=derive_s)
             raise
         build_s = time.perf_counter() - start
         if progress is not None:
-            progress.finished(build_s, built=True)
+            progress.finished(build_s, built=True, derive_s=derive_s)
         if artifact_path is not None and not _stored(request, artifact_path, key, artifact.data, artifact.warnings):
             artifact_path = None  # not cached: the engine is used from memory
         record = BuildRecord(
@@ -215,6 +242,7 @@ class EngineStore:
             artifact_bytes=len(artifact.data),
             artifact_path=str(artifact_path) if artifact_path else None,
             warnings=artifact.warnings,
+            derive_s=derive_s,
         )
         return BuiltArtifact(record, None if artifact_path else artifact.data)
 
@@ -264,6 +292,10 @@ def _warn_unwritable(request: BuildRequest, artifact_path: Path, error: OSError)
 
 
 K = TypeVar("K")
+
+
+def _silent(line: str) -> None:
+    """Where progress goes without a terminal (an xdist worker)."""
 
 
 def _memoized(memo: dict[K, T | Exception], point: K, make: Callable[[], T]) -> T:

@@ -73,6 +73,13 @@ class Profile:
     def shapes(self, point: ShapePoint) -> dict[str, Shape]:
         return dict(getattr(self, point.value))
 
+    @property
+    def is_fixed(self) -> bool:
+        """min = opt = max for every input: the profile holds one shape, which one point tests (three corners
+        would run the same accuracy and latency work three times)."""
+        corners = [{name: tuple(shape) for name, shape in corner.items()} for corner in (self.min, self.opt, self.max)]
+        return corners[0] == corners[1] == corners[2]
+
 
 @dataclass(frozen=True)
 class Tolerance:

@@ -23,6 +23,7 @@ at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a reg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -80,6 +81,18 @@ class AccuracyComparison:
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+def starved_reason(count: int, timed_s: float, budget_max_s: float, *, twice: bool) -> str:
+    """Why a latency measurement with fewer than MIN_GATE_SAMPLES samples gives no verdict, and the budget that
+    would: "12 samples in 1.0 s; 30 samples need ~2.6 s: raise --latency-budget to 3". The pace is the host's
+    wall time per sample, the timed phase's own (its overhead included), so the advice is what the phase needs."""
+    needed_s = timed_s / max(count, 1) * MIN_GATE_SAMPLES
+    return (
+        f"{count} samples in {timed_s:.1f} s{' (measured twice)' if twice else ''}; {MIN_GATE_SAMPLES} samples need "
+        f"~{needed_s:.1f} s, more than --latency-budget-max ({budget_max_s:g} s) lets the budget extend to: raise "
+        f"--latency-budget to {math.ceil(needed_s * 1.1)} (ini harness_latency_budget)"
+    )
 
 
 def compare_latency(

@@ -38,14 +38,19 @@ def build_matrix(
     """Every point, in a fixed order: one per profile corner, or one per profile labelled `per_profile`
     (the fuzz tests draw shapes across the profile; the build test builds the profile's one engine). A
     case without profiles still gets profile 0, whose tests then report the case's definition error
-    instead of vanishing from the run."""
-    corners = [ShapePoint.OPT] if per_profile else list(ShapePoint)
+    instead of vanishing from the run. A fixed profile (min = opt = max) gets its opt point alone: the id its
+    opt corner always had, so its baselines are still found."""
     return [
         Point(case, precision, profile_index, shape_point, backend, per_profile)
         for case in cases
         for precision in precisions
         if precision in case.precisions
         for profile_index in range(max(1, len(case.profiles)))
-        for shape_point in corners
+        for shape_point in _corners(case, profile_index, per_profile)
         for backend in backends
     ]
+
+
+def _corners(case: Case, profile_index: int, per_profile: str | None) -> list[ShapePoint]:
+    fixed = profile_index < len(case.profiles) and case.profiles[profile_index].is_fixed
+    return [ShapePoint.OPT] if per_profile or fixed else list(ShapePoint)

@@ -17,6 +17,8 @@ from typing import Literal, TypeGuard
 
 import numpy as np
 
+from harness.gate import MIN_GATE_SAMPLES
+
 Timer = Callable[[], float]
 # A backend's clock: runs the workload once and returns that run's duration in SECONDS, as the
 # backend measures it (host perf_counter around a synchronous run for ONNX Runtime; CUDA events
@@ -37,6 +39,11 @@ class MeasurePolicy:
     warmup_s: float = 0.05  # warm-up by time ...
     warmup_iters: int = 3  # ... but at least this many runs
     budget_s: float = 1.0  # wall-clock budget for the timed phase (host clock)
+    # A slow workload that the budget would stop short of wanted_samples may run on up to this (never below
+    # budget_s), when its first samples show that wanted_samples fit in it: a model of 40 ms per run got 25
+    # samples in 1 s, and every latency test of it was inconclusive against its baseline.
+    budget_max_s: float = 10.0
+    wanted_samples: int = MIN_GATE_SAMPLES  # what the gate needs to give a verdict
     target_rel_ci: float = 0.01  # stop when the CI of the median is within ±1% of the median
     confidence: float = 0.95
     min_samples: int = 10
@@ -46,6 +53,8 @@ class MeasurePolicy:
         _require("warmup_s", self.warmup_s, _is_positive_real(self.warmup_s), "a finite number > 0")
         _require("warmup_iters", self.warmup_iters, _is_int_at_least(self.warmup_iters, 1), "an integer >= 1")
         _require("budget_s", self.budget_s, _is_positive_real(self.budget_s), "a finite number > 0")
+        _require("budget_max_s", self.budget_max_s, _is_positive_real(self.budget_max_s), "a finite number > 0")
+        _require("wanted_samples", self.wanted_samples, _is_int_at_least(self.wanted_samples, 1), "an integer >= 1")
         _require("target_rel_ci", self.target_rel_ci, _is_positive_real(self.target_rel_ci), "a finite number > 0")
         _require("confidence", self.confidence, _is_probability(self.confidence), "a number in (0, 1)")
         # Fewer than 3 samples give no spread at all, so no statistic would mean anything.
@@ -182,12 +191,14 @@ class Measurement:
     stop_reason: StopReason  # "ci" (target reached), "budget" (time spent) or "max_samples"
     warmup_iters: int
     wall_s: float  # host wall time of warm-up + timed phase
+    timed_s: float  # host wall time of the timed phase alone: what the samples cost (the budget it used)
 
     def to_json(self) -> dict[str, object]:
         return {
             "stop_reason": self.stop_reason,
             "warmup_iters": self.warmup_iters,
             "wall_s": self.wall_s,
+            "timed_s": self.timed_s,
             **self.stats.to_json(),
         }
 
@@ -251,12 +262,15 @@ def measure(
     """
     start = clock()
     warmup_iters = _warm_up(timer, policy, clock)
+    timed_from = clock()
     samples, stop_reason = _timed_phase(timer, policy, clock)
+    end = clock()
     return Measurement(
         stats=LatencyStats.from_samples(samples, policy.confidence),
         stop_reason=stop_reason,
         warmup_iters=warmup_iters,
-        wall_s=clock() - start,
+        wall_s=end - start,
+        timed_s=end - timed_from,
     )
 
 
@@ -281,7 +295,7 @@ def _timed_phase(timer: Timer, policy: MeasurePolicy, clock: Callable[[], float]
             samples.append(float(timer()))
             # Checked after every run so a slow workload overruns the budget by one run, not a
             # batch; but never before min_samples, so there are always samples to summarize.
-            spent = len(samples) >= policy.min_samples and clock() - start >= policy.budget_s
+            spent = len(samples) >= policy.min_samples and _budget_spent(len(samples), clock() - start, policy)
         # The precision target is reported first: if it was met, the budget did not matter.
         if _precise_enough(samples, policy):
             return samples, "ci"
@@ -290,6 +304,19 @@ def _timed_phase(timer: Timer, policy: MeasurePolicy, clock: Callable[[], float]
         if len(samples) >= policy.max_samples:
             return samples, "max_samples"
         batch = math.ceil(batch * _BATCH_GROWTH)
+
+
+def _budget_spent(count: int, elapsed_s: float, policy: MeasurePolicy) -> bool:
+    """Whether the timed phase must stop after `count` samples in `elapsed_s`: the budget is spent, unless fewer
+    than wanted_samples were taken and, at the pace so far, wanted_samples fit within budget_max_s; then the
+    budget extends until they are taken (or budget_max_s is spent). When even budget_max_s is too short, the
+    phase stops at the budget: the verdict is inconclusive either way, and says how long it would need."""
+    if elapsed_s < policy.budget_s:
+        return False
+    if count >= policy.wanted_samples:
+        return True
+    cap = max(policy.budget_s, policy.budget_max_s)
+    return elapsed_s >= cap or elapsed_s / count * policy.wanted_samples > cap
 
 
 def _precise_enough(samples: list[float], policy: MeasurePolicy) -> bool:

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from harness.precision.localize import Localization, Runner
 
 GPU_MARKER = "gpu: needs a CUDA GPU; runs only with --gpu"
-BUILD_ONLY_REASON = "build-only run"
 LOCKS_DIR = Path(".harness") / "locks"  # per-device locks that keep latency tests alone on their device
 # The fixtures of the matrix tests that run engines; a build-only session skips them.
 RUN_FIXTURES = ("harness_point", "harness_pair", "harness_fuzz")
@@ -581,7 +580,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     settings = item.config.stash[STATE].settings
     point = _point_of(item)
     if settings.build_only and point is not None and point.per_profile != "build":
-        pytest.skip(BUILD_ONLY_REASON)
+        pytest.skip(terminal.BUILD_ONLY_REASON)
     if item.get_closest_marker("gpu") and not settings.gpu:
         pytest.skip("needs a GPU: run with --gpu (--build-only builds without running where the backend can)")
 

@@ -2,7 +2,8 @@
 
 A build that passes a second says so: the builder's current phase and step where the library reports
 them (TensorRT's IProgressMonitor, through `BuildRequest.progress`), at most a line a second, and a
-closing line with the build time from every backend. Short builds print nothing.
+closing line with the build time from every backend, the derivation of its model included. The derivation
+says when int8 calibration starts and how long it took. Short builds print nothing.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ class BuildProgressLines:
         finished = self._phases.pop(phase, None)
         self._innermost = finished.parent if finished else None
 
-    def finished(self, build_s: float, *, built: bool) -> None:
-        """The build is over: its outcome and time, if it was long enough to be watched."""
-        if build_s >= LONG_BUILD_S or self._last_line is not None:
-            self._write(f"{'built' if built else 'failed to build'} {self._label} in {build_s:.1f} s")
+    def finished(self, build_s: float, *, built: bool, derive_s: float = 0.0) -> None:
+        """The build is over: its outcome and its whole cost, the derivation of its model included (an int8
+        calibration can take far longer than the engine), if it was long enough to be watched."""
+        total_s = derive_s + build_s
+        if total_s >= LONG_BUILD_S or self._last_line is not None:
+            parts = f" (deriving the model {derive_s:.1f} s, engine {build_s:.1f} s)" if derive_s else ""
+            self._write(f"{'built' if built else 'failed to build'} {self._label} in {total_s:.1f} s{parts}")
 
     def _tick(self) -> None:
         now = self._clock()
@@ -72,3 +76,21 @@ class BuildProgressLines:
             chain.append(f"{phase} {state.done}/{state.steps}" if state.steps else phase)
             phase = state.parent
         return " › ".join(reversed(chain)) or "building"
+
+
+class DerivationLines:
+    """Says what a long derivation of a model (fp16/bf16 conversion, int8 quantization) is doing: a line when int8
+    calibration starts (it can take a minute, with nothing else to show), and the total once it took a second."""
+
+    def __init__(self, label: str, write: Callable[[str], None]) -> None:
+        self._label = label  # "int8 model of mnist"
+        self._write = write
+        self._said = False
+
+    def calibrating(self, batches: int) -> None:
+        self._said = True
+        self._write(f"deriving {self._label} (calibrating, {batches} batches)…")
+
+    def finished(self, derive_s: float, *, derived: bool) -> None:
+        if derive_s >= LONG_BUILD_S or self._said:
+            self._write(f"{'derived' if derived else 'failed to derive'} {self._label} in {derive_s:.1f} s")

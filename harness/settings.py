@@ -125,6 +125,13 @@ def add_options(parser: pytest.Parser) -> None:
     _add(parser, "--latency-budget", "harness_latency_budget", "seconds of timed runs per latency test (default: 1.0)")
     _add(
         parser,
+        "--latency-budget-max",
+        "harness_latency_budget_max",
+        "seconds a slow model's latency test may extend its budget to, to reach the samples the gate needs "
+        "(default: 10.0; never below --latency-budget)",
+    )
+    _add(
+        parser,
         "--latency-ci",
         "harness_latency_ci",
         "stop timing when the median's 95%% CI is within ±this fraction (default: 0.01)",
@@ -399,14 +406,26 @@ def _select(
     return chosen, unknown
 
 
+# The MeasurePolicy fields that options set: a value the policy refuses is reported under the option's name.
+_POLICY_OPTIONS = {
+    "budget_s": "--latency-budget / harness_latency_budget",
+    "budget_max_s": "--latency-budget-max / harness_latency_budget_max",
+    "target_rel_ci": "--latency-ci / harness_latency_ci",
+}
+
+
 def _measure_policy(config: pytest.Config) -> MeasurePolicy:
     try:
         return MeasurePolicy(
             budget_s=_number(config, "harness_latency_budget", "--latency-budget", "1.0", float),
+            budget_max_s=_number(config, "harness_latency_budget_max", "--latency-budget-max", "10.0", float),
             target_rel_ci=_number(config, "harness_latency_ci", "--latency-ci", "0.01", float),
         )
     except ValueError as error:
-        raise pytest.UsageError(f"trt-harness: {error}") from error
+        message = str(error)
+        for field, option in _POLICY_OPTIONS.items():
+            message = message.replace(f"MeasurePolicy.{field} ", f"{option} ")
+        raise pytest.UsageError(f"trt-harness: {message}") from error
 
 
 def _number(config: pytest.Config, ini: str, option: str, default: str, convert: Callable[[str], T]) -> T:

@@ -20,7 +20,7 @@ from harness.bench import report_samples
 from harness.case import Precision, Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
-from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency, timing_differences
+from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency, starved_reason, timing_differences
 from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.plugin import BuildContext, PairContext, PointContext
@@ -191,14 +191,10 @@ def _latency_gate(context: PointContext, measurement: Measurement, remeasured: b
     # Starved (the budget ran out before MIN_GATE_SAMPLES, twice): there is no verdict to give against a
     # baseline, and no baseline to record from it; a plain run without a baseline only records the numbers.
     if _too_few(measurement.stop_reason, count) and (has_baseline or not context.gate.enforce):
-        budget = context.measure_policy.budget_s
+        policy = context.measure_policy
+        cap = max(policy.budget_s, policy.budget_max_s)
         return _inconclusive(
-            context,
-            count,
-            remeasured,
-            f"only {count} samples before the {budget:g} s latency budget ran out, "
-            f"{'twice' if remeasured else 'once'} (the gate needs at least {MIN_GATE_SAMPLES}); raise "
-            "--latency-budget (ini harness_latency_budget)",
+            context, count, remeasured, starved_reason(count, measurement.timed_s, cap, twice=remeasured)
         )
     if has_baseline and _too_few(baseline.get("stop_reason"), baseline.get("count")):
         return _inconclusive(

@@ -25,7 +25,7 @@ def written(tmp_path: Path) -> Path:
     point = Point(identity.CASE, Precision.FP16, 0, ShapePoint.OPT, "ort")
     latency = log.open("test_latency[identity-fp16-opt-ort]", "t.py::test_latency[identity-fp16-opt-ort]", point)
     samples = [1e-5 * (1 + 0.01 * i) for i in range(40)]
-    latency.latency = Measurement(LatencyStats.from_samples(samples), "ci", 3, 0.5)
+    latency.latency = Measurement(LatencyStats.from_samples(samples), "ci", 3, 0.5, 0.4)
     latency.gate = {"verdict": "regression", "reason": "slower", "latency": {"ratio": 1.3, "ratio_ci": [1.2, 1.4]}}
     log.settle(latency.nodeid, "call", "failed", "Failed: regression")
     accuracy = log.open("test_accuracy[identity-fp16-opt-ort]", "t.py::test_accuracy[identity-fp16-opt-ort]", point)

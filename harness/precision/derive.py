@@ -13,7 +13,7 @@ import hashlib
 import inspect
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,8 +72,14 @@ def node_names(model: onnx.ModelProto) -> list[str]:
     return [node.name for node in named_nodes(model).graph.node]
 
 
-def derive(case: Case, precision: Precision, options: PrecisionOptions) -> DerivedModel:
-    """The model `precision` runs for `case`; CaseDefinitionError (naming the case) on bad calibration data."""
+def derive(
+    case: Case,
+    precision: Precision,
+    options: PrecisionOptions,
+    calibrating: Callable[[int], None] | None = None,
+) -> DerivedModel:
+    """The model `precision` runs for `case`; CaseDefinitionError (naming the case) on bad calibration data.
+    `calibrating(batches)` is called when int8 calibration starts (not when its result is found in the cache)."""
     model, conversion = _at_needed_opset(case, precision, options.min_opset)
     if precision in (Precision.FP16, Precision.BF16, Precision.INT8):  # the case's own list: every name must be there
         check_node_names(model, case.keep_fp32, case_name=case.name, source="keep_fp32 (the case's field)")
@@ -81,7 +87,13 @@ def derive(case: Case, precision: Precision, options: PrecisionOptions) -> Deriv
     kept = tuple(dict.fromkeys((*case.keep_fp32, *(n for n in options.keep_fp32 if n in node_names(model)))))
     if precision is Precision.INT8:
         _refuse_nothing_to_quantize(case, model, kept)
-        recipe = CalibrationRecipe(calibration_fingerprint(case), lambda: calibration_inputs(case))
+
+        def calibration_data() -> list[dict[str, np.ndarray]]:
+            if calibrating is not None:
+                calibrating(CALIBRATION_BATCHES)
+            return calibration_inputs(case)
+
+        recipe = CalibrationRecipe(calibration_fingerprint(case), calibration_data)
         quantized = quantize_int8(
             model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir, keep_fp32=kept
         )

@@ -71,6 +71,8 @@ def compare(old: Side, new: Side, options: GateOptions) -> list[Row]:
         new_test = new.tests.get(test_id)
         if new_test is None and new.build_only and not old_test.is_build:
             rows.append(_row(test_id, old_test, None, None, "skip", ("not run: the new file is a build-only run",)))
+        elif new_test is None and (kept := _fixed_corner_kept_as(old_test, old, new)):
+            rows.append(_row(test_id, old_test, None, None, "skip", (f"a fixed shape (min = opt = max): {kept}",)))
         elif new_test is None:
             rows.append(_row(test_id, old_test, None, None, "removed", (_removed_reason(options),)))
         else:
@@ -79,6 +81,22 @@ def compare(old: Side, new: Side, options: GateOptions) -> list[Row]:
         if test_id not in old.tests:
             rows.append(_row(test_id, None, new_test, None, "new", ("only in the new file",)))
     return rows
+
+
+def _fixed_corner_kept_as(old_test: TestResult, old: Side, new: Side) -> str | None:
+    """Where a min/max test of OLD went when its profile is fixed (min = opt = max): the matrix now makes the one
+    opt point (harness/matrix.py), so an older file's min and max corners are the opt test run three times, not
+    dropped coverage. None unless OLD ran them at the opt test's very input shapes and NEW has that opt test."""
+    prefix, _, corner = old_test.shape.rpartition(".")
+    if corner not in ("min", "max"):
+        return None
+    opt_point = f"{old_test.case}-{old_test.precision}-{prefix + '.' if prefix else ''}opt-{old_test.backend}"
+    opt_id = old_test.id.replace(f"[{old_test.point}]", f"[{opt_point}]")
+    old_opt = old.tests.get(opt_id)
+    shapes = old_test.raw.get("input_shapes")
+    if old_opt is None or opt_id not in new.tests or not shapes or old_opt.raw.get("input_shapes") != shapes:
+        return None
+    return f"the matrix now runs it once, as {opt_id}"
 
 
 def exit_status(rows: Iterable[Row], options: GateOptions) -> int:

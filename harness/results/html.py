@@ -29,7 +29,7 @@ from harness.atomic import write_atomically
 from harness.case import Precision
 from harness.results import units
 from harness.results.schema import VERDICTS, BuildResult, InputError, LayersResult, ResultsDocument, TestResult
-from harness.results.terminal import opset_lines
+from harness.results.terminal import build_time, opset_lines
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -190,7 +190,7 @@ def _result(test: TestResult) -> str:
     if ratio is not None:
         return f"error {ratio:.2g}× tolerance"
     if test.is_build and test.build is not None:
-        return f"{_build_time(test.build)}, {_plan_size(test.build)}"
+        return f"{build_time(test.build)}, {_plan_size(test.build)}"
     return ""
 
 
@@ -482,7 +482,7 @@ def _builds(tests: Sequence[TestResult]) -> str:
             _escaped(test.precision),
             _escaped(test.profile),
             _escaped(test.backend),
-            _escaped(_build_time(build)),
+            _escaped(build_time(build)),
             _escaped(_plan_size(build)),
             f"<details><summary>{len(build.warnings)}</summary>{'<br>'.join(_escaped(w) for w in build.warnings)}</details>"
             if build.warnings
@@ -493,10 +493,6 @@ def _builds(tests: Sequence[TestResult]) -> str:
     ]
     headers = ("case", "precision", "profile", "backend", "build time", "plan size", "builder warnings")
     return _section("builds", "Builds", _table(headers, rows, "builds") + conversions)
-
-
-def _build_time(build: BuildResult) -> str:
-    return "cached" if build.cached else (f"{build.build_s:.2f} s" if build.build_s is not None else "")
 
 
 def _plan_size(build: BuildResult) -> str:

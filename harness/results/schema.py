@@ -318,9 +318,10 @@ class BuildResult:
 
     key: str | None  # the engine's cache key: tests of one engine share it
     cached: bool
-    build_s: float | None
+    build_s: float | None  # the engine build
     artifact_bytes: int | None
     warnings: tuple[str, ...]
+    derive_s: float | None  # deriving its model (fp16/bf16 conversion, int8 calibration); None in older files
 
     @classmethod
     def from_json(cls, data: object) -> BuildResult | None:
@@ -334,6 +335,7 @@ class BuildResult:
             build_s=_number(build.get("build_s")),
             artifact_bytes=int(size) if size is not None and math.isfinite(size) else None,
             warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+            derive_s=_number(build.get("derive_s")),
         )
 
 

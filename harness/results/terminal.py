@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.precision.opset import INT8_MIN_OPSET
+from harness.progress import LONG_BUILD_S
 from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
-from harness.results.schema import VERDICTS, InputError, TestResult
+from harness.results.schema import VERDICTS, BuildResult, InputError, TestResult
 
 if TYPE_CHECKING:
     import pytest  # the summary's functions take pytest's objects; `compare` never needs pytest loaded
@@ -86,17 +87,23 @@ _BUILD_COLUMNS = (
     Column("artifact", numeric=True),
     Column("verdict"),
 )
+# Why a --build-only session skips every run test (pytest's skip reason, so in each such test's message): the
+# summary counts those skips in one line instead of a table row of skips per point.
+BUILD_ONLY_REASON = "build-only run"
 # The latency gate's verdict beside its ratio, in a word.
 _GATE_WORDS = {"regression": "slower", "improvement": "faster", "inconclusive": "inconclusive"}
 
 
 def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError] = ()) -> list[str]:
     """The session's tables, then its failures, one line each: the bad input found outside the matrix first."""
-    runs = [test for test in tests if not test.is_build]
+    not_run = [test for test in tests if _skipped_for_build_only(test)]
+    runs = [test for test in tests if not test.is_build and not _skipped_for_build_only(test)]
     builds = [test for test in tests if test.is_build]
     lines = aligned(_POINT_COLUMNS, _point_rows(runs)) if runs else []
     if builds:
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
+    if not_run:
+        lines.append(build_only_line(not_run))
     notes = [*opset_lines(tests), *label_lines(tests)]
     if notes:
         lines += [*([""] if lines else []), *notes]
@@ -108,6 +115,23 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
             *(failure_line(test) for test in failures),
         ]
     return lines
+
+
+def _skipped_for_build_only(test: TestResult) -> bool:
+    return test.verdict == "skip" and (test.message or "").endswith(BUILD_ONLY_REASON)
+
+
+def build_only_line(not_run: Sequence[TestResult]) -> str:
+    """The run tests a --build-only session skipped, in one line: "12 tests not run: --build-only (accuracy,
+    latency of 6 points)". The results file still holds each of them."""
+    kinds = dict.fromkeys(test.kind.split("_", 1)[0] for test in not_run)  # fuzz_inside_profile and co: "fuzz"
+    # The matrix's points (a shape corner each); a fuzz test's whole-profile pseudo-point counts only alone.
+    cornered = [test for test in not_run if not test.kind.startswith("fuzz")] or not_run
+    points = len({test.point for test in cornered})
+    return (
+        f"{len(not_run)} test{'s' if len(not_run) > 1 else ''} not run: --build-only "
+        f"({', '.join(kinds)} of {points} point{'s' if points > 1 else ''})"
+    )
 
 
 def opset_lines(tests: Sequence[TestResult]) -> list[str]:
@@ -189,12 +213,21 @@ def _point_row(tests: Sequence[TestResult]) -> list[str]:
 
 def _build_row(test: TestResult) -> list[str]:
     build = test.build
-    took = "" if build is None else "cached" if build.cached else f"{build.build_s or 0:.2f} s"
+    took = "" if build is None else build_time(build)
     artifact = ""
     if build is not None and build.artifact_bytes is not None:
         count = len(build.warnings)
         artifact = units.size(build.artifact_bytes) + (f", {count} warning{'s' if count > 1 else ''}" if count else "")
     return [test.case, test.precision, test.shape, test.backend, took, artifact, test.verdict]
+
+
+def build_time(build: BuildResult) -> str:
+    """What the engine cost, its model's derivation included (an int8 calibration can dwarf the build): "53.80 s";
+    a cached engine is "cached", "+ 51.7 s" when deriving its model was long."""
+    derive_s = build.derive_s or 0.0
+    if build.cached:
+        return "cached" + (f" + {derive_s:.1f} s" if derive_s >= LONG_BUILD_S else "")
+    return f"{derive_s + build.build_s:.2f} s" if build.build_s is not None else ""
 
 
 def _worst(tests: Sequence[TestResult]) -> str:
