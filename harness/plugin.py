@@ -850,16 +850,18 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    """A harness test holds its device while it runs: a latency test alone, any other shared."""
+    """A harness test holds its device while it runs: a latency test alone, any other shared. The test that runs is
+    noted (any test: an interrupted session names the one it stopped in)."""
+    state = item.config.stash[STATE]
+    state.running = item.nodeid
     point = _point_of(item)
     if point is None:
-        return (yield)
-    state = item.config.stash[STATE]
-    kind = state.registry.descriptor(point.backend).device_kind
-    alone = item.get_closest_marker(parallel.TIMING_MARK) is not None
-    state.running = item.nodeid
-    with parallel.device_held(item.config.rootpath / LOCKS_DIR, parallel.device_key(kind), alone=alone):
         outcome = yield
+    else:
+        kind = state.registry.descriptor(point.backend).device_kind
+        alone = item.get_closest_marker(parallel.TIMING_MARK) is not None
+        with parallel.device_held(item.config.rootpath / LOCKS_DIR, parallel.device_key(kind), alone=alone):
+            outcome = yield
     state.running = None  # not reached when the session is interrupted: then it names the test that was running
     return outcome
 
