@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import filelock
 
-from harness.atomic import write_atomically
+from harness.atomic import lock_removed, release_removed, write_atomically
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
 from harness.errors import HarnessError
@@ -208,12 +208,12 @@ class EngineStore:
                 backend, request, key, artifact_path
             )
         finally:
-            lock.release()
+            release_removed(lock)  # no lock file stays behind in the cache
 
     def _rebuild(self, backend: Backend, request: BuildRequest, stale: BuildRecord) -> BuiltArtifact:
         if stale.artifact_path is None:
             return self._build(backend, request, stale.key, None)
-        with filelock.FileLock(f"{stale.artifact_path}.lock"):
+        with lock_removed(Path(f"{stale.artifact_path}.lock")):
             return self._build(backend, request, stale.key, Path(stale.artifact_path))
 
     def _build(self, backend: Backend, request: BuildRequest, key: str, artifact_path: Path | None) -> BuiltArtifact:

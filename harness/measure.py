@@ -67,9 +67,18 @@ class MeasurePolicy:
         )
 
 
+class PolicyValueError(ValueError):
+    """A MeasurePolicy field out of its range: which field and what it must be, for a caller that names it its own
+    way (the pytest options)."""
+
+    def __init__(self, name: str, value: object, allowed: str) -> None:
+        super().__init__(f"MeasurePolicy.{name} must be {allowed}, got {value!r}")
+        self.field, self.allowed = name, allowed
+
+
 def _require(name: str, value: object, ok: bool, allowed: str) -> None:
     if not ok:
-        raise ValueError(f"MeasurePolicy.{name} must be {allowed}, got {value!r}")
+        raise PolicyValueError(name, value, allowed)
 
 
 def _is_real(value: object) -> TypeGuard[numbers.Real]:

@@ -17,7 +17,7 @@ import filelock
 import numpy as np
 import pytest
 
-from harness import baselines, hookspecs, parallel
+from harness import atomic, baselines, hookspecs, parallel
 from harness.backends import (
     Backend,
     BackendDescriptor,
@@ -73,12 +73,16 @@ class HarnessState:
     final_input_errors: list[dict[str, str]] = field(default_factory=list)  # as written to the results file
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
     spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
+    spec_cases: int = 0  # the cases the spec files hold (the entries that became cases)
     suite_file: Path | None = None  # the spec file (resolved) that holds the matrix tests: the first that exists
     suite_collected: bool = False  # the matrix tests were collected from it (no Python test module needed)
     matrix_collected: bool = False  # some matrix test was collected, from a spec file or a Python module
     input_errors: list[dict[str, str]] = field(default_factory=list)  # {id, message} of each error item added
     html_report: str | None = None  # where the HTML report was written, for the summary
     html_error: str | None = None  # why it could not be, with the fix
+    started: bool = False  # the start-up checks ran (_start): the session uses the harness
+    running: str | None = None  # the node id of the test running now, until it ends
+    interrupted: str | None = None  # what interrupted the session ("interrupted by KeyboardInterrupt (SIGINT)")
 
     def cases(self, config: pytest.Config) -> tuple[Case, ...]:
         if self._cases is None:
@@ -93,6 +97,7 @@ class HarnessState:
                 loaded = load_specs(self.settings.spec_paths, self.settings.engine_cache, taken=names)
                 found += loaded.cases
                 self.spec_errors = loaded.errors
+                self.spec_cases = len(loaded.cases)
             self._cases = tuple(found)
         return self._cases
 
@@ -340,10 +345,37 @@ def pytest_configure(config: pytest.Config) -> None:
         store=EngineStore(settings.engine_cache, settings.precision_options, _terminal_lines(config)),
     )
     state.suite_file = _suite_file(settings.spec_paths)
-    _require_libraries(state)
-    if not parallel.is_worker(config):
-        state.results_lock = _own_results_path(settings.results_path)
     config.stash[STATE] = state
+    config.pluginmanager.register(InterruptWatch(state), "trt-harness-interrupt-watch")
+    if parallel.is_worker(config) or getattr(config.option, "dist", "no") != "no":
+        # An xdist controller collects nothing, so it cannot wait to see harness tests: an xdist session starts now.
+        _start(state)
+
+
+def _start(state: HarnessState) -> None:
+    """Once, before any test runs and only in a session that uses the harness (a pytest session of another project
+    imports no backend and leaves no file): the selected backends load, the output files can be written, the results
+    path is this session's, and what killed sessions left behind is swept."""
+    if state.started:
+        return
+    state.started = True
+    _require_libraries(state)
+    if parallel.is_worker(state.config):
+        return  # the controller writes the results file
+    settings = state.settings
+    _check_output(settings.results_path, "--results / harness_results", "pass --results a writable file path")
+    if settings.html_path is not None:
+        fix = "pass --harness-html a writable file path, or --harness-html=off"
+        _check_output(settings.html_path, "--harness-html / harness_html", fix)
+    harness_folder = state.config.rootpath / ".harness"
+    atomic.sweep(folder for folder in (harness_folder, settings.engine_cache) if folder is not None)
+    state.results_lock = _own_results_path(settings.results_path)
+
+
+def _check_output(path: Path, option: str, fix: str) -> None:
+    """Refused at start-up, not after the run: a device, FIFO or folder at the path, or a folder it cannot go in."""
+    if (reason := atomic.unwritable(path)) is not None:
+        raise pytest.UsageError(f"trt-harness: {option}: cannot write {path}: {reason}; {fix}")
 
 
 def _suite_file(spec_paths: tuple[Path, ...]) -> Path | None:
@@ -369,7 +401,7 @@ def _terminal_lines(config: pytest.Config) -> Callable[[str], None] | None:
     return write
 
 
-def _own_results_path(path: Path) -> filelock.BaseFileLock | None:
+def _own_results_path(path: Path) -> filelock.BaseFileLock:
     """Lock the results path for this session: a second live session writing the same file is
     refused at once instead of overwriting the first's results at the end."""
     lock = filelock.FileLock(path.with_name(f".{path.name}.lock"), timeout=0)
@@ -380,8 +412,11 @@ def _own_results_path(path: Path) -> filelock.BaseFileLock | None:
             f"trt-harness: {path} is being written by another live session (it holds {lock.lock_file}); "
             "pass --results another path, or wait for that session to end"
         ) from None
-    except OSError:
-        return None  # an unwritable folder: writing the results will fail later with the path and the fix
+    except OSError as error:  # the path passed _check_output: a cause of its own (a full disk), said as it is
+        raise pytest.UsageError(
+            f"trt-harness: --results / harness_results: cannot lock {lock.lock_file} ({error}); "
+            "pass --results a writable file path"
+        ) from None
     return lock
 
 
@@ -490,15 +525,17 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 def _uncollected_spec(state: HarnessState, config: pytest.Config) -> str | None:
     """Why spec cases will not run: no matrix test was collected at all, because collection never visited the
-    spec file that holds them (it lies outside the paths pytest collects) and no test module imports them."""
-    if state.matrix_collected or not state.settings.spec_paths:
+    spec file that holds them (it lies outside the paths pytest collects) and no test module imports them. A spec
+    whose every entry is bad has no case to run: its entries' own errors say so, nothing more."""
+    if state.matrix_collected or not state.spec_cases:
         return None
     first = Path(os.path.relpath(state.settings.spec_paths[0], config.invocation_params.dir))  # as the user wrote it
     where = " ".join(str(arg) for arg in config.args) or str(config.rootpath)
+    elsewhere = f"run pytest in {first.parent}, or " if first.parent != Path() else ""
     return (
         f"{first}: no test of its cases was collected: the spec file holds them, and it lies outside what pytest "
-        f"collects here ({where}); run pytest in {first.parent}, or name the spec as a path to collect too: "
-        f"pytest {first} --harness-spec {first}"
+        f"collects here ({where}); {elsewhere}name the spec as a path to collect too: pytest {first} --harness-spec "
+        f"{first}"
     )
 
 
@@ -531,6 +568,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     uncollected = _uncollected_spec(state, config)
     for index, message in enumerate((*state.spec_errors, *([uncollected] if uncollected else []))):
         items.append(_error_item(state, session, SpecErrorItem, f"harness-spec-error-{index}", message))
+    if not config.option.collectonly and (state.input_errors or any(_point_of(item) for item in items)):
+        _start(state)
 
 
 def _error_item(
@@ -810,15 +849,32 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-    """A harness test holds its device while it runs: a latency test alone, any other shared."""
+    """A harness test holds its device while it runs: a latency test alone, any other shared. The test that runs is
+    noted (any test: an interrupted session names the one it stopped in)."""
+    state = item.config.stash[STATE]
+    state.running = item.nodeid
     point = _point_of(item)
     if point is None:
-        return (yield)
-    state = item.config.stash[STATE]
-    kind = state.registry.descriptor(point.backend).device_kind
-    alone = item.get_closest_marker(parallel.TIMING_MARK) is not None
-    with parallel.device_held(item.config.rootpath / LOCKS_DIR, parallel.device_key(kind), alone=alone):
-        return (yield)
+        outcome = yield
+    else:
+        kind = state.registry.descriptor(point.backend).device_kind
+        alone = item.get_closest_marker(parallel.TIMING_MARK) is not None
+        with parallel.device_held(item.config.rootpath / LOCKS_DIR, parallel.device_key(kind), alone=alone):
+            outcome = yield
+    state.running = None  # not reached when the session is interrupted: then it names the test that was running
+    return outcome
+
+
+@dataclass(frozen=True)
+class InterruptWatch:
+    """Registered per session (pytest_keyboard_interrupt is given no config): Ctrl-C (SIGINT) or pytest.exit is
+    noted, so that the results file says the run was interrupted, and in which test."""
+
+    state: HarnessState
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        cause = "KeyboardInterrupt (SIGINT)" if excinfo.errisinstance(KeyboardInterrupt) else excinfo.exconly()
+        self.state.interrupted = f"interrupted by {cause}"
 
 
 def _point_of(item: pytest.Item) -> Point | None:
@@ -830,6 +886,7 @@ def _point_of(item: pytest.Item) -> Point | None:
 def _finish(state: HarnessState, session: pytest.Session) -> None:
     """Write the session's one results file (merged from the workers' under xdist) and the baselines."""
     settings = state.settings
+    _note_interrupted(state)  # before the records are taken
     parts: list[tuple[str, dict[str, Any]]] = [("this session", _session_part(state))]
     if parallel.is_controller(session.config):
         parts = parallel.received(session.config)
@@ -837,7 +894,7 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         if lost := parallel.lost(session.config):
             state.results_error = "; ".join(lost)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if not parts:
+    if not parts or session.config.option.collectonly:  # --co runs nothing: no results file, no report
         return
     # Workers of one session may own GPUs of different models: one results file still, each record
     # says which device it ran on.
@@ -849,6 +906,8 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         ],
         allow_mixed=True,
     )
+    if state.interrupted is not None:
+        schema.mark_interrupted(contents, state.running)
     state.final_tests = list(contents["tests"])  # type: ignore[call-overload]
     state.final_input_errors = list(contents["input_errors"])  # type: ignore[call-overload]
     if not state.final_tests and not state.final_input_errors:
@@ -864,6 +923,16 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
         _update_baselines(state, session)
     if settings.html_path is not None:
         _write_html_report(state, session, settings.html_path, contents)
+
+
+def _note_interrupted(state: HarnessState) -> None:
+    """The test that was running when the session was interrupted: an error that says so (pytest reports no phase
+    of it, so its record would say only `error`)."""
+    if state.interrupted is None or state.running is None:
+        return
+    record = state.results.records.get(state.running)
+    if record is not None:
+        record.verdict, record.message = "error", f"{state.interrupted} while running"
 
 
 def _session_part(state: HarnessState) -> dict[str, Any]:
@@ -952,7 +1021,7 @@ def _note_stale_entries(state: HarnessState, config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None and state.results_lock is not None:
-        state.results_lock.release()
+        atomic.release_removed(state.results_lock)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -13,7 +13,7 @@ import pytest
 
 from harness.backends import BackendOptions, DeviceKind, Registry
 from harness.case import Precision
-from harness.measure import MeasurePolicy
+from harness.measure import MeasurePolicy, PolicyValueError
 from harness.precision.derive import PrecisionOptions
 from harness.precision.quantize import CALIBRATORS, Calibrator
 from harness.spec import has_pyproject_table
@@ -339,20 +339,24 @@ def _not_a_folder(folder: Path, given: Path) -> str | None:
     return None
 
 
+class _OutOfRange(ValueError):
+    """A number that parses but that the option does not take; its text says what it must be."""
+
+
 def _fraction(raw: str) -> float:
     value = float(raw)
     if not 0 < value < 1:
-        raise ValueError(raw)
+        raise _OutOfRange("a number between 0 and 1 (exclusive)")
     return value
 
 
 def _at_least(convert: Callable[[str], T], minimum: T) -> Callable[[str], T]:
-    """A converter that also refuses values below `minimum` (as a ValueError, like a malformed number)."""
+    """A converter that also refuses values below `minimum`, saying so (not as a malformed number)."""
 
     def converted(raw: str) -> T:
         value = convert(raw)
         if value < minimum:  # type: ignore[operator]
-            raise ValueError(raw)
+            raise _OutOfRange(f"at least {minimum}")
         return value
 
     return converted
@@ -366,14 +370,11 @@ def _yes(config: pytest.Config, option: str, ini: str) -> bool:
     value = _layered(config, _dest(option), ini, "no")
     if value.lower() in _TRUE + _FALSE:
         return value.lower() in _TRUE
-    # `--switch path` takes the path as the switch's value (the switch's value is optional).
-    looks_like_a_path = "/" in value or "." in value or Path(value).exists()
-    hint = (
-        f"; {option} took {value!r} as its value: write {option}=yes, or put it after the paths"
-        if looks_like_a_path
-        else ""
+    # `--switch path` takes the path as the switch's value (the switch's value is optional): say how to write both.
+    raise pytest.UsageError(
+        f"trt-harness: {option} / {ini} takes yes or no (alone it means yes), got {value!r}; if {value!r} is what "
+        f"pytest should collect, write `{option} yes {value}` or put {option} after the paths"
     )
-    raise pytest.UsageError(f"trt-harness: {option} / {ini} must be yes or no, got {value!r}{hint}")
 
 
 def _choice(config: pytest.Config, option: str, ini: str, allowed: Sequence[str]) -> str:
@@ -406,11 +407,11 @@ def _select(
     return chosen, unknown
 
 
-# The MeasurePolicy fields that options set: a value the policy refuses is reported under the option's name.
-_POLICY_OPTIONS = {
-    "budget_s": "--latency-budget / harness_latency_budget",
-    "budget_max_s": "--latency-budget-max / harness_latency_budget_max",
-    "target_rel_ci": "--latency-ci / harness_latency_ci",
+# The options that set MeasurePolicy's fields: its range errors name the option, not the field.
+_MEASURE_OPTIONS = {
+    "budget_s": ("--latency-budget", "harness_latency_budget"),
+    "budget_max_s": ("--latency-budget-max", "harness_latency_budget_max"),
+    "target_rel_ci": ("--latency-ci", "harness_latency_ci"),
 }
 
 
@@ -421,17 +422,18 @@ def _measure_policy(config: pytest.Config) -> MeasurePolicy:
             budget_max_s=_number(config, "harness_latency_budget_max", "--latency-budget-max", "10.0", float),
             target_rel_ci=_number(config, "harness_latency_ci", "--latency-ci", "0.01", float),
         )
-    except ValueError as error:
-        message = str(error)
-        for field, option in _POLICY_OPTIONS.items():
-            message = message.replace(f"MeasurePolicy.{field} ", f"{option} ")
-        raise pytest.UsageError(f"trt-harness: {message}") from error
+    except PolicyValueError as error:
+        option, ini = _MEASURE_OPTIONS[error.field]
+        raw = _layered(config, _dest(option), ini, "")
+        raise pytest.UsageError(f"trt-harness: {option} / {ini} must be {error.allowed}, got {raw!r}") from None
 
 
 def _number(config: pytest.Config, ini: str, option: str, default: str, convert: Callable[[str], T]) -> T:
     raw = _layered(config, _dest(option), ini, default)
     try:
         return convert(raw)
+    except _OutOfRange as error:
+        raise pytest.UsageError(f"trt-harness: {option} / {ini} must be {error}, got {raw!r}") from None
     except ValueError:
         raise pytest.UsageError(f"trt-harness: {option} / {ini} must be a valid number, got {raw!r}") from None
 

@@ -74,22 +74,30 @@ def test_the_report_path_and_off_from_the_command_line_and_the_ini_file(pytester
     assert (pytester.path / "s.json").is_file() and not list(pytester.path.glob("s.*html"))
 
 
-def test_an_unwritable_report_path_keeps_the_results_file_and_fails_with_the_fix(pytester: pytest.Pytester) -> None:
+def test_an_unwritable_report_path_is_refused_at_start_up_with_the_fix(pytester: pytest.Pytester) -> None:
     make_project(pytester, "CASES = [IDENTITY]")
     pytester.makefile(".txt", blocker="a file where a directory should be")
     result = pytester.runpytest(
         *FAST, "--precision", "fp32", "--results", "r.json", "--harness-html", "blocker.txt/report.html"
     )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # before any test ran: nothing to lose
+    why = "cannot write *blocker.txt/report.html: *blocker.txt, above *, is not a directory"
+    result.stderr.fnmatch_lines([f"*--harness-html / harness_html: {why}; pass --harness-html a writable file path*"])
+
+
+def test_a_report_that_fails_to_write_keeps_the_results_file_and_fails_with_the_fix(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(path: Path, document: schema.ResultsDocument) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(html, "write", full_disk)  # the in-process session's writer: the disk fills after the run
+    make_project(pytester, "CASES = [IDENTITY]")
+    result = pytester.runpytest(*FAST, "--precision", "fp32", "--results", "r.json", "--harness-html", "report.html")
     result.assert_outcomes(passed=6)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(
-        [
-            (
-                "*trt-harness: could not write the HTML report *blocker.txt/report.html: *"
-                "pass --harness-html a writable path, or --harness-html=off*"
-            )
-        ]
-    )
+    fix = "pass --harness-html a writable path, or --harness-html=off"
+    result.stdout.fnmatch_lines([f"*trt-harness: could not write the HTML report *report.html: *No space left*{fix}*"])
     assert len(results_of(pytester, "r.json")["tests"]) == 6  # type: ignore[arg-type]
 
 

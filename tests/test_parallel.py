@@ -103,8 +103,10 @@ def test_each_worker_owns_one_gpu_of_cuda_visible_devices(
     assert {(t["worker"], t["cuda_visible_devices"]) for t in tests} == {("gw0", "3"), ("gw1", "5")}
 
 
-def test_a_results_path_another_live_session_writes_is_refused(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_anything():\n    pass\n")
+def test_a_results_path_another_live_session_writes_is_refused(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(pytester, monkeypatch)  # a session of harness tests: one without them takes no results path
     held = filelock.FileLock(pytester.path / ".busy.json.lock", timeout=0)
     with held:  # what a live session holds while it runs
         result = pytester.runpytest("-p", "no:cacheprovider", "--results", "busy.json")

@@ -290,7 +290,7 @@ def test_gpu_tests_skip_without_gpu_option(pytester: pytest.Pytester) -> None:
 def test_gpu_option_without_tensorrt_or_gpu_is_a_usage_error(pytester: pytest.Pytester) -> None:
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here: --gpu is no usage error")
-    pytester.makepyfile("def test_anything():\n    pass\n")
+    make_project(pytester, "CASES = [IDENTITY]")  # a session that selects harness tests: one that does not loads none
     result = pytester.runpytest(*FAST, "--gpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     expected = "backends trt, trt-net need tensorrt, which cannot be loaded here (No module named 'tensorrt'); install"
@@ -325,13 +325,16 @@ def test_repository_conftest_uses_the_installed_plugin() -> None:
     assert "harness.plugin" in Path(__file__).parents[1].joinpath("conftest.py").read_text()
 
 
-def test_unwritable_results_path_fails_the_session_with_the_fix(pytester: pytest.Pytester) -> None:
+def test_unwritable_results_path_is_refused_at_start_up_with_the_fix(pytester: pytest.Pytester) -> None:
     make_project(pytester, "CASES = [IDENTITY]")
     pytester.makefile(".txt", blocker="a file where a directory should be")
     result = pytester.runpytest(*FAST, "--precision", "fp32", "--results", "blocker.txt/results.json")
-    result.assert_outcomes(passed=6)
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*trt-harness: could not write the results file:*pass --results a writable path*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "passed" not in result.stdout.str()  # refused before any test ran
+    result.stderr.fnmatch_lines(
+        [("*--results / harness_results: cannot write *blocker.txt/results.json: *blocker.txt, above *, is not a "
+         "directory; pass --results a writable file path*")]
+    )  # fmt: skip
 
 
 def test_build_only_from_the_ini_file_builds_on_onnx_runtime_and_the_command_line_overrides_it(
@@ -456,7 +459,12 @@ def test_a_switch_that_swallowed_a_path_says_so(pytester: pytest.Pytester) -> No
     result = pytester.runpytest(*FAST, "--build-only", "test_matrix.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*--build-only / harness_build_only must be yes or no, got 'test_matrix.py'; --build-only took*=yes*"]
+        [
+            (
+                "*--build-only / harness_build_only takes yes or no*, got 'test_matrix.py'; *write `--build-only yes "
+                "test_matrix.py`*"
+            )
+        ]
     )
 
 

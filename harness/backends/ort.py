@@ -18,7 +18,6 @@ and the fusion-on session dequantized every weight at every run (mnist int8 20x 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from harness.atomic import scratch_folder
 from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions, BuildRequest
 from harness.case import Case, Precision
 from harness.environment import cpu_flags, cpu_model
@@ -128,7 +128,7 @@ class OnnxRuntimeBackend:
         return {"providers": ",".join(_PROVIDERS), "cpu": cpu_model(), "isa": cpu_flags(), "qdq": "fusion off"}
 
     def build(self, request: BuildRequest) -> Artifact:
-        with tempfile.TemporaryDirectory(prefix="harness-ort-") as scratch:
+        with scratch_folder("ort") as scratch:
             optimized = Path(scratch) / "optimized.onnx"
             options = self._options(quantized=has_qdq(request.model_bytes))
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -44,6 +44,16 @@ def write_output(described: str, write: Callable[[], None]) -> None:
         raise CliError(f"cannot write {described} ({error}); pass -o a writable path") from None
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """A command's -o is refused before any work: a device, FIFO or folder there, or a folder it cannot go in
+    (init's `-o -` is standard output)."""
+    from harness.atomic import unwritable
+
+    output = getattr(args, "output", None)
+    if isinstance(output, Path) and str(output) != "-" and (reason := unwritable(output)) is not None:
+        raise CliError(f"cannot write {output}: {reason}; pass -o a writable file path")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line
 
@@ -56,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in _TAKES_PYTEST_ARGS and pytest_args is not None:
         parser.error(f"{args.command} takes no pytest arguments after '--'")
     try:
+        _check_output(args)
         return _COMMANDS[args.command](args, pytest_args or [])
     except HarnessError as error:  # CliError, ResultsFileError, MergeError, and BaselineError from BaselineFile.load
         print(f"harness {args.command}: error: {error}", file=sys.stderr)

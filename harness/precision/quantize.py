@@ -26,16 +26,14 @@ import contextlib
 import hashlib
 import json
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import filelock
 import numpy as np
 
-from harness.atomic import write_atomically
+from harness.atomic import lock_removed, scratch_folder, write_atomically
 from harness.errors import CaseDefinitionError
 
 if TYPE_CHECKING:
@@ -117,7 +115,7 @@ def quantize_int8(
     key = cache_key(model_bytes, calibration, calibrator, kept)
     path = cache_dir / f"int8-{key}.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(f"{path}.lock"):  # one worker calibrates a key; the others then find its result
+    with lock_removed(Path(f"{path}.lock")):  # one worker calibrates a key; the others then find its result
         cached = _read_cached(path, key)
         if cached is not None:
             return cached
@@ -247,7 +245,7 @@ def _quantize(
             return None if sample is None else dict(sample)
 
     method = {"max": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[calibrator]
-    with tempfile.TemporaryDirectory(prefix="harness-quantize-") as scratch:
+    with scratch_folder("quantize") as scratch:
         # quantize_static reads a path: given a ModelProto, it rewrites that proto in place to external data.
         source, target = Path(scratch) / "float32.onnx", Path(scratch) / "int8.onnx"
         source.write_bytes(model_bytes)

@@ -134,7 +134,15 @@ def document(
         "settings": dict(settings),
         "input_errors": [dict(error) for error in input_errors],
         "tests": list(tests),
+        "interrupted": False,
     }
+
+
+def mark_interrupted(contents: dict[str, object], running: str | None) -> None:
+    """An interrupted session's file says so: `interrupted` true, and `interrupted_test` the node id of the test
+    that was running (null: interrupted between tests)."""
+    contents["interrupted"] = True
+    contents["interrupted_test"] = running
 
 
 def write(path: Path, contents: Mapping[str, object]) -> None:
@@ -181,6 +189,8 @@ def merge(documents: Sequence[tuple[str, Mapping[str, object]]], *, allow_mixed:
     first = documents[0][1]
     merged = {**first, "tests": tests, "input_errors": _input_errors_of(documents)}
     merged["environment"] = {**_mapping(first.get("environment")), "backends": backends}
+    if interrupted := [contents for _, contents in documents if contents.get("interrupted")]:  # a shard's says so
+        mark_interrupted(merged, _text(interrupted[0].get("interrupted_test")))
     if len(documents) > 1:
         merged["merged_from"] = [name for name, _ in documents]
     return merged
