@@ -82,7 +82,7 @@ def test_row_23_a_bad_budget_cap_is_refused_naming_the_option(pytester: pytest.P
     result = pytester.runpytest("--latency-budget-max", value, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        [f"*trt-harness: --latency-budget-max / harness_latency_budget_max must be a finite number > 0, got {value}*"]
+        [f"*trt-harness: --latency-budget-max / harness_latency_budget_max must be a finite number > 0, got {value!r}*"]
     )
 
 
