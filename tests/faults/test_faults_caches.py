@@ -1,0 +1,126 @@
+"""Issue 18's audit rows on the caches (engines, references, calibration) and the baselines: one test per fault."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+from test_build import CASE, FP32_MODEL, FakeBackend
+
+from harness.build import EngineCacheWarning, EngineStore, evict_least_recently_used
+from harness.case import Precision
+
+
+def _cached_artifact(cache: Path) -> Path:
+    path = EngineStore(cache).artifact(FakeBackend(), CASE, Precision.FP32, 0).record.artifact_path
+    assert path is not None
+    return Path(path)
+
+
+def test_row_05_engine_bytes_loaded_are_the_bytes_checked(tmp_path: Path) -> None:
+    """engine cache: the bytes deserialized are re-read after the SHA-256 check"""
+    artifact = _cached_artifact(tmp_path)
+    backend = FakeBackend()
+    store = EngineStore(tmp_path)
+    found = store.artifact(backend, CASE, Precision.FP32, 0)  # checked here ...
+    assert found.record.cached
+    artifact.write_bytes(b"rewritten by someone else" + FP32_MODEL)  # ... changed before the load
+    with pytest.warns(EngineCacheWarning, match=rf"{artifact}.* changed after it was checked.*rebuilding"):
+        built = store.get(backend, CASE, Precision.FP32, 0)
+    assert backend.loads == [b"artifact:" + FP32_MODEL]  # the changed bytes never reached the backend
+    assert len(backend.builds) == 1 and built.record.cached is False
+    assert artifact.read_bytes() == b"artifact:" + FP32_MODEL  # healed on disk too
+
+
+def test_row_06_a_directory_at_the_artifact_path_is_rebuilt_in_memory(tmp_path: Path) -> None:
+    """engine cache: the artifact path is a directory"""
+    artifact = _cached_artifact(tmp_path)
+    artifact.unlink()
+    artifact.mkdir()
+    backend = FakeBackend()
+    with pytest.warns(EngineCacheWarning) as warned:
+        built = EngineStore(tmp_path).get(backend, CASE, Precision.FP32, 0)
+    messages = [str(warning.message) for warning in warned]
+    assert any(f"{artifact} is unusable (it is a directory, not a file; remove it" in text for text in messages)
+    assert any(f"{artifact} cannot be written" in text and "used from memory" in text for text in messages)
+    assert built.engine.artifact == b"artifact:" + FP32_MODEL  # type: ignore[attr-defined]
+    assert built.record.artifact_path is None and artifact.is_dir()  # the user's directory is left alone
+
+
+def _fill(cache: Path, names: list[str], size: int) -> list[Path]:
+    """Artifacts of `size` bytes (and their sidecars) under cache/fake/, used one second apart in `names` order."""
+    paths = []
+    for age, name in enumerate(reversed(names)):
+        path = cache / "fake" / f"{name}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+        path.with_suffix(".json").write_text("{}")
+        os.utime(path, (1e9 - age, 1e9 - age))
+        paths.append(path)
+    return paths[::-1]
+
+
+def test_row_28_the_engine_cache_evicts_least_recently_used_beyond_its_limit(tmp_path: Path) -> None:
+    """the engine cache: no size limit: 5 GB for nine models"""
+    oldest, middle, newest = _fill(tmp_path, ["oldest", "middle", "newest"], 1000)
+    removed = evict_least_recently_used(tmp_path, 2100, keep=set())
+    assert removed == [oldest] and not oldest.exists() and not oldest.with_suffix(".json").exists()
+    assert middle.exists() and newest.exists()
+
+
+def test_row_28_eviction_spares_kept_and_locked_artifacts(tmp_path: Path) -> None:
+    """the engine cache: no size limit: 5 GB for nine models"""
+    import filelock
+
+    oldest, middle, newest = _fill(tmp_path, ["oldest", "middle", "newest"], 1000)
+    with filelock.FileLock(f"{middle}.lock"):  # another session builds or checks it
+        removed = evict_least_recently_used(tmp_path, 1000, keep={oldest})
+    assert removed == [newest] and oldest.exists() and middle.exists()
+
+
+def _entry_bytes(artifact: Path) -> int:
+    return artifact.stat().st_size + artifact.with_suffix(".json").stat().st_size
+
+
+def test_row_28_a_store_evicts_and_a_cache_hit_counts_as_use(tmp_path: Path) -> None:
+    """the engine cache: no size limit: 5 GB for nine models"""
+    cache = tmp_path / "cache"
+    fp16 = EngineStore(tmp_path / "probe").artifact(FakeBackend(), CASE, Precision.FP16, 0).record.artifact_path
+    assert fp16 is not None
+    artifact = _cached_artifact(cache)
+    os.utime(artifact, (1.0, 1.0))  # the least recently used ...
+    (stale,) = _fill(cache, ["stale"], 10)
+    limit = _entry_bytes(artifact) + _entry_bytes(Path(fp16))  # room for the two engines, not for `stale` too
+    assert EngineStore(cache, cache_limit=limit).artifact(FakeBackend(), CASE, Precision.FP32, 0).record.cached
+    assert artifact.stat().st_mtime > 1e9 and stale.exists()  # ... until this hit; a hit evicts nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EngineStore(cache, cache_limit=limit).artifact(FakeBackend(), CASE, Precision.FP16, 0)  # a store
+    assert artifact.exists() and not stale.exists()
+
+
+_IDENTITY_CONFTEST = """
+from cases import identity
+
+def pytest_harness_cases(config):
+    return [identity.CASE]
+"""
+
+
+def test_row_28_engine_cache_size_is_an_option_and_an_ini_key(pytester: pytest.Pytester) -> None:
+    """the engine cache: no size limit: 5 GB for nine models"""
+    pytester.makeconftest(_IDENTITY_CONFTEST)
+    pytester.makepyfile(test_matrix="from harness.suite import test_build")
+    pytester.makeini("[pytest]\nharness_engine_cache_size = 1K\n")
+    args = ("--engine-cache=cache", "-p", "no:cacheprovider")
+    pytester.runpytest_inprocess("--precision=fp32", *args).assert_outcomes(passed=1)
+    (fp32,) = (pytester.path / "cache").glob("*/identity-fp32-*.bin")
+    pytester.runpytest_inprocess("--precision=fp16", *args).assert_outcomes(passed=1)  # 1K holds one engine
+    assert not fp32.exists() and len(list((pytester.path / "cache").glob("*/identity-fp16-*.bin"))) == 1
+    pytester.runpytest_inprocess("--precision=fp32", "--engine-cache-size=off", *args).assert_outcomes(passed=1)
+    assert len(list((pytester.path / "cache").glob("*/*.bin"))) == 2  # the command line beats the ini
+    refused = pytester.runpytest_inprocess("--engine-cache-size=lots", *args)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*--engine-cache-size / harness_engine_cache_size must be a size such as 500M*"])
