@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from pathlib import Path
 
 import pytest
 from test_build import CASE, FP32_MODEL, FakeBackend
+from test_quantize import calibration, float32_model
 
 from harness.build import EngineCacheWarning, EngineStore, evict_least_recently_used
 from harness.case import Precision
+from harness.precision.quantize import CalibrationCacheWarning, QuantizedModel, quantize_int8
 
 
 def _cached_artifact(cache: Path) -> Path:
@@ -124,3 +127,51 @@ def test_row_28_engine_cache_size_is_an_option_and_an_ini_key(pytester: pytest.P
     refused = pytester.runpytest_inprocess("--engine-cache-size=lots", *args)
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*--engine-cache-size / harness_engine_cache_size must be a size such as 500M*"])
+
+
+def _calibrated(cache: Path) -> QuantizedModel:
+    model, data = float32_model("conv_add_relu"), calibration("conv_add_relu")
+    return quantize_int8(model, data, "max", case_name="conv_add_relu", cache_dir=cache)
+
+
+def test_row_08_a_null_calibration_sidecar_is_calibrated_again(tmp_path: Path) -> None:
+    """calibration cache sidecar `null`"""
+    cold = _calibrated(tmp_path)
+    (entry,) = tmp_path.glob("int8-*.onnx")
+    entry.with_suffix(".json").write_text("null\n")
+    with pytest.warns(CalibrationCacheWarning, match=rf"'conv_add_relu': .*{entry} is unusable .*holds NoneType"):
+        assert _calibrated(tmp_path) == cold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _calibrated(tmp_path) == cold  # healed: the next session reads it back silently
+
+
+def test_row_08_a_sidecar_without_scales_is_calibrated_again(tmp_path: Path) -> None:
+    """calibration cache sidecar `null`"""
+    cold = _calibrated(tmp_path)
+    (entry,) = tmp_path.glob("int8-*.onnx")
+    sidecar = entry.with_suffix(".json")
+    sidecar.write_text(sidecar.read_text().replace('"scales"', '"scales_"'))
+    with pytest.warns(CalibrationCacheWarning, match=rf"{entry} is unusable .*no \"scales\" object"):
+        assert _calibrated(tmp_path) == cold
+
+
+def test_row_09_a_full_disk_leaves_the_calibration_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """full disk while writing the int8 calibration cache"""
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    expected = _calibrated(tmp_path / "elsewhere")
+    monkeypatch.setattr("harness.cachefile.write_atomically", full_disk)
+    with pytest.warns(CalibrationCacheWarning, match=r"entry .*int8-.*\.onnx cannot be written .*No space left"):
+        assert _calibrated(tmp_path / "full") == expected
+    assert not [*(tmp_path / "full").glob("int8-*.onnx"), *(tmp_path / "full").glob("int8-*.json")]
+
+
+def test_row_09_an_unwritable_calibration_folder_calibrates_in_memory(tmp_path: Path) -> None:
+    """full disk while writing the int8 calibration cache"""
+    blocker = tmp_path / "calibration"
+    blocker.write_text("a file where the calibration folder belongs")
+    with pytest.warns(CalibrationCacheWarning, match=rf"{blocker}/int8-.*cannot be written"):
+        assert _calibrated(blocker) == _calibrated(tmp_path / "elsewhere")
