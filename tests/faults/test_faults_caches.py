@@ -7,13 +7,18 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_build import CASE, FP32_MODEL, FakeBackend
-from test_quantize import calibration, float32_model
 
 from harness.build import EngineCacheWarning, EngineStore, evict_least_recently_used
-from harness.case import Precision
+from harness.case import Case, Precision
 from harness.precision.quantize import CalibrationCacheWarning, QuantizedModel, quantize_int8
+from harness.spec import load_spec
+from harness.spec.reference import REFERENCES_DIR, ReferenceCacheWarning
+from tests.spec_support import linear_model
+from tests.test_build import CASE, FP32_MODEL, FakeBackend
+from tests.test_quantize import calibration, float32_model
+from tests.test_spec import SPEC
 
 
 def _cached_artifact(cache: Path) -> Path:
@@ -175,3 +180,59 @@ def test_row_09_an_unwritable_calibration_folder_calibrates_in_memory(tmp_path: 
     blocker.write_text("a file where the calibration folder belongs")
     with pytest.warns(CalibrationCacheWarning, match=rf"{blocker}/int8-.*cannot be written"):
         assert _calibrated(blocker) == _calibrated(tmp_path / "elsewhere")
+
+
+def _spec_case(folder: Path) -> Case:
+    linear_model(folder / "classifier.onnx")
+    (folder / "models.toml").write_text(SPEC)
+    (case,) = load_spec(folder / "models.toml", folder / "engines")
+    return case
+
+
+def _pixels(case: Case) -> dict[str, np.ndarray]:
+    return case.make_inputs({"pixels": (2, 16)}, np.random.default_rng(1))
+
+
+def _reference_file(folder: Path) -> Path:
+    (path,) = (folder / "engines" / REFERENCES_DIR).glob("*.npz")
+    return path
+
+
+def test_row_07_a_truncated_reference_is_computed_again(tmp_path: Path) -> None:
+    """reference cache (`references/*.npz`) truncated or rewritten"""
+    expected = _spec_case(tmp_path).reference_outputs(_pixels(_spec_case(tmp_path)))
+    stored = _reference_file(tmp_path)
+    stored.write_bytes(stored.read_bytes()[:-40])
+    case = _spec_case(tmp_path)  # a new session
+    with pytest.warns(ReferenceCacheWarning, match=rf"cached reference {stored} is unusable .*truncated"):
+        again = case.reference_outputs(_pixels(case))
+    assert np.array_equal(again["logits"], expected["logits"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        healed = _spec_case(tmp_path)
+        assert np.array_equal(healed.reference_outputs(_pixels(healed))["logits"], expected["logits"])
+
+
+def test_row_07_a_rewritten_reference_is_not_trusted(tmp_path: Path) -> None:
+    """reference cache (`references/*.npz`) truncated or rewritten"""
+    expected = _spec_case(tmp_path).reference_outputs(_pixels(_spec_case(tmp_path)))
+    stored = _reference_file(tmp_path)
+    np.savez(stored, logits=np.full((2, 4), 7.0))  # a whole, valid .npz with other numbers
+    case = _spec_case(tmp_path)
+    with pytest.warns(ReferenceCacheWarning, match=rf"{stored} is unusable .*SHA-256 does not match"):
+        again = case.reference_outputs(_pixels(case))
+    assert np.array_equal(again["logits"], expected["logits"])
+
+
+def test_row_07_a_full_disk_keeps_the_reference_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """reference cache (`references/*.npz`) truncated or rewritten"""
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("harness.cachefile.write_atomically", full_disk)
+    case = _spec_case(tmp_path)
+    with pytest.warns(ReferenceCacheWarning, match=r"entry .*references/.*\.npz cannot be written .*No space left"):
+        computed = case.reference_outputs(_pixels(case))
+    assert computed["logits"].shape == (2, 4)
+    assert not list((tmp_path / "engines" / REFERENCES_DIR).glob("*.npz"))
