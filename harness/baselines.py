@@ -4,7 +4,10 @@
 
 A file maps test ids (e.g. "test_latency[mnist-fp16-opt-trt]") to the test's record as written in
 the results file (README, "Results file"), raw latency samples thinned to at most MAX_SAMPLES.
-Updating writes only the tests that ran and passed, atomically, and keeps every other entry.
+Updating writes only the tests that ran and passed, atomically, and keeps every other entry. Updates are
+serialized across processes by a file lock beside the file (`<file>.lock`, as the engine cache locks its
+artifacts): the file is read again under the lock and this session's entries merged in, so two sessions
+updating one file at once both keep their entries.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
+
+import filelock
 
 from harness.atomic import write_atomically
 from harness.errors import HarnessError
@@ -190,10 +195,16 @@ def baseline_path(root: Path, device: str, backend: str, version: str) -> Path:
 def update(path: Path, device: str, backend: str, version: str, tests: Mapping[str, Mapping[str, object]]) -> int:
     """Merge these test records into the file at `path` (created if missing); returns entries written.
 
-    An existing file that cannot be read is never overwritten: its entries would be lost."""
-    current = BaselineFile.load(path) if path.exists() else BaselineFile(path, device_class(device), backend, version)
-    current.entries.update({test_id: _thinned(record) for test_id, record in tests.items()})
-    current.write()
+    An existing file that cannot be read is never overwritten: its entries would be lost. Another session's update
+    of the same file waits for this one (a file lock), then merges into what this one wrote."""
+    entries = {test_id: _thinned(record) for test_id, record in tests.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(f"{path}.lock"):  # read, merge, write: no other update in between
+        current = (
+            BaselineFile.load(path) if path.exists() else BaselineFile(path, device_class(device), backend, version)
+        )
+        current.entries.update(entries)
+        current.write()
     return len(tests)
 
 

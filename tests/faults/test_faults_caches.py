@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.baselines import BaselineFile, baseline_path, update
 from harness.build import EngineCacheWarning, EngineStore, evict_least_recently_used
 from harness.case import Case, Precision
 from harness.precision.quantize import CalibrationCacheWarning, QuantizedModel, quantize_int8
@@ -236,3 +239,41 @@ def test_row_07_a_full_disk_keeps_the_reference_in_memory(tmp_path: Path, monkey
         computed = case.reference_outputs(_pixels(case))
     assert computed["logits"].shape == (2, 4)
     assert not list((tmp_path / "engines" / REFERENCES_DIR).glob("*.npz"))
+
+
+# A session updating the baselines, its write slowed so that the two sessions overlap whenever they can.
+_UPDATER = """
+import sys, time
+from pathlib import Path
+from harness import baselines
+
+path, go, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+write = baselines.BaselineFile.write
+def slow_write(self):
+    time.sleep(0.5)
+    write(self)
+baselines.BaselineFile.write = slow_write
+while not go.exists():
+    time.sleep(0.005)
+tests = {f"test_accuracy[{name}-{index}]": {"case": name, "verdict": "pass"} for index in range(6)}
+print(baselines.update(path, "cpu", "ort", "1.0", tests))
+"""
+
+
+def test_row_04_two_concurrent_baseline_updates_both_land(tmp_path: Path) -> None:
+    """two concurrent `--update-baselines` sessions on one baselines file"""
+    path = baseline_path(tmp_path / "baselines", "cpu", "ort", "1.0")
+    update(path, "cpu", "ort", "1.0", {"test_accuracy[kept-0]": {"case": "kept", "verdict": "pass"}})
+    go = tmp_path / "go"
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    sessions = [
+        subprocess.Popen(
+            [sys.executable, "-c", _UPDATER, str(path), str(go), name], env=environment, stdout=subprocess.PIPE
+        )
+        for name in ("first", "second")
+    ]
+    go.touch()
+    assert [session.communicate(timeout=60)[0].strip() for session in sessions] == [b"6", b"6"]
+    entries = BaselineFile.load(path).entries
+    assert sorted({entry["case"] for entry in entries.values()}) == ["first", "kept", "second"]
+    assert len(entries) == 13
