@@ -78,6 +78,7 @@ def test_row_28_the_engine_cache_evicts_least_recently_used_beyond_its_limit(tmp
     oldest, middle, newest = _fill(tmp_path, ["oldest", "middle", "newest"], 1000)
     removed = evict_least_recently_used(tmp_path, 2100, keep=set())
     assert removed == [oldest] and not oldest.exists() and not oldest.with_suffix(".json").exists()
+    assert not list(tmp_path.glob("*/*.lock"))  # the lock taken to evict is not left behind
     assert middle.exists() and newest.exists()
 
 
