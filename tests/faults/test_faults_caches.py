@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.baselines import BaselineFile, baseline_path, update
+from harness.baselines import MAX_SAMPLES, BaselineFile, baseline_path, update
 from harness.build import EngineCacheWarning, EngineStore, evict_least_recently_used
 from harness.case import Case, Precision
+from harness.gate import GatePolicy, compare_latency
 from harness.precision.quantize import CalibrationCacheWarning, QuantizedModel, quantize_int8
 from harness.spec import load_spec
 from harness.spec.reference import REFERENCES_DIR, ReferenceCacheWarning
@@ -278,3 +281,89 @@ def test_row_04_two_concurrent_baseline_updates_both_land(tmp_path: Path) -> Non
     entries = BaselineFile.load(path).entries
     assert sorted({entry["case"] for entry in entries.values()}) == ["first", "kept", "second"]
     assert len(entries) == 13 and not list(path.parent.glob("*.lock"))  # no lock file left in the baselines
+
+
+def _latencies(rng: np.random.Generator, count: int, scale: float = 1.0) -> list[float]:
+    """Latencies of a CPU engine on a shared machine: log-normal around 1 ms (CV ~5 %), 2 % stalls of 2-4x."""
+    runs = 1000.0 * scale * rng.lognormal(0.0, 0.05, count)
+    stalls = rng.random(count) < 0.02
+    runs[stalls] *= rng.uniform(2.0, 4.0, int(stalls.sum()))
+    return [float(value) for value in runs]
+
+
+def _neighbour(rng: np.random.Generator, count: int) -> list[float]:
+    """Unchanged code with a neighbour taking the CPU for 60 % of the runs (1.5x slower on those): the median moves
+    beyond the threshold, the lower quartile does not (the gate's rule 3 passes it)."""
+    runs = np.asarray(_latencies(rng, count))
+    runs[: count * 6 // 10] *= 1.5
+    return [float(value) for value in runs]
+
+
+SCENARIOS = {  # name: (new samples, the verdict against the full baseline)
+    "unchanged": (lambda rng: _latencies(rng, 400), "pass"),
+    "1.03x, below the threshold": (lambda rng: _latencies(rng, 400, 1.03), "pass"),
+    "1.25x slower": (lambda rng: _latencies(rng, 400, 1.25), "regression"),
+    "0.8x, faster": (lambda rng: _latencies(rng, 400, 0.8), "improvement"),
+    "a neighbour": (lambda rng: _neighbour(rng, 400), "pass"),
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_row_27_the_gate_judges_a_reduced_baseline_as_the_full_one(scenario: str) -> None:
+    """baselines for three real models: 5.1 MB: not reviewable in a pull request"""
+    policy = GatePolicy(latency_threshold=0.10)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        old = _latencies(rng, 2000)
+        make_new, expected = SCENARIOS[scenario]
+        new = make_new(rng)
+        (entry,) = _stored_entries({"test_latency[x]": {"case": "x", "latency": {"samples_us": old}}}).values()
+        kept = entry["latency"]["samples_us"]  # type: ignore[index]
+        assert len(kept) == MAX_SAMPLES <= 64 and set(kept) <= set(old)  # a bounded sample of actual samples
+        full, reduced = compare_latency(old, new, policy), compare_latency(kept, new, policy)
+        assert full.verdict == expected and reduced.verdict == expected, (seed, full.reason, reduced.reason)
+        assert abs(reduced.ratio / full.ratio - 1) < 0.01
+
+
+def _stored_entries(records: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ort-1.0.json"
+        update(path, "cpu", "ort", "1.0", records)
+        return BaselineFile.load(path).entries
+
+
+def test_row_27_an_entry_keeps_what_the_gate_reads_within_a_few_kilobytes() -> None:
+    """baselines for three real models: 5.1 MB: not reviewable in a pull request"""
+    rng = np.random.default_rng(0)
+    accuracy = [{"output": "prob", "mean_rel": 0.01, "max_rel": 0.2, "tolerance": {"mean_rel": 0.05}}]
+    record = {
+        "case": "squeezenet",
+        "verdict": "pass",
+        "latency": {"median_us": 1000.0, "count": 5000, "samples_us": _latencies(rng, 5000)},
+        "host_latency": {"median_us": 1010.0, "count": 5000, "samples_us": _latencies(rng, 5000)},
+        "accuracy": accuracy,
+        "engine": {"timing": {"intra_op_threads": 1}},
+        "derivation": {"precision": "int8", "opset": "converted from opset 9 to 13", "scales": {"w": [0.1] * 20_000}},
+        "layers": {"layers": [{"name": f"conv{index}", "precision": "int8"} for index in range(500)]},
+        "build": {"artifact_path": "/home/someone/.harness/engines/x.bin"},
+    }
+    (entry,) = _stored_entries({"test_latency[squeezenet-int8-opt-ort]": record}).values()
+    assert len(json.dumps(entry, indent=1)) < 6000  # was 420 kB: every sample, scale and layer
+    assert entry["accuracy"] == accuracy and entry["engine"] == record["engine"]
+    assert entry["derivation"] == {"precision": "int8", "opset": "converted from opset 9 to 13"}
+    assert "layers" not in entry and "build" not in entry
+    assert entry["latency"]["median_us"] == 1000.0 and entry["latency"]["count"] == 5000  # type: ignore[index]
+
+
+def test_row_27_a_baseline_with_every_sample_still_loads_and_gates(tmp_path: Path) -> None:
+    """baselines for three real models: 5.1 MB: not reviewable in a pull request"""
+    rng = np.random.default_rng(0)
+    old = _latencies(rng, 2000)
+    path = tmp_path / "ort-1.0.json"
+    BaselineFile(path, "cpu", "ort", "1.0", {"t": {"case": "x", "latency": {"samples_us": old}}}).write()
+    loaded = BaselineFile.load(path).entries["t"]["latency"]["samples_us"]  # type: ignore[index]
+    assert loaded == old
+    verdict = compare_latency(loaded, _latencies(rng, 400, 1.25), GatePolicy(latency_threshold=0.10)).verdict
+    assert verdict == "regression"
+    update(path, "cpu", "ort", "1.0", {"u": {"case": "y"}})  # a later update keeps the old entry as it was
+    assert BaselineFile.load(path).entries["t"]["latency"]["samples_us"] == old  # type: ignore[index]
