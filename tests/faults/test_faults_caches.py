@@ -95,6 +95,20 @@ def test_row_28_eviction_spares_kept_and_locked_artifacts(tmp_path: Path) -> Non
     assert removed == [newest] and oldest.exists() and middle.exists()
 
 
+def test_row_28_an_artifact_evicted_by_another_session_before_its_load_is_rebuilt(tmp_path: Path) -> None:
+    """the engine cache: no size limit: 5 GB for nine models"""
+    artifact = _cached_artifact(tmp_path)
+    backend = FakeBackend()
+    store = EngineStore(tmp_path)
+    assert store.artifact(backend, CASE, Precision.FP32, 0).record.cached
+    evict_least_recently_used(tmp_path, 0, keep=set())  # another session, over its limit
+    with pytest.warns(
+        EngineCacheWarning, match=rf"{artifact} is unusable \(it changed after it was checked: it was removed"
+    ):
+        built = store.get(backend, CASE, Precision.FP32, 0)
+    assert built.engine.artifact == b"artifact:" + FP32_MODEL and artifact.exists()  # type: ignore[attr-defined]
+
+
 def _entry_bytes(artifact: Path) -> int:
     return artifact.stat().st_size + artifact.with_suffix(".json").stat().st_size
 
