@@ -2,9 +2,18 @@
 
     baselines/<device class>/<backend id>-<backend version>.json
 
-A file maps test ids (e.g. "test_latency[mnist-fp16-opt-trt]") to the test's record as written in
-the results file (README, "Results file"), raw latency samples thinned to at most MAX_SAMPLES.
-Updating writes only the tests that ran and passed, atomically, and keeps every other entry.
+A file maps test ids (e.g. "test_latency[mnist-fp16-opt-trt]") to what the gate needs of the test's record as
+written in the results file (README, "Results file"), small enough to review in a pull request (<= 50 kB per real
+model, benchmarks/baseline_size.py): the record less what only the report reads (DROPPED: int8 scales, per-layer
+precisions, localization, the build's local paths, the recording run's own comparison), each latency's summary
+statistics as measured, and its samples reduced to at most MAX_SAMPLES evenly spaced order statistics (the quantiles
+(i + 0.5) / MAX_SAMPLES of the samples, chosen deterministically). The gate's rules read medians, lower quartiles and
+ranks, which these keep (tests/faults/test_faults_caches.py holds its verdicts equal on both). A file written with
+every sample (before this reduction) still loads and gates as before.
+Updating writes only the tests that ran and passed, atomically, and keeps every other entry. Updates are
+serialized across processes by a file lock beside the file (`<file>.lock`, as the engine cache locks its
+artifacts): the file is read again under the lock and this session's entries merged in, so two sessions
+updating one file at once both keep their entries.
 """
 
 from __future__ import annotations
@@ -18,12 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
+import filelock
+
 from harness.atomic import write_atomically
 from harness.errors import HarnessError
 
 SCHEMA = "trt-harness/baseline"
 SCHEMA_VERSION = 1
-MAX_SAMPLES = 2000  # enough for the rank test and the bootstrap CI; keeps files reviewable
+MAX_SAMPLES = 64  # latency samples kept per test: >= the gate's 30, and 2 x 64 numbers of ~20 bytes per test
+# What no gate reads, kept in the results file only: int8 scales (90 kB per int8 test of SqueezeNet), per-layer
+# precisions, the first layer beyond tolerance, the build (its local artifact path), the recording run's gate.
+DROPPED = ("layers", "localization", "build", "gate", "worker", "cuda_visible_devices")
+DROPPED_DERIVATION = ("scales",)
+MAX_MESSAGE = 500  # characters of a message kept (a passing test rarely has one)
 
 
 class BaselineError(HarnessError):
@@ -190,22 +206,49 @@ def baseline_path(root: Path, device: str, backend: str, version: str) -> Path:
 def update(path: Path, device: str, backend: str, version: str, tests: Mapping[str, Mapping[str, object]]) -> int:
     """Merge these test records into the file at `path` (created if missing); returns entries written.
 
-    An existing file that cannot be read is never overwritten: its entries would be lost."""
-    current = BaselineFile.load(path) if path.exists() else BaselineFile(path, device_class(device), backend, version)
-    current.entries.update({test_id: _thinned(record) for test_id, record in tests.items()})
-    current.write()
+    An existing file that cannot be read is never overwritten: its entries would be lost. Another session's update
+    of the same file waits for this one (a file lock), then merges into what this one wrote."""
+    entries = {test_id: _thinned(record) for test_id, record in tests.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = Path(f"{path}.lock")
+    with filelock.FileLock(lock):  # read, merge, write: no other update in between
+        try:
+            current = (
+                BaselineFile.load(path) if path.exists() else BaselineFile(path, device_class(device), backend, version)
+            )
+            current.entries.update(entries)
+            current.write()
+        finally:
+            # Removed while held, so that no lock file is left in a folder under version control: a waiter that
+            # opened the removed file finds it unlinked once it holds it, and filelock retries on a new one.
+            lock.unlink(missing_ok=True)
     return len(tests)
 
 
 def _thinned(record: Mapping[str, object]) -> dict[str, object]:
-    entry = dict(record)
+    """What the gate needs of a passing test's record (module docstring)."""
+    entry = {key: value for key, value in record.items() if key not in DROPPED}
+    derivation = entry.get("derivation")
+    if isinstance(derivation, dict):
+        entry["derivation"] = {key: value for key, value in derivation.items() if key not in DROPPED_DERIVATION}
+    message = entry.get("message")
+    if isinstance(message, str) and len(message) > MAX_MESSAGE:
+        entry["message"] = message[: MAX_MESSAGE - 1] + "…"
     for key in ("latency", "host_latency"):
         stats = entry.get(key)
         if isinstance(stats, dict) and isinstance(stats.get("samples_us"), list):
-            samples = stats["samples_us"]
-            step = max(1, -(-len(samples) // MAX_SAMPLES))
-            entry[key] = {**stats, "samples_us": samples[::step]}
+            entry[key] = {**stats, "samples_us": order_statistics(stats["samples_us"], MAX_SAMPLES)}
     return entry
+
+
+def order_statistics(samples: list[float], count: int) -> list[float]:
+    """At most `count` of the samples, evenly spaced in rank: the sorted samples at the quantiles (i + 0.5) / count
+    (each an actual sample, to 6 significant digits: a microsecond's digits beyond are below the clocks' tick yet
+    would double the file); all of them, sorted, when there are no more than `count`."""
+    ordered = sorted(samples)
+    if len(ordered) > count:
+        ordered = [ordered[int((index + 0.5) * len(ordered) / count)] for index in range(count)]
+    return [float(f"{sample:.6g}") for sample in ordered]
 
 
 @dataclass(frozen=True)

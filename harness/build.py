@@ -3,7 +3,8 @@
 The disk cache keys an artifact by a SHA-256 over everything that makes it incompatible (see
 `cache_key`). Artifacts are written atomically under a file lock, so concurrent sessions (or xdist
 workers) sharing one cache never read half a file and never build the same engine twice at once.
-Every artifact has a sidecar JSON holding its own SHA-256, checked before the backend sees the bytes.
+Every artifact has a sidecar JSON holding its own SHA-256 (harness/cachefile.py), checked on the very bytes the
+backend is handed. The cache has a size limit: after a store, the least recently used artifacts are evicted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import TypeVar
 
 import filelock
 
-from harness.atomic import lock_removed, release_removed, write_atomically
+from harness import cachefile
+from harness.atomic import lock_removed, release_removed
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
 from harness.errors import HarnessError
@@ -32,6 +34,8 @@ T = TypeVar("T")
 
 # Bump when the layout of the cache or the meaning of a key changes.
 CACHE_FORMAT = 1
+# The engine cache's size limit unless --engine-cache-size says otherwise: nine real models took 5 GB unbounded.
+DEFAULT_CACHE_LIMIT = 2 * 1024**3
 
 
 class EngineCacheWarning(UserWarning):
@@ -60,6 +64,10 @@ class BuildRecord:
         return {**asdict(self), "warnings": list(self.warnings)}
 
 
+class CachedArtifactChangedError(Exception):
+    """The cached artifact changed (or went) after it was found: it must be rebuilt, not loaded."""
+
+
 @dataclass(frozen=True)
 class BuiltArtifact:
     """A built (or cached) artifact: its bytes stay on disk when there is a cache, in memory otherwise."""
@@ -68,10 +76,16 @@ class BuiltArtifact:
     data: bytes | None  # None: read it from record.artifact_path when an engine is loaded
 
     def read(self) -> bytes:
+        """The artifact's bytes; from the cache read once and checked against the sidecar's SHA-256, so that the
+        bytes handed to the backend are the bytes checked (CachedArtifactChangedError when they are not intact)."""
         if self.data is not None:
             return self.data
         assert self.record.artifact_path is not None
-        return Path(self.record.artifact_path).read_bytes()
+        entry = cachefile.read_entry(Path(self.record.artifact_path), self.record.key)
+        if not isinstance(entry, cachefile.Entry):
+            problem = entry.problem if entry is not None else "it was removed"
+            raise CachedArtifactChangedError(f"it changed after it was checked: {problem}")
+        return entry.data
 
 
 @dataclass(frozen=True)
@@ -111,8 +125,10 @@ class EngineStore:
         cache_dir: Path | None,
         precision_options: PrecisionOptions | None = None,
         write_progress: Callable[[str], None] | None = None,
+        cache_limit: int | None = DEFAULT_CACHE_LIMIT,
     ) -> None:
         self._cache_dir = cache_dir
+        self._cache_limit = cache_limit  # bytes of engine artifacts the cache keeps; None: no limit
         self._write_progress = write_progress  # where long builds say how far they are (harness/progress.py)
         options = precision_options or PrecisionOptions()
         # int8's calibration results live beside the engines: one cache to share, clear or keep warm.
@@ -178,23 +194,37 @@ class EngineStore:
         backend = point[0]
         built = self.artifact(backend, case, point[2], point[3])
         request = self._request(point, case)
+        try:
+            data = built.read()
+        except CachedArtifactChangedError as error:  # rewritten or removed on disk since it was found or stored
+            built, data = self._rebuilt(point, request, built, str(error))
         start = time.perf_counter()
         try:
-            engine = backend.load(built.read(), request)
+            engine = backend.load(data, request)
         except ArtifactIncompatibleError as error:
             if not built.record.cached:
                 raise  # a fresh build that cannot load: rebuilding would only fail again
-            _warn_unusable(backend, request, built.record.artifact_path, str(error))
-            built = self._rebuild(backend, request, built.record)
-            self._artifacts[point] = built
+            built, data = self._rebuilt(point, request, built, str(error))
             start = time.perf_counter()
-            engine = backend.load(built.read(), request)
+            engine = backend.load(data, request)
+        if built.record.artifact_path is not None:
+            _touch(Path(built.record.artifact_path))  # used: the last to be evicted
         return BuiltEngine(engine, replace(built.record, load_s=time.perf_counter() - start))
+
+    def _rebuilt(
+        self, point: _Point, request: BuildRequest, stale: BuiltArtifact, problem: str
+    ) -> tuple[BuiltArtifact, bytes]:
+        """Rebuild an unusable cached artifact, with a warning naming it; the new artifact and its bytes (kept in
+        memory: the bytes built are the bytes loaded)."""
+        _warn_unusable(point[0], request, stale.record.artifact_path, problem)
+        built, data = self._rebuild(point[0], request, stale.record)
+        self._artifacts[point] = built
+        return built, data
 
     def _build_or_find(self, backend: Backend, request: BuildRequest) -> BuiltArtifact:
         key = cache_key(backend, request)
         if self._cache_dir is None:
-            return self._build(backend, request, key, artifact_path=None)
+            return self._build(backend, request, key, artifact_path=None)[0]
         artifact_path = cache_path(self._cache_dir, backend.name, request, key)
         try:
             artifact_path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,21 +232,39 @@ class EngineStore:
             lock.acquire()
         except OSError as error:  # a full or read-only disk: the engine is built all the same, in memory
             _warn_unwritable(request, artifact_path, error)
-            return self._build(backend, request, key, artifact_path=None)
+            return self._build(backend, request, key, artifact_path=None)[0]
         try:
-            return _find_cached(backend, request, key, artifact_path) or self._build(
-                backend, request, key, artifact_path
-            )
+            found = _find_cached(backend, request, key, artifact_path)
+            built = found or self._build(backend, request, key, artifact_path)[0]
         finally:
             release_removed(lock)  # no lock file stays behind in the cache
+        if found is None and built.record.artifact_path is not None:
+            self._evict(keep=artifact_path)
+        return built
 
-    def _rebuild(self, backend: Backend, request: BuildRequest, stale: BuildRecord) -> BuiltArtifact:
+    def _rebuild(self, backend: Backend, request: BuildRequest, stale: BuildRecord) -> tuple[BuiltArtifact, bytes]:
         if stale.artifact_path is None:
             return self._build(backend, request, stale.key, None)
         with lock_removed(Path(f"{stale.artifact_path}.lock")):
             return self._build(backend, request, stale.key, Path(stale.artifact_path))
 
-    def _build(self, backend: Backend, request: BuildRequest, key: str, artifact_path: Path | None) -> BuiltArtifact:
+    def _evict(self, keep: Path) -> None:
+        """Least recently used artifacts out until the cache is within its size limit; never `keep` (just stored)
+        nor one this session found or built (it may still be loaded)."""
+        assert self._cache_dir is not None
+        if self._cache_limit is None:
+            return
+        in_use = {keep} | {
+            Path(outcome.record.artifact_path)
+            for outcome in self._artifacts.values()
+            if isinstance(outcome, BuiltArtifact) and outcome.record.artifact_path is not None
+        }
+        evict_least_recently_used(self._cache_dir, self._cache_limit, in_use)
+
+    def _build(
+        self, backend: Backend, request: BuildRequest, key: str, artifact_path: Path | None
+    ) -> tuple[BuiltArtifact, bytes]:
+        """The artifact, stored in the cache at `artifact_path` when given and writable, and its bytes."""
         progress = None
         if self._write_progress is not None:
             label = f"{request.case.name}-{request.precision.value}-p{request.profile_index} on {backend.name}"
@@ -244,7 +292,7 @@ class EngineStore:
             warnings=artifact.warnings,
             derive_s=derive_s,
         )
-        return BuiltArtifact(record, None if artifact_path else artifact.data)
+        return BuiltArtifact(record, None if artifact_path else artifact.data), artifact.data
 
 
 def cache_path(cache_dir: Path, backend_name: str, request: BuildRequest, key: str) -> Path:
@@ -270,14 +318,61 @@ def _safe_component(name: str) -> str:
 def _stored(request: BuildRequest, artifact_path: Path, key: str, data: bytes, logged: tuple[str, ...]) -> bool:
     """Write the artifact and its sidecar into the cache; a failed write (a full disk) is a warning, not
     an error: the engine was built and is used from memory. Whether it was stored."""
-    sidecar = {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "warnings": list(logged)}
     try:
-        write_atomically(artifact_path, data)
-        write_atomically(_sidecar(artifact_path), json.dumps(sidecar, indent=1).encode())
+        cachefile.write_entry(artifact_path, key, data, {"warnings": list(logged)})
     except OSError as error:
         _warn_unwritable(request, artifact_path, error)
         return False
     return True
+
+
+def _touch(artifact_path: Path) -> None:
+    """Mark an artifact used now (its modification time): eviction takes the least recently used first."""
+    try:
+        os.utime(artifact_path)
+    except OSError:
+        pass  # a read-only cache is still read: it is just not evicted in the order of use
+
+
+def evict_least_recently_used(cache_dir: Path, limit: int, keep: set[Path]) -> list[Path]:
+    """Remove the least recently used artifacts (and their sidecars) until those in `cache_dir` take at most
+    `limit` bytes; never one in `keep`, nor one whose lock another session holds (being built or checked).
+    The removed artifacts' paths, oldest first."""
+    entries = []
+    for artifact in cache_dir.glob("*/*.bin"):
+        try:
+            stats = artifact.stat()
+            size = stats.st_size + _size(cachefile.sidecar_path(artifact))
+        except OSError:
+            continue  # removed meanwhile
+        entries.append((stats.st_mtime, artifact, size))
+    total = sum(size for _, _, size in entries)
+    removed = []
+    for _, artifact, size in sorted(entries):
+        if total <= limit:
+            break
+        if artifact in keep:
+            continue
+        lock = Path(f"{artifact}.lock")
+        try:
+            with filelock.FileLock(lock, timeout=0):
+                artifact.unlink(missing_ok=True)
+                cachefile.sidecar_path(artifact).unlink(missing_ok=True)
+                lock.unlink()  # while held: a waiter finds its file unlinked and filelock retries on a new one
+        except filelock.Timeout:
+            continue  # in use by another session
+        except OSError:
+            continue  # not ours to remove (permissions): the limit is then exceeded, nothing breaks
+        total -= size
+        removed.append(artifact)
+    return removed
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _warn_unwritable(request: BuildRequest, artifact_path: Path, error: OSError) -> None:
@@ -313,16 +408,16 @@ def _memoized(memo: dict[K, T | Exception], point: K, make: Callable[[], T]) -> 
 def _find_cached(backend: Backend, request: BuildRequest, key: str, artifact_path: Path) -> BuiltArtifact | None:
     """The cached artifact if it is intact, else None (with a warning when a file was there but unusable).
     Whether the backend can load it is decided when an engine is needed (EngineStore.get)."""
-    if not artifact_path.exists():
+    entry = cachefile.read_entry(artifact_path, key)
+    if entry is None:
         return None
-    artifact = artifact_path.read_bytes()
-    sidecar, problem = _checked_sidecar(artifact, artifact_path, key)
-    if problem is not None:
-        _warn_unusable(backend, request, str(artifact_path), problem)
+    if isinstance(entry, cachefile.Unusable):
+        _warn_unusable(backend, request, str(artifact_path), entry.problem)
         return None
-    logged = sidecar.get("warnings")
+    _touch(artifact_path)
+    logged = entry.sidecar.get("warnings")
     warned = tuple(str(line) for line in logged) if isinstance(logged, list) else ()
-    record = BuildRecord(key, True, 0.0, None, len(artifact), str(artifact_path), warned)
+    record = BuildRecord(key, True, 0.0, None, len(entry.data), str(artifact_path), warned)
     return BuiltArtifact(record, None)
 
 
@@ -334,22 +429,3 @@ def _warn_unusable(backend: Backend, request: BuildRequest, artifact_path: str |
         ),
         stacklevel=3,
     )
-
-
-def _checked_sidecar(artifact: bytes, artifact_path: Path, key: str) -> tuple[dict[str, object], str | None]:
-    """The sidecar's contents, and what is wrong with the artifact it vouches for (None: intact)."""
-    try:
-        sidecar = json.loads(_sidecar(artifact_path).read_text())
-    except (OSError, ValueError) as error:  # ValueError: invalid JSON, or not UTF-8
-        return {}, f"its checksum file is missing or unreadable: {error}"
-    if not isinstance(sidecar, dict):
-        return {}, f"its checksum file {_sidecar(artifact_path)} holds {type(sidecar).__name__}, not a JSON object"
-    if sidecar.get("key") != key:
-        return sidecar, "its checksum file belongs to another key"
-    if sidecar.get("sha256") != hashlib.sha256(artifact).hexdigest():
-        return sidecar, "its SHA-256 does not match the one recorded when it was written (truncated or corrupted)"
-    return sidecar, None
-
-
-def _sidecar(artifact_path: Path) -> Path:
-    return artifact_path.with_suffix(".json")

@@ -342,7 +342,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config=config,
         settings=settings,
         registry=registry,
-        store=EngineStore(settings.engine_cache, settings.precision_options, _terminal_lines(config)),
+        store=EngineStore(
+            settings.engine_cache, settings.precision_options, _terminal_lines(config), settings.engine_cache_size
+        ),
     )
     state.suite_file = _suite_file(settings.spec_paths)
     config.stash[STATE] = state

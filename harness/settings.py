@@ -35,6 +35,7 @@ class Settings:
     results_path: Path
     html_path: Path | None  # the HTML report; None: --harness-html=off
     engine_cache: Path | None
+    engine_cache_size: int | None  # bytes of engines the cache keeps (least recently used evicted); None: no limit
     measure: MeasurePolicy
     seed: int
     backend_options: BackendOptions
@@ -121,6 +122,13 @@ def add_options(parser: pytest.Parser) -> None:
         "--engine-cache",
         "harness_engine_cache",
         f"engine cache directory, or 'off' (default: {ENGINE_CACHE_DIR})",
+    )
+    _add(
+        parser,
+        "--engine-cache-size",
+        "harness_engine_cache_size",
+        "size limit of the engine cache, e.g. 500M or 4G (binary units), or 'off'; beyond it the least recently "
+        "used engines are evicted (default: 2G)",
     )
     _add(parser, "--latency-budget", "harness_latency_budget", "seconds of timed runs per latency test (default: 1.0)")
     _add(
@@ -251,6 +259,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
         results_path=results_path,
         html_path=_html_path(config, root, results_path),
         engine_cache=engine_cache,
+        engine_cache_size=_size_limit(config),
         measure=_measure_policy(config),
         seed=_number(config, "harness_seed", "--harness-seed", "0", int),
         backend_options=BackendOptions(
@@ -436,6 +445,29 @@ def _number(config: pytest.Config, ini: str, option: str, default: str, convert:
         raise pytest.UsageError(f"trt-harness: {option} / {ini} must be {error}, got {raw!r}") from None
     except ValueError:
         raise pytest.UsageError(f"trt-harness: {option} / {ini} must be a valid number, got {raw!r}") from None
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _size_limit(config: pytest.Config) -> int | None:
+    """--engine-cache-size / harness_engine_cache_size in bytes: a number with an optional unit K, M, G or T
+    (binary: 2G is 2 GiB; a trailing B or iB is allowed), or off (None: no limit)."""
+    raw = _layered(config, "engine_cache_size", "harness_engine_cache_size", "2G")
+    if raw.strip().lower() == "off":
+        return None
+    text = raw.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    try:
+        value = float(text.removesuffix(unit)) if unit else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise pytest.UsageError(
+            f"trt-harness: --engine-cache-size / harness_engine_cache_size must be a size such as 500M or 4G, "
+            f"or off, got {raw!r}"
+        )
+    return int(value * _SIZE_UNITS[unit])
 
 
 def _default_results_name() -> Path:

@@ -420,7 +420,7 @@ def test_a_full_disk_warns_and_the_built_engine_is_used_from_memory(
     def full_disk(path: Path, data: bytes) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("harness.build.write_atomically", full_disk)
+    monkeypatch.setattr("harness.cachefile.write_atomically", full_disk)
     backend = FakeBackend()
     store = EngineStore(tmp_path)
     with pytest.warns(EngineCacheWarning, match=r"^case 'identity': the engine cache entry .*\.bin cannot be written "

@@ -23,7 +23,14 @@ from harness.backends.ort import OnnxRuntimeBackend
 from harness.case import Precision, Tolerance
 from harness.compare import output_errors
 from harness.errors import CaseDefinitionError
-from harness.precision.quantize import CALIBRATORS, Calibrator, QuantizedModel, cache_key, quantize_int8
+from harness.precision.quantize import (
+    CALIBRATORS,
+    CalibrationCacheWarning,
+    Calibrator,
+    QuantizedModel,
+    cache_key,
+    quantize_int8,
+)
 from tests.trt_support import RTX_MISSING, adapter_backend, rtx_library
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,7 +216,8 @@ def test_a_damaged_cache_entry_is_computed_again(tmp_path: Path) -> None:
     cold = quantize_int8(model, data, "max", case_name="conv_add_relu", cache_dir=tmp_path)
     (entry,) = tmp_path.glob("*.onnx")
     entry.write_bytes(entry.read_bytes()[:100])  # a half-written file left by some other tool
-    assert quantize_int8(model, data, "max", case_name="conv_add_relu", cache_dir=tmp_path) == cold
+    with pytest.warns(CalibrationCacheWarning, match=rf"{entry} is unusable \(.*truncated or corrupted\)"):
+        assert quantize_int8(model, data, "max", case_name="conv_add_relu", cache_dir=tmp_path) == cold
     assert entry.read_bytes() == cold.model_bytes
 
 

@@ -17,7 +17,9 @@ quantizes one input of residual Sums, Concat and BatchNormalization, which the O
 
 Calibration runs the model over every calibration sample, so a result is cached on disk when asked:
 keyed by a SHA-256 over the model, the calibration data, the calibrator and ONNX Runtime's version,
-written atomically under a file lock so that parallel xdist workers quantize each key once.
+written atomically under a file lock so that parallel xdist workers quantize each key once, and checked on
+the very bytes used (harness/cachefile.py). A damaged entry is calibrated again with a warning naming it; a cache
+that cannot be written (a full disk) leaves the result in memory for this session, with a warning.
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ import contextlib
 import hashlib
 import json
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
+import filelock
 import numpy as np
 
-from harness.atomic import lock_removed, scratch_folder, write_atomically
+from harness import cachefile
+from harness.atomic import release_removed, scratch_folder
 from harness.errors import CaseDefinitionError
 
 if TYPE_CHECKING:
@@ -69,6 +74,10 @@ class QuantizedModel:
 
 
 Feeds = Sequence[Mapping[str, np.ndarray]]
+
+
+class CalibrationCacheWarning(UserWarning):
+    """A cached calibration result was unusable and is calibrated again, or the result could not be cached."""
 
 
 @dataclass(frozen=True)
@@ -114,14 +123,22 @@ def quantize_int8(
         return _quantize(model_bytes, feeds(), calibrator, kept)
     key = cache_key(model_bytes, calibration, calibrator, kept)
     path = cache_dir / f"int8-{key}.onnx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_removed(Path(f"{path}.lock")):  # one worker calibrates a key; the others then find its result
-        cached = _read_cached(path, key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(f"{path}.lock")
+        lock.acquire()  # one worker calibrates a key; the others then find its result
+    except OSError as error:  # a full or read-only disk: calibrate all the same, in memory
+        _warn_unwritable(case_name, path, error)
+        return _quantize(model_bytes, feeds(), calibrator, kept)
+    try:
+        cached = _read_cached(path, key, case_name)
         if cached is not None:
             return cached
         quantized = _quantize(model_bytes, feeds(), calibrator, kept)
-        _store(path, key, quantized)
+        _store(path, key, quantized, case_name)
         return quantized
+    finally:
+        release_removed(lock)  # no lock file stays behind in the cache
 
 
 def cache_key(
@@ -392,29 +409,41 @@ def scales_of(model: onnx.ModelProto) -> dict[str, float | list[float]]:
     return scales
 
 
-def _read_cached(path: Path, key: str) -> QuantizedModel | None:
-    """The cached result, or None when absent or not whole (the sidecar, written last, checks the model's hash)."""
-    sidecar = _sidecar(path)
+def _read_cached(path: Path, key: str, case_name: str) -> QuantizedModel | None:
+    """The cached result, None when absent or unusable (then with a warning naming the file)."""
+    entry = cachefile.read_entry(path, key)
+    if entry is None:
+        return None
+    if isinstance(entry, cachefile.Entry):
+        calibrator, scales = entry.sidecar.get("calibrator"), entry.sidecar.get("scales")
+        if calibrator in CALIBRATORS and isinstance(scales, dict):
+            return QuantizedModel(entry.data, str(calibrator), scales)
+        problem = 'its checksum file has no "calibrator" of ' + ", ".join(CALIBRATORS) + ' or no "scales" object'
+    else:
+        problem = entry.problem
+    warnings.warn(
+        CalibrationCacheWarning(
+            f"case '{case_name}': the int8 calibration cache entry {path} is unusable ({problem}); calibrating again"
+        ),
+        stacklevel=4,
+    )
+    return None
+
+
+def _store(path: Path, key: str, quantized: QuantizedModel, case_name: str) -> None:
+    """Cache the result; a failed write (a full disk) is a warning: the result is used from memory."""
+    fields = {"calibrator": quantized.calibrator, "scales": quantized.scales}
     try:
-        record: dict[str, Any] = json.loads(sidecar.read_text())
-        model_bytes = path.read_bytes()
-    except (OSError, ValueError):
-        return None
-    if record.get("key") != key or record.get("sha256") != hashlib.sha256(model_bytes).hexdigest():
-        return None
-    return QuantizedModel(model_bytes, record["calibrator"], record["scales"])
+        cachefile.write_entry(path, key, quantized.model_bytes, fields)
+    except OSError as error:
+        _warn_unwritable(case_name, path, error)
 
 
-def _store(path: Path, key: str, quantized: QuantizedModel) -> None:
-    record = {
-        "key": key,
-        "sha256": hashlib.sha256(quantized.model_bytes).hexdigest(),
-        "calibrator": quantized.calibrator,
-        "scales": quantized.scales,
-    }
-    write_atomically(path, quantized.model_bytes)
-    write_atomically(_sidecar(path), json.dumps(record, indent=1).encode())
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_suffix(".json")
+def _warn_unwritable(case_name: str, path: Path, error: OSError) -> None:
+    warnings.warn(
+        CalibrationCacheWarning(
+            f"case '{case_name}': the int8 calibration cache entry {path} cannot be written ({error}); the result "
+            "is used from memory this session; free disk space or pass --engine-cache a writable directory (or off)"
+        ),
+        stacklevel=4,
+    )

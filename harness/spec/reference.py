@@ -1,21 +1,31 @@
 """References of spec cases, which have no numpy reference: ONNX Runtime at float32 on the original model
-(computed once per input, cached in memory and under the engine cache), or the outputs stored with the model."""
+(computed once per input, cached in memory and under the engine cache), or the outputs stored with the model.
+
+A cached reference is checked like an engine (harness/cachefile.py: a sidecar's SHA-256 checked on the very bytes
+loaded): a truncated or rewritten file is computed again with a warning naming it, never blamed on the case nor
+trusted; a cache that cannot be written (a full disk) keeps the reference in memory, with a warning."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from harness.atomic import write_atomically
+from harness import cachefile
 from harness.precision.opset import OpsetConversion
 from harness.spec.model import ModelBytes
 
 REFERENCES_DIR = "references"  # under the engine cache folder
+
+
+class ReferenceCacheWarning(UserWarning):
+    """A cached reference was unusable and is computed again, or a reference could not be cached."""
 
 
 def inputs_sha256(inputs: Mapping[str, np.ndarray]) -> str:
@@ -56,13 +66,19 @@ class OnnxRuntimeReference:
 
     def _from_disk(self, key: str) -> dict[str, np.ndarray] | None:
         path = self._path(key)
-        if path is None or not path.is_file():
+        entry = cachefile.read_entry(path, key) if path is not None else None
+        if entry is None:
             return None
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                return {name: np.asarray(stored[name]) for name in self.outputs}
-        except (OSError, ValueError, KeyError):  # unreadable or half a file: compute it again
-            return None
+        if isinstance(entry, cachefile.Unusable):
+            problem = entry.problem
+        else:
+            try:
+                with np.load(io.BytesIO(entry.data), allow_pickle=False) as stored:
+                    return {name: np.asarray(stored[name]) for name in self.outputs}
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:  # intact bytes, but not our arrays
+                problem = f"its arrays cannot be read: {error}"
+        _warn(f"the cached reference {path} is unusable ({problem}); computing it again")
+        return None
 
     def _computed(self, key: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         # The localizer's plain ONNX Runtime run (optimizations off: the model as written, nothing fused).
@@ -75,10 +91,17 @@ class OnnxRuntimeReference:
             buffer = io.BytesIO()
             np.savez(buffer, allow_pickle=False, **outputs)
             try:
-                write_atomically(path, buffer.getvalue())
-            except OSError:
-                pass  # an unwritable cache costs a recomputation next session, nothing else
+                cachefile.write_entry(path, key, buffer.getvalue(), {"outputs": list(self.outputs)})
+            except OSError as error:  # costs a recomputation next session, nothing else
+                _warn(
+                    f"the reference cache entry {path} cannot be written ({error}); the reference is kept in memory "
+                    "this session; free disk space or pass --engine-cache a writable directory (or off)"
+                )
         return outputs
+
+
+def _warn(message: str) -> None:
+    warnings.warn(ReferenceCacheWarning(message), stacklevel=4)
 
 
 @dataclass(frozen=True, eq=False)

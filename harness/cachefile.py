@@ -1,0 +1,88 @@
+"""A cache entry on disk: a file and a JSON sidecar (`<file>.json`) holding its key and SHA-256.
+
+The engine, reference and calibration caches all keep their entries this way. An entry is read once into
+memory and the SHA-256 is checked on those very bytes, which are the bytes the caller then uses: a file
+rewritten after the check is never used unchecked. Writing is atomic (harness/atomic.py), the file first and
+the sidecar last, so a reader that finds a sidecar finds the whole file it vouches for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.atomic import write_atomically
+
+
+@dataclass(frozen=True)
+class Entry:
+    data: bytes  # the checked bytes: use these, never read the file again
+    sidecar: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Unusable:
+    problem: str  # what is wrong with the entry, for a warning that names the file
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_entry(path: Path, key: str) -> Entry | Unusable | None:
+    """The entry at `path` if it is intact; Unusable (why) when something is there but cannot be used; None
+    when there is nothing. A directory, FIFO or device where the file should be is Unusable, never opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return Unusable(f"it cannot be examined: {error}")
+    if not stat.S_ISREG(mode):
+        return Unusable(f"it is {_kind(mode)}, not a file; remove it so that the cache can store the file there")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return Unusable(f"it cannot be read: {error}")
+    return _checked(path, key, data)
+
+
+def _checked(path: Path, key: str, data: bytes) -> Entry | Unusable:
+    sidecar = sidecar_path(path)
+    try:
+        record = json.loads(sidecar.read_bytes())
+    except (OSError, ValueError) as error:  # ValueError: invalid JSON, or not UTF-8
+        return Unusable(f"its checksum file is missing or unreadable: {error}")
+    if not isinstance(record, dict):
+        return Unusable(f"its checksum file {sidecar} holds {type(record).__name__}, not a JSON object")
+    if record.get("key") != key:
+        return Unusable("its checksum file belongs to another key")
+    if record.get("sha256") != sha256(data):
+        return Unusable("its SHA-256 does not match the one recorded when it was written (truncated or corrupted)")
+    return Entry(data, record)
+
+
+def write_entry(path: Path, key: str, data: bytes, fields: Mapping[str, object]) -> None:
+    """Store `data` at `path` with its sidecar (key, SHA-256, size and `fields`); raises OSError (a full disk)."""
+    record = {"key": key, "sha256": sha256(data), "bytes": len(data), **fields}
+    write_atomically(path, data)
+    write_atomically(sidecar_path(path), json.dumps(record, indent=1).encode())
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device node"
+    return "not a regular file"
