@@ -30,12 +30,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 # A latency test that its budget stopped with fewer samples than this is re-measured once, and if still short it
 # is "inconclusive" and fails (harness/suite.py): 11 samples left a 2x slowdown inside the CI of the ratio.
 MIN_GATE_SAMPLES = 30
+
+
+def starved(stop_reason: object, count: object) -> bool:
+    """Stopped by its budget with fewer samples than the gate needs (a "ci" stop was precise enough): no verdict
+    from it, in the session (harness/suite.py) as in `compare`."""
+    return stop_reason == "budget" and isinstance(count, (int, float)) and count < MIN_GATE_SAMPLES
+
+
 # With this many samples or fewer on a side, the rank test is scipy's own (its exact test where there are no ties);
 # beyond, its normal approximation with tie and continuity correction, computed here once for both tails.
 _EXACT_RANK_TEST = 8
@@ -86,11 +95,13 @@ class AccuracyComparison:
         return asdict(self)
 
 
-def compare_latency(old_us: Sequence[float], new_us: Sequence[float], policy: GatePolicy) -> LatencyComparison:
+def compare_latency(
+    old_us: Sequence[float] | np.ndarray, new_us: Sequence[float] | np.ndarray, policy: GatePolicy
+) -> LatencyComparison:
     old, new = np.sort(np.asarray(old_us, dtype=np.float64)), np.sort(np.asarray(new_us, dtype=np.float64))
     q = policy.low_quantile
-    old_median, new_median = float(np.median(old)), float(np.median(new))
-    old_low, new_low = float(np.quantile(old, q)), float(np.quantile(new, q))
+    old_median, new_median = _quantile(old, 0.5), _quantile(new, 0.5)
+    old_low, new_low = _quantile(old, q), _quantile(new, q)
     ratio, low_ratio = new_median / old_median, new_low / old_low
     (low, high), (q_low, q_high) = _ratio_cis(old, new, (0.5, q), policy.confidence)
     p_slower, p_faster = rank_test(new, old)
@@ -141,12 +152,10 @@ def _ratio_cis(
     old: np.ndarray, new: np.ndarray, quantiles: Sequence[float], confidence: float
 ) -> list[tuple[float, float]]:
     """CIs of quantile(new) / quantile(old) for each quantile, from the sorted samples of each side."""
-    from scipy.special import ndtri
-
-    z = float(ndtri(1 - (1 - confidence) / 2))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     cis = []
     for q in quantiles:
-        log_ratio = math.log(float(np.quantile(new, q)) / float(np.quantile(old, q)))
+        log_ratio = math.log(_quantile(new, q) / _quantile(old, q))
         half = z * math.sqrt(_log_quantile_variance(new, q, z) + _log_quantile_variance(old, q, z))
         cis.append((math.exp(log_ratio - half), math.exp(log_ratio + half)))
     return cis
@@ -162,38 +171,38 @@ def _log_quantile_variance(ordered: np.ndarray, q: float, z: float) -> float:
     return ((math.log(ordered[high]) - math.log(ordered[low])) / (2 * z)) ** 2
 
 
-def rank_test(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
-    """(p slower, p faster): the one-sided Mann–Whitney U p-values of new against old, both from one ranking.
-    Equal to scipy.stats.mannwhitneyu's (its exact test for small samples, else its asymptotic one with tie and
-    continuity correction), which would rank the samples again for each tail."""
-    from scipy import stats
+def _quantile(ordered: np.ndarray, q: float) -> float:
+    """np.quantile's default (linear interpolation) of sorted samples, without its per-call overhead."""
+    position = (ordered.size - 1) * q
+    below = math.floor(position)
+    above = min(below + 1, ordered.size - 1)
+    return float(ordered[below] + (position - below) * (ordered[above] - ordered[below]))
 
+
+def rank_test(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
+    """(p slower, p faster): the one-sided Mann–Whitney U p-values of new against old, both from one pass over the
+    sorted samples. Equal to scipy.stats.mannwhitneyu's (its exact test for small samples, else its asymptotic one
+    with tie and continuity correction), which would rank the samples again for each tail."""
     n1, n2 = new.size, old.size
     if min(n1, n2) <= _EXACT_RANK_TEST:  # scipy then picks its exact test where there are no ties
+        from scipy import stats
+
         return (
             float(stats.mannwhitneyu(new, old, alternative="greater").pvalue),
             float(stats.mannwhitneyu(new, old, alternative="less").pvalue),
         )
-    ranks, ties = _average_ranks(np.concatenate([new, old]))
-    u = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2
+    new, old = np.sort(new), np.sort(old)
+    # U of new: for each new sample, the old ones below it, and half of those equal to it.
+    below, not_above = np.searchsorted(old, new, "left"), np.searchsorted(old, new, "right")
+    u = (float(below.sum()) + float(not_above.sum())) / 2
+    both = np.sort(np.concatenate([new, old]))  # two sorted runs: merged in linear time
+    ties = np.diff(np.flatnonzero(np.r_[True, both[1:] != both[:-1], True])).astype(np.float64)
     n = n1 + n2
     sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - float((ties**3 - ties).sum()) / (n * (n - 1))))
     mean = n1 * n2 / 2
     if sigma == 0:  # every sample equal: no evidence either way
         return 1.0, 1.0
     return _normal_tail((u - mean - 0.5) / sigma), _normal_tail((mean - u - 0.5) / sigma)
-
-
-def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1-based ranks, ties sharing their average (scipy.stats.rankdata's "average"), and the size of each tie."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    bounds = np.r_[starts, values.size]
-    average = (bounds[:-1] + bounds[1:] + 1) / 2  # the mean of 1-based ranks start+1 … end
-    ranks = np.empty(values.size)
-    ranks[order] = np.repeat(average, np.diff(bounds))
-    return ranks, np.diff(bounds).astype(np.float64)
 
 
 def _normal_tail(z: float) -> float:

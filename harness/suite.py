@@ -21,6 +21,7 @@ from harness.case import Precision, Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
 from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency, timing_differences
+from harness.gate import starved as _too_few
 from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.plugin import BuildContext, PairContext, PointContext
@@ -176,11 +177,6 @@ def _measure_enough(timer: Timer, policy: MeasurePolicy) -> tuple[Measurement, b
     if not _too_few(measurement.stop_reason, measurement.stats.count):
         return measurement, False
     return measure(timer, policy), True
-
-
-def _too_few(stop_reason: object, count: object) -> bool:
-    """Stopped by the budget with fewer samples than the gate needs (a "ci" stop was precise enough)."""
-    return stop_reason == "budget" and isinstance(count, (int, float)) and count < MIN_GATE_SAMPLES
 
 
 def _latency_gate(context: PointContext, measurement: Measurement, remeasured: bool) -> dict[str, object]:
