@@ -104,7 +104,7 @@ def compare_latency(
     old_low, new_low = _quantile(old, q), _quantile(new, q)
     ratio, low_ratio = new_median / old_median, new_low / old_low
     (low, high), (q_low, q_high) = _ratio_cis(old, new, (0.5, q), policy.confidence)
-    p_slower, p_faster = rank_test(new, old)
+    p_slower, p_faster = _rank_test(new, old)
     limit = 1 + policy.latency_threshold
     verdict = "pass"
     reason = (
@@ -183,6 +183,11 @@ def rank_test(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
     """(p slower, p faster): the one-sided Mann–Whitney U p-values of new against old, both from one pass over the
     sorted samples. Equal to scipy.stats.mannwhitneyu's (its exact test for small samples, else its asymptotic one
     with tie and continuity correction), which would rank the samples again for each tail."""
+    return _rank_test(np.sort(new), np.sort(old))
+
+
+def _rank_test(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
+    """rank_test of sorted samples."""
     n1, n2 = new.size, old.size
     if min(n1, n2) <= _EXACT_RANK_TEST:  # scipy then picks its exact test where there are no ties
         from scipy import stats
@@ -191,12 +196,12 @@ def rank_test(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
             float(stats.mannwhitneyu(new, old, alternative="greater").pvalue),
             float(stats.mannwhitneyu(new, old, alternative="less").pvalue),
         )
-    new, old = np.sort(new), np.sort(old)
     # U of new: for each new sample, the old ones below it, and half of those equal to it.
     below, not_above = np.searchsorted(old, new, "left"), np.searchsorted(old, new, "right")
     u = (float(below.sum()) + float(not_above.sum())) / 2
     both = np.sort(np.concatenate([new, old]))  # two sorted runs: merged in linear time
-    ties = np.diff(np.flatnonzero(np.r_[True, both[1:] != both[:-1], True])).astype(np.float64)
+    changes = np.flatnonzero(both[1:] != both[:-1])  # where a run of equal values ends
+    ties = np.diff(np.concatenate(([-1], changes, [both.size - 1]))).astype(np.float64)
     n = n1 + n2
     sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - float((ties**3 - ties).sum()) / (n * (n - 1))))
     mean = n1 * n2 / 2

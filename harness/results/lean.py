@@ -12,7 +12,6 @@ by another tool) is parsed whole by json: slower, and as correct.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -23,8 +22,10 @@ import numpy as np
 
 from harness.results.schema import ResultsFileError, read_json
 
-# Fields of a record that compare never reads: cut before parsing.
+# Fields of a record that compare never reads: cut before parsing. In the order the harness writes them (schema.
+# TestRecord.to_json), with "latency", whose samples are cut: each is looked for after the one before.
 UNREAD = (b"nodeid", b"input_shapes", b"build", b"host_latency", b"derivation", b"layers", b"localization")
+_IN_ORDER = (*UNREAD[:3], b"latency", *UNREAD[3:])
 # What compare reads of the nested objects it keeps (harness/results/comparison.py, schema.TestResult.from_json);
 # the rest is dropped after parsing, so that 100,000 records stay small.
 _KEPT = {
@@ -32,13 +33,13 @@ _KEPT = {
     "gate": frozenset({"verdict", "reason", "baseline", "samples", "min_samples"}),
     "engine": frozenset({"timing"}),
 }
+_NAMES = ("case", "precision", "shape", "shape_point", "backend", "backend_name", "backend_version", "backend_device")
 _KEPT_OUTPUT = frozenset({"output", "mean_rel", "max_rel", "failure", "tolerance", "nan_count", "inf_count"})
 _CHUNK = 8 << 20
 _FIELD = b'\n   "'  # a record's field starts a line with three spaces (json.dumps indent=1, depth 3)
 _RECORD_START, _RECORD_END = b"\n  {", b"\n  }"
 _TESTS = b'\n "tests": ['
 _SAMPLES = b'"samples_us": ['
-_TRAILING_COMMA = re.compile(rb",(\s*)}\s*$")
 
 
 @dataclass
@@ -129,23 +130,30 @@ def _read_records(buffer: bytes, chunks: Iterator[bytes], lean: LeanFile) -> byt
 def _lean_record(text: bytes) -> tuple[dict[str, object], np.ndarray | None]:
     """A record's fields but the unread ones, parsed, and its latency samples (None where it has none, or where they
     are not all finite positive numbers: then they stay in the record, for the check to name)."""
-    cuts = sorted(span for key in UNREAD if (span := _field_span(text, key)) is not None)
-    samples = None
-    latency = _field_span(text, b"latency")
-    if latency is not None:
-        opened = text.find(_SAMPLES, *latency)
+    cuts, samples, after = [], None, 0
+    for key in _IN_ORDER:
+        span = _field_span(text, key, after)
+        if span is None:
+            continue
+        after = span[0]
+        if key != b"latency":
+            cuts.append(span)
+            continue
+        opened = text.find(_SAMPLES, *span)
         closed = text.find(b"]", opened) if opened >= 0 else -1
-        if 0 <= closed < latency[1]:
-            body = text[opened + len(_SAMPLES) : closed]
-            samples = _numbers(body)
+        if 0 <= closed < span[1]:
+            samples = _numbers(text[opened + len(_SAMPLES) : closed])
             if samples is not None:
-                cuts = sorted((*cuts, (opened + len(_SAMPLES), closed)))
+                cuts.append((opened + len(_SAMPLES), closed))
     kept, position = [], 0
-    for start, end in cuts:
+    for start, end in sorted(cuts):
         kept.append(text[position:start])
         position = end
     kept.append(text[position:])
-    lean = _TRAILING_COMMA.sub(rb"\1}", b"".join(kept))  # where the last field was cut, its comma stays behind
+    lean = b"".join(kept)
+    body = lean[: -len(_RECORD_END)].rstrip()
+    if body.endswith(b","):  # the last field was cut: its comma stays behind
+        lean = body[:-1] + _RECORD_END
     record = _parsed(lean)
     if not isinstance(record, dict):
         raise _OtherLayout
@@ -153,23 +161,31 @@ def _lean_record(text: bytes) -> tuple[dict[str, object], np.ndarray | None]:
 
 
 def _kept(record: dict[str, object]) -> dict[str, object]:
-    """The record with only what compare reads of its nested objects, its keys and short texts interned (the same
-    case, backend and device names repeat in every record)."""
-    kept: dict[str, object] = {}
-    for key, value in record.items():
-        if key in _KEPT and isinstance(value, dict):
-            value = {name: part for name, part in value.items() if name in _KEPT[key]}
-        elif key == "accuracy" and isinstance(value, list):
-            value = [{k: v for k, v in o.items() if k in _KEPT_OUTPUT} if isinstance(o, dict) else o for o in value]
-        elif isinstance(value, str) and len(value) <= 64:
-            value = sys.intern(value)
-        kept[sys.intern(key)] = value
+    """The record with only what compare reads of its nested objects, its keys and the names that repeat in every
+    record interned."""
+    kept = {sys.intern(key): value for key, value in record.items()}
+    for key, names in _KEPT.items():
+        value = kept.get(key)
+        if isinstance(value, dict):
+            kept[key] = {name: part for name, part in value.items() if name in names}
+    outputs = kept.get("accuracy")
+    if isinstance(outputs, list):
+        kept["accuracy"] = [
+            {k: v for k, v in o.items() if k in _KEPT_OUTPUT} if isinstance(o, dict) else o for o in outputs
+        ]
+    for key in _NAMES:
+        if isinstance(name := kept.get(key), str):
+            kept[key] = sys.intern(name)
     return kept
 
 
-def _field_span(text: bytes, key: bytes) -> tuple[int, int] | None:
-    """(start, end) of the field `key` of a record, its trailing comma and newline included; None where absent."""
-    start = text.find(_FIELD + key + b'": ')
+def _field_span(text: bytes, key: bytes, after: int) -> tuple[int, int] | None:
+    """(start, end) of the field `key` of a record, its trailing comma and newline included; None where absent.
+    Looked for after `after` first (the harness's order), then from the start."""
+    pattern = _FIELD + key + b'": '
+    start = text.find(pattern, after)
+    if start < 0:
+        start = text.find(pattern)
     if start < 0:
         return None
     end = text.find(_FIELD, start + 1)

@@ -59,6 +59,9 @@ def failed(template: str, shape: str = "opt", message: str = "AssertionError: pr
 
 
 def write(path: Path, *records: Record) -> str:
+    """A results file as the harness writes it (schema.write's layout, which compare reads lean)."""
+    from harness.results import schema
+
     document = {
         "schema": "trt-harness/results",
         "schema_version": 1,
@@ -66,7 +69,7 @@ def write(path: Path, *records: Record) -> str:
         "settings": {},
         "tests": list(records),
     }
-    path.write_text(json.dumps(document))
+    schema.write(path, document)
     return str(path)
 
 
@@ -244,7 +247,8 @@ def test_row_25_nan_is_never_shown_as_a_number(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_row_18_a_large_file_is_judged_like_a_small_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A results file of 100,000 tests: compare killed at 900 s (2.3 GB); here its correctness at 2,000 tests."""
+    """A results file of 100,000 tests: compare killed at 900 s (2.3 GB); here its correctness at 2,000 tests
+    (speed and memory: benchmarks/compare_scale.py)."""
     shapes = [f"s{index}" for index in range(1000)]
     old = [
         record(template, shape, seed=index) for index, shape in enumerate(shapes) for template in (LATENCY, ACCURACY)
@@ -318,3 +322,29 @@ def test_row_21_a_bad_list_fails_its_own_item_and_the_session_runs_on(
     result = pytester.runpytest(*FAST)
     result.assert_outcomes(passed=3, failed=1)
     assert "baselines/known-failures.toml: [[known]] entry 1 (x) needs a reason" in result.stdout.str()
+
+
+def test_row_18_the_lean_reading_equals_a_whole_parse(tmp_path: Path) -> None:
+    """Read lean (harness layout) or whole (any other layout), a file gives the same records and samples."""
+    from harness.results import lean
+
+    records = [record(LATENCY, f"s{index}", seed=index) for index in range(50)] + [failed(ACCURACY)]
+    records[3]["derivation"] = {"scales": {"conv1.weight": [0.5] * 100}}  # cut unread
+    records[4]["message"] = 'a message with "samples_us": [1, 2] and\n  } inside'
+    harness_layout = lean.load(Path(write(tmp_path / "lean.json", *records)))
+    (tmp_path / "compact.json").write_text(json.dumps(json.loads((tmp_path / "lean.json").read_text())))
+    whole = lean.load(tmp_path / "compact.json")
+    assert harness_layout.records == whole.records and harness_layout.header == whole.header
+    assert sorted(harness_layout.samples) == sorted(whole.samples) == list(range(50))
+    assert all(np.array_equal(harness_layout.samples[i], records[i]["latency"]["samples_us"]) for i in range(50))  # type: ignore[index]
+    assert (
+        "derivation" not in harness_layout.records[3] and harness_layout.records[4]["message"] == records[4]["message"]
+    )
+
+
+def test_row_18_a_truncated_large_file_exits_2_saying_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A results file cut short (a killed merge) is refused with the place and the fix, as before."""
+    path = Path(write(tmp_path / "new.json", *[record(LATENCY, f"s{index}") for index in range(20)]))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert cli.main(["compare", write(tmp_path / "old.json", record(LATENCY)), str(path)]) == 2
+    assert "new.json is not valid JSON" in capsys.readouterr().err
