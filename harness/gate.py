@@ -16,8 +16,8 @@ real regression of the engine moves every run, the quartile with the median, so 
 The CIs are closed-form and distribution-free (Price & Bonett 2002, "Distribution-free confidence intervals
 for difference and ratio of medians", generalized to any quantile): each side's log-quantile gets its variance
 from the order statistics that bound its binomial CI, and the log-ratio's CI adds both. They agree with a
-percentile bootstrap to a few thousandths, and cost one sort per side instead of 2000 resamples: `compare`
-judges 100,000 tests in seconds (a bootstrap per test took 171 s for 10,000).
+percentile bootstrap to a few thousandths, and cost one sort per side instead of 2000 resamples (a bootstrap
+per test made `compare` take 171 s for 10,000 tests).
 Improvements are the mirror image and fail only on request (stale baselines).
 
 Accuracy. A test regresses when an output fails its tolerance (the accuracy test already fails),
