@@ -24,8 +24,22 @@ from harness.results.schema import ResultsFileError, read_json
 
 # Fields of a record that compare never reads: cut before parsing. In the order the harness writes them (schema.
 # TestRecord.to_json), with "latency", whose samples are cut: each is looked for after the one before.
-UNREAD = (b"nodeid", b"input_shapes", b"build", b"host_latency", b"derivation", b"layers", b"localization")
-_IN_ORDER = (*UNREAD[:3], b"latency", *UNREAD[3:])
+UNREAD = (
+    b"nodeid",
+    b"point",
+    b"input_shapes",
+    b"backend_library",
+    b"backend_clock",
+    b"build",
+    b"compared_with",
+    b"host_latency",
+    b"derivation",
+    b"layers",
+    b"localization",
+    b"worker",
+    b"cuda_visible_devices",
+)
+_IN_ORDER = (*UNREAD[:7], b"latency", *UNREAD[7:])
 # What compare reads of the nested objects it keeps (harness/results/comparison.py, schema.TestResult.from_json);
 # the rest is dropped after parsing, so that 100,000 records stay small.
 _KEPT = {
