@@ -282,20 +282,20 @@ def _measurement_record(index: int, position: int, arm: str, result: Measurement
     }
 
 
-def _judge(job: tuple[str, int, np.ndarray, np.ndarray, GatePolicy, int]) -> tuple[str, dict[str, Any]]:
+def _judge(job: tuple[str, int, np.ndarray, np.ndarray, GatePolicy]) -> tuple[str, dict[str, Any]]:
     """One comparison, in a worker process."""
-    name, index, old, new, policy, seed = job
-    result = compare_latency(old.tolist(), new.tolist(), policy, seed=seed)
+    name, index, old, new, policy = job
+    result = compare_latency(old.tolist(), new.tolist(), policy)
     data = result.to_json()
     del data["reason"]
     return name, {"round": index, **data}
 
 
-def judge(rows: list[Row], taken: list[dict[str, Any]], policy: GatePolicy, seed: int, workers: int) -> list[RowResult]:
+def judge(rows: list[Row], taken: list[dict[str, Any]], policy: GatePolicy, workers: int) -> list[RowResult]:
     by_key = {(m["round"], m["arm"]): m["samples_us"] for m in taken}
     rounds = sorted({m["round"] for m in taken})
     jobs = [
-        (row.name, index, by_key[(index, row.old)], by_key[(index, row.new)], policy, seed + index)
+        (row.name, index, by_key[(index, row.old)], by_key[(index, row.new)], policy)
         for row in rows
         for index in rounds
     ]
@@ -312,7 +312,6 @@ def judge(rows: list[Row], taken: list[dict[str, Any]], policy: GatePolicy, seed
             by_key[(index, next(r.old for r in rows if r.name == name))],
             samples,
             policy,
-            seed + index,
         )
         for (name, index), samples in again.items()
     ]
@@ -539,7 +538,7 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
     measure_s = time.perf_counter() - started
     log(f"judging {len(rows) * args.comparisons} comparisons")
     started = time.perf_counter()
-    results = judge(rows, taken, gate, args.seed, os.cpu_count() or 1)
+    results = judge(rows, taken, gate, os.cpu_count() or 1)
     judge_s = time.perf_counter() - started
 
     return {
@@ -646,7 +645,7 @@ def gpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
 
     log(f"judging {len(rows) * args.comparisons} comparisons")
     started = time.perf_counter()
-    results = judge(rows, taken, gate, args.seed, min(8, os.cpu_count() or 1))
+    results = judge(rows, taken, gate, min(8, os.cpu_count() or 1))
     judge_s = time.perf_counter() - started
     return {
         "mode": "gpu",
@@ -751,7 +750,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"Each measurement: measure() with budget {policy['budget_s']} s, stop at "
             f"±{policy['target_rel_ci']:.1%} CI of the median; baseline median {p['baseline_median_us']:.3f} µs. "
             f"Gate: threshold {gate['latency_threshold']:.0%}, α {gate['alpha']}, {gate['confidence']:.0%} "
-            f"bootstrap CIs of the ratio of medians and of p{gate['low_quantile'] * 100:.0f}s. {p['rounds']} rounds, every arm once per round in a seeded "
+            f"order-statistic CIs of the ratio of medians and of p{gate['low_quantile'] * 100:.0f}s. {p['rounds']} rounds, every arm once per round in a seeded "
             f"random order; A/B compares with the round's A. Wall time {report['wall_s']:.0f} s (measuring "
             f"{report['phases_s']['measure']:.0f} s, judging {report['phases_s']['judge']:.0f} s)."
         ),
@@ -890,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 comparisons per row, no target judged")
     parser.add_argument("--comparisons", type=int, default=None, help="comparisons per row (default 100; quick 10)")
     parser.add_argument("--budget", type=float, default=None, help="CPU mode: per-measurement budget in s")
-    parser.add_argument("--seed", type=int, default=SEED, help="order of the arms in each round, bootstrap seeds")
+    parser.add_argument("--seed", type=int, default=SEED, help="order of the arms in each round")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     if args.comparisons is None:

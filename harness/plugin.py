@@ -17,7 +17,7 @@ import filelock
 import numpy as np
 import pytest
 
-from harness import atomic, baselines, hookspecs, parallel
+from harness import atomic, baselines, hookspecs, known_failures, parallel
 from harness.backends import (
     Backend,
     BackendDescriptor,
@@ -559,7 +559,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = config.stash[STATE]
     settings = state.settings
     _without_duplicate_suite(config, items)
-    messages = list(settings.unknown_selections)
+    messages = [*settings.unknown_selections, *_mark_known_failures(settings, items)]
     cases = {point.case.name: point.case for item in items if (point := _point_of(item)) is not None}
     if settings.precision_options.keep_fp32 and cases:
         messages += _unknown_kept_nodes(list(cases.values()), settings.precision_options.keep_fp32)
@@ -572,6 +572,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items.append(_error_item(state, session, SpecErrorItem, f"harness-spec-error-{index}", message))
     if not config.option.collectonly and (state.input_errors or any(_point_of(item) for item in items)):
         _start(state)
+
+
+def _mark_known_failures(settings: Settings, items: list[pytest.Item]) -> list[str]:
+    """Mark each selected harness test that the reviewed list names xfail, strictly (a listed test that passes fails
+    until its entry goes); the list's problem as a message, for an item of its own."""
+    selected = [item for item in items if _point_of(item) is not None]
+    if not selected:
+        return []
+    try:
+        known = known_failures.load(settings.gate.baselines / known_failures.FILE_NAME)
+    except known_failures.KnownFailuresError as error:
+        return [str(error)]
+    for item in selected:
+        if (entry := known.listed(item.name)) is not None:
+            item.add_marker(pytest.mark.xfail(reason=known_failures.xfail_reason(known, entry), strict=True))
+    return []
 
 
 def _error_item(
@@ -817,7 +833,10 @@ def pytest_runtest_makereport(
         # Skipped before its fixture opened a record (a build-only run, a marker): recorded all the same, so that
         # the results file, the summary and the report count what pytest counts.
         results.open(item.name, item.nodeid, point)
-    results.settle(item.nodeid, report.when, report.outcome, message)
+    outcome, message = known_failures.settled(
+        report.when, report.outcome, message, getattr(report, "wasxfail", None), report.longrepr
+    )
+    results.settle(item.nodeid, report.when, outcome, message)
     return report
 
 

@@ -20,7 +20,14 @@ from harness.bench import report_samples
 from harness.case import Precision, Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
-from harness.gate import MIN_GATE_SAMPLES, compare_accuracy, compare_latency, starved_reason, timing_differences
+from harness.gate import (
+    MIN_GATE_SAMPLES,
+    compare_accuracy,
+    compare_latency,
+    starved,
+    starved_reason,
+    timing_differences,
+)
 from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.plugin import BuildContext, PairContext, PointContext
@@ -173,14 +180,9 @@ def _measure_enough(timer: Timer, policy: MeasurePolicy) -> tuple[Measurement, b
     """measure(); once more when the budget ran out before MIN_GATE_SAMPLES samples (a stall at the start of a
     session, a neighbour taking the CPU). Returns the measurement and whether it was the second one."""
     measurement = measure(timer, policy)
-    if not _too_few(measurement.stop_reason, measurement.stats.count):
+    if not starved(measurement.stop_reason, measurement.stats.count):
         return measurement, False
     return measure(timer, policy), True
-
-
-def _too_few(stop_reason: object, count: object) -> bool:
-    """Stopped by the budget with fewer samples than the gate needs (a "ci" stop was precise enough)."""
-    return stop_reason == "budget" and isinstance(count, (int, float)) and count < MIN_GATE_SAMPLES
 
 
 def _latency_gate(context: PointContext, measurement: Measurement, remeasured: bool) -> dict[str, object]:
@@ -190,13 +192,13 @@ def _latency_gate(context: PointContext, measurement: Measurement, remeasured: b
     count = measurement.stats.count
     # Starved (the budget ran out before MIN_GATE_SAMPLES, twice): there is no verdict to give against a
     # baseline, and no baseline to record from it; a plain run without a baseline only records the numbers.
-    if _too_few(measurement.stop_reason, count) and (has_baseline or not context.gate.enforce):
+    if starved(measurement.stop_reason, count) and (has_baseline or not context.gate.enforce):
         policy = context.measure_policy
         cap = max(policy.budget_s, policy.budget_max_s)
         return _inconclusive(
             context, count, remeasured, starved_reason(count, measurement.timed_s, cap, twice=remeasured)
         )
-    if has_baseline and _too_few(baseline.get("stop_reason"), baseline.get("count")):
+    if has_baseline and starved(baseline.get("stop_reason"), baseline.get("count")):
         return _inconclusive(
             context,
             count,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.gate import GatePolicy, compare_latency, ratio_ci
+from harness.gate import GatePolicy, compare_latency, rank_test, ratio_ci
 
 
 def runs(n: int, seed: int, scale: float = 1.0) -> np.ndarray:
@@ -51,11 +51,13 @@ def test_the_policy_keeps_its_positional_interface() -> None:
     assert (policy.latency_threshold, policy.alpha, policy.confidence, policy.low_quantile) == (0.05, 0.01, 0.95, 0.25)
 
 
-def test_the_numpy_bootstrap_agrees_with_scipys() -> None:
+@pytest.mark.parametrize("sizes", [(600, 500), (40, 35), (5000, 4000)])
+def test_the_closed_form_ci_agrees_with_scipys_bootstrap(sizes: tuple[int, int]) -> None:
+    """The order-statistic CI of the ratio of medians matches a 4000-resample percentile bootstrap."""
     from scipy import stats
 
-    old, new = runs(600, 4), runs(500, 5, 1.07)
-    low, high = ratio_ci(old, new, 0.95, seed=0)
+    old, new = runs(sizes[0], 4), runs(sizes[1], 5, 1.07)
+    low, high = ratio_ci(old, new, 0.95)
     reference = stats.bootstrap(
         (new, old),
         lambda a, b, axis: np.median(a, axis=axis) / np.median(b, axis=axis),
@@ -66,3 +68,14 @@ def test_the_numpy_bootstrap_agrees_with_scipys() -> None:
         random_state=np.random.default_rng(1),
     ).confidence_interval
     assert low == pytest.approx(reference.low, abs=0.003) and high == pytest.approx(reference.high, abs=0.003)
+
+
+@pytest.mark.parametrize("sizes", [(5, 800), (9, 9), (300, 200), (2000, 2000)])
+def test_the_rank_test_agrees_with_scipys_mann_whitney(sizes: tuple[int, int]) -> None:
+    """Both one-sided p-values from one ranking equal scipy's, ties (rounded samples) included."""
+    from scipy import stats
+
+    old, new = np.round(runs(sizes[0], 6), 1), np.round(runs(sizes[1], 7, 1.01), 1)
+    slower, faster = rank_test(new, old)
+    assert slower == pytest.approx(stats.mannwhitneyu(new, old, alternative="greater").pvalue, rel=1e-9)
+    assert faster == pytest.approx(stats.mannwhitneyu(new, old, alternative="less").pvalue, rel=1e-9)

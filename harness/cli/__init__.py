@@ -9,7 +9,8 @@ produces the two files itself, running one selection under two Python environmen
 pooling each side's rounds; merge.py joins the results files of CI shards. The results format and its
 renderers live in harness/results/.
 
-Exit status: 0 no regression, 1 a regression, a test OLD has and NEW lacks (unless --allow-removed), or an
+Exit status: 0 no regression, 1 a regression, a failing or inconclusive test in NEW that is not a listed known
+failure, a test OLD has and NEW lacks (unless --allow-removed), or an
 improvement with --fail-on-improvement; 2 the inputs cannot be used (the message names the file or command
 and the fix).
 """
@@ -126,6 +127,7 @@ def _gate_options(args: argparse.Namespace) -> GateOptions:
         args.accuracy_factor,
         args.fail_on_improvement,
         args.allow_removed,
+        Path(args.known_failures) if args.known_failures else None,
     )
 
 
@@ -240,6 +242,12 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         "--allow-removed",
         action="store_true",
         help="tests that OLD has and NEW lacks do not fail the gate (by default dropped coverage fails it)",
+    )
+    parser.add_argument(
+        "--known-failures",
+        metavar="FILE",
+        help="the reviewed list of known failures (default: known-failures.toml in OLD's baselines folder where OLD "
+        "is a baseline file, else baselines/known-failures.toml)",
     )
 
 

@@ -7,14 +7,21 @@ one Row per test id; the renderers (results/terminal.py, results/markdown.py) tu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.results.schema import TestResult
+from harness.baselines import is_number
+from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
+from harness.known_failures import NONE as NO_KNOWN_FAILURES
+from harness.known_failures import KnownFailures
+from harness.results.schema import VERDICTS, TestResult
 from harness.results.units import micros_number
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from harness.gate import AccuracyComparison, GatePolicy, LatencyComparison
 
 
@@ -28,6 +35,7 @@ class GateOptions:
     accuracy_factor: float
     fail_on_improvement: bool
     allow_removed: bool = False  # a test only OLD has is dropped coverage: it fails the gate unless allowed
+    known_failures: Path | None = None  # the reviewed list (harness/known_failures.py); None: the default place
 
     def policy(self, threshold: float) -> GatePolicy:
         from harness.gate import GatePolicy
@@ -44,6 +52,9 @@ class Side:
     source: str
     tests: Mapping[str, TestResult]
     build_only: bool = False  # a --build-only run: it holds build tests only
+    baselines_folder: Path | None = None  # where OLD is a baseline file: its baselines folder
+    # Latency samples by test id, where they were read apart from the records (harness/results/lean.py)
+    samples: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,11 +70,14 @@ class Row:
     latency: LatencyComparison | None
     old_error: float | None  # max mean_rel over the outputs
     new_error: float | None
-    verdict: str  # pass, regression, improvement, new, removed or skip
+    # pass, regression, unchanged failure, known failure, inconclusive, fixed (passes, yet listed as a known
+    # failure), improvement, new, removed or skip
+    verdict: str
     reasons: tuple[str, ...]
+    detail: str = ""  # shown after the verdict: "12 samples < 30"
 
 
-def compare(old: Side, new: Side, options: GateOptions) -> list[Row]:
+def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = NO_KNOWN_FAILURES) -> list[Row]:
     """One row per test id of either side: OLD's order first, then the ids only NEW has. A build-only NEW run (the
     upgrade's first, cheap step) is judged on its builds: the tests it did not run are not dropped coverage."""
     rows = []
@@ -76,11 +90,17 @@ def compare(old: Side, new: Side, options: GateOptions) -> list[Row]:
         elif new_test is None:
             rows.append(_row(test_id, old_test, None, None, "removed", (_removed_reason(options),)))
         else:
-            rows.append(compare_pair(old_test, new_test, options))
+            samples = (old.samples.get(test_id), new.samples.get(test_id))
+            rows.append(compare_pair(old_test, new_test, options, known, samples))
     for test_id, new_test in new.tests.items():
         if test_id not in old.tests:
-            rows.append(_row(test_id, None, new_test, None, "new", ("only in the new file",)))
+            verdict, reasons = _own_verdict(None, new_test, known) or ("new", ("only in the new file",))
+            rows.append(_row(test_id, None, new_test, None, verdict, reasons))
     return rows
+
+
+# Verdicts that fail the gate whatever the options: NEW failed, or could not be judged.
+FAILING = frozenset({"regression", "unchanged failure", "inconclusive"})
 
 
 def _fixed_corner_kept_as(old_test: TestResult, old: Side, new: Side) -> str | None:
@@ -100,8 +120,9 @@ def _fixed_corner_kept_as(old_test: TestResult, old: Side, new: Side) -> str | N
 
 
 def exit_status(rows: Iterable[Row], options: GateOptions) -> int:
-    """0: nothing fails the gate; 1: a regression, a removed test (unless allowed) or, on request, an improvement."""
-    failing = {"regression", "improvement"} if options.fail_on_improvement else {"regression"}
+    """0: nothing fails the gate; 1: a regression, a failure or inconclusive test in NEW (unless a known failure), a
+    removed test (unless allowed) or, on request, an improvement."""
+    failing = set(FAILING) | ({"improvement"} if options.fail_on_improvement else set())
     if not options.allow_removed:
         failing.add("removed")  # dropped coverage must not pass the upgrade gate unnoticed
     return 1 if any(row.verdict in failing for row in rows) else 0
@@ -116,10 +137,22 @@ def _removed_reason(options: GateOptions) -> str:
     )
 
 
-def compare_pair(old: TestResult, new: TestResult, options: GateOptions) -> Row:
-    """The gate's latency and accuracy verdicts for one test present on both sides."""
+def compare_pair(
+    old: TestResult,
+    new: TestResult,
+    options: GateOptions,
+    known: KnownFailures = NO_KNOWN_FAILURES,
+    samples: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+) -> Row:
+    """One test present on both sides: NEW's own verdict first (a failing or inconclusive test fails the comparison
+    whatever its numbers), then the gate's latency and accuracy verdicts on the numbers."""
     from harness.gate import compare_accuracy, compare_latency, timing_differences
 
+    if new.gate is not None and new.gate.verdict == "inconclusive":
+        return _row(new.id, old, new, None, "inconclusive", (new.gate.reason or "",), _gate_shortfall(new))
+    own = _own_verdict(old, new, known)
+    if own is not None:
+        return _row(new.id, old, new, None, *own)
     if old.verdict == "pass" and new.verdict == "skip" and refused(new):
         # A backend that built or ran the point before and now refuses the model (an operator its parser lost, an
         # attribute it no longer supports: harness.errors.ModelRefusedError) has regressed, skip or not.
@@ -134,15 +167,110 @@ def compare_pair(old: TestResult, new: TestResult, options: GateOptions) -> Row:
     if skipped:
         return _row(new.id, old, new, None, "skip", skipped)
     policy = options.policy(_threshold(old, new, options))
-    old_samples, new_samples = _samples(old), _samples(new)
-    latency = compare_latency(old_samples, new_samples, policy) if old_samples and new_samples else None
+    short = _too_few_samples(old, new)
+    if short is not None:
+        reason, detail = short
+        return _row(new.id, old, new, None, "inconclusive", (reason,), detail)
+    old_samples, new_samples = _samples(old, samples[0]), _samples(new, samples[1])
+    measured = len(old_samples) > 0 and len(new_samples) > 0
+    latency = compare_latency(old_samples, new_samples, policy) if measured else None
     old_accuracy, new_accuracy = _accuracy_entries(old), _accuracy_entries(new)
     accuracy = compare_accuracy(old_accuracy, new_accuracy, policy) if old_accuracy and new_accuracy else []
     if latency is None and not accuracy:
         return _row(new.id, old, new, None, *_without_measurements(old, new))
     verdict, reasons = _verdict(latency, accuracy)
     changed = timing_differences(old.raw, new.raw) if latency is not None else None
+    if verdict == "pass" and (entry := known.listed(new.id)) is not None:
+        verdict, reasons = "fixed", (_fixed_reason(known, entry.test, entry.reason),)
     return _row(new.id, old, new, latency, verdict, (*reasons, changed) if changed else reasons)
+
+
+def _too_few_samples(old: TestResult, new: TestResult) -> tuple[str, str] | None:
+    """(reason, detail) where a side's latency was stopped by its budget before the gate's minimum of samples: no
+    verdict then, here as in the session (harness/gate.py's starved, one rule for both). None otherwise."""
+    from harness.gate import MIN_GATE_SAMPLES, starved
+
+    for side, test in (("new", new), ("old", old)):
+        stats = test.raw.get("latency")
+        if (
+            test.latency is None
+            or not isinstance(stats, Mapping)
+            or not starved(stats.get("stop_reason"), test.latency.count)
+        ):
+            continue
+        fix = (
+            "raise --latency-budget (ini harness_latency_budget) and run it again"
+            if side == "new"
+            else "record the old side again with a larger --latency-budget"
+        )
+        count = test.latency.count
+        reason = (
+            f"the {side} side's latency budget ran out after {count} samples, the gate needs at least "
+            f"{MIN_GATE_SAMPLES}; {fix}"
+        )
+        return reason, f"{count} samples < {MIN_GATE_SAMPLES}"
+    return None
+
+
+def _gate_shortfall(test: TestResult) -> str:
+    """ "12 samples < 30" as the session's inconclusive gate recorded it, else nothing."""
+    gate = test.raw.get("gate")
+    found = (gate.get("samples"), gate.get("min_samples")) if isinstance(gate, Mapping) else (None, None)
+    return f"{found[0]} samples < {found[1]}" if all(is_number(value) for value in found) else ""
+
+
+def _own_verdict(old: TestResult | None, new: TestResult, known: KnownFailures) -> tuple[str, tuple[str, ...]] | None:
+    """The verdict NEW's own failure imposes: a known failure, one unchanged since OLD, or a regression; None where
+    NEW did not fail."""
+    if new.failed:
+        said = f"{new.verdict} in the new run: {new.message}"
+        entry = known.find(new.id, new.verdict)
+        if entry is not None:
+            return "known failure", (f"{said}; listed in {known.source} ({entry.test}): {entry.reason}",)
+        if old is not None and old.failed:
+            accept = f"if it is accepted, list it in {KNOWN_FAILURES_FILE} with a reason"
+            return "unchanged failure", (f"{old.verdict} in the old run too; {said}; {accept}",)
+        return "regression", (f"{_before(old)}, {new.verdict} in the new one: {new.message}",)
+    return None
+
+
+def _before(old: TestResult | None) -> str:
+    if old is None:
+        return "only in the new file"
+    return "passed in the old run" if old.verdict == "pass" else f"{old.verdict} in the old run"
+
+
+def _fixed_reason(known: KnownFailures, test: str, reason: str) -> str:
+    return (
+        f"passes, yet {known.source} lists it as a known failure ({test}: {reason}): remove the entry so that the "
+        "list stays reviewed"
+    )
+
+
+def record_problem(record: Mapping[str, object], samples: np.ndarray | None = None) -> str | None:
+    """What `compare` cannot judge in one record, beyond the fields the gate reads (harness/baselines.py's
+    record_problem): the test's own verdict, and the measurements a passing latency or accuracy test carries
+    (its samples as read apart from the record, where they were). None when it is usable."""
+    if "verdict" not in record:
+        return '"verdict" is missing (pass, fail, error or skip)'
+    verdict = record["verdict"]
+    if verdict not in VERDICTS:
+        return f'"verdict" is {verdict!r}; it must be one of {", ".join(VERDICTS)}'
+    kind = str(record.get("id", "")).split("[", 1)[0]
+    if verdict != "pass" or kind not in _MEASURED:
+        return None
+    name = _MEASURED[kind]
+    value = record.get(name)
+    if name == "latency":
+        value = samples if samples is not None else value.get("samples_us") if isinstance(value, Mapping) else None
+        name = "latency.samples_us"
+    if value is None or len(value) == 0:  # type: ignore[arg-type]
+        return f'"{name}" is missing or empty: a passing {kind.removeprefix("test_")} test records it'
+    return None
+
+
+# What a passing test of each kind must have recorded for the gate to judge it.
+_MEASURED = {"test_latency": "latency", "test_accuracy": "accuracy"}
 
 
 def refused(test: TestResult) -> bool:
@@ -164,9 +292,8 @@ def _verdict(latency: LatencyComparison | None, accuracy: Sequence[AccuracyCompa
 
 
 def _without_measurements(old: TestResult, new: TestResult) -> tuple[str, tuple[str, ...]]:
-    """A test that now fails or errors before measuring anything is a regression; otherwise there is nothing to judge."""
-    if new.failed and old.verdict == "pass":
-        return "regression", (f"passed in the old run, {new.verdict} in the new one: {new.message}",)
+    """Both passed without measuring what the gate compares, or there is nothing to judge (NEW's failures are
+    judged before: _own_verdict)."""
     if old.verdict == new.verdict == "pass":
         # A build test measures nothing the gate compares, a fuzz test checks many shapes but keeps no figures:
         # passing is their whole verdict, on both sides.
@@ -204,8 +331,10 @@ def _backend_defaults(test: TestResult) -> tuple[str, float]:
     return descriptor.device_kind.value, descriptor.latency_threshold
 
 
-def _samples(test: TestResult) -> list[float]:
-    return list(test.latency.samples_us) if test.latency is not None else []
+def _samples(test: TestResult, read_apart: np.ndarray | None) -> Sequence[float] | np.ndarray:
+    if read_apart is not None:
+        return read_apart
+    return test.latency.samples_us if test.latency is not None else ()
 
 
 def _accuracy_entries(test: TestResult) -> list[Mapping[str, object]]:
@@ -215,9 +344,25 @@ def _accuracy_entries(test: TestResult) -> list[Mapping[str, object]]:
 
 
 def _max_error(test: TestResult | None) -> float | None:
-    errors = [output.mean_rel for output in test.accuracy or ()] if test is not None else []
-    finite = [error for error in errors if error is not None and math.isfinite(error)]
-    return max(finite) if finite else None
+    """The largest mean relative error over the outputs; NaN (or Inf) where an output held NaN (or Inf) elements,
+    whose mean over the finite elements would show a clean number."""
+    if test is None:
+        return None
+    counted = [_nonfinite(entry) for entry in _accuracy_entries(test)]
+    if any(nan for nan, _ in counted):
+        return math.nan
+    if any(inf for _, inf in counted):
+        return math.inf
+    errors = [output.mean_rel for output in test.accuracy or () if output.mean_rel is not None]
+    if any(math.isnan(error) for error in errors):
+        return math.nan
+    return max(errors) if errors else None
+
+
+def _nonfinite(entry: Mapping[str, object]) -> tuple[bool, bool]:
+    """(NaN elements, Inf elements) as the accuracy entry counted them."""
+    nan, inf = entry.get("nan_count"), entry.get("inf_count")
+    return (is_number(nan) and nan > 0), (is_number(inf) and inf > 0)
 
 
 def _row(
@@ -227,6 +372,7 @@ def _row(
     latency: LatencyComparison | None,
     verdict: str,
     reasons: tuple[str, ...],
+    detail: str = "",
 ) -> Row:
     test = new if new is not None else old
     assert test is not None, "a row has a test on at least one side"
@@ -242,6 +388,7 @@ def _row(
         new_error=_max_error(new),
         verdict=verdict,
         reasons=reasons,
+        detail=detail,
     )
 
 
@@ -297,12 +444,17 @@ COLUMNS = (
     "verdict",
 )
 NUMERIC = frozenset({"old µs", "new µs", "ratio [95 % CI]", "errors old / new"})
-_VERDICT_LABELS = {"regression": "REGRESSION"}
+_VERDICT_LABELS = {"regression": "REGRESSION", "unchanged failure": "UNCHANGED FAILURE"}
 
 
 def label(verdict: str) -> str:
-    """A verdict as shown: a regression in capitals, so that it stands out in a long table."""
+    """A verdict as shown: a regression or a failure in capitals, so that it stands out in a long table."""
     return _VERDICT_LABELS.get(verdict, verdict)
+
+
+def verdict_cell(row: Row) -> str:
+    """The verdict with its detail: "inconclusive (12 samples < 30)"."""
+    return f"{label(row.verdict)} ({row.detail})" if row.detail else label(row.verdict)
 
 
 def cells(row: Row) -> dict[str, str]:
@@ -316,11 +468,11 @@ def cells(row: Row) -> dict[str, str]:
                 row.shape,
                 row.backend,
                 row.kind,
-                micros_number(latency.old_median_us) if latency else DASH,
-                micros_number(latency.new_median_us) if latency else DASH,
-                f"{latency.ratio:.3f} [{latency.ratio_ci[0]:.3f}, {latency.ratio_ci[1]:.3f}]" if latency else DASH,
+                _shown(latency.old_median_us, micros_number) if latency else DASH,
+                _shown(latency.new_median_us, micros_number) if latency else DASH,
+                _ratio(latency) if latency else DASH,
                 _errors(row.old_error, row.new_error),
-                label(row.verdict),
+                verdict_cell(row),
             ),
         )
     )
@@ -329,17 +481,43 @@ def cells(row: Row) -> dict[str, str]:
 def _errors(old: float | None, new: float | None) -> str:
     if old is None and new is None:
         return DASH
-    return " / ".join(f"{error:.1e}" if error is not None else DASH for error in (old, new))
+    return " / ".join(_shown(error, "{:.1e}".format) if error is not None else DASH for error in (old, new))
+
+
+def _ratio(latency: LatencyComparison) -> str:
+    three = "{:.3f}".format
+    low, high = latency.ratio_ci
+    return f"{_shown(latency.ratio, three)} [{_shown(low, three)}, {_shown(high, three)}]"
+
+
+def _shown(value: float, number: Callable[[float], str]) -> str:
+    """A number as `number` writes it; NaN and ±Inf as words: a non-finite value is never shown as a number."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Inf" if value > 0 else "-Inf"
+    return number(value)
 
 
 def counts(rows: Sequence[Row]) -> str:
     """ "1 REGRESSION, 3 pass": how many rows got each verdict, worst first."""
-    order = ("regression", "improvement", "pass", "new", "removed", "skip")
+    order = (
+        "regression",
+        "unchanged failure",
+        "inconclusive",
+        "improvement",
+        "known failure",
+        "fixed",
+        "pass",
+        "new",
+        "removed",
+        "skip",
+    )
     found = {verdict: sum(row.verdict == verdict for row in rows) for verdict in order}
     return ", ".join(f"{found[verdict]} {label(verdict)}" for verdict in order if found[verdict]) or "no tests"
 
 
 def notable(rows: Sequence[Row]) -> list[tuple[Row, str]]:
     """Why each regression or improvement was called: the table alone does not say which rule fired."""
-    shown = ("regression", "improvement", "removed")
+    shown = ("regression", "unchanged failure", "inconclusive", "improvement", "known failure", "fixed", "removed")
     return [(row, reason) for row in rows if row.verdict in shown for reason in row.reasons]
