@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.results.schema import TestResult
+from harness.results.text import number
 from harness.results.units import micros_number
 
 if TYPE_CHECKING:
@@ -197,6 +198,9 @@ def _accuracy_entries(test: TestResult) -> list[Mapping[str, object]]:
 
 
 def _max_error(test: TestResult | None) -> float | None:
+    """The largest finite mean relative error; NaN or Inf where an output held such elements (TestResult.nonfinite)."""
+    if test is not None and test.nonfinite is not None:
+        return float(test.nonfinite.lower())
     errors = [output.mean_rel for output in test.accuracy or ()] if test is not None else []
     finite = [error for error in errors if error is not None and math.isfinite(error)]
     return max(finite) if finite else None
@@ -311,7 +315,7 @@ def cells(row: Row) -> dict[str, str]:
 def _errors(old: float | None, new: float | None) -> str:
     if old is None and new is None:
         return DASH
-    return " / ".join(f"{error:.1e}" if error is not None else DASH for error in (old, new))
+    return " / ".join(number(error, ".1e") if error is not None else DASH for error in (old, new))
 
 
 def counts(rows: Sequence[Row]) -> str:
