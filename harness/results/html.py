@@ -7,13 +7,17 @@ by matplotlib with text kept as text (`svg.fonttype: none`, so the browser sets 
 the file stays small). The same document gives the same bytes: each figure's SVG ids are salted with a fixed
 string (`svg.hashsalt`) and no date is written into the SVG (the document's own `created` is shown).
 
-The figures stay few and small whatever the size of the matrix: one heat map, one latency figure per case,
-one figure of baseline ratios; everything else is HTML. Sections, in reading order: verdicts (errors and
+The figures stay few and small whatever the size of the matrix: one heat map (the 40 worst cases of a larger
+run), one latency figure per case (beyond 8 cases: the 20 worst tests and the medians per precision and
+backend), one figure of baseline ratios (the 40 furthest); everything else is HTML, every list bounded with a
+note of the rest, so that a fleet's merged file of 100,000 tests gives a report of about a MB
+(benchmarks/fleet_scale.py). Messages are capped and grouped (harness/results/text.py). Sections, in reading order: verdicts (errors and
 failures first, then passes, skips folded), the accuracy heat map, latency distributions, baseline ratios,
 per-layer precision, localization, builds, the environment.
 
 The plugin writes it after the results file (--harness-html); `python -m harness report RESULTS.json`
-(harness/cli/report.py) writes the report of any results file, without pytest.
+(harness/cli/report.py) writes the report of any results file, without pytest, reading it with load(): a record
+at a time, each latency test kept as its percentiles.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import html
 import io
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,49 +105,61 @@ def load(path: Path) -> ResultsDocument:
 
 
 # In the file's text, before it is decoded (stream.read's `prepare`): a record's latency samples (a list of plain
-# numbers) and an int8 derivation's scales (an object of lists of numbers), the bulk of a fleet's file. Each starts
-# with its key, literally (the regex engine then searches fast); _keyed checks that the quote is a key's own.
-_SAMPLES = re.compile(r'"samples_us":\s*\[([-+0-9.eE\s,]*)\]')
-_SCALES = re.compile(r'"scales":\s*\{[^{}]*\}')
+# numbers) and an int8 derivation's scales (an object of lists of numbers), the bulk of a fleet's file, found and
+# measured with str.find (C's own speed: a regex engine walks each character of them).
+_SAMPLES_KEY, _SCALES_KEY = '"samples_us":', '"scales":'
 
 
 def _condensed(chunk: str) -> str:
     """The chunk with each latency test's samples replaced by their percentiles, and int8 scales by null, each
     padded with spaces to its length; samples that are not all finite numbers > 0 are left for the checks."""
-    return _SCALES.sub(_no_scales, _SAMPLES.sub(_sample_percentiles, chunk))
+    samples = _each_value(chunk, _SAMPLES_KEY, ("[", "]"), _sample_percentiles)
+    return _each_value(samples, _SCALES_KEY, ("{", "}"), _no_scales)
 
 
-def _no_scales(match: re.Match[str]) -> str:
-    """null for the scales, where the match is one whole object: no escape, every quote paired (else its closing
-    brace was inside a tensor's name)."""
-    found = match.group(0)
-    return found if "\\" in found or found.count('"') % 2 else _padded('"scales": null', match)
+def _each_value(chunk: str, key: str, brackets: tuple[str, str], rewrite: Callable[[str], str | None]) -> str:
+    """The chunk with the value of each `key` (from its opening bracket to the first closing one, nothing nested
+    between) replaced by `rewrite(what is between them)` where that says something no longer, padded to its
+    length. Only a key counts: a quote after whitespace, "{" or "," (inside a string, a quote is escaped); a
+    value cut by the chunk's end is left whole."""
+    opening, closing = brackets
+    pieces, done = [], 0
+    found = chunk.find(key)
+    while found != -1:
+        value = found + len(key)
+        while value < len(chunk) and chunk[value] in _BLANK:
+            value += 1
+        end = chunk.find(closing, value) if chunk.startswith(opening, value) else -1
+        if end != -1 and found and chunk[found - 1] in _BLANK + "{," and chunk.find(opening, value + 1, end) == -1:
+            replacement = rewrite(chunk[value + 1 : end])
+            if replacement is not None and len(key) + 1 + len(replacement) <= end + 1 - found:
+                pieces += [chunk[done:found], f"{key} {replacement}".ljust(end + 1 - found)]
+                done = end + 1
+        found = chunk.find(key, max(found + 1, done))
+    return "".join([*pieces, chunk[done:]])
 
 
-def _keyed(match: re.Match[str]) -> bool:
-    """The match starts with a key: its quote follows whitespace, "{" or "," (inside a string, a quote is escaped)."""
-    return match.start() > 0 and match.string[match.start() - 1] in " \t\n\r{,"
+_BLANK = " \t\n\r"
 
 
-def _sample_percentiles(match: re.Match[str]) -> str:
+def _sample_percentiles(samples: str) -> str | None:
+    """A list of the samples' percentiles, where they are more than those and all finite numbers > 0."""
     import numpy as np
 
-    if not _keyed(match):
-        return match.group(0)
+    if samples.count(",") < _PERCENTILES:  # few enough to keep: not parsed twice
+        return None
     try:
-        values = np.fromstring(match.group(1), sep=",")  # text mode: C's own number parsing, all or ValueError
+        values = np.fromstring(samples, sep=",")  # text mode: C's own number parsing, all or ValueError
     except ValueError:  # not a list of numbers: decoded as it is, and refused by the checks
-        return match.group(0)
+        return None
     if len(values) <= _PERCENTILES or not (np.isfinite(values).all() and (values > 0).all()):
-        return match.group(0)
-    return _padded(f'"samples_us": [{", ".join(map(repr, _percentiles(values)))}]', match)
+        return None
+    return f"[{', '.join(map(repr, _percentiles(values)))}]"
 
 
-def _padded(replacement: str, match: re.Match[str]) -> str:
-    """The replacement, as long as what it replaces (an error's position stays the file's); the original where
-    the replacement would be longer."""
-    length = match.end() - match.start()
-    return replacement.ljust(length) if len(replacement) <= length and _keyed(match) else match.group(0)
+def _no_scales(scales: str) -> str | None:
+    """null, where the object is whole: no escape, every quote paired (else its "}" was inside a tensor's name)."""
+    return None if "\\" in scales or scales.count('"') % 2 else "null"
 
 
 def _kept(source: str, record: Mapping[str, object], texts: dict[str, str]) -> Mapping[str, object]:

@@ -107,7 +107,11 @@ def test_row_17_the_report_reads_the_file_a_record_at_a_time_with_the_same_resul
     samples = [float(value) for value in np.random.default_rng(0).lognormal(3, 0.5, 2000)]
     tests = [
         record("test_latency[a-fp32-opt-ort]", latency=latency(samples), derivation={"scales": {"w": [0.5] * 300}}),
-        record("test_accuracy[a-int8-opt-ort]", message='a message with "samples_us": [1, 2] in it', verdict="fail"),
+        record(
+            "test_accuracy[a-int8-opt-ort]",
+            "fail",
+            message=f'text of "samples_us": {list(range(1, 300))} ,"scales": {{}}',
+        ),
         record("test_latency[b-fp32-opt-ort]", latency=latency(samples[:50])),
     ]
     path = tmp_path / "r.json"
@@ -215,6 +219,8 @@ def test_row_26_a_list_of_every_weight_is_summarised() -> None:
     """Row 26: the IR-3 "Required inputs" message lists every weight."""
     weights = ", ".join(f"'layer{index}.weight'" for index in range(300))
     message = f"Required inputs ([{weights}]) are missing from input feed (['x'])."
+    page = html.render(document([record("test_accuracy[ir3-fp32-opt-ort]", "error", message=message)]))
+    assert "&#x27;layer4.weight&#x27;, … (295 more)]" in page and "layer299" not in page
     shown = text.capped(message, "r.json", "t")
     assert shown == (
         "Required inputs (['layer0.weight', 'layer1.weight', 'layer2.weight', 'layer3.weight', 'layer4.weight', "
