@@ -11,9 +11,10 @@ The figures stay few and small whatever the size of the matrix: one heat map (th
 run), one latency figure per case (beyond 8 cases: the 20 worst tests and the medians per precision and
 backend), one figure of baseline ratios (the 40 furthest); everything else is HTML, every list bounded with a
 note of the rest, so that a fleet's merged file of 100,000 tests gives a report of about a MB
-(benchmarks/fleet_scale.py). Messages are capped and grouped (harness/results/text.py). Sections, in reading order: verdicts (errors and
-failures first, then passes, skips folded), the accuracy heat map, latency distributions, baseline ratios,
-per-layer precision, localization, builds, the environment.
+(benchmarks/fleet_scale.py). Messages are capped and grouped (harness/results/text.py).
+
+Sections, in reading order: verdicts (errors and failures first, then passes, skips folded), the accuracy heat
+map, latency distributions, baseline ratios, per-layer precision, localization, builds, the environment.
 
 The plugin writes it after the results file (--harness-html); `python -m harness report RESULTS.json`
 (harness/cli/report.py) writes the report of any results file, without pytest, reading it with load(): a record
@@ -56,6 +57,7 @@ _COUNTED = {"error": "errors", "fail": "failed", "pass": "passed", "skip": "skip
 # with a note of what is left out (the results file has all of it).
 _LISTED_PASSES = 1000  # passing tests listed one per row; beyond, one row per case
 _LISTED_GROUPS = 2000  # rows of failures (one per distinct message) and of skips
+_GROUP_IDS = 50  # ids listed (folded) in the row of a message many tests failed with
 _PER_CASE_FIGURES = 8  # up to this many timed cases, one latency figure each; beyond, the worst tests and aggregates
 _WORST = 20  # tests in the worst-latency figure
 _FIGURE_ROWS = 40  # cases in the heat map, tests in the baseline ratios, when there are more
@@ -329,8 +331,8 @@ def _failure_row(group: Sequence[TestResult], source: str) -> tuple[str, str, st
     first = group[0]
     if len(group) == 1:
         return (_badge(first.verdict), _code(first.id), _escaped(_result(first)), _why(first, source))
-    ids = "<br>".join(_code(test.id) for test in group[: text.IDS_SHOWN * 5])
-    more = f"<br>and {len(group) - text.IDS_SHOWN * 5:,} more" if len(group) > text.IDS_SHOWN * 5 else ""
+    ids = "<br>".join(_code(test.id) for test in group[:_GROUP_IDS])
+    more = f"<br>and {len(group) - _GROUP_IDS:,} more" if len(group) > _GROUP_IDS else ""
     named = f"<details><summary>{len(group):,} tests</summary>{ids}{more}</details>"
     return (_badge(first.verdict), named, f"the same message on {len(group):,} tests", _why(first, source))
 
