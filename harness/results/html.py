@@ -746,7 +746,7 @@ def _around_first_failing(layers: Sequence[LocalizedLayer]) -> tuple[Sequence[Lo
 
 
 def _scientific(value: float | None) -> str:
-    return "" if value is None else f"{value:.2e}"
+    return "" if value is None else text.number(value, ".2e")
 
 
 def _bar(error: float | None, tolerance: float | None) -> str:
@@ -754,6 +754,8 @@ def _bar(error: float | None, tolerance: float | None) -> str:
     if error is None or not tolerance:
         return ""
     ratio = error / tolerance
+    if not math.isfinite(ratio):  # a layer's NaN/Inf: beyond any tolerance, never a short green bar
+        return f'<span class="bar over" style="width:100px"></span> {text.number(ratio)}'
     width = 100 * min(max((math.log10(ratio) - _HEAT_LOW) / (_HEAT_HIGH - _HEAT_LOW), 0.0), 1.0) if ratio > 0 else 0
     level = "over" if ratio > 1 else "under"
     return f'<span class="bar {level}" style="width:{width:.0f}px"></span> {ratio:.2g}'

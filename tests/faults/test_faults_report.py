@@ -171,6 +171,16 @@ def test_row_25_a_nan_output_is_never_a_number_or_a_green_cell_in_the_html_repor
     assert ">0 ✗<" not in heat
 
 
+def test_row_25_a_nan_layer_in_a_localization_is_named_and_over_its_tolerance() -> None:
+    """Row 25: NaN/Inf never rendered as a number or green, the localization's layers included."""
+    layers = [{"node": "conv1", "op_type": "Conv", "tensor": "c1", "mean_rel": "nan", "exceeds": True}]
+    localization = {"summary": "first layer beyond 1e-3: conv1", "ran_on": "ort", "tolerance": 1e-3, "layers": layers}
+    test = record("test_accuracy[m-fp16-opt-ort]", "fail", accuracy=[nan_output()], localization=localization)
+    shown = section(html.render(document([test])), "localization")
+    assert "<td>NaN</td>" in shown and '<span class="bar over" style="width:100px"></span> NaN' in shown
+    assert not re.search(r"\bnan\b", shown)  # Python's own spelling of a NaN, as printed before
+
+
 def test_row_25_the_terminal_summary_and_compare_say_nan() -> None:
     """Row 25, terminal and markdown: NaN/Inf never rendered as a number."""
     tests = [TestResult.from_json(record("test_accuracy[m-fp16-opt-ort]", "fail", accuracy=[nan_output()]))]
