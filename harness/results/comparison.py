@@ -17,6 +17,7 @@ from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
 from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
 from harness.results.schema import VERDICTS, TestResult
+from harness.results.text import number
 from harness.results.units import micros_number
 
 if TYPE_CHECKING:
@@ -344,25 +345,12 @@ def _accuracy_entries(test: TestResult) -> list[Mapping[str, object]]:
 
 
 def _max_error(test: TestResult | None) -> float | None:
-    """The largest mean relative error over the outputs; NaN (or Inf) where an output held NaN (or Inf) elements,
-    whose mean over the finite elements would show a clean number."""
-    if test is None:
-        return None
-    counted = [_nonfinite(entry) for entry in _accuracy_entries(test)]
-    if any(nan for nan, _ in counted):
-        return math.nan
-    if any(inf for _, inf in counted):
-        return math.inf
-    errors = [output.mean_rel for output in test.accuracy or () if output.mean_rel is not None]
-    if any(math.isnan(error) for error in errors):
-        return math.nan
-    return max(errors) if errors else None
-
-
-def _nonfinite(entry: Mapping[str, object]) -> tuple[bool, bool]:
-    """(NaN elements, Inf elements) as the accuracy entry counted them."""
-    nan, inf = entry.get("nan_count"), entry.get("inf_count")
-    return (is_number(nan) and nan > 0), (is_number(inf) and inf > 0)
+    """The largest finite mean relative error; NaN or Inf where an output held such elements (TestResult.nonfinite)."""
+    if test is not None and test.nonfinite is not None:
+        return float(test.nonfinite.lower())
+    errors = [output.mean_rel for output in test.accuracy or ()] if test is not None else []
+    finite = [error for error in errors if error is not None and math.isfinite(error)]
+    return max(finite) if finite else None
 
 
 def _row(
@@ -490,13 +478,9 @@ def _ratio(latency: LatencyComparison) -> str:
     return f"{_shown(latency.ratio, three)} [{_shown(low, three)}, {_shown(high, three)}]"
 
 
-def _shown(value: float, number: Callable[[float], str]) -> str:
-    """A number as `number` writes it; NaN and ±Inf as words: a non-finite value is never shown as a number."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Inf" if value > 0 else "-Inf"
-    return number(value)
+def _shown(value: float, shown: Callable[[float], str]) -> str:
+    """A number as `shown` writes it; NaN and ±Inf as words (text.number): never shown as a number."""
+    return shown(value) if math.isfinite(value) else number(value)
 
 
 def counts(rows: Sequence[Row]) -> str:

@@ -7,13 +7,18 @@ by matplotlib with text kept as text (`svg.fonttype: none`, so the browser sets 
 the file stays small). The same document gives the same bytes: each figure's SVG ids are salted with a fixed
 string (`svg.hashsalt`) and no date is written into the SVG (the document's own `created` is shown).
 
-The figures stay few and small whatever the size of the matrix: one heat map, one latency figure per case,
-one figure of baseline ratios; everything else is HTML. Sections, in reading order: verdicts (errors and
-failures first, then passes, skips folded), the accuracy heat map, latency distributions, baseline ratios,
-per-layer precision, localization, builds, the environment.
+The figures stay few and small whatever the size of the matrix: one heat map (the 40 worst cases of a larger
+run), one latency figure per case (beyond 8 cases: the 20 worst tests and the medians per precision and
+backend), one figure of baseline ratios (the 40 furthest); everything else is HTML, every list bounded with a
+note of the rest, so that a fleet's merged file of 100,000 tests gives a report of about a MB
+(benchmarks/fleet_scale.py). Messages are capped and grouped (harness/results/text.py).
+
+Sections, in reading order: verdicts (errors and failures first, then passes, skips folded), the accuracy heat
+map, latency distributions, baseline ratios, per-layer precision, localization, builds, the environment.
 
 The plugin writes it after the results file (--harness-html); `python -m harness report RESULTS.json`
-(harness/cli/report.py) writes the report of any results file, without pytest.
+(harness/cli/report.py) writes the report of any results file, without pytest, reading it with load(): a record
+at a time, each latency test kept as its percentiles.
 """
 
 from __future__ import annotations
@@ -27,11 +32,20 @@ from typing import TYPE_CHECKING
 
 from harness.atomic import write_atomically
 from harness.case import Precision
-from harness.results import units
-from harness.results.schema import VERDICTS, BuildResult, InputError, LayersResult, ResultsDocument, TestResult
+from harness.results import schema, text, units
+from harness.results.schema import (
+    VERDICTS,
+    BuildResult,
+    InputError,
+    LayersResult,
+    LocalizedLayer,
+    ResultsDocument,
+    TestResult,
+)
 from harness.results.terminal import build_time, opset_lines
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
@@ -39,8 +53,21 @@ if TYPE_CHECKING:
 # The order verdicts are listed in: what needs reading first. An unknown verdict sorts before all of them.
 _VERDICT_ORDER = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
 _COUNTED = {"error": "errors", "fail": "failed", "pass": "passed", "skip": "skipped"}  # the header's counts
-_MESSAGE_CHARS = 3000  # of a failure's message, as shown; pytest's own output keeps all of it
+# A fleet's file (100,000 tests) must give a report that opens: every list and figure is bounded, worst first,
+# with a note of what is left out (the results file has all of it).
+_LISTED_PASSES = 1000  # passing tests listed one per row; beyond, one row per case
+_LISTED_GROUPS = 2000  # rows of failures (one per distinct message) and of skips
+_GROUP_IDS = 50  # ids listed (folded) in the row of a message many tests failed with
+_PER_CASE_FIGURES = 8  # up to this many timed cases, one latency figure each; beyond, the worst tests and aggregates
+_WORST = 20  # tests in the worst-latency figure
+_FIGURE_ROWS = 40  # cases in the heat map, tests in the baseline ratios, when there are more
+_LISTED_LAYERS = 12  # layers named in a per-layer precision summary
+_LOCALIZED = 20  # localized tests shown
+_LOCALIZED_LAYERS = 30  # layers shown of one localization, around the first failing one
+_LISTED_BUILDS = 500
+_PERCENTILES = 101  # what the report keeps of a latency test's samples: percentiles 0..100 (see load)
 _GATE_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "pass": "#1565c0"}
+_NONFINITE_COLOUR = "#4a148c"  # a heat-map cell whose output held NaN/Inf: on no scale, never green
 # Heat-map scale: log10 of error ÷ tolerance, green far below 1, yellow near it, red above.
 _HEAT_LOW, _HEAT_HIGH = -3.0, 1.0
 # Shared by every figure: small type, thin lines (the browser sets the text: fonttype none).
@@ -57,6 +84,120 @@ _STYLE: dict[RcKeyType, object] = {
 }
 
 
+# What the report reads of a test's record (TestResult's fields less host_latency); the rest stays in the file.
+_READ = frozenset(
+    {
+        "id", "case", "precision", "profile", "shape_point", "shape", "point", "backend", "backend_name",
+        "backend_version", "backend_device", "backend_default_latency_threshold", "compared_with", "build",
+        "accuracy", "latency", "gate", "latency_threshold", "derivation", "layers", "localization", "verdict",
+        "message",
+    }
+)  # fmt: skip
+
+
+def load(path: Path) -> ResultsDocument:
+    """A results file read for its report, however large: parsed a record at a time (harness/results/stream.py),
+    each record checked as schema.load checks it, then only what the report reads kept: a latency test's
+    samples as their percentiles 0..100 (its box's quartiles and median are exact; its whiskers end at the 1st
+    and 99th percentiles themselves), the derivation's opset conversions, and each repeated text once."""
+    from harness.results import stream
+
+    texts: dict[str, str] = {}  # one copy of each short text: backend names, devices, verdicts, precisions
+    return schema.document_of(path, stream.read(path, lambda record: _kept(str(path), record, texts), _condensed))
+
+
+# In the file's text, before it is decoded (stream.read's `prepare`): a record's latency samples (a list of plain
+# numbers) and an int8 derivation's scales (an object of lists of numbers), the bulk of a fleet's file, found and
+# measured with str.find (C's own speed: a regex engine walks each character of them).
+_SAMPLES_KEY, _SCALES_KEY = '"samples_us":', '"scales":'
+
+
+def _condensed(chunk: str) -> str:
+    """The chunk with each latency test's samples replaced by their percentiles, and int8 scales by null, each
+    padded with spaces to its length; samples that are not all finite numbers > 0 are left for the checks."""
+    samples = _each_value(chunk, _SAMPLES_KEY, ("[", "]"), _sample_percentiles)
+    return _each_value(samples, _SCALES_KEY, ("{", "}"), _no_scales)
+
+
+def _each_value(chunk: str, key: str, brackets: tuple[str, str], rewrite: Callable[[str], str | None]) -> str:
+    """The chunk with the value of each `key` (from its opening bracket to the first closing one, nothing nested
+    between) replaced by `rewrite(what is between them)` where that says something no longer, padded to its
+    length. Only a key counts: a quote after whitespace, "{" or "," (inside a string, a quote is escaped); a
+    value cut by the chunk's end is left whole."""
+    opening, closing = brackets
+    pieces, done = [], 0
+    found = chunk.find(key)
+    while found != -1:
+        value = found + len(key)
+        while value < len(chunk) and chunk[value] in _BLANK:
+            value += 1
+        end = chunk.find(closing, value) if chunk.startswith(opening, value) else -1
+        if end != -1 and found and chunk[found - 1] in _BLANK + "{," and chunk.find(opening, value + 1, end) == -1:
+            replacement = rewrite(chunk[value + 1 : end])
+            if replacement is not None and len(key) + 1 + len(replacement) <= end + 1 - found:
+                pieces += [chunk[done:found], f"{key} {replacement}".ljust(end + 1 - found)]
+                done = end + 1
+        found = chunk.find(key, max(found + 1, done))
+    return "".join([*pieces, chunk[done:]])
+
+
+_BLANK = " \t\n\r"
+
+
+def _sample_percentiles(samples: str) -> str | None:
+    """A list of the samples' percentiles, where they are more than those and all finite numbers > 0."""
+    import numpy as np
+
+    if samples.count(",") < _PERCENTILES:  # few enough to keep: not parsed twice
+        return None
+    try:
+        values = np.fromstring(samples, sep=",")  # text mode: C's own number parsing, all or ValueError
+    except ValueError:  # not a list of numbers: decoded as it is, and refused by the checks
+        return None
+    if len(values) <= _PERCENTILES or not (np.isfinite(values).all() and (values > 0).all()):
+        return None
+    return f"[{', '.join(map(repr, _percentiles(values)))}]"
+
+
+def _no_scales(scales: str) -> str | None:
+    """null, where the object is whole: no escape, every quote paired (else its "}" was inside a tensor's name)."""
+    return None if "\\" in scales or scales.count('"') % 2 else "null"
+
+
+def _kept(source: str, record: Mapping[str, object], texts: dict[str, str]) -> Mapping[str, object]:
+    kept = {key: texts.setdefault(value, value) if isinstance(value, str) and len(value) < 200 else value
+            for key, value in record.items() if key in _READ}  # fmt: skip
+    stats = record.get("latency")
+    samples = stats.get("samples_us") if isinstance(stats, dict) else None
+    if isinstance(stats, dict) and isinstance(samples, list) and len(samples) > _PERCENTILES:  # not condensed
+        kept["latency"] = {**stats, "samples_us": _checked_percentiles(source, record, samples)}
+    derivation = record.get("derivation")
+    if isinstance(derivation, Mapping):  # the report reads its opset conversions only; int8 scales can be large
+        kept["derivation"] = {k: v for k, v in derivation.items() if k in ("opset", "reference_opset")}
+    return kept
+
+
+def _checked_percentiles(source: str, record: Mapping[str, object], samples: list[object]) -> list[float]:
+    """The samples' percentiles once they are checked: a bad sample fails as in schema.load, naming the test and
+    the field (checked here, on the samples themselves, before they are reduced)."""
+    import numpy as np
+
+    schema.check_records(source, {str(record.get("id")): record})
+    return _percentiles(np.asarray(samples, dtype=float))
+
+
+def _percentiles(values: np.ndarray) -> list[float]:
+    """Percentiles 0..100 by numpy's linear interpolation, without np.percentile's general machinery."""
+    import numpy as np
+
+    ordered = np.sort(values)
+    at = np.linspace(0, len(ordered) - 1, _PERCENTILES)
+    below = np.floor(at).astype(int)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    result: list[float] = (ordered[below] + (ordered[above] - ordered[below]) * (at - below)).tolist()
+    return result
+
+
 def write(path: Path, document: ResultsDocument) -> None:
     """Render the report of a results document and write it atomically; OSError where `path` cannot be written."""
     write_atomically(path, render(document).encode())
@@ -66,11 +207,11 @@ def render(document: ResultsDocument) -> str:
     """The report as one HTML page."""
     tests = document.tests
     sections = (
-        _verdicts(tests, document.input_errors),
+        _verdicts(tests, document.input_errors, document.source),
         _accuracy_map(tests),
         _latency_distributions(tests),
         _baseline_ratios(tests),
-        _layer_precision(tests),
+        _layer_precision(tests, document.source),
         _localizations(tests),
         _builds(tests),
         _environment(document),
@@ -158,86 +299,136 @@ def _header(document: ResultsDocument) -> str:
     )
 
 
-def _verdicts(tests: Sequence[TestResult], input_errors: Sequence[InputError]) -> str:
-    """Bad input found outside the matrix first (a spec entry that is no case), then failures, passes, skips."""
-    ran = sorted((test for test in tests if test.verdict != "skip"), key=lambda t: _VERDICT_ORDER.get(t.verdict, -1))
+def _verdicts(tests: Sequence[TestResult], input_errors: Sequence[InputError], source: str) -> str:
+    """Bad input found outside the matrix first (a spec entry that is no case), then failures, one row per
+    distinct message (one build error on nine tests is one row naming the nine), passes (one row per case when
+    there are many), skips folded, one row per reason."""
     rows = [
-        (_badge("error"), f"<code>{_escaped(error.id)}</code>", "bad input", _message(error.message))
+        (_badge("error"), f"<code>{_escaped(error.id)}</code>", "bad input", _message(error.message, source, error.id))
         for error in input_errors
     ]
-    rows += [
-        (_badge(test.verdict), f"<code>{_escaped(test.id)}</code>", _escaped(_result(test)), _why(test)) for test in ran
-    ]
+    ran = sorted((test for test in tests if test.verdict != "skip"), key=lambda t: _VERDICT_ORDER.get(t.verdict, -1))
+    passed = [test for test in ran if test.verdict == "pass"]
+    failed = text.grouped((test for test in ran if test.verdict != "pass"), key=_same_failure)
+    rows += [_failure_row(group, source) for _, group in failed[:_LISTED_GROUPS]]
+    left_out = _note(
+        f"{len(failed) - _LISTED_GROUPS:,} more distinct failures: every test is in the results file {source}"
+    )
+    listed = passed if len(passed) <= _LISTED_PASSES else []
+    rows += [(_badge(test.verdict), _code(test.id), _escaped(_result(test)), _why(test, source)) for test in listed]
+    body = _table(("verdict", "test", "result", "why / vs baseline"), rows, "verdicts") if rows else ""
+    body += left_out if len(failed) > _LISTED_GROUPS else ""
+    body += "" if listed or not passed else _passes_per_case(passed)
+    return _section("verdicts", "Verdicts", (body or _note("no test ran")) + _skips(tests))
+
+
+def _same_failure(test: TestResult) -> str:
+    """Tests that failed with one message are one row; a test without a message is a row of its own."""
+    return f"{test.verdict}\n{test.message}" if test.message else f"{test.verdict}\n\n{test.id}"
+
+
+def _failure_row(group: Sequence[TestResult], source: str) -> tuple[str, str, str, str]:
+    first = group[0]
+    if len(group) == 1:
+        return (_badge(first.verdict), _code(first.id), _escaped(_result(first)), _why(first, source))
+    ids = "<br>".join(_code(test.id) for test in group[:_GROUP_IDS])
+    more = f"<br>and {len(group) - _GROUP_IDS:,} more" if len(group) > _GROUP_IDS else ""
+    named = f"<details><summary>{len(group):,} tests</summary>{ids}{more}</details>"
+    return (_badge(first.verdict), named, f"the same message on {len(group):,} tests", _why(first, source))
+
+
+def _passes_per_case(passed: Sequence[TestResult]) -> str:
+    per_case = text.grouped(passed, key=lambda test: test.case)
+    rows = [(_escaped(case), f"{len(group):,}") for case, group in per_case]
+    return _note(f"{len(passed):,} tests passed: one row per case (each test's numbers are in the results file)") + (
+        "<details><summary>passes per case</summary>" + _table(("case", "tests passed"), rows, "passes") + "</details>"
+    )
+
+
+def _skips(tests: Sequence[TestResult]) -> str:
+    """The skipped tests folded, one row per reason with the tests it skipped."""
     skipped = [test for test in tests if test.verdict == "skip"]
-    folded = (
-        f"<details><summary>{len(skipped)} skipped</summary>\n"
-        + _table(("test", "why"), ((f"<code>{_escaped(t.id)}</code>", _escaped(t.message)) for t in skipped))
-        + "</details>"
-        if skipped
-        else ""
+    if not skipped:
+        return ""
+    reasons = text.grouped(skipped, key=lambda test: test.message or "")
+    rows = [
+        (_escaped(text.listed_ids([test.id for test in group])), _escaped(reason))
+        for reason, group in reasons[:_LISTED_GROUPS]
+    ]
+    more = _note(f"{len(reasons) - _LISTED_GROUPS:,} more reasons") if len(reasons) > _LISTED_GROUPS else ""
+    return (
+        f"<details><summary>{len(skipped)} skipped</summary>\n" + _table(("tests", "why"), rows) + more + "</details>"
     )
-    body = (
-        _table(("verdict", "test", "result", "why / vs baseline"), rows, "verdicts") if rows else _note("no test ran")
-    )
-    return _section("verdicts", "Verdicts", body + folded)
+
+
+def _code(test_id: str) -> str:
+    return f"<code>{_escaped(test_id)}</code>"
 
 
 def _result(test: TestResult) -> str:
     """The test's measurement in a few words."""
     if test.latency is not None:  # its CI is in the test's line of "why / vs baseline" and its box in the figure
         return f"median {units.micros(test.latency.median_us)}, {test.latency.count} runs"
+    if test.nonfinite is not None:  # its error is measured over the finite elements: no number says it
+        return f"{test.nonfinite} in the output"
     ratio = test.tolerance_ratio
     if ratio is not None:
-        return f"error {ratio:.2g}× tolerance"
+        return f"error {text.number(ratio)}× tolerance"
     if test.is_build and test.build is not None:
         return f"{build_time(test.build)}, {_plan_size(test.build)}"
     return ""
 
 
-def _message(message: str) -> str:
-    shown = message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + " …"
-    return f'<pre class="message">{_escaped(shown)}</pre>'
+def _message(message: str, source: str, test_id: str) -> str:
+    return f'<pre class="message">{_escaped(text.capped(message, source, test_id))}</pre>'
 
 
-def _why(test: TestResult) -> str:
-    """A failure's message in full (up to a limit); for a pass, how it compared with its baseline; and labels that
+def _why(test: TestResult, source: str) -> str:
+    """A failure's message (capped, text.capped); for a pass, how it compared with its baseline; and labels that
     passed only by exemption (TestResult.label_exemptions)."""
     labels = test.label_exemptions
     exempt = f'<div class="labels">labels: {_escaped(labels)}</div>' if labels else ""
     if test.message:
-        return _message(test.message) + exempt
+        return _message(test.message, source, test.id) + exempt
     gate = test.gate
     compared = f"{_escaped(gate.verdict)}: {_escaped(gate.reason)}" if gate is not None and gate.verdict else ""
     return compared + exempt
 
 
 def _accuracy_map(tests: Sequence[TestResult]) -> str:
-    """Case × precision: the worst mean relative error ÷ tolerance of its accuracy tests (any shape, backend)."""
+    """Case × precision: the worst mean relative error ÷ tolerance of its accuracy tests (any shape, backend);
+    a cell whose outputs held NaN/Inf says so in a colour of its own. Beyond _FIGURE_ROWS cases, the worst."""
     accuracy = [test for test in tests if test.kind == "accuracy"]
     if not accuracy:
         return _section("accuracy", "Accuracy", _note("no accuracy test in this run"))
-    cases = list(dict.fromkeys(test.case for test in accuracy))
     present = {test.precision for test in accuracy}
     precisions = [p.value for p in Precision if p.value in present] + sorted(present - {p.value for p in Precision})
     worst: dict[tuple[str, str], float] = {}
+    nonfinite: dict[tuple[str, str], str] = {}
     failed: set[tuple[str, str]] = set()
     for test in accuracy:
         cell = (test.case, test.precision)
         ratio = test.tolerance_ratio
-        if ratio is not None and test.verdict != "skip":
+        if test.nonfinite is not None and test.verdict != "skip":
+            nonfinite[cell] = "NaN" if "NaN" in (test.nonfinite, nonfinite.get(cell)) else test.nonfinite
+        elif ratio is not None and test.verdict != "skip":
             worst[cell] = max(worst.get(cell, 0.0), ratio)
         if test.failed:
             failed.add(cell)
+    all_cases = list(dict.fromkeys(test.case for test in accuracy))
+    cases = _worst_cases(all_cases, precisions, worst, nonfinite, failed)
 
     left, cell_width, cell_height, bar_room = _label_room(cases), 0.85, 0.36, 0.9
 
     def draw(figure: Figure) -> None:
         import numpy as np
         from matplotlib.colors import TwoSlopeNorm
+        from matplotlib.patches import Rectangle
 
         grid = np.full((len(cases), len(precisions)), np.nan)
         for (case, precision), measured in worst.items():
-            grid[cases.index(case), precisions.index(precision)] = np.log10(max(measured, 1e-12))
+            if case in cases:
+                grid[cases.index(case), precisions.index(precision)] = np.log10(max(measured, 1e-12))
         axes = _axes(figure, left, 0.3, right=bar_room, top=0.05)
         norm = TwoSlopeNorm(vmin=_HEAT_LOW, vcenter=0.0, vmax=_HEAT_HIGH)
         image = axes.imshow(np.clip(grid, _HEAT_LOW, _HEAT_HIGH), cmap="RdYlGn_r", norm=norm, aspect="auto")
@@ -247,10 +438,15 @@ def _accuracy_map(tests: Sequence[TestResult]) -> str:
         axes.tick_params(length=0)
         for row, case in enumerate(cases):
             for column, precision in enumerate(precisions):
-                shown = worst.get((case, precision))
-                # white on the dark ends of the scale
-                dark = shown is not None and not _HEAT_LOW + 0.7 < math.log10(max(shown, 1e-12)) < _HEAT_HIGH - 0.3
-                label = _heat_label(shown, (case, precision) in failed)
+                cell = (case, precision)
+                if cell in nonfinite:  # on no scale: neither green nor a number
+                    axes.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, color=_NONFINITE_COLOUR))
+                shown = worst.get(cell)
+                # white on the dark ends of the scale, and on the NaN/Inf colour
+                dark = cell in nonfinite or (
+                    shown is not None and not _HEAT_LOW + 0.7 < math.log10(max(shown, 1e-12)) < _HEAT_HIGH - 0.3
+                )
+                label = _heat_label(nonfinite.get(cell) or shown, cell in failed)
                 axes.text(column, row, label, ha="center", va="center", color="white" if dark else "black")
         width, height = figure.get_size_inches()
         scale = figure.add_axes((1 - (bar_room - 0.15) / width, 0.3 / height, 0.1 / width, 1 - 0.35 / height))
@@ -263,28 +459,65 @@ def _accuracy_map(tests: Sequence[TestResult]) -> str:
     svg = _plot("accuracy", inches, draw)
     caption = (
         "Worst mean relative error ÷ its tolerance per case and precision, over shapes and backends "
-        "(below 1 passes; ✗ a failed or errored test; grey: not measured)."
+        "(below 1 passes; ✗ a failed or errored test; purple: the outputs held NaN or Inf; grey: not measured)."
     )
+    if len(cases) < len(all_cases):
+        caption += f" The {len(cases)} worst of {len(all_cases):,} cases; the others are in the results file."
     return _section("accuracy", "Accuracy", _figure(svg, caption))
 
 
-def _heat_label(ratio: float | None, failed: bool) -> str:
-    shown = "—" if ratio is None else f"{ratio:.2g}"
+def _worst_cases(
+    cases: Sequence[str],
+    precisions: Sequence[str],
+    worst: Mapping[tuple[str, str], float],
+    nonfinite: Mapping[tuple[str, str], str],
+    failed: set[tuple[str, str]],
+) -> list[str]:
+    """All the cases when few, else the _FIGURE_ROWS worst: NaN/Inf first, then failed, then the largest ratio."""
+    if len(cases) <= _FIGURE_ROWS:
+        return list(cases)
+
+    def badness(case: str) -> tuple[bool, bool, float]:
+        cells = [(case, precision) for precision in precisions]
+        ratios = [worst[cell] for cell in cells if cell in worst]
+        return (any(c in nonfinite for c in cells), any(c in failed for c in cells), max(ratios, default=0.0))
+
+    return sorted(cases, key=badness, reverse=True)[:_FIGURE_ROWS]
+
+
+def _heat_label(value: float | str | None, failed: bool) -> str:
+    shown = "—" if value is None else value if isinstance(value, str) else text.number(value)
     return f"{shown} ✗" if failed else shown
 
 
 def _latency_distributions(tests: Sequence[TestResult]) -> str:
-    """One figure per case: a box per latency test from its raw samples."""
+    """One figure per case, a box per latency test from its samples; beyond _PER_CASE_FIGURES cases, two
+    figures whatever their number: the _WORST tests, and the spread of every test's median per precision and
+    backend."""
     timed = [test for test in tests if _samples(test)]
     if not timed:
         return _section("latency", "Latency", _note("no latency was measured in this run"))
-    figures = []
-    for case in dict.fromkeys(test.case for test in timed):
-        figures.append(f"<figure>{_latency_plot(case, [test for test in timed if test.case == case])}</figure>")
+    by_case = text.grouped(timed, key=lambda test: test.case)
     caption = _note(
         "Boxes: quartiles and median of each test's timed runs; whiskers: 1st–99th percentile. Red: the test failed."
     )
+    if len(by_case) <= _PER_CASE_FIGURES:
+        figures = [f"<figure>{_latency_plot(case, group, with_case=False)}</figure>" for case, group in by_case]
+    else:
+        worst = sorted(timed, key=_slowness, reverse=True)[:_WORST]
+        title = f"the {len(worst)} worst of {len(timed):,} latency tests ({len(by_case):,} cases)"
+        figures = [f"<figure>{_latency_plot(title, worst, with_case=True)}</figure>", _medians_plot(timed)]
+        caption += _note(
+            "Worst: failed first, then the largest ratio to the baseline, then the slowest median. "
+            "Every test's numbers are in the verdicts and the results file."
+        )
     return _section("latency", "Latency", caption + '<div class="figures">' + "\n".join(figures) + "</div>")
+
+
+def _slowness(test: TestResult) -> tuple[bool, float, float]:
+    ratio = test.gate.latency_ratio if test.gate is not None else None
+    median = test.latency.median_us if test.latency is not None else 0.0
+    return (test.failed, ratio if ratio is not None and math.isfinite(ratio) else 0.0, median)
 
 
 def _samples(test: TestResult) -> list[float]:
@@ -292,15 +525,32 @@ def _samples(test: TestResult) -> list[float]:
     return [sample for sample in test.latency.samples_us if math.isfinite(sample)] if test.latency else []
 
 
-def _latency_plot(case: str, tests: Sequence[TestResult]) -> str:
-    labels = [_label(test.precision, test.shape, test.backend) for test in tests]
+def _latency_plot(title: str, tests: Sequence[TestResult], *, with_case: bool) -> str:
+    labels = [_label(*((test.case,) if with_case else ()), test.precision, test.shape, test.backend) for test in tests]
+    boxes = [_samples(test) for test in tests]
+    return _boxes(f"latency-{title}", title, labels, boxes, [test.failed for test in tests], "latency (µs)")
+
+
+def _medians_plot(timed: Sequence[TestResult]) -> str:
+    """A box per precision and backend over its tests' medians: the fleet's latency in one figure."""
+    groups = text.grouped(timed, key=lambda test: _label(test.precision, test.backend))
+    medians = [[test.latency.median_us for test in group if test.latency is not None] for _, group in groups]
+    labels = [f"{name} ({len(group):,} tests)" for name, group in groups]
+    failed = [any(test.failed for test in group) for _, group in groups]
+    svg = _boxes("latency-medians", "medians per precision and backend", labels, medians, failed, "median (µs)")
+    return f"<figure>{svg}</figure>"
+
+
+def _boxes(
+    name: str, title: str, labels: Sequence[str], data: Sequence[Sequence[float]], failed: Sequence[bool], x: str
+) -> str:
     left = _label_room(labels)
 
     def draw(figure: Figure) -> None:
         axes = _axes(figure, left, 0.4, top=0.25)
-        axes.set_title(case, loc="left")
+        axes.set_title(title, loc="left")
         boxes = axes.boxplot(
-            [_samples(test) for test in tests],
+            data,
             orientation="horizontal",
             whis=(1, 99),
             showfliers=False,
@@ -308,16 +558,16 @@ def _latency_plot(case: str, tests: Sequence[TestResult]) -> str:
             widths=0.6,
             medianprops={"color": "black", "linewidth": 1},
         )
-        for patch, test in zip(boxes["boxes"], tests):
-            patch.set_facecolor("#ef9a9a" if test.failed else "#90caf9")
+        for patch, bad in zip(boxes["boxes"], failed):
+            patch.set_facecolor("#ef9a9a" if bad else "#90caf9")
             patch.set_linewidth(0.6)
-        axes.set_yticks(range(1, len(tests) + 1), labels)
-        axes.invert_yaxis()  # the first test on top, as listed
+        axes.set_yticks(range(1, len(labels) + 1), labels)
+        axes.invert_yaxis()  # the first on top, as listed
         _plain_log_axis(axes)
-        axes.set_xlabel("latency (µs)")
+        axes.set_xlabel(x)
         _grid(axes)
 
-    return _plot(f"latency-{case}", (left + 3.2, 0.65 + 0.18 * len(tests)), draw)
+    return _plot(name, (left + 3.2, 0.65 + 0.18 * len(labels)), draw)
 
 
 def _axes(figure: Figure, left: float, bottom: float, right: float = 0.15, top: float = 0.1) -> Axes:
@@ -359,6 +609,9 @@ def _baseline_ratios(tests: Sequence[TestResult]) -> str:
     said += "".join(_note(f"Baseline: {note}") for note in notes)
     if not compared:
         return _section("baselines", "Against the baselines", said)
+    if len(compared) > _FIGURE_ROWS:  # the furthest from their baselines, slower first
+        said += _note(f"The {_FIGURE_ROWS} furthest from their baselines of {len(compared):,} compared tests.")
+        compared = sorted(compared, key=_off_baseline, reverse=True)[:_FIGURE_ROWS]
 
     labels = [_label(test.case, test.precision, test.shape, test.backend) for test in compared]
     left = _label_room(labels)
@@ -397,9 +650,16 @@ def _baseline_ratios(tests: Sequence[TestResult]) -> str:
     return _section("baselines", "Against the baselines", said + _figure(svg, caption))
 
 
-def _layer_precision(tests: Sequence[TestResult]) -> str:
+def _off_baseline(test: TestResult) -> tuple[bool, float]:
+    gate = test.gate
+    ratio = gate.latency_ratio if gate is not None and gate.latency_ratio is not None else 1.0
+    distance = abs(math.log(ratio)) if math.isfinite(ratio) and ratio > 0 else math.inf
+    return (gate is not None and gate.latency_verdict == "regression", distance)
+
+
+def _layer_precision(tests: Sequence[TestResult], source: str) -> str:
     """The precision each layer ran in, once per case, precision and backend (shapes share it); a test that
-    found problems is the one shown."""
+    found problems is the one shown. A large model's layers are counted per precision, a few named."""
     seen: dict[tuple[str, str, str], LayersResult] = {}
     for test in tests:
         key = (test.case, test.precision, test.backend)
@@ -407,22 +667,38 @@ def _layer_precision(tests: Sequence[TestResult]) -> str:
             seen[key] = test.layers
     if not seen:
         return _section("layers", "Per-layer precision", _note("no accuracy test recorded its layers"))
+    listed = sorted(seen.items(), key=lambda item: not item[1].problems)[:_LISTED_GROUPS]  # problems first
     rows = [
         (
             _escaped(case),
             _escaped(precision),
             _escaped(backend),
             _escaped(layers.source),
-            _escaped(layers.summary),
-            "<br>".join(f'<span class="problem">{_escaped(problem)}</span>' for problem in layers.problems),
+            _escaped(layer_summary(layers.summary)),
+            "<br>".join(f'<span class="problem">{_escaped(problem)}</span>' for problem in layers.problems[:_WORST])
+            + (f"<br>and {len(layers.problems) - _WORST:,} more" if len(layers.problems) > _WORST else ""),
         )
-        for (case, precision, backend), layers in seen.items()
+        for (case, precision, backend), layers in listed
     ]
+    more = _note(f"{len(seen) - len(listed):,} more: in the results file {source}") if len(seen) > len(listed) else ""
     return _section(
         "layers",
         "Per-layer precision",
-        _table(("case", "precision", "backend", "read from", "layers as run", "problems"), rows, "layers"),
+        _table(("case", "precision", "backend", "read from", "layers as run", "problems"), rows, "layers") + more,
     )
+
+
+def layer_summary(summary: str) -> str:
+    """A per-layer summary ("conv1 Half, pool1 Half, fc1 Float (kept)") as shown: whole for a small model, else
+    its layers counted per precision and the first few named: "1,712 layers: 1,650 Half, 62 Float (kept);
+    conv1 Half, … (1,700 more)"."""
+    layers = summary.split(", ")
+    if len(layers) <= _LISTED_LAYERS:
+        return summary
+    counts = sorted(text.grouped(layers, key=lambda layer: layer.partition(" ")[2] or "?"), key=lambda c: -len(c[1]))
+    tally = ", ".join(f"{len(group):,} {precision}" for precision, group in counts)  # the most common first
+    named = ", ".join(layers[: text.LIST_ITEMS])
+    return f"{len(layers):,} layers: {tally}; {named}, … ({len(layers) - text.LIST_ITEMS:,} more)"
 
 
 def _localizations(tests: Sequence[TestResult]) -> str:
@@ -434,7 +710,8 @@ def _localizations(tests: Sequence[TestResult]) -> str:
             _note("no point was localized (failing fp16/bf16/int8 accuracy tests are, or every one with --localize)"),
         )
     parts = []
-    for test, found in localized:
+    for test, found in sorted(localized, key=lambda pair: not pair[0].failed)[:_LOCALIZED]:
+        shown, skipped = _around_first_failing(found.layers)
         rows = [
             (
                 _escaped(layer.node),
@@ -443,19 +720,33 @@ def _localizations(tests: Sequence[TestResult]) -> str:
                 _escaped(_scientific(layer.mean_rel)),
                 _bar(layer.mean_rel, found.tolerance),
             )
-            for layer in found.layers
+            for layer in shown
         ]
-        beyond = [index for index, layer in enumerate(found.layers) if layer.exceeds]
+        beyond = [index for index, layer in enumerate(shown) if layer.exceeds]
         table = _table(("node", "op", "tensor", "mean rel. error", "÷ tolerance"), rows, "localization", beyond)
+        left_out = _note(f"{skipped:,} more layers: in the results file") if skipped else ""
         parts.append(
             f"<h3>{_badge(test.verdict)} <code>{_escaped(test.id)}</code></h3>"
             f'<p>{_escaped(found.summary)} <span class="note">(ran on {_escaped(found.ran_on)})</span></p>{table}'
+            + left_out
         )
+    if len(localized) > _LOCALIZED:
+        parts.append(_note(f"{len(localized) - _LOCALIZED:,} more localized tests: in the results file"))
     return _section("localization", "Localization", "\n".join(parts))
 
 
+def _around_first_failing(layers: Sequence[LocalizedLayer]) -> tuple[Sequence[LocalizedLayer], int]:
+    """Every layer of a small model; of a large one, _LOCALIZED_LAYERS around the first beyond its tolerance (the
+    last third after it), and how many are left out."""
+    if len(layers) <= _LOCALIZED_LAYERS:
+        return layers, 0
+    first = next((index for index, layer in enumerate(layers) if layer.exceeds), 0)
+    start = max(0, min(first - 2 * _LOCALIZED_LAYERS // 3, len(layers) - _LOCALIZED_LAYERS))
+    return layers[start : start + _LOCALIZED_LAYERS], len(layers) - _LOCALIZED_LAYERS
+
+
 def _scientific(value: float | None) -> str:
-    return "" if value is None else f"{value:.2e}"
+    return "" if value is None else text.number(value, ".2e")
 
 
 def _bar(error: float | None, tolerance: float | None) -> str:
@@ -463,6 +754,8 @@ def _bar(error: float | None, tolerance: float | None) -> str:
     if error is None or not tolerance:
         return ""
     ratio = error / tolerance
+    if not math.isfinite(ratio):  # a layer's NaN/Inf: beyond any tolerance, never a short green bar
+        return f'<span class="bar over" style="width:100px"></span> {text.number(ratio)}'
     width = 100 * min(max((math.log10(ratio) - _HEAT_LOW) / (_HEAT_HIGH - _HEAT_LOW), 0.0), 1.0) if ratio > 0 else 0
     level = "over" if ratio > 1 else "under"
     return f'<span class="bar {level}" style="width:{width:.0f}px"></span> {ratio:.2g}'
@@ -476,6 +769,11 @@ def _builds(tests: Sequence[TestResult]) -> str:
     conversions = "".join(_note(line) for line in opset_lines(tests))  # which precisions ran an upgraded model
     if not builds:
         return _section("builds", "Builds", _note("nothing was built in this run") + conversions)
+    more = ""
+    if len(builds) > _LISTED_BUILDS:  # the slowest
+        more = _note(f"The {_LISTED_BUILDS} slowest of {len(builds):,} builds; the others are in the results file.")
+        builds = sorted(builds, key=lambda test: test.build.build_s or 0.0 if test.build else 0.0, reverse=True)
+        builds = builds[:_LISTED_BUILDS]
     rows = [
         (
             _escaped(test.case),
@@ -484,7 +782,7 @@ def _builds(tests: Sequence[TestResult]) -> str:
             _escaped(test.backend),
             _escaped(build_time(build)),
             _escaped(_plan_size(build)),
-            f"<details><summary>{len(build.warnings)}</summary>{'<br>'.join(_escaped(w) for w in build.warnings)}</details>"
+            f"<details><summary>{len(build.warnings)}</summary>{_warnings(build.warnings, test.id)}</details>"
             if build.warnings
             else "0",
         )
@@ -492,7 +790,12 @@ def _builds(tests: Sequence[TestResult]) -> str:
         if (build := test.build) is not None
     ]
     headers = ("case", "precision", "profile", "backend", "build time", "plan size", "builder warnings")
-    return _section("builds", "Builds", _table(headers, rows, "builds") + conversions)
+    return _section("builds", "Builds", _table(headers, rows, "builds") + more + conversions)
+
+
+def _warnings(warnings: Sequence[str], test_id: str) -> str:
+    shown = "<br>".join(_escaped(text.capped(warning, "", test_id)) for warning in warnings[:_WORST])
+    return shown + (f"<br>and {len(warnings) - _WORST:,} more" if len(warnings) > _WORST else "")
 
 
 def _plan_size(build: BuildResult) -> str:

@@ -281,6 +281,8 @@ class OutputResult:
     differ: int = 0  # labels that differ from the reference's
     total: int = 0  # labels compared
     bound: float | None = None  # the margin under which a differing label is exempt
+    nan_count: int = 0  # NaN elements of the output: its errors are measured over the finite ones only
+    inf_count: int = 0
 
     @classmethod
     def from_json(cls, data: object) -> OutputResult:
@@ -299,7 +301,19 @@ class OutputResult:
             differ=int(_number(exemption.get("differ")) or 0),
             total=int(_number(exemption.get("total")) or 0),
             bound=_number(exemption.get("bound")),
+            nan_count=int(_number(entry.get("nan_count")) or 0),
+            inf_count=int(_number(entry.get("inf_count")) or 0),
         )
+
+    @property
+    def nonfinite(self) -> str | None:
+        """ "NaN" or "Inf" where the output holds such elements or its error is one: what a renderer shows instead
+        of its error, which is measured over the finite elements only (0 for an output of NaN); None otherwise."""
+        if self.nan_count or (self.mean_rel is not None and math.isnan(self.mean_rel)):
+            return "NaN"
+        if self.inf_count or (self.mean_rel is not None and math.isinf(self.mean_rel)):
+            return "Inf"
+        return None
 
     @property
     def exempt_note(self) -> str | None:
@@ -566,6 +580,12 @@ class TestResult:
         ratios = [ratio for output in self.accuracy or () if (ratio := output.tolerance_ratio) is not None]
         return max(ratios) if ratios else None
 
+    @property
+    def nonfinite(self) -> str | None:
+        """ "NaN" or "Inf" where a float output holds such elements (OutputResult.nonfinite), NaN first; else None."""
+        found = {output.nonfinite for output in self.float_outputs}
+        return "NaN" if "NaN" in found else "Inf" if "Inf" in found else None
+
     def worst(self, metric: str) -> float | None:
         """The largest `mean_rel` or `max_rel` over the float outputs, None when there is none."""
         values = [value for output in self.float_outputs if (value := getattr(output, metric)) is not None]
@@ -641,7 +661,11 @@ _DASH = "—"
 
 def load(path: Path) -> ResultsDocument:
     """Read and check a results file; ResultsFileError names the file, what is wrong and the fix."""
-    data = read_json(path)
+    return document_of(path, read_json(path))
+
+
+def document_of(path: Path, data: object) -> ResultsDocument:
+    """The typed document of a results file's parsed contents; ResultsFileError when it is none."""
     schema = data.get("schema") if isinstance(data, dict) else None
     if not isinstance(data, dict) or schema != SCHEMA:
         raise ResultsFileError(

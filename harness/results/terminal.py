@@ -2,8 +2,9 @@
 
 The summary gives each point one row with its latency and its accuracy verdicts in their own columns
 (a point that failed on accuracy must not look like a latency result), the builds in a table of their
-own, then one line per failing test saying what failed and why. It stays within 120 columns for the
-built-in cases: the full numbers are in the results file and the HTML report.
+own, then one line per failing test saying what failed and why (tests that failed alike on one line naming them
+all, a message capped with where to read the rest: harness/results/text.py). It stays within 120 columns for
+the built-in cases: the full numbers are in the results file and the HTML report.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from harness.progress import LONG_BUILD_S
 from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
 from harness.results.schema import VERDICTS, BuildResult, InputError, TestResult
+from harness.results.text import capped, grouped, listed_ids, number
 
 if TYPE_CHECKING:
     import pytest  # the summary's functions take pytest's objects; `compare` never needs pytest loaded
 
 # A group's verdict is the worst of its tests'.
 _SEVERITY = {verdict: len(VERDICTS) - 1 - rank for rank, verdict in enumerate(VERDICTS)}  # skip 0 … error 3
-_FAILURE_LINE_MAX = 400  # the first line of a message, e.g. a builder's log line, can be a screenful
 BENCHMARK_TABLE_OPTION = "--harness-benchmark-table"
 # What pytest-benchmark prints only through its own table: asking for one of these shows the table.
 _NEEDS_BENCHMARK_TABLE = ("benchmark_histogram", "benchmark_compare", "benchmark_cprofile", "benchmark_verbose")
@@ -94,8 +95,9 @@ BUILD_ONLY_REASON = "build-only run"
 _GATE_WORDS = {"regression": "slower", "improvement": "faster", "inconclusive": "inconclusive"}
 
 
-def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError] = ()) -> list[str]:
-    """The session's tables, then its failures, one line each: the bad input found outside the matrix first."""
+def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError] = (), results: str = "") -> list[str]:
+    """The session's tables, then its failures, one line each: the bad input found outside the matrix first; a
+    capped message names `results`, the results file, as where to read it whole."""
     not_run = [test for test in tests if _skipped_for_build_only(test)]
     runs = [test for test in tests if not test.is_build and not _skipped_for_build_only(test)]
     builds = [test for test in tests if test.is_build]
@@ -111,8 +113,8 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
     if failures or input_errors:
         lines += [
             *([""] if lines else []),
-            *(f"ERROR {error.id}: {error.message}" for error in input_errors),
-            *(failure_line(test) for test in failures),
+            *(f"ERROR {error.id}: {capped(error.message, results, error.id)}" for error in input_errors),
+            *failure_lines(failures, results),
         ]
     return lines
 
@@ -194,8 +196,6 @@ def _point_row(tests: Sequence[TestResult]) -> list[str]:
     timed = [test for test in tests if test.kind == "latency"]
     checked = [test for test in tests if test.kind != "latency"]
     latency = next((test.latency for test in timed if test.latency is not None), None)
-    mean_rel = [value for test in checked if (value := test.worst("mean_rel")) is not None]
-    max_rel = [value for test in checked if (value := test.worst("max_rel")) is not None]
     return [
         first.case,
         first.precision,
@@ -205,10 +205,20 @@ def _point_row(tests: Sequence[TestResult]) -> list[str]:
         units.micros(latency.p99_us) if latency and latency.p99_us is not None else "",
         next((cell for test in timed if (cell := _vs_baseline(test))), ""),
         _worst(timed),
-        f"{max(mean_rel):.1e}" if mean_rel else "",
-        f"{max(max_rel):.1e}" if max_rel else "",
+        _error_cell(checked, "mean_rel"),
+        _error_cell(checked, "max_rel"),
         _worst(checked),
     ]
+
+
+def _error_cell(tests: Sequence[TestResult], metric: str) -> str:
+    """The worst error of the point's accuracy tests; "NaN" or "Inf" where an output held such elements (its errors
+    are measured over the finite ones only: a number would hide it)."""
+    nonfinite = {test.nonfinite for test in tests} - {None}
+    if nonfinite:
+        return "NaN" if "NaN" in nonfinite else "Inf"
+    values = [value for test in tests if (value := test.worst(metric)) is not None]
+    return number(max(values), ".1e") if values else ""
 
 
 def _build_row(test: TestResult) -> list[str]:
@@ -245,11 +255,23 @@ def _vs_baseline(test: TestResult) -> str:
     return "no baseline" if gate.verdict == "new" else word
 
 
-def failure_line(test: TestResult) -> str:
+def failure_lines(failures: Sequence[TestResult], results: str = "") -> list[str]:
+    """One line per failure, and one for tests that failed with the same verdict and why: "ERROR 9 tests
+    (test_build[a-…], …): BuildError: …" (one build error repeated nine times is read once)."""
+    groups = grouped(failures, key=lambda test: f"{test.verdict}\n{_why(test)}")
+    return [
+        failure_line(group[0], results)
+        if len(group) == 1
+        else f"{group[0].verdict.upper()} {len(group)} tests ({listed_ids([test.id for test in group])}): "
+        + capped(_why(group[0]), results, group[0].id)
+        for _, group in groups
+    ]
+
+
+def failure_line(test: TestResult, results: str = "") -> str:
     """What failed and why, in one line: "FAIL test_accuracy[…]: … output 'y': mean relative error … > …".
-    Not cut to the terminal's width (the why is at the end); only a runaway message is."""
-    line = f"{test.verdict.upper()} {test.id}: {_why(test)}"
-    return line if len(line) <= _FAILURE_LINE_MAX else line[: _FAILURE_LINE_MAX - 1] + "…"
+    Not cut to the terminal's width (the why is at the end); a long one is capped (text.capped)."""
+    return f"{test.verdict.upper()} {test.id}: {capped(_why(test), results, test.id)}"
 
 
 def _why(test: TestResult) -> str:
@@ -278,7 +300,7 @@ def write_summary(
     """The trt-harness section: tables, failures (the bad input found outside the matrix first), where the results
     and the HTML report went (or why they did not), baseline notes."""
     terminal.write_sep("=", "trt-harness")
-    for line in summary_lines(tests, input_errors):
+    for line in summary_lines(tests, input_errors, results):
         terminal.write_line(line)
     if error:
         terminal.write_line(f"trt-harness: {error}", red=True)
