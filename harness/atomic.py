@@ -126,9 +126,10 @@ def scratch_folder(kind: str) -> tempfile.TemporaryDirectory[str]:
 
 
 @contextlib.contextmanager
-def lock_removed(path: Path) -> Iterator[None]:
-    """Hold the file lock `path` (waiting for it) and remove its file on release (`release_removed`)."""
-    lock = filelock.FileLock(path)
+def lock_removed(path: Path, timeout: float = -1) -> Iterator[None]:
+    """Hold the file lock `path` (waiting up to `timeout` seconds for it, -1: as long as it takes; filelock.Timeout
+    beyond) and remove its file on release (`release_removed`)."""
+    lock = filelock.FileLock(path, timeout=timeout)
     lock.acquire()
     try:
         yield

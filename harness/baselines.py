@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
-import filelock
-
-from harness.atomic import write_atomically
+from harness.atomic import lock_removed, write_atomically
 from harness.errors import HarnessError
 
 SCHEMA = "trt-harness/baseline"
@@ -210,18 +208,14 @@ def update(path: Path, device: str, backend: str, version: str, tests: Mapping[s
     of the same file waits for this one (a file lock), then merges into what this one wrote."""
     entries = {test_id: _thinned(record) for test_id, record in tests.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = Path(f"{path}.lock")
-    with filelock.FileLock(lock):  # read, merge, write: no other update in between
-        try:
-            current = (
-                BaselineFile.load(path) if path.exists() else BaselineFile(path, device_class(device), backend, version)
-            )
-            current.entries.update(entries)
-            current.write()
-        finally:
-            # Removed while held, so that no lock file is left in a folder under version control: a waiter that
-            # opened the removed file finds it unlinked once it holds it, and filelock retries on a new one.
-            lock.unlink(missing_ok=True)
+    # Read, merge, write: no other update in between; the lock's file is removed on release, so that none is left
+    # in a folder under version control.
+    with lock_removed(Path(f"{path}.lock")):
+        current = (
+            BaselineFile.load(path) if path.exists() else BaselineFile(path, device_class(device), backend, version)
+        )
+        current.entries.update(entries)
+        current.write()
     return len(tests)
 
 

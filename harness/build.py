@@ -353,12 +353,10 @@ def evict_least_recently_used(cache_dir: Path, limit: int, keep: set[Path]) -> l
             break
         if artifact in keep:
             continue
-        lock = Path(f"{artifact}.lock")
         try:
-            with filelock.FileLock(lock, timeout=0):
+            with lock_removed(Path(f"{artifact}.lock"), timeout=0):
                 artifact.unlink(missing_ok=True)
                 cachefile.sidecar_path(artifact).unlink(missing_ok=True)
-                lock.unlink()  # while held: a waiter finds its file unlinked and filelock retries on a new one
         except filelock.Timeout:
             continue  # in use by another session
         except OSError:

@@ -59,7 +59,7 @@ NONE = KnownFailures("no known-failures file", ())
 def load(path: Path) -> KnownFailures:
     """The list in `path`; an empty list where the file does not exist. KnownFailuresError for a file that
     cannot be read, is not TOML, or holds an entry without a test or a reason."""
-    import tomllib
+    from harness.tomlfile import tomllib
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

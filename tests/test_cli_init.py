@@ -89,4 +89,6 @@ def test_init_to_an_unwritable_path_exits_2_with_the_fix(tmp_path: Path, capsys:
     spec = tmp_path / "blocker" / "net.toml"
     assert cli.main(["init", str(model), "-o", str(spec)]) == cli.EXIT_UNUSABLE
     error = capsys.readouterr().err
-    assert f"cannot write the spec {spec} (" in error and "pass -o a writable path" in error
+    # Refused before any work (harness/atomic.unwritable), naming the file in the way and the fix.
+    assert f"cannot write {spec}: {spec.parent}, above {spec}, is not a directory" in error
+    assert "pass -o a writable file path" in error

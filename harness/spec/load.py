@@ -5,7 +5,6 @@ naming the file, the field and the fix, and the other entries still load."""
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +33,7 @@ from harness.spec.inputs import GENERATOR_KEYS, FromFile, Generator, SpecInputs,
 from harness.spec.model import ModelBytes, ModelFile, ModelTensor, read_model, with_outputs
 from harness.spec.reference import OnnxRuntimeReference
 from harness.spec.testdata import read_test_data, stored_case_parts
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the backport, declared for Python 3.10 in pyproject.toml
-    import tomli as tomllib
+from harness.tomlfile import tomllib
 
 PYPROJECT_TABLE = ("tool", "trt-harness")
 FOLDER_MODEL = "model.onnx"  # ONNX's test layout: model.onnx beside test_data_set_N/

@@ -248,7 +248,7 @@ def test_row_25_nan_is_never_shown_as_a_number(tmp_path: Path, capsys: pytest.Ca
 
 def test_row_18_a_large_file_is_judged_like_a_small_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A results file of 100,000 tests: compare killed at 900 s (2.3 GB); here its correctness at 2,000 tests
-    (speed and memory: benchmarks/compare_scale.py)."""
+    (speed and memory: benchmarks/fleet_scale.py)."""
     shapes = [f"s{index}" for index in range(1000)]
     old = [
         record(template, shape, seed=index) for index, shape in enumerate(shapes) for template in (LATENCY, ACCURACY)
