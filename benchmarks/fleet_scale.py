@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -85,7 +86,8 @@ def build_file(source: Path, count: int, target: Path) -> dict[str, int]:
     with target.open("w", encoding="utf-8") as out:
         out.write(json.dumps(head, indent=1)[:-2] + ',\n "tests": [\n')
         for index, record in enumerate(replicated(records, count)):
-            out.write((",\n" if index else "") + json.dumps(record, indent=1, allow_nan=False))
+            # Each record at the depth schema.write puts it (indent 1, inside "tests"): the very bytes it writes.
+            out.write((",\n" if index else "") + textwrap.indent(json.dumps(record, indent=1, allow_nan=False), "  "))
         out.write("\n ]\n}\n")
     cases = {str(record.get("case")) for record in records}
     return {"source_tests": len(records), "tests": count, "cases": len(cases) * -(-count // len(records))}

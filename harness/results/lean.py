@@ -22,12 +22,12 @@ import numpy as np
 
 from harness.results.schema import ResultsFileError, read_json
 
-# Fields of a record that compare never reads: cut before parsing. In the order the harness writes them (schema.
-# TestRecord.to_json), with "latency", whose samples are cut: each is looked for after the one before.
+# Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
+# comparison._fixed_corner_kept_as). The large ones are cut before parsing, looked for in the order the harness
+# writes them (schema.TestRecord.to_json), with "latency", whose samples are cut: each after the one before; the
+# small ones are dropped once parsed (looking for each would cost more than parsing it).
 UNREAD = (
     b"nodeid",
-    b"point",
-    b"input_shapes",
     b"backend_library",
     b"backend_clock",
     b"build",
@@ -39,7 +39,8 @@ UNREAD = (
     b"worker",
     b"cuda_visible_devices",
 )
-_IN_ORDER = (*UNREAD[:7], b"latency", *UNREAD[7:])
+_IN_ORDER = (b"latency", b"host_latency", b"derivation", b"layers", b"localization")
+_DROPPED = frozenset(key.decode() for key in UNREAD)
 # What compare reads of the nested objects it keeps (harness/results/comparison.py, schema.TestResult.from_json);
 # the rest is dropped after parsing, so that 100,000 records stay small.
 _KEPT = {
@@ -89,7 +90,7 @@ def _load_whole(path: Path) -> LeanFile:
     lean = LeanFile({key: value for key, value in data.items() if key != "tests"}, [], {})
     for record in data["tests"]:
         if isinstance(record, dict):
-            record = _kept({key: value for key, value in record.items() if key.encode() not in UNREAD})
+            record = _kept(record)
             stats = record.get("latency")
             samples = stats.get("samples_us") if isinstance(stats, dict) else None
             if isinstance(stats, dict) and isinstance(samples, list) and all(type(s) in (int, float) for s in samples):
@@ -177,7 +178,7 @@ def _lean_record(text: bytes) -> tuple[dict[str, object], np.ndarray | None]:
 def _kept(record: dict[str, object]) -> dict[str, object]:
     """The record with only what compare reads of its nested objects, its keys and the names that repeat in every
     record interned."""
-    kept = {sys.intern(key): value for key, value in record.items()}
+    kept = {sys.intern(key): value for key, value in record.items() if key not in _DROPPED}
     for key, names in _KEPT.items():
         value = kept.get(key)
         if isinstance(value, dict):

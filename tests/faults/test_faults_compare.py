@@ -348,3 +348,16 @@ def test_row_18_a_truncated_large_file_exits_2_saying_where(tmp_path: Path, caps
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     assert cli.main(["compare", write(tmp_path / "old.json", record(LATENCY)), str(path)]) == 2
     assert "new.json is not valid JSON" in capsys.readouterr().err
+
+
+def test_row_24_an_older_file_s_fixed_corners_are_recognised_when_read_lean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Row 24 through the files: the lean reader keeps what tells a fixed profile's corners (point, input_shapes)."""
+
+    def corner(shape: str) -> Record:
+        point = f"squeezenet-int8-{shape}-ort"
+        return {**record(ACCURACY, shape, point=point, input_shapes={"x": [1, 3, 224, 224]}), "shape": shape}
+
+    assert compare(tmp_path, [corner("min"), corner("opt"), corner("max")], [corner("opt")]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("1 pass, 2 skip")
