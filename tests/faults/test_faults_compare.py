@@ -268,10 +268,8 @@ def test_row_18_a_large_file_is_judged_like_a_small_one(tmp_path: Path, capsys: 
 FAST = ("--latency-budget", "0.05", "-p", "no:cacheprovider", "--precision", "fp32", "--benchmark-disable")
 
 
-def test_row_21_the_session_reports_listed_failures_as_known_and_flags_fixed_ones(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """In pytest, a listed test that fails is xfail with its reason; a listed test that passes fails until unlisted."""
+def identity_latency(pytester: pytest.Pytester) -> None:
+    """A project whose matrix is the identity case's latency tests on the synthetic ONNX Runtime (gate_support)."""
     pytester.makeconftest(
         "from cases.identity import CASE as IDENTITY\n"
         "from tests.gate_support import SYNTHETIC_ORT\n"
@@ -281,6 +279,13 @@ def test_row_21_the_session_reports_listed_failures_as_known_and_flags_fixed_one
         "    return SYNTHETIC_ORT\n"
     )
     pytester.makepyfile(test_matrix="from harness.suite import test_latency\n")
+
+
+def test_row_21_the_session_reports_listed_failures_as_known_and_flags_fixed_ones(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In pytest, a listed test that fails is xfail with its reason; a listed test that passes fails until unlisted."""
+    identity_latency(pytester)
     monkeypatch.setenv("HARNESS_TEST_ORT_VERSION", "1.0.0")
     monkeypatch.delenv("HARNESS_TEST_SLOWDOWN", raising=False)
     pytester.runpytest(*FAST, "--update-baselines").assert_outcomes(passed=3)
@@ -308,15 +313,7 @@ def test_row_21_a_bad_list_fails_its_own_item_and_the_session_runs_on(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A known-failures file without a reason: its own failing item names file and fix; the tests still run."""
-    pytester.makeconftest(
-        "from cases.identity import CASE as IDENTITY\n"
-        "from tests.gate_support import SYNTHETIC_ORT\n"
-        "def pytest_harness_cases(config):\n"
-        "    return [IDENTITY]\n"
-        "def pytest_harness_backends(config):\n"
-        "    return SYNTHETIC_ORT\n"
-    )
-    pytester.makepyfile(test_matrix="from harness.suite import test_latency\n")
+    identity_latency(pytester)
     (pytester.path / "baselines").mkdir()
     known_list(pytester.path / "baselines" / "known-failures.toml", "[[known]]", 'test = "x"')
     result = pytester.runpytest(*FAST)
