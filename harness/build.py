@@ -377,8 +377,7 @@ def _warn_unwritable(request: BuildRequest, artifact_path: Path, error: OSError)
     warnings.warn(
         EngineCacheWarning(
             f"case '{request.case.name}': the engine cache entry {artifact_path} cannot be written ({error}); "
-            "the engine was built and is used from memory this session; free disk space or pass --engine-cache "
-            "a writable directory (or off)"
+            f"the engine was built and is used from memory this session; {cachefile.unwritable_fix(error)}"
         ),
         stacklevel=4,
     )

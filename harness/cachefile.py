@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.atomic import write_atomically
+from harness.atomic import NotARegularFileError, write_atomically
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,11 @@ def _kind(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device node"
     return "not a regular file"
+
+
+def unwritable_fix(error: OSError) -> str:
+    """What to do about a cache entry that cannot be written: a folder or device in its place is removed; anything
+    else is a full or read-only disk."""
+    if isinstance(error, (IsADirectoryError, NotARegularFileError)):
+        return "remove what is in its place so that the cache can store the file there"
+    return "free disk space or pass --engine-cache a writable directory (or off)"

@@ -55,7 +55,7 @@ class MeasurePolicy:
         _require("budget_s", self.budget_s, _is_positive_real(self.budget_s), "a finite number > 0")
         _require("budget_max_s", self.budget_max_s, _is_positive_real(self.budget_max_s), "a finite number > 0")
         _require("wanted_samples", self.wanted_samples, _is_int_at_least(self.wanted_samples, 1), "an integer >= 1")
-        _require("target_rel_ci", self.target_rel_ci, _is_positive_real(self.target_rel_ci), "a finite number > 0")
+        _require("target_rel_ci", self.target_rel_ci, _is_probability(self.target_rel_ci), "a number in (0, 1)")
         _require("confidence", self.confidence, _is_probability(self.confidence), "a number in (0, 1)")
         # Fewer than 3 samples give no spread at all, so no statistic would mean anything.
         _require("min_samples", self.min_samples, _is_int_at_least(self.min_samples, 3), "an integer >= 3")

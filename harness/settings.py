@@ -363,7 +363,10 @@ def _at_least(convert: Callable[[str], T], minimum: T) -> Callable[[str], T]:
     """A converter that also refuses values below `minimum`, saying so (not as a malformed number)."""
 
     def converted(raw: str) -> T:
-        value = convert(raw)
+        try:
+            value = convert(raw)
+        except ValueError:  # '1.5' for a count: say what it must be, not only that it is not valid
+            raise _OutOfRange(f"{'a whole number' if convert is int else 'a number'} >= {minimum}") from None
         if value < minimum:  # type: ignore[operator]
             raise _OutOfRange(f"at least {minimum}")
         return value
@@ -462,9 +465,9 @@ def _size_limit(config: pytest.Config) -> int | None:
         value = float(text.removesuffix(unit)) if unit else float(text)
     except ValueError:
         value = -1.0
-    if not 0 <= value < float("inf"):
+    if not 0 < value < float("inf"):  # 0 would evict every engine as soon as it is stored
         raise pytest.UsageError(
-            f"trt-harness: --engine-cache-size / harness_engine_cache_size must be a size such as 500M or 4G, "
+            f"trt-harness: --engine-cache-size / harness_engine_cache_size must be a size above 0 such as 500M or 4G, "
             f"or off, got {raw!r}"
         )
     return int(value * _SIZE_UNITS[unit])

@@ -443,7 +443,7 @@ def _warn_unwritable(case_name: str, path: Path, error: OSError) -> None:
     warnings.warn(
         CalibrationCacheWarning(
             f"case '{case_name}': the int8 calibration cache entry {path} cannot be written ({error}); the result "
-            "is used from memory this session; free disk space or pass --engine-cache a writable directory (or off)"
+            f"is used from memory this session; {cachefile.unwritable_fix(error)}"
         ),
         stacklevel=4,
     )

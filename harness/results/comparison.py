@@ -17,7 +17,7 @@ from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
 from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
 from harness.results.schema import VERDICTS, TestResult
-from harness.results.text import number
+from harness.results.text import capped, number
 from harness.results.units import micros_number
 
 if TYPE_CHECKING:
@@ -158,10 +158,10 @@ def compare_pair(
         # A backend that built or ran the point before and now refuses the model (an operator its parser lost, an
         # attribute it no longer supports: harness.errors.ModelRefusedError) has regressed, skip or not.
         return _row(
-            new.id, old, new, None, "regression", (f"passed in the old run, refused in the new one: {new.message}",)
+            new.id, old, new, None, "regression", (f"passed in the old run, refused in the new one: {_said(new)}",)
         )
     skipped = tuple(
-        f"the {side} run skipped it: {test.message}"
+        f"the {side} run skipped it: {_said(test)}"
         for side, test in (("old", old), ("new", new))
         if test.verdict == "skip"
     )
@@ -224,15 +224,21 @@ def _own_verdict(old: TestResult | None, new: TestResult, known: KnownFailures) 
     """The verdict NEW's own failure imposes: a known failure, one unchanged since OLD, or a regression; None where
     NEW did not fail."""
     if new.failed:
-        said = f"{new.verdict} in the new run: {new.message}"
+        said = f"{new.verdict} in the new run: {_said(new)}"
         entry = known.find(new.id, new.verdict)
         if entry is not None:
             return "known failure", (f"{said}; listed in {known.source} ({entry.test}): {entry.reason}",)
         if old is not None and old.failed:
             accept = f"if it is accepted, list it in {KNOWN_FAILURES_FILE} with a reason"
             return "unchanged failure", (f"{old.verdict} in the old run too; {said}; {accept}",)
-        return "regression", (f"{_before(old)}, {new.verdict} in the new one: {new.message}",)
+        return "regression", (f"{_before(old)}, {new.verdict} in the new one: {_said(new)}",)
     return None
+
+
+def _said(test: TestResult) -> str:
+    """A test's message on one line, capped (text.capped): a Hypothesis report or a listing of every weight would
+    bury the verdict's reason and its fix; the results file keeps the whole text."""
+    return capped(" ".join((test.message or "no message recorded").split()), "", test.id)
 
 
 def _before(old: TestResult | None) -> str:

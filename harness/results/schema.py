@@ -135,6 +135,7 @@ def document(
         "input_errors": [dict(error) for error in input_errors],
         "tests": list(tests),
         "interrupted": False,
+        "interrupted_test": None,
     }
 
 

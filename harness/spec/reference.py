@@ -95,7 +95,7 @@ class OnnxRuntimeReference:
             except OSError as error:  # costs a recomputation next session, nothing else
                 _warn(
                     f"the reference cache entry {path} cannot be written ({error}); the reference is kept in memory "
-                    "this session; free disk space or pass --engine-cache a writable directory (or off)"
+                    f"this session; {cachefile.unwritable_fix(error)}"
                 )
         return outputs
 

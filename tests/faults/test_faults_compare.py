@@ -358,3 +358,14 @@ def test_row_24_an_older_file_s_fixed_corners_are_recognised_when_read_lean(
 
     assert compare(tmp_path, [corner("min"), corner("opt"), corner("max")], [corner("opt")]) == 0
     assert capsys.readouterr().out.rstrip().endswith("1 pass, 2 skip")
+
+
+def test_row_26_compare_caps_a_long_failure_message_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Row 26 in compare: a failure's message (a Hypothesis report, every weight listed) is one capped line."""
+    long = "Falsifying example:\n" + "\n".join(f"  weight_{index} = 0.5," for index in range(400))
+    assert compare(tmp_path, [record(ACCURACY)], [failed(ACCURACY, message=long)]) == 1
+    (reason,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("REGRESSION")]
+    assert "more characters: full text in the results file, test test_accuracy[squeezenet-int8-opt-ort]" in reason
+    assert len(reason) < 800 and "weight_399" not in reason

@@ -144,7 +144,15 @@ def test_row_12_fuzz_examples_zero_says_what_it_must_be(pytester: pytest.Pyteste
     ("option", "value", "message"),
     [
         ("--latency-budget", "-1", "--latency-budget / harness_latency_budget must be a finite number > 0, got '-1'"),
-        ("--latency-ci", "0", "--latency-ci / harness_latency_ci must be a finite number > 0, got '0'"),
+        ("--latency-ci", "0", "--latency-ci / harness_latency_ci must be a number in (0, 1), got '0'"),
+        # ±500 %: no CI a measurement could aim for
+        ("--latency-ci", "5", "--latency-ci / harness_latency_ci must be a number in (0, 1), got '5'"),
+        ("--fuzz-examples", "1.5", "--fuzz-examples / harness_fuzz_examples must be a whole number >= 1, got '1.5'"),
+        (
+            "--engine-cache-size",
+            "0",
+            "--engine-cache-size / harness_engine_cache_size must be a size above 0 such as 500M or 4G, or off, got '0'",
+        ),
     ],
 )
 def test_row_13_latency_options_are_named_not_their_field(
@@ -197,7 +205,7 @@ def test_row_14_an_uninterrupted_run_says_so(pytester: pytest.Pytester) -> None:
     make_project(pytester, "CASES = [IDENTITY]")
     pytester.runpytest(*FAST, *RESULTS, "-k", "accuracy").assert_outcomes(passed=3)
     document = json.loads((pytester.path / "results.json").read_text())
-    assert document["interrupted"] is False and "interrupted_test" not in document
+    assert document["interrupted"] is False and document["interrupted_test"] is None  # as README says: null
 
 
 def test_row_14_a_merged_file_of_an_interrupted_shard_says_so() -> None:
