@@ -153,7 +153,9 @@ def test_row_28_engine_cache_size_is_an_option_and_an_ini_key(pytester: pytest.P
     assert len(list((pytester.path / "cache").glob("*/*.bin"))) == 2  # the command line beats the ini
     refused = pytester.runpytest_inprocess("--engine-cache-size=lots", *args)
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
-    refused.stderr.fnmatch_lines(["*--engine-cache-size / harness_engine_cache_size must be a size above 0 such as 500M*"])
+    refused.stderr.fnmatch_lines(
+        ["*--engine-cache-size / harness_engine_cache_size must be a size above 0 such as 500M*"]
+    )
 
 
 def _calibrated(cache: Path) -> QuantizedModel:
