@@ -29,6 +29,7 @@ from typing import TypeGuard
 
 from harness.atomic import lock_removed, write_atomically
 from harness.errors import HarnessError
+from harness.measure import significant
 
 SCHEMA = "trt-harness/baseline"
 SCHEMA_VERSION = 1
@@ -237,12 +238,12 @@ def _thinned(record: Mapping[str, object]) -> dict[str, object]:
 
 def order_statistics(samples: list[float], count: int) -> list[float]:
     """At most `count` of the samples, evenly spaced in rank: the sorted samples at the quantiles (i + 0.5) / count
-    (each an actual sample, to 6 significant digits: a microsecond's digits beyond are below the clocks' tick yet
-    would double the file); all of them, sorted, when there are no more than `count`."""
+    (each an actual sample, as recorded: measure.significant); all of them, sorted, when there are no more than
+    `count`."""
     ordered = sorted(samples)
     if len(ordered) > count:
         ordered = [ordered[int((index + 0.5) * len(ordered) / count)] for index in range(count)]
-    return [float(f"{sample:.6g}") for sample in ordered]
+    return significant(ordered)  # a baseline written from an older results file holds full digits
 
 
 @dataclass(frozen=True)
