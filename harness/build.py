@@ -27,6 +27,7 @@ from harness.atomic import lock_removed, release_removed
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
 from harness.errors import HarnessError
+from harness.naming import engine_name
 from harness.precision.derive import DerivedModel, PrecisionOptions, derive
 from harness.progress import BuildProgressLines, DerivationLines
 
@@ -267,7 +268,9 @@ class EngineStore:
         """The artifact, stored in the cache at `artifact_path` when given and writable, and its bytes."""
         progress = None
         if self._write_progress is not None:
-            label = f"{request.case.name}-{request.precision.value}-p{request.profile_index} on {backend.name}"
+            label = (
+                f"{engine_name(request.case.name, request.precision.value, request.profile_index)} on {backend.name}"
+            )
             progress = BuildProgressLines(label, self._write_progress)
         derive_s = self._derive_s.get((backend, request.case.name, request.precision, request.profile_index), 0.0)
         start = time.perf_counter()
@@ -298,7 +301,7 @@ class EngineStore:
 def cache_path(cache_dir: Path, backend_name: str, request: BuildRequest, key: str) -> Path:
     """Where the artifact lives: every component made file-name safe, and never outside `cache_dir`
     (check_case already refuses unsafe case names; a plugin backend's name is not checked there)."""
-    stem = f"{request.case.name}-{request.precision.value}-p{request.profile_index}-{key[:20]}"
+    stem = f"{engine_name(request.case.name, request.precision.value, request.profile_index)}-{key[:20]}"
     path = cache_dir / _safe_component(backend_name) / f"{_safe_component(stem)}.bin"
     if Path(os.path.normpath(path)).parent.parent != Path(
         os.path.normpath(cache_dir)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from harness.case import Case, Precision, ShapePoint
+from harness.naming import point_name, shape_label
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,11 @@ class Point:
 
     @property
     def shape_label(self) -> str:
-        # Profile 0 is the common case and keeps the short label; later profiles are prefixed.
-        label = self.per_profile or self.shape_point.value
-        return label if self.profile_index == 0 else f"p{self.profile_index}.{label}"
+        return shape_label(self.profile_index, self.per_profile or self.shape_point.value)
 
     @property
     def id(self) -> str:
-        return f"{self.case.name}-{self.precision.value}-{self.shape_label}-{self.backend}"
+        return point_name(self.case.name, self.precision.value, self.shape_label, self.backend)
 
 
 def build_matrix(

@@ -32,6 +32,7 @@ import pytest
 
 from harness.backends import DeviceKind
 from harness.matrix import Point
+from harness.naming import engine_name
 
 WORKER_OUTPUT = "trt_harness"  # key of a worker's records in its workeroutput
 GPU_INPUT = "trt_harness_gpu"  # key of a worker's assigned GPU in its workerinput
@@ -56,7 +57,7 @@ def worker_id(config: pytest.Config) -> str | None:
 def engine_group(point: Point) -> str:
     """The xdist group of a test: its engine. With `--dist loadgroup` every test of an engine runs on one
     worker, which loads it once (with `load`, each worker loads most engines: twice the set-up)."""
-    return f"{point.case.name}-{point.precision.value}-p{point.profile_index}-{point.backend}"
+    return f"{engine_name(point.case.name, point.precision.value, point.profile_index)}-{point.backend}"
 
 
 def share_cores(config: pytest.Config) -> None:

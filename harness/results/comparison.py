@@ -16,6 +16,7 @@ from harness.baselines import is_number
 from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
 from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
+from harness.naming import point_name
 from harness.results.schema import VERDICTS, TestResult
 from harness.results.text import capped, number
 from harness.results.units import micros_number
@@ -111,7 +112,8 @@ def _fixed_corner_kept_as(old_test: TestResult, old: Side, new: Side) -> str | N
     prefix, _, corner = old_test.shape.rpartition(".")
     if corner not in ("min", "max"):
         return None
-    opt_point = f"{old_test.case}-{old_test.precision}-{prefix + '.' if prefix else ''}opt-{old_test.backend}"
+    opt_shape = f"{prefix}.opt" if prefix else "opt"  # the corner's own profile prefix, as recorded
+    opt_point = point_name(old_test.case, old_test.precision, opt_shape, old_test.backend)
     opt_id = old_test.id.replace(f"[{old_test.point}]", f"[{opt_point}]")
     old_opt = old.tests.get(opt_id)
     shapes = old_test.raw.get("input_shapes")

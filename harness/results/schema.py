@@ -27,6 +27,7 @@ from harness.environment import describe
 from harness.errors import HarnessError
 from harness.matrix import Point
 from harness.measure import Measurement
+from harness.naming import shape_label
 
 SCHEMA = "trt-harness/results"
 SCHEMA_VERSION = 1
@@ -806,7 +807,7 @@ def _shape_label(record: Mapping[str, object]) -> str:
     if isinstance(record.get("shape"), str):
         return str(record["shape"])
     profile, corner = record.get("profile"), str(record.get("shape_point", _DASH))
-    return f"p{profile}.{corner}" if isinstance(profile, int) and profile > 0 else corner
+    return shape_label(profile, corner) if isinstance(profile, int) else corner
 
 
 def _number(value: object) -> float | None:
