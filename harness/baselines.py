@@ -3,7 +3,7 @@
     baselines/<device class>/<backend id>-<backend version>.json
 
 A file maps test ids (e.g. "test_latency[mnist-fp16-opt-trt]") to what the gate needs of the test's record as
-written in the results file (README, "Results file"), small enough to review in a pull request (<= 50 kB per real
+written in the results file (docs/results-format.md), small enough to review in a pull request (<= 50 kB per real
 model, benchmarks/baseline_size.py): the record less what only the report reads (DROPPED: int8 scales, per-layer
 precisions, localization, the build's local paths, the recording run's own comparison), each latency's summary
 statistics as measured, and its samples reduced to at most MAX_SAMPLES evenly spaced order statistics (the quantiles

@@ -85,7 +85,7 @@ class Profile:
 class Tolerance:
     """Accuracy limit for one output at one precision.
 
-    Float outputs are judged on the mean relative error (formula in README, "Accuracy");
+    Float outputs are judged on the mean relative error (formula in docs/checks.md, "Accuracy");
     integer outputs must match exactly. A limit looser than the default must say why.
     """
 
@@ -95,7 +95,7 @@ class Tolerance:
 
 
 # fp32/tf32/fp16: the TensorRT tutorial's defaults (TF32 keeps a 10-bit mantissa like FP16, so it gets FP16's
-# limit). bf16 (8-bit mantissa) and int8 are measured (benchmarks/precision_errors.py, README "Precision"):
+# limit). bf16 (8-bit mantissa) and int8 are measured (benchmarks/precision_errors.py, docs/precision.md):
 # bf16 worst 5.4e-3 on the double's per-op rounding, 4.8-6.4e-3 on an H200 (PyTorch, cuDNN); int8 Q/DQ (ONNX
 # Runtime's quantizer, Q/DQ on compute-layer inputs, per-tensor activations) worst 0.025 on conv_add_relu and 0.022
 # on mnist's probabilities; on nine real architectures 0.019-0.057, DenseNet-121's logits 0.101.

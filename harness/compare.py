@@ -1,7 +1,7 @@
 """The compare step: engine outputs against the case's float64 numpy reference.
 
 Relative error is measured against the reference, with a floor so that elements whose reference
-is (near) zero do not divide by ~0 (README, "Accuracy"):
+is (near) zero do not divide by ~0 (docs/checks.md, "Accuracy"):
     floor = 1e-3 * max|ref|  (1.0 if the reference is all zeros)
     rel_i = |out_i - ref_i| / max(|ref_i|, floor)
 """

@@ -52,7 +52,7 @@ def package_version(distribution: str) -> str | None:
 
 
 def describe() -> dict[str, object]:
-    """The environment block of a results file (README, "Results file")."""
+    """The environment block of a results file (docs/results-format.md)."""
     return {
         "harness": package_version("trt-harness"),
         "python": platform.python_version(),

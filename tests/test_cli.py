@@ -1,6 +1,6 @@
 """Tests of `python -m harness compare`, `ab`, `merge` and `report` (harness/cli/) on synthetic files.
 
-Every file is built here, shaped like README's "Results file", with seeded samples, so verdicts are
+Every file is built here, shaped like docs/results-format.md, with seeded samples, so verdicts are
 deterministic; the `ab` tests replace the two Python environments with tiny scripts that write a
 results file where pytest would.
 """

@@ -206,7 +206,7 @@ def test_spec_entry_with_test_data(tmp_path: Path) -> None:
 
 
 def test_test_data_alone_means_the_folder_s_model_onnx_named_after_the_folder(tmp_path: Path) -> None:
-    """README's "ONNX's test layout": `test_data = "folder"` in a [[case]] table is enough."""
+    """docs/spec.md's "ONNX's test layout": `test_data = "folder"` in a [[case]] table is enough."""
     onnx_test_layout(tmp_path / "test_Linear")
     (case,) = load_spec(write(tmp_path, '[[case]]\ntest_data = "test_Linear"\n'))
     assert case.name == "test_Linear" and case.reference_kind is ReferenceKind.STORED

@@ -15,11 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "-p", "no:randomly", "--results", "results.json")
 
 
-def readme_example() -> str:
-    """The first TOML block of the README's spec section: the test runs exactly what the README shows."""
-    section = (REPO / "README.md").read_text().split("## Your own model: a spec file", 1)[1]
+def documented_example() -> str:
+    """The first TOML block of the spec files' page (docs/spec.md): the test runs exactly what the docs show."""
+    section = (REPO / "docs" / "spec.md").read_text().split("## Your own model: a spec file", 1)[1]
     match = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
-    assert match, "the README's spec section has no TOML example"
+    assert match, "docs/spec.md's spec section has no TOML example"
     return match.group(1)
 
 
@@ -28,9 +28,9 @@ def recorded(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
     return {test["id"]: test for test in document["tests"]}
 
 
-def test_readme_example_runs_from_an_empty_folder(pytester: pytest.Pytester) -> None:
+def test_documented_example_runs_from_an_empty_folder(pytester: pytest.Pytester) -> None:
     linear_model(pytester.path / "classifier.onnx")
-    (pytester.path / "models.toml").write_text(readme_example())
+    (pytester.path / "models.toml").write_text(documented_example())
     result = pytester.runpytest("--harness-spec", "models.toml", "--hypothesis-profile", "harness-ci", "-v", *FAST)
     # fp32/fp16/int8 x build, 3 corners x accuracy and latency, fuzz inside and outside; fp32 accuracy and its
     # inside fuzz skip as tautological; test_agreement skips (ort has no twin backend)
@@ -139,7 +139,7 @@ def test_a_spec_outside_what_pytest_collects_fails_with_the_fix_instead_of_runni
 ) -> None:
     models = pytester.mkdir("models")
     linear_model(models / "classifier.onnx")
-    (models / "models.toml").write_text(readme_example())
+    (models / "models.toml").write_text(documented_example())
     pytester.mkdir("elsewhere")
     monkeypatch.chdir(pytester.path / "elsewhere")
     result = pytester.runpytest("--harness-spec", "../models/models.toml", "--precision", "fp32", *FAST)
@@ -155,7 +155,7 @@ def test_a_spec_outside_what_pytest_collects_fails_with_the_fix_instead_of_runni
 def test_a_failing_test_shows_its_point_not_a_dump_of_its_context(pytester: pytest.Pytester) -> None:
     linear_model(pytester.path / "classifier.onnx")
     spec = (
-        readme_example()
+        documented_example()
         .replace("mean_rel = 0.12", "mean_rel = 1e-9")
         .replace("[case.tolerance.int8]", "[case.tolerance.fp16]")
     )

@@ -4,7 +4,7 @@ TensorRT engines answer from their engine inspector (harness/precision/layers.py
 proof reads the model the harness handed to it: the element type of each node's tensors after shape
 inference, a Conv or Gemm fed by DequantizeLinear nodes counting as int8 (ONNX Runtime runs such a
 group as one QLinearConv / QGemm). Its CPU provider then runs float16 nodes it has no kernel for in
-float32 (casts it inserts), which is why its fp16 errors understate a GPU's (README, "Precision").
+float32 (casts it inserts), which is why its fp16 errors understate a GPU's (docs/precision.md, "What ONNX Runtime computes").
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _COPIES_CHECKED = {"Identity"}
 
 
 # Without an engine inspector the proof reads the types the derived ONNX model declares; ONNX Runtime's CPU kernels
-# may still compute some layers in float32 (README, Precision), so the label says what was read.
+# may still compute some layers in float32 (docs/precision.md, What ONNX Runtime computes), so the label says what was read.
 ONNX_TYPES = "the ONNX model's declared types"
 
 

@@ -5,7 +5,7 @@ Writing: one TestRecord per harness test (ResultsLog), a document() around them,
 ResultsDocument of TestResult records, validated once here so that renderers (terminal, markdown, html)
 and the CLI read typed fields instead of raw dicts; pool() joins the rounds of `python -m harness ab`.
 
-The format is documented in README.md ("Results file"); bump SCHEMA_VERSION on any change that a reader
+The format is documented in docs/results-format.md; bump SCHEMA_VERSION on any change that a reader
 of an older file would misread.
 """
 
@@ -270,7 +270,7 @@ class LatencyResult:
 
 @dataclass(frozen=True)
 class OutputResult:
-    """One output's errors against what it was compared with (README's accuracy entry)."""
+    """One output's errors against what it was compared with (docs/results-format.md, `accuracy`)."""
 
     output: str
     mean_rel: float | None

@@ -25,7 +25,7 @@ def skeleton(model: Path, spec_dir: Path | None = None) -> str:
     model_path = Path(os.path.relpath(model.resolve(), (spec_dir or model.parent).resolve())).as_posix()
     lines = [
         f"# trt-harness spec for {model.name}, made from the model (python -m harness init). Check every value,",
-        '# then run the matrix:  pytest --harness-spec <this file>   (README: "Your own model: a spec file")',
+        "# then run the matrix:  pytest --harness-spec <this file>   (docs/spec.md)",
         "",
         "[[case]]",
         f"name = {json.dumps(default_name(model.stem))}",
@@ -53,7 +53,7 @@ def skeleton(model: Path, spec_dir: Path | None = None) -> str:
         lines += [f"{toml_key(dim)} = {list(guess)}" for dim, guess in dynamic.items()]
     lines += [
         "",
-        "# Tolerances beyond the defaults need a reason (README, Accuracy), e.g.:",
+        "# Tolerances beyond the defaults need a reason (docs/checks.md, Accuracy), e.g.:",
         "# [case.tolerance.fp16]",
         f"# {toml_key(facts.outputs[0].name)} = "
         + '{ mean_rel = 2e-3, justification = "measured: worst 1.5e-3 over 200 seeds" }',
@@ -94,7 +94,7 @@ def _dynamic_dims(inputs: tuple[ModelTensor, ...]) -> dict[str, tuple[int, int, 
 
 def _integer_output_note(outputs: tuple[ModelTensor, ...]) -> list[str]:
     """Integer outputs are checked exactly, a label at reduced precision exempt only where the reference's scores are
-    within the precision's error of each other (README, Accuracy)."""
+    within the precision's error of each other (docs/checks.md, Accuracy)."""
     integers = [t.name for t in outputs if not np.issubdtype(np.dtype(t.dtype), np.floating)]
     if not integers:
         return []

@@ -1,6 +1,6 @@
 """Issue 18's audit rows on `python -m harness compare` (2, 3, 18, 20, 21, 22, 25), kept as tests.
 
-Every file is built here, shaped like README's "Results file", with seeded samples so that verdicts are
+Every file is built here, shaped like docs/results-format.md, with seeded samples so that verdicts are
 deterministic; the known-failures list is exercised in `compare` and in a throw-away pytest session.
 """
 

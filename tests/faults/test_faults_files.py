@@ -205,7 +205,7 @@ def test_row_14_an_uninterrupted_run_says_so(pytester: pytest.Pytester) -> None:
     make_project(pytester, "CASES = [IDENTITY]")
     pytester.runpytest(*FAST, *RESULTS, "-k", "accuracy").assert_outcomes(passed=3)
     document = json.loads((pytester.path / "results.json").read_text())
-    assert document["interrupted"] is False and document["interrupted_test"] is None  # as README says: null
+    assert document["interrupted"] is False and document["interrupted_test"] is None  # docs/results-format.md: null
 
 
 def test_row_14_a_merged_file_of_an_interrupted_shard_says_so() -> None:
