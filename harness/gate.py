@@ -23,6 +23,11 @@ Improvements are the mirror image and fail only on request (stale baselines).
 Accuracy. A test regresses when an output fails its tolerance (the accuracy test already fails),
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
 at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a regression.
+
+Verdicts. judge_latency, judge_accuracy, inconclusive and no_baseline take plain data (samples, accuracy entries,
+counts) and return a GateVerdict: the session records and asserts it (harness/suite.py), the results file holds its
+to_json (harness/results/schema.py reads it back with from_json), `compare` judges two files' samples with the same
+functions (harness/results/comparison.py), and the renderers show it.
 """
 
 from __future__ import annotations
