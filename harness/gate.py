@@ -23,6 +23,11 @@ Improvements are the mirror image and fail only on request (stale baselines).
 Accuracy. A test regresses when an output fails its tolerance (the accuracy test already fails),
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
 at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a regression.
+
+Verdicts. judge_latency, judge_accuracy, inconclusive and no_baseline take plain data (samples, accuracy entries,
+counts) and return a GateVerdict: the session records and asserts it (harness/suite.py), the results file holds its
+to_json (harness/results/schema.py reads it back with from_json), `compare` judges two files' samples with the same
+functions (harness/results/comparison.py), and the renderers show it.
 """
 
 from __future__ import annotations
@@ -82,6 +87,26 @@ class LatencyComparison:
         data["low_ratio_ci"] = list(self.low_ratio_ci)
         return data
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> LatencyComparison:
+        """As to_json wrote it; a number a file lacks (an older or a sparse record) reads as NaN."""
+        low_quantile = _json_number(data.get("low_quantile"))
+        return cls(
+            old_median_us=_json_number(data.get("old_median_us")),
+            new_median_us=_json_number(data.get("new_median_us")),
+            ratio=_json_number(data.get("ratio")),
+            ratio_ci=_json_interval(data.get("ratio_ci")),
+            p_slower=_json_number(data.get("p_slower")),
+            p_faster=_json_number(data.get("p_faster")),
+            verdict=str(data.get("verdict") or ""),
+            reason=str(data.get("reason") or ""),
+            low_quantile=low_quantile if math.isfinite(low_quantile) else 0.25,
+            old_low_us=_json_number(data.get("old_low_us")),
+            new_low_us=_json_number(data.get("new_low_us")),
+            low_ratio=_json_number(data.get("low_ratio")),
+            low_ratio_ci=_json_interval(data.get("low_ratio_ci")),
+        )
+
 
 @dataclass(frozen=True)
 class AccuracyComparison:
@@ -93,6 +118,149 @@ class AccuracyComparison:
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> AccuracyComparison:
+        return cls(
+            output=str(data.get("output", "")),
+            old_mean_rel=_json_number(data.get("old_mean_rel")),
+            new_mean_rel=_json_number(data.get("new_mean_rel")),
+            verdict=str(data.get("verdict") or ""),
+            reason=str(data.get("reason") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One test's verdict against its baseline: what the session records and asserts (harness/suite.py), what the
+    results file holds under "gate" (to_json / from_json keep its keys, so older files read) and what the renderers
+    show. `compare` judges two files' samples with the same functions (harness/results/comparison.py)."""
+
+    verdict: str  # pass, regression, improvement, new or inconclusive
+    reason: str
+    baseline: str | None  # which baseline it was judged against, or why there is none
+    latency: LatencyComparison | None = None  # a latency test judged against its baseline's samples
+    accuracy: tuple[AccuracyComparison, ...] | None = None  # an accuracy test judged against its baseline's errors
+    samples: int | None = None  # an inconclusive latency: the samples measured, and the least the gate needs
+    min_samples: int | None = None
+    remeasured: bool | None = None  # a latency verdict: whether it judged a second measurement
+
+    @property
+    def latency_ratio(self) -> float | None:
+        """New median / baseline median, where a latency was compared."""
+        return self.latency.ratio if self.latency is not None else None
+
+    @property
+    def latency_ratio_ci(self) -> tuple[float, float] | None:
+        return self.latency.ratio_ci if self.latency is not None else None
+
+    @property
+    def latency_verdict(self) -> str | None:
+        """The latency comparison's own verdict, where there was one."""
+        return self.latency.verdict if self.latency is not None else None
+
+    def to_json(self) -> dict[str, object]:
+        """The results file's "gate": the fields a verdict of its kind has, in the order files have held them."""
+        data: dict[str, object] = {"verdict": self.verdict, "baseline": self.baseline, "reason": self.reason}
+        optional: dict[str, object | None] = {
+            "latency": self.latency.to_json() if self.latency is not None else None,
+            "accuracy": [item.to_json() for item in self.accuracy] if self.accuracy is not None else None,
+            "samples": self.samples,
+            "min_samples": self.min_samples,
+            "remeasured": self.remeasured,
+        }
+        data.update({key: value for key, value in optional.items() if value is not None})
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> GateVerdict | None:
+        """A recorded "gate"; None where a record has none. Tolerant of sparse records: what is absent reads empty."""
+        if not isinstance(data, Mapping) or not data:
+            return None
+        latency, accuracy = data.get("latency"), data.get("accuracy")
+        reason, baseline, remeasured = data.get("reason"), data.get("baseline"), data.get("remeasured")
+        return cls(
+            verdict=str(data.get("verdict", "")),
+            reason=str(reason) if reason is not None else "",
+            baseline=str(baseline) if baseline is not None else None,
+            latency=LatencyComparison.from_json(latency) if isinstance(latency, Mapping) else None,
+            accuracy=tuple(AccuracyComparison.from_json(item) for item in accuracy if isinstance(item, Mapping))
+            if isinstance(accuracy, list)
+            else None,
+            samples=_json_count(data.get("samples")),
+            min_samples=_json_count(data.get("min_samples")),
+            remeasured=remeasured if isinstance(remeasured, bool) else None,
+        )
+
+
+def _json_number(value: object) -> float:
+    """A recorded number, NaN where there is none; strict JSON spells the non-finite ones "nan", "inf", "-inf"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return float(value) if value in ("nan", "inf", "-inf") else math.nan
+
+
+def _json_interval(value: object) -> tuple[float, float]:
+    if isinstance(value, list) and len(value) == 2:
+        return _json_number(value[0]), _json_number(value[1])
+    return math.nan, math.nan
+
+
+def _json_count(value: object) -> int | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def no_baseline(measured: str, baseline: str | None) -> GateVerdict:
+    """Nothing to judge against: "no baseline latency for this test"."""
+    return GateVerdict("new", f"no baseline {measured} for this test", baseline)
+
+
+def inconclusive(count: int, why: str, *, baseline: str | None, remeasured: bool) -> GateVerdict:
+    """A latency the gate cannot judge: too few samples on a side (starved), and why."""
+    return GateVerdict(
+        "inconclusive",
+        f"latency inconclusive: {why}",
+        baseline,
+        samples=count,
+        min_samples=MIN_GATE_SAMPLES,
+        remeasured=remeasured,
+    )
+
+
+def judge_latency(
+    old_us: Sequence[float] | np.ndarray,
+    new_us: Sequence[float] | np.ndarray,
+    policy: GatePolicy,
+    *,
+    baseline: str | None = None,
+    remeasured: bool | None = None,
+    note: str | None = None,
+) -> GateVerdict:
+    """NEW's latency samples against OLD's (compare_latency); `note` (timing_differences) follows the reason."""
+    comparison = compare_latency(old_us, new_us, policy)
+    reason = comparison.reason + (f"; {note}" if note else "")
+    return GateVerdict(comparison.verdict, reason, baseline, latency=comparison, remeasured=remeasured)
+
+
+def judge_accuracy(
+    old: Sequence[Mapping[str, object]],
+    new: Sequence[Mapping[str, object]],
+    policy: GatePolicy,
+    *,
+    baseline: str | None = None,
+) -> GateVerdict:
+    """NEW's accuracy entries against OLD's, output by output (compare_accuracy): a regression where any regressed;
+    the reason names the regressed outputs, else every compared one."""
+    comparisons = tuple(compare_accuracy(old, new, policy))
+    failing = [c for c in comparisons if c.verdict == "regression"]
+    return GateVerdict(
+        "regression" if failing else "pass",
+        "; ".join(f"output '{c.output}': {c.reason}" for c in failing or comparisons),
+        baseline,
+        accuracy=comparisons,
+    )
 
 
 def starved_reason(count: int, timed_s: float, budget_max_s: float, *, twice: bool) -> str:

@@ -22,8 +22,11 @@ from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
 from harness.gate import (
     MIN_GATE_SAMPLES,
-    compare_accuracy,
-    compare_latency,
+    GateVerdict,
+    inconclusive,
+    judge_accuracy,
+    judge_latency,
+    no_baseline,
     starved,
     starved_reason,
     timing_differences,
@@ -112,7 +115,7 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
     timer = engine.timer(inputs)
     measurement, retried = _measure_enough(timer, harness_point.measure_policy)
     verdict = _latency_gate(harness_point, measurement, remeasured=retried)
-    if verdict["verdict"] == "regression" and harness_point.gate.enforce:
+    if verdict.verdict == "regression" and harness_point.gate.enforce:
         measurement, _ = _measure_enough(timer, harness_point.measure_policy)  # noise gets a second chance, once
         verdict = _latency_gate(harness_point, measurement, remeasured=True)
     record.latency = measurement
@@ -185,82 +188,61 @@ def _measure_enough(timer: Timer, policy: MeasurePolicy) -> tuple[Measurement, b
     return measure(timer, policy), True
 
 
-def _latency_gate(context: PointContext, measurement: Measurement, remeasured: bool) -> dict[str, object]:
+def _latency_gate(context: PointContext, measurement: Measurement, remeasured: bool) -> GateVerdict:
     entry = (context.gate.baseline or {}).get("latency")
     baseline: dict[str, Any] = entry if isinstance(entry, dict) else {}
     has_baseline = bool(baseline.get("samples_us"))
-    count = measurement.stats.count
+    count, note = measurement.stats.count, context.gate.note
     # Starved (the budget ran out before MIN_GATE_SAMPLES, twice): there is no verdict to give against a
     # baseline, and no baseline to record from it; a plain run without a baseline only records the numbers.
     if starved(measurement.stop_reason, count) and (has_baseline or not context.gate.enforce):
         policy = context.measure_policy
         cap = max(policy.budget_s, policy.budget_max_s)
-        return _inconclusive(
-            context, count, remeasured, starved_reason(count, measurement.timed_s, cap, twice=remeasured)
-        )
+        why = starved_reason(count, measurement.timed_s, cap, twice=remeasured)
+        return inconclusive(count, why, baseline=note, remeasured=remeasured)
     if has_baseline and starved(baseline.get("stop_reason"), baseline.get("count")):
-        return _inconclusive(
-            context,
-            count,
-            remeasured,
+        why = (
             f"the baseline has only {baseline.get('count')} samples, stopped by its budget (the gate needs at "
-            f"least {MIN_GATE_SAMPLES}); record it again with --update-baselines and a larger --latency-budget",
+            f"least {MIN_GATE_SAMPLES}); record it again with --update-baselines and a larger --latency-budget"
         )
+        return inconclusive(count, why, baseline=note, remeasured=remeasured)
     if not has_baseline:
-        return {"verdict": "new", "baseline": context.gate.note, "reason": "no baseline latency for this test"}
-    comparison = compare_latency(baseline["samples_us"], measurement.stats.samples_us, context.gate.policy)
+        return no_baseline("latency", note)
     changed = timing_differences(context.gate.baseline or {}, {"engine": context.engine.facts()})
-    return {
-        "verdict": comparison.verdict,
-        "baseline": context.gate.note,
-        "reason": comparison.reason + (f"; {changed}" if changed else ""),
-        "latency": comparison.to_json(),
-        "remeasured": remeasured,
-    }
+    return judge_latency(
+        baseline["samples_us"],
+        measurement.stats.samples_us,
+        context.gate.policy,
+        baseline=note,
+        remeasured=remeasured,
+        note=changed,
+    )
 
 
-def _inconclusive(context: PointContext, count: int, remeasured: bool, why: str) -> dict[str, object]:
-    return {
-        "verdict": "inconclusive",
-        "baseline": context.gate.note,
-        "reason": f"latency inconclusive: {why}",
-        "samples": count,
-        "min_samples": MIN_GATE_SAMPLES,
-        "remeasured": remeasured,
-    }
-
-
-def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> dict[str, object]:
+def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> GateVerdict:
     baseline = (context.gate.baseline or {}).get("accuracy")
     if not isinstance(baseline, list):
-        return {"verdict": "new", "baseline": context.gate.note, "reason": "no baseline accuracy for this test"}
-    comparisons = compare_accuracy(baseline, [e.to_json() for e in errors], context.gate.policy)
-    failing = [c for c in comparisons if c.verdict == "regression"]
-    return {
-        "verdict": "regression" if failing else "pass",
-        "baseline": context.gate.note,
-        "reason": "; ".join(f"output '{c.output}': {c.reason}" for c in failing or comparisons),
-        "accuracy": [c.to_json() for c in comparisons],
-    }
+        return no_baseline("accuracy", context.gate.note)
+    return judge_accuracy(baseline, [e.to_json() for e in errors], context.gate.policy, baseline=context.gate.note)
 
 
-def _gate(context: PointContext, verdict: dict[str, object]) -> None:
+def _gate(context: PointContext, verdict: GateVerdict) -> None:
     """Record the comparison; fail the test that regressed (never the session)."""
     context.record.gate = verdict
     gate, test_id = context.gate, context.record.name
-    kind = verdict["verdict"]
+    kind = verdict.verdict
     if kind == "inconclusive":
         # Never a silent pass against a baseline, and never a baseline (an update writes passing tests only,
         # whether or not it enforces verdicts): a starved latency gates nothing and makes a useless baseline.
-        pytest.fail(f"{test_id}: {verdict['reason']}", pytrace=False)
+        pytest.fail(f"{test_id}: {verdict.reason}", pytrace=False)
     if not gate.enforce:
         return
     if kind == "regression":
-        again = " (still after re-measuring once)" if verdict.get("remeasured") else ""
-        pytest.fail(f"{test_id}: regression against {gate.note}: {verdict['reason']}{again}", pytrace=False)
+        again = " (still after re-measuring once)" if verdict.remeasured else ""
+        pytest.fail(f"{test_id}: regression against {gate.note}: {verdict.reason}{again}", pytrace=False)
     if kind == "improvement" and gate.policy.fail_on_improvement:
         pytest.fail(
-            f"{test_id}: {verdict['reason']}; the baseline is stale: refresh it with --update-baselines", pytrace=False
+            f"{test_id}: {verdict.reason}; the baseline is stale: refresh it with --update-baselines", pytrace=False
         )
     if kind == "new" and gate.require:
         pytest.fail(f"{test_id}: no baseline ({gate.note}); record one with --update-baselines", pytrace=False)

@@ -14,6 +14,7 @@ from cases import identity, mnist
 from harness.case import Precision, ShapePoint, Tolerance
 from harness.compare import OutputErrors, compare_outputs, json_safe, output_errors
 from harness.errors import OutputMismatchError
+from harness.gate import GateVerdict, LatencyComparison
 from harness.matrix import Point
 from harness.results import schema
 from harness.results.schema import ResultsLog
@@ -203,7 +204,7 @@ def test_a_non_finite_number_anywhere_never_costs_the_results_file(tmp_path: Pat
     point = Point(identity.CASE, Precision.FP32, 0, ShapePoint.OPT, "ort")
     record = log.open("test_latency[identity-fp32-opt-ort]", "t.py::test_latency[identity-fp32-opt-ort]", point)
     record.engine_facts = {"gpu_telemetry": {"temperature_c": float("nan"), "power_w": np.float64("inf")}}
-    record.gate = {"verdict": "pass", "latency": {"ratio": float("inf")}}
+    record.gate = GateVerdict("pass", "", None, latency=LatencyComparison.from_json({"ratio": float("inf")}))
     path = tmp_path / "results.json"
     schema.write(path, schema.document(log.tests(), {}, {}))
     test = json.loads(path.read_text())["tests"][0]

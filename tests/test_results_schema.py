@@ -14,6 +14,7 @@ import pytest
 from cases import identity
 from harness.case import Precision, ShapePoint
 from harness.compare import output_errors
+from harness.gate import GateVerdict
 from harness.matrix import Point
 from harness.measure import LatencyStats, Measurement
 from harness.results import schema
@@ -26,7 +27,9 @@ def written(tmp_path: Path) -> Path:
     latency = log.open("test_latency[identity-fp16-opt-ort]", "t.py::test_latency[identity-fp16-opt-ort]", point)
     samples = [1e-5 * (1 + 0.01 * i) for i in range(40)]
     latency.latency = Measurement(LatencyStats.from_samples(samples), "ci", 3, 0.5, 0.4)
-    latency.gate = {"verdict": "regression", "reason": "slower", "latency": {"ratio": 1.3, "ratio_ci": [1.2, 1.4]}}
+    latency.gate = GateVerdict.from_json(
+        {"verdict": "regression", "reason": "slower", "latency": {"ratio": 1.3, "ratio_ci": [1.2, 1.4]}}
+    )
     log.settle(latency.nodeid, "call", "failed", "Failed: regression")
     accuracy = log.open("test_accuracy[identity-fp16-opt-ort]", "t.py::test_accuracy[identity-fp16-opt-ort]", point)
     got, want = np.ones((2, 3), np.float32), np.full((2, 3), 2.0)

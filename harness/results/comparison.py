@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.baselines import is_number
 from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
 from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
@@ -24,7 +23,7 @@ from harness.results.units import micros_number
 if TYPE_CHECKING:
     import numpy as np
 
-    from harness.gate import AccuracyComparison, GatePolicy, LatencyComparison
+    from harness.gate import GatePolicy, GateVerdict, LatencyComparison
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def compare_pair(
 ) -> Row:
     """One test present on both sides: NEW's own verdict first (a failing or inconclusive test fails the comparison
     whatever its numbers), then the gate's latency and accuracy verdicts on the numbers."""
-    from harness.gate import compare_accuracy, compare_latency, timing_differences
+    from harness.gate import judge_accuracy, judge_latency, timing_differences
 
     if new.gate is not None and new.gate.verdict == "inconclusive":
         return _row(new.id, old, new, None, "inconclusive", (new.gate.reason or "",), _gate_shortfall(new))
@@ -176,16 +175,17 @@ def compare_pair(
         return _row(new.id, old, new, None, "inconclusive", (reason,), detail)
     old_samples, new_samples = _samples(old, samples[0]), _samples(new, samples[1])
     measured = len(old_samples) > 0 and len(new_samples) > 0
-    latency = compare_latency(old_samples, new_samples, policy) if measured else None
+    latency = judge_latency(old_samples, new_samples, policy) if measured else None
     old_accuracy, new_accuracy = _accuracy_entries(old), _accuracy_entries(new)
-    accuracy = compare_accuracy(old_accuracy, new_accuracy, policy) if old_accuracy and new_accuracy else []
-    if latency is None and not accuracy:
+    accuracy = judge_accuracy(old_accuracy, new_accuracy, policy) if old_accuracy and new_accuracy else None
+    if latency is None and not (accuracy is not None and accuracy.accuracy):
         return _row(new.id, old, new, None, *_without_measurements(old, new))
     verdict, reasons = _verdict(latency, accuracy)
     changed = timing_differences(old.raw, new.raw) if latency is not None else None
     if verdict == "pass" and (entry := known.listed(new.id)) is not None:
         verdict, reasons = "fixed", (_fixed_reason(known, entry.test, entry.reason),)
-    return _row(new.id, old, new, latency, verdict, (*reasons, changed) if changed else reasons)
+    comparison = latency.latency if latency is not None else None
+    return _row(new.id, old, new, comparison, verdict, (*reasons, changed) if changed else reasons)
 
 
 def _too_few_samples(old: TestResult, new: TestResult) -> tuple[str, str] | None:
@@ -217,9 +217,10 @@ def _too_few_samples(old: TestResult, new: TestResult) -> tuple[str, str] | None
 
 def _gate_shortfall(test: TestResult) -> str:
     """ "12 samples < 30" as the session's inconclusive gate recorded it, else nothing."""
-    gate = test.raw.get("gate")
-    found = (gate.get("samples"), gate.get("min_samples")) if isinstance(gate, Mapping) else (None, None)
-    return f"{found[0]} samples < {found[1]}" if all(is_number(value) for value in found) else ""
+    gate = test.gate
+    if gate is None or gate.samples is None or gate.min_samples is None:
+        return ""
+    return f"{gate.samples} samples < {gate.min_samples}"
 
 
 def _own_verdict(old: TestResult | None, new: TestResult, known: KnownFailures) -> tuple[str, tuple[str, ...]] | None:
@@ -289,8 +290,11 @@ def refused(test: TestResult) -> bool:
     return f" cannot run {test.case} at {test.precision}: " in (test.message or "")
 
 
-def _verdict(latency: LatencyComparison | None, accuracy: Sequence[AccuracyComparison]) -> tuple[str, tuple[str, ...]]:
-    regressions = [f"output {item.output}: {item.reason}" for item in accuracy if item.verdict == "regression"]
+def _verdict(latency: GateVerdict | None, accuracy: GateVerdict | None) -> tuple[str, tuple[str, ...]]:
+    """One row's verdict from the gate's latency and accuracy verdicts: a regression of either, else an
+    improvement of the latency, else a pass."""
+    outputs = accuracy.accuracy or () if accuracy is not None else ()
+    regressions = [f"output {item.output}: {item.reason}" for item in outputs if item.verdict == "regression"]
     if latency is not None and latency.verdict == "regression":
         regressions.insert(0, latency.reason)
     if regressions:

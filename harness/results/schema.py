@@ -25,6 +25,7 @@ from harness.build import BuildRecord
 from harness.compare import OutputErrors, json_safe
 from harness.environment import describe
 from harness.errors import HarnessError
+from harness.gate import GateVerdict
 from harness.matrix import Point
 from harness.measure import Measurement
 from harness.naming import shape_label
@@ -50,7 +51,7 @@ class TestRecord:
     host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
     engine_facts: Mapping[str, object] = field(default_factory=dict)
     latency_threshold: float | None = None  # the gate's threshold for this test
-    gate: dict[str, object] | None = None  # the comparison with the baseline (harness/gate.py)
+    gate: GateVerdict | None = None  # the comparison with the baseline (harness/gate.py)
     worker: str | None = None  # the xdist worker that ran it ("gw0"), None without xdist
     # How the harness derived the model (harness/precision/derive.py), in run and build tests: precision, opset
     # ("converted from opset 6 to 9" where the model was upgraded for the selected backends, else None), kept_fp32,
@@ -81,7 +82,7 @@ class TestRecord:
             "host_latency": self.host_latency.to_json() if self.host_latency else None,
             "engine": dict(self.engine_facts),
             "latency_threshold": self.latency_threshold,
-            "gate": self.gate,
+            "gate": self.gate.to_json() if self.gate is not None else None,
             "derivation": self.derivation,
             "layers": self.layers,
             "localization": self.localization,
@@ -366,34 +367,6 @@ class BuildResult:
 
 
 @dataclass(frozen=True)
-class GateResult:
-    """The test's comparison with its baseline (harness/gate.py, as the plugin recorded it)."""
-
-    verdict: str  # pass, regression, improvement, new, inconclusive
-    reason: str | None
-    baseline: str | None  # which baseline, or why there is none
-    latency_ratio: float | None  # new median / baseline median, latency tests with a baseline
-    latency_ratio_ci: tuple[float, float] | None
-    latency_verdict: str | None  # the latency comparison's own verdict, where there was one
-
-    @classmethod
-    def from_json(cls, data: object) -> GateResult | None:
-        gate = _mapping(data)
-        if not gate:
-            return None
-        latency = _mapping(gate.get("latency"))
-        reason, baseline = gate.get("reason"), gate.get("baseline")
-        return cls(
-            verdict=str(gate.get("verdict", "")),
-            reason=str(reason) if reason is not None else None,
-            baseline=str(baseline) if baseline is not None else None,
-            latency_ratio=_number(latency.get("ratio")),
-            latency_ratio_ci=_interval(latency.get("ratio_ci")),
-            latency_verdict=_text(latency.get("verdict")),
-        )
-
-
-@dataclass(frozen=True)
 class LayersResult:
     """The precision each layer ran in, and why the point's precision does not hold (harness/precision/proof.py)."""
 
@@ -528,7 +501,7 @@ class TestResult:
     host_latency: LatencyResult | None
     accuracy: tuple[OutputResult, ...] | None
     build: BuildResult | None
-    gate: GateResult | None
+    gate: GateVerdict | None
     latency_threshold: float | None  # the gate's slowdown threshold as set for this test (case or command line)
     default_latency_threshold: float | None  # the backend's own, which applies where none was set
     layers: LayersResult | None
@@ -617,7 +590,7 @@ class TestResult:
             host_latency=LatencyResult.from_json(data.get("host_latency")),
             accuracy=tuple(OutputResult.from_json(e) for e in accuracy) if isinstance(accuracy, list) else None,
             build=BuildResult.from_json(data.get("build")),
-            gate=GateResult.from_json(data.get("gate")),
+            gate=GateVerdict.from_json(data.get("gate")),
             latency_threshold=_number(data.get("latency_threshold")),
             default_latency_threshold=_number(data.get("backend_default_latency_threshold")),
             layers=LayersResult.from_json(data.get("layers")),
