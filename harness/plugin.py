@@ -39,6 +39,7 @@ from harness.precision.convert import named_nodes
 from harness.precision.derive import node_names
 from harness.precision.names import check_node_names
 from harness.precision.proof import EXPECTED, Proof, prove
+from harness.precision.table import row
 from harness.results import html, schema, terminal
 from harness.results.schema import ResultsLog, TestRecord
 from harness.settings import Settings, add_options, resolve
@@ -802,7 +803,7 @@ def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend
 def _kept_nodes(state: HarnessState, point: Point) -> tuple[str, ...]:
     """The nodes the point's derived model keeps in float32; () where nothing is asked to be kept, or where
     the derivation fails (the build reports that failure)."""
-    if point.precision not in (Precision.FP16, Precision.BF16, Precision.INT8):
+    if not row(point.precision).keeps_fp32:
         return ()
     if not (state.settings.precision_options.keep_fp32 or point.case.keep_fp32):
         return ()
