@@ -36,7 +36,7 @@ from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
 from harness.measure import MeasurePolicy
 from harness.precision.convert import named_nodes
-from harness.precision.derive import node_names
+from harness.precision.derive import DerivedModel, node_names
 from harness.precision.names import check_node_names
 from harness.precision.proof import EXPECTED, Proof, prove
 from harness.precision.table import row
@@ -275,7 +275,8 @@ def _localization_runner(backend: Backend, point: Point) -> tuple[Runner | None,
 
     def run(model: Any, feeds: Mapping[str, np.ndarray], names: list[str]) -> Mapping[str, np.ndarray]:
         # FP32: TF32 off; a strongly typed network takes its precision from the model's types.
-        request = BuildRequest(point.case, Precision.FP32, point.profile_index, model.SerializeToString())
+        exposed = DerivedModel(Precision.FP32, model.SerializeToString())
+        request = BuildRequest(point.case, Precision.FP32, point.profile_index, exposed)
         engine = backend.load(backend.build(request).data, request)
         try:
             outputs = engine.infer(feeds)

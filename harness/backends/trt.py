@@ -44,7 +44,6 @@ from harness.errors import BuildError, HarnessError, ModelRefusedError, ShapeOut
 from harness.measure import Timer
 from harness.precision.layers import LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
-from harness.precision.quantize import scales_of
 from harness.precision.table import row
 
 
@@ -490,8 +489,7 @@ class TensorRTBackend:
             define_network = request.case.define_network
             assert define_network is not None  # unsupported_reason skipped it otherwise
             # int8: the very scales of the harness's Q/DQ model (the request's model), so that both workflows agree.
-            scales = _int8_scales(request.model_bytes) if request.precision is Precision.INT8 else {}
-            precision = NetworkPrecision(trt, network, request.precision, scales)
+            precision = NetworkPrecision(trt, network, request.precision, request.model.scales or {})
             try:
                 define_network(network, trt, precision)
             except Exception as error:
@@ -650,9 +648,3 @@ onnx_parser_backend = _workflow("tensorrt", "onnx-parser")  # `trt`: the ONNX pa
 network_api_backend = _workflow("tensorrt", "network-api")  # `trt-net`: the case's define_network, layer by layer
 rtx_onnx_parser_backend = _workflow("tensorrt_rtx", "onnx-parser")  # `rtx`: TensorRT for RTX, ONNX parser
 rtx_network_api_backend = _workflow("tensorrt_rtx", "network-api")  # `rtx-net`: TensorRT for RTX, network API
-
-
-def _int8_scales(model_bytes: bytes) -> Mapping[str, float | list[float]]:
-    import onnx  # only for int8 network definitions: the scales live in the harness's Q/DQ model
-
-    return scales_of(onnx.load_from_string(model_bytes))
