@@ -71,10 +71,10 @@ class NetworkPrecision:
         return self.network.add_cast(tensor, self.trt.DataType.FLOAT).get_output(0)
 
     def weights(self, array: np.ndarray) -> Any:
-        """`array` (float32) in the compute type, C-contiguous and kept alive; bfloat16 as trt.Weights, since
-        TensorRT's numpy bridge has no bfloat16 (ml_dtypes) type."""
+        """`array` (float32) in the compute type, C-contiguous and kept alive; bfloat16 (an ml_dtypes type) as
+        trt.Weights, since TensorRT's numpy bridge knows numpy's own types only."""
         converted = self._keep(np.asarray(array, dtype=np.float32).astype(self.dtype))
-        if self.dtype.name != "bfloat16":
+        if hasattr(np, self.dtype.name):
             return converted
         return self.trt.Weights(self._data_type(), converted.ctypes.data, converted.size)
 
