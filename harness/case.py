@@ -88,7 +88,7 @@ class Tolerance:
 
 
 # The limit a precision gets where a case sets none: its row in the precision table (measured there).
-DEFAULT_MEAN_REL: Mapping[Precision, float] = {precision: row.default_mean_rel for precision, row in PRECISIONS.items()}
+DEFAULT_MEAN_REL: Mapping[Precision, float] = {p: entry.default_mean_rel for p, entry in PRECISIONS.items()}
 
 
 class ReferenceKind(str, enum.Enum):
