@@ -37,10 +37,11 @@ def identity_examples_per_second() -> float:
     from harness.backends.ort import OnnxRuntimeBackend
     from harness.case import Precision
     from harness.compare import compare_outputs
+    from harness.precision.derive import DerivedModel
     from harness.run import run_engine
 
     backend = OnnxRuntimeBackend(BackendOptions())
-    request = BuildRequest(CASE, Precision.FP32, 0, CASE.onnx_model().SerializeToString())
+    request = BuildRequest(CASE, Precision.FP32, 0, DerivedModel(Precision.FP32, CASE.onnx_model().SerializeToString()))
     engine = backend.load(backend.build(request).data, request)
     calls = 0
 

@@ -475,6 +475,7 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
     from harness.backends.ort import OnnxRuntimeBackend
     from harness.case import Precision, ShapePoint
     from harness.environment import cpu_model
+    from harness.precision.derive import DerivedModel
 
     policy = CPU_QUICK_POLICY if args.quick else CPU_POLICY
     if args.budget is not None:
@@ -483,7 +484,8 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
     precision, point = Precision.FP32, ShapePoint.OPT
 
     backend = OnnxRuntimeBackend(BackendOptions())
-    request = BuildRequest(CASE, precision, 0, CASE.onnx_model().SerializeToString())  # the float32 model
+    float32_model = DerivedModel(Precision.FP32, CASE.onnx_model().SerializeToString())
+    request = BuildRequest(CASE, precision, 0, float32_model)
     engine = backend.load(backend.build(request).data, request)
     shapes = CASE.profiles[0].shapes(point)
     inputs = CASE.generate_inputs(shapes, np.random.default_rng(CASE.input_seed(0, point, 0)))

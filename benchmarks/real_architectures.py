@@ -142,7 +142,9 @@ def rtx_build(target: Case, model_bytes: bytes) -> tuple[str, float]:
         library = rtx_library()
         if library is None:
             return "TensorRT for RTX not installed", 0.0
-        artifact = adapter_backend(library).build(BuildRequest(target, Precision.FP32, 0, model_bytes))
+        artifact = adapter_backend(library).build(
+            BuildRequest(target, Precision.FP32, 0, DerivedModel(Precision.FP32, model_bytes))
+        )
         return f"built ({len(artifact.data) / 1e6:.1f} MB engine)", time.perf_counter() - start
     except Exception as error:  # noqa: BLE001  # the verdict is the point: report it, go on with the next model
         return f"FAILED: {str(error).splitlines()[0][:300]}", time.perf_counter() - start

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.case import Case, Precision, Profile, Shape, TensorSpec
+from harness.precision.table import Derivation, row
 
 if TYPE_CHECKING:
     import onnx
@@ -69,7 +70,8 @@ CASE = Case(
     reference=reference,
     generate_inputs=generate_inputs,
     define_network=define_network,
-    # No int8: a lone Identity has no layer int8 quantizes (nothing computes), so an "int8" identity would be a
-    # float32 model under an int8 label; the derivation refuses it and every int8 point would be a skip.
-    precisions=tuple(precision for precision in Precision if precision is not Precision.INT8),
+    # No int8 (no quantized precision): a lone Identity has no layer int8 quantizes (nothing computes), so an "int8"
+    # identity would be a float32 model under an int8 label; the derivation refuses it and every int8 point would
+    # be a skip.
+    precisions=tuple(precision for precision in Precision if row(precision).derivation is not Derivation.QUANTIZED),
 )

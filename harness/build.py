@@ -189,7 +189,7 @@ class EngineStore:
 
     def _request(self, point: _Point, case: Case) -> BuildRequest:
         _, _, precision, profile_index = point
-        return BuildRequest(case, precision, profile_index, self.model_bytes(case, precision))
+        return BuildRequest(case, precision, profile_index, self.derived(case, precision))
 
     def _load(self, point: _Point, case: Case) -> BuiltEngine:
         backend = point[0]

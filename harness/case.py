@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from harness.errors import CaseDefinitionError, HarnessError, ShapeOutsideProfileError
+from harness.precision.table import PRECISIONS
+
+# Precision lives in the precision table; cases and the harness import it from here, so it is re-exported.
+from harness.precision.table import Precision as Precision  # noqa: PLC0414
 
 if TYPE_CHECKING:
     import onnx
@@ -30,17 +34,6 @@ Shape = tuple[int, ...]
 # A dimension is fixed (an int) or dynamic (a name). Dynamic dimensions that share a name are
 # tied: they take the same value in every shape the harness draws (e.g. the batch of two inputs).
 Dim = int | str
-
-
-class Precision(str, enum.Enum):
-    """How the network computes. A case supplies one float32 model; the harness derives every other
-    precision from it (harness/precision/). I/O tensors stay float32 at every precision."""
-
-    FP32 = "fp32"  # float32 math; on TensorRT also TF32 off
-    TF32 = "tf32"  # float32 tensors, TensorRT allowed to use TF32 tensor cores
-    FP16 = "fp16"  # float16 weights and activations, casts at the I/O boundary
-    BF16 = "bf16"  # bfloat16 weights and activations, casts at the I/O boundary
-    INT8 = "int8"  # explicit quantization: Q/DQ pairs with calibrated scales around float32 layers
 
 
 class ShapePoint(str, enum.Enum):
@@ -94,18 +87,8 @@ class Tolerance:
     justification: str = ""
 
 
-# fp32/tf32/fp16: the TensorRT tutorial's defaults (TF32 keeps a 10-bit mantissa like FP16, so it gets FP16's
-# limit). bf16 (8-bit mantissa) and int8 are measured (benchmarks/precision_errors.py, docs/precision.md):
-# bf16 worst 5.4e-3 on the double's per-op rounding, 4.8-6.4e-3 on an H200 (PyTorch, cuDNN); int8 Q/DQ (ONNX
-# Runtime's quantizer, Q/DQ on compute-layer inputs, per-tensor activations) worst 0.025 on conv_add_relu and 0.022
-# on mnist's probabilities; on nine real architectures 0.019-0.057, DenseNet-121's logits 0.101.
-DEFAULT_MEAN_REL: Mapping[Precision, float] = {
-    Precision.FP32: 1e-6,
-    Precision.TF32: 1e-3,
-    Precision.FP16: 1e-3,
-    Precision.BF16: 1e-2,
-    Precision.INT8: 1e-1,
-}
+# The limit a precision gets where a case sets none: its row in the precision table (measured there).
+DEFAULT_MEAN_REL: Mapping[Precision, float] = {p: entry.default_mean_rel for p, entry in PRECISIONS.items()}
 
 
 class ReferenceKind(str, enum.Enum):

@@ -36,9 +36,10 @@ from harness.gate import GatePolicy
 from harness.matrix import Point, build_matrix
 from harness.measure import MeasurePolicy
 from harness.precision.convert import named_nodes
-from harness.precision.derive import node_names
+from harness.precision.derive import DerivedModel, node_names
 from harness.precision.names import check_node_names
 from harness.precision.proof import EXPECTED, Proof, prove
+from harness.precision.table import row
 from harness.results import html, schema, terminal
 from harness.results.schema import ResultsLog, TestRecord
 from harness.settings import Settings, add_options, resolve
@@ -274,7 +275,8 @@ def _localization_runner(backend: Backend, point: Point) -> tuple[Runner | None,
 
     def run(model: Any, feeds: Mapping[str, np.ndarray], names: list[str]) -> Mapping[str, np.ndarray]:
         # FP32: TF32 off; a strongly typed network takes its precision from the model's types.
-        request = BuildRequest(point.case, Precision.FP32, point.profile_index, model.SerializeToString())
+        exposed = DerivedModel(Precision.FP32, model.SerializeToString())
+        request = BuildRequest(point.case, Precision.FP32, point.profile_index, exposed)
         engine = backend.load(backend.build(request).data, request)
         try:
             outputs = engine.infer(feeds)
@@ -802,7 +804,7 @@ def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend
 def _kept_nodes(state: HarnessState, point: Point) -> tuple[str, ...]:
     """The nodes the point's derived model keeps in float32; () where nothing is asked to be kept, or where
     the derivation fails (the build reports that failure)."""
-    if point.precision not in (Precision.FP16, Precision.BF16, Precision.INT8):
+    if not row(point.precision).keeps_fp32:
         return ()
     if not (state.settings.precision_options.keep_fp32 or point.case.keep_fp32):
         return ()

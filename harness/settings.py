@@ -84,7 +84,7 @@ def add_options(parser: pytest.Parser) -> None:
         parser,
         "--precision",
         "harness_precisions",
-        "comma-separated precisions: fp32,tf32,fp16,bf16,int8 (default: all)",
+        f"comma-separated precisions: {','.join(p.value for p in Precision)} (default: all)",
     )
     _add(
         parser,

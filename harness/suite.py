@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from harness.bench import report_samples
-from harness.case import Precision, Shape
+from harness.case import Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
 from harness.gate import (
@@ -34,6 +34,7 @@ from harness.gate import (
 from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.plugin import BuildContext, PairContext, PointContext
+from harness.precision.table import Group, row
 from harness.run import run_engine
 
 
@@ -80,7 +81,7 @@ def test_accuracy(harness_point: PointContext) -> None:
             f" (try --keep-fp32 with that node, or a looser limit with a justification: "
             f"[case.tolerance.{point.precision.value}] in a spec, Tolerance(mean_rel=…, justification=…) in a Python "
             "case)"
-            if in_a_layer and point.precision in (Precision.FP16, Precision.BF16)
+            if in_a_layer and row(point.precision).group is Group.REDUCED_FLOAT
             else ""
         )
         where = f"on {localized[1]}: {localized[0].summary()}{hint}"

@@ -85,9 +85,10 @@ def engine_of(model: bytes) -> OnnxRuntimeEngine:
     from harness.backends import BackendOptions, BuildRequest
     from harness.backends.ort import OnnxRuntimeBackend
     from harness.case import Precision
+    from harness.precision.derive import DerivedModel
 
     backend = OnnxRuntimeBackend(BackendOptions())
-    request = BuildRequest(None, Precision.INT8, 0, model)  # type: ignore[arg-type]  # build and load read no case
+    request = BuildRequest(None, Precision.INT8, 0, DerivedModel(Precision.INT8, model))  # type: ignore[arg-type]  # build and load read no case
     return backend.load(backend.build(request).data, request)
 
 

@@ -19,6 +19,7 @@ from harness.build import BuiltEngine, EngineCacheWarning, EngineStore, cache_ke
 from harness.case import Case, Precision, Profile
 from harness.errors import BuildError, CaseDefinitionError
 from harness.measure import Timer
+from harness.precision.derive import DerivedModel
 
 CASE = identity.CASE
 # The models the store derives for the case (harness/precision/): what a backend is asked to build.
@@ -105,7 +106,7 @@ class FakeBackend:
 
 
 def request_for(case: Case = CASE, precision: Precision = Precision.FP32, model: bytes = b"model") -> BuildRequest:
-    return BuildRequest(case, precision, 0, model)
+    return BuildRequest(case, precision, 0, DerivedModel(precision, model))
 
 
 # cache_key

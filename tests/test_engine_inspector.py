@@ -17,6 +17,7 @@ from cases import ALL_CASES, conv_add_relu, identity, mnist
 from harness.backends import BuildRequest
 from harness.build import EngineStore
 from harness.case import Case, Precision
+from harness.precision.derive import DerivedModel
 from harness.precision.layers import LayerPrecision, precision_problems, summary
 from harness.run import run_engine
 from tests.trt_support import DOUBLE_VERSIONS, RTX_MISSING, adapter_backend, double_library, rtx_library
@@ -36,7 +37,7 @@ def _mislabelled(library: ModuleType, case: Case, **options: object) -> tuple[La
     """An engine labelled fp16 whose model is the float32 one: the bug a label alone cannot catch."""
     backend = adapter_backend(library, **options)
     model = EngineStore(None).model_bytes(case, Precision.FP32)
-    request = BuildRequest(case, Precision.FP16, 0, model)
+    request = BuildRequest(case, Precision.FP16, 0, DerivedModel(Precision.FP32, model))
     layers = backend.load(backend.build(request).data, request).layer_precisions()
     assert layers is not None
     return layers
@@ -197,7 +198,7 @@ def test_tensorrt_for_rtx_builds_with_detailed_verbosity_and_has_the_inspector()
     assert config.profiling_verbosity == rtx.ProfilingVerbosity.DETAILED
     backend = adapter_backend(rtx)
     case = conv_add_relu.CASE
-    request = BuildRequest(case, Precision.FP16, 0, EngineStore(None).model_bytes(case, Precision.FP16))
+    request = BuildRequest(case, Precision.FP16, 0, EngineStore(None).derived(case, Precision.FP16))
     artifact = backend.build(request)  # the adapter sets DETAILED: the builder accepts it without a GPU
     assert len(artifact.data) > 0
     problem = backend.runtime_problem()

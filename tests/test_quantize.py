@@ -23,6 +23,7 @@ from harness.backends.ort import OnnxRuntimeBackend
 from harness.case import Precision, Tolerance
 from harness.compare import output_errors
 from harness.errors import CaseDefinitionError
+from harness.precision.derive import DerivedModel
 from harness.precision.quantize import (
     CALIBRATORS,
     CalibrationCacheWarning,
@@ -186,7 +187,8 @@ def test_tensorrt_for_rtx_builds_the_int8_model(case_name: str, calibrator: Cali
     rtx = rtx_library()
     if rtx is None:
         pytest.skip(RTX_MISSING)
-    request = BuildRequest(CASES[case_name], Precision.FP32, 0, quantized(case_name, calibrator).model_bytes)
+    model = DerivedModel(Precision.INT8, quantized(case_name, calibrator).model_bytes)
+    request = BuildRequest(CASES[case_name], Precision.FP32, 0, model)
     assert adapter_backend(rtx).build(request).data
 
 

@@ -23,6 +23,7 @@ from harness.build import EngineCacheWarning, EngineStore
 from harness.case import Case, Precision, ShapePoint
 from harness.compare import compare_outputs
 from harness.errors import BuildError, ModelRefusedError, ShapeOutsideProfileError
+from harness.precision.derive import DerivedModel
 from harness.run import run_engine
 from tests.trt_support import (
     DOUBLE_VERSIONS,
@@ -316,9 +317,7 @@ def test_a_plan_of_another_library_or_version_is_rebuilt_never_loaded(library: M
 def _plan_of_other_version(library: ModuleType) -> bytes:
     """A plan built by another TensorRT version: a double's, which every real library rejects too."""
     other = next(v for v in DOUBLE_VERSIONS if not str(library.__version__).startswith(v))
-    request = BuildRequest(
-        identity.CASE, Precision.FP32, 0, EngineStore(None).model_bytes(identity.CASE, Precision.FP32)
-    )
+    request = BuildRequest(identity.CASE, Precision.FP32, 0, EngineStore(None).derived(identity.CASE, Precision.FP32))
     return backend(double_library(other)).build(request).data
 
 
@@ -334,7 +333,7 @@ def _rewrite_sidecar(plan: Path, data: bytes) -> None:
 def test_foreign_plan_is_refused_by_load_with_the_runtimes_message(library: ModuleType) -> None:
     needs_runtime(library)
     plan = _plan_of_other_version(library)
-    request = BuildRequest(identity.CASE, Precision.FP32, 0, b"")
+    request = BuildRequest(identity.CASE, Precision.FP32, 0, DerivedModel(Precision.FP32, b""))
     with pytest.raises(ArtifactIncompatibleError, match="not compatible with this version of TensorRT"):
         backend(library).load(plan, request)
 
@@ -522,7 +521,7 @@ def test_the_builder_reports_its_phases_to_the_build_progress(library: ModuleTyp
         conv_add_relu.CASE,
         Precision.FP32,
         0,
-        EngineStore(None).model_bytes(conv_add_relu.CASE, Precision.FP32),
+        EngineStore(None).derived(conv_add_relu.CASE, Precision.FP32),
         progress=progress,
     )
     assert backend(library).build(request).data

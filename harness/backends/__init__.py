@@ -21,6 +21,7 @@ from harness.errors import HarnessError, SelectionError
 if TYPE_CHECKING:
     from harness.case import Case, Precision
     from harness.measure import Timer
+    from harness.precision.derive import DerivedModel
     from harness.precision.layers import LayerPrecision
 
 
@@ -31,10 +32,16 @@ class BuildRequest:
     case: Case
     precision: Precision
     profile_index: int
-    model_bytes: bytes  # the case's ONNX model at the precision's compute dtype
+    # The case's ONNX model at the precision's compute dtype, with what its derivation knows (int8's scales), so
+    # that a backend building from the case's own network function needs not read them back from the bytes.
+    model: DerivedModel
     # Told of the builder's phases where the library reports them (TensorRT's IProgressMonitor); not part
     # of what the engine is built from, so never compared or hashed.
     progress: BuildProgress | None = field(default=None, compare=False)
+
+    @property
+    def model_bytes(self) -> bytes:
+        return self.model.model_bytes
 
 
 class BuildProgress(Protocol):

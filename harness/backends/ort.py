@@ -31,9 +31,12 @@ from harness.case import Case, Precision
 from harness.environment import cpu_flags, cpu_model
 from harness.errors import BuildError
 from harness.measure import Timer
+from harness.precision.table import row
 
 _PROVIDERS = ["CPUExecutionProvider"]
 _QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+# The compute types (a precision row's compute_dtype) whose kernels the CPU provider has for the common operators.
+_KERNEL_DTYPES = frozenset({"float32", "float16"})
 # The session config entry that keeps Q/DQ as written (module docstring), and what the results say of it.
 _QDQ_FUSION_OFF = "session.disable_quant_qdq"
 _EXACT_INT8 = (
@@ -113,13 +116,18 @@ class OnnxRuntimeBackend:
         return None  # the CPU provider runs wherever the wheel installs
 
     def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
-        if precision is Precision.TF32:
-            return "tf32 is a TensorRT builder mode for tensor cores; ONNX Runtime's CPU provider has no such mode"
-        if precision is Precision.BF16:
+        needs = row(precision)
+        if needs.builder_flags:
+            return (
+                f"{precision.value} is a TensorRT builder mode for tensor cores; ONNX Runtime's CPU provider has no "
+                "such mode"
+            )
+        if needs.compute_dtype not in _KERNEL_DTYPES:
             # onnxruntime 1.32: "NOT_IMPLEMENTED : Could not find an implementation for Conv(22)"; building the
             # point anyway would either fail or, where a kernel exists, upcast silently: neither is bf16.
             return (
-                "ONNX Runtime's CPU provider has no bfloat16 kernels for most operators (Conv, Gemm, MatMul among them)"
+                f"ONNX Runtime's CPU provider has no {needs.compute_dtype} kernels for most operators (Conv, Gemm, "
+                "MatMul among them)"
             )
         return None
 

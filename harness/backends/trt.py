@@ -44,7 +44,7 @@ from harness.errors import BuildError, HarnessError, ModelRefusedError, ShapeOut
 from harness.measure import Timer
 from harness.precision.layers import LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
-from harness.precision.quantize import scales_of
+from harness.precision.table import row
 
 
 class _Log:
@@ -394,14 +394,16 @@ class TensorRTBackend:
         trt = self.trt
         if self.workflow == "network-api" and case.define_network is None:
             return "the case has no network-definition function (Case.define_network)"
-        if self.options.weak_typing and precision is Precision.FP16 and not hasattr(trt.BuilderFlag, "FP16"):
-            return f"weak typing needs BuilderFlag.FP16, which {self._label()} does not have"
-        if self.options.weak_typing and precision in (Precision.BF16, Precision.INT8):
+        needs = row(precision)
+        flag = needs.weak_typing_flag
+        if self.options.weak_typing and flag is not None and not hasattr(trt.BuilderFlag, flag):
+            return f"weak typing needs BuilderFlag.{flag}, which {self._label()} does not have"
+        if self.options.weak_typing and not needs.weakly_typed:
             return (
                 f"{precision.value} is built from a strongly typed network (casts, Q/DQ); weak typing has no such path"
             )
-        if precision is Precision.BF16 and not hasattr(trt.DataType, "BF16"):
-            return f"{self._label()} has no bfloat16 (DataType.BF16)"
+        if not hasattr(trt.DataType, needs.tensorrt_type):
+            return f"{self._label()} has no {needs.compute_dtype} (DataType.{needs.tensorrt_type})"
         return None
 
     def key_parts(self, request: BuildRequest) -> Mapping[str, str]:
@@ -487,8 +489,7 @@ class TensorRTBackend:
             define_network = request.case.define_network
             assert define_network is not None  # unsupported_reason skipped it otherwise
             # int8: the very scales of the harness's Q/DQ model (the request's model), so that both workflows agree.
-            scales = _int8_scales(request.model_bytes) if request.precision is Precision.INT8 else {}
-            precision = NetworkPrecision(trt, network, request.precision, scales)
+            precision = NetworkPrecision(trt, network, request.precision, request.model.scales or {})
             try:
                 define_network(network, trt, precision)
             except Exception as error:
@@ -563,12 +564,14 @@ class TensorRTBackend:
 
     def _set_precision(self, config: Any, precision: Precision) -> None:
         trt = self.trt
-        if precision is Precision.TF32:
-            config.set_flag(trt.BuilderFlag.TF32)
-        else:
+        flags = row(precision).builder_flags
+        if "TF32" not in flags:
             config.clear_flag(trt.BuilderFlag.TF32)  # on by default since Ampere; fp32 must mean fp32
-        if self.options.weak_typing and precision is Precision.FP16:
-            config.set_flag(trt.BuilderFlag.FP16)  # present: unsupported_reason checked hasattr
+        for flag in flags:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
+        weak_typing_flag = row(precision).weak_typing_flag
+        if self.options.weak_typing and weak_typing_flag is not None:
+            config.set_flag(getattr(trt.BuilderFlag, weak_typing_flag))  # present: unsupported_reason checked hasattr
 
     def _add_profile(self, builder: Any, config: Any, request: BuildRequest) -> None:
         profile = builder.create_optimization_profile()
@@ -645,9 +648,3 @@ onnx_parser_backend = _workflow("tensorrt", "onnx-parser")  # `trt`: the ONNX pa
 network_api_backend = _workflow("tensorrt", "network-api")  # `trt-net`: the case's define_network, layer by layer
 rtx_onnx_parser_backend = _workflow("tensorrt_rtx", "onnx-parser")  # `rtx`: TensorRT for RTX, ONNX parser
 rtx_network_api_backend = _workflow("tensorrt_rtx", "network-api")  # `rtx-net`: TensorRT for RTX, network API
-
-
-def _int8_scales(model_bytes: bytes) -> Mapping[str, float | list[float]]:
-    import onnx  # only for int8 network definitions: the scales live in the harness's Q/DQ model
-
-    return scales_of(onnx.load_from_string(model_bytes))

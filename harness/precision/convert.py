@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from harness.case import Precision
 from harness.precision.opset import weights_as_weights
+from harness.precision.table import Derivation, row
 
 if TYPE_CHECKING:
     import onnx
@@ -47,14 +48,16 @@ class ConversionError(ValueError):
 def derived_model(model: onnx.ModelProto, precision: Precision, keep_fp32: Collection[str] = ()) -> onnx.ModelProto:
     """The model `precision` runs, from the case's float32 model (named by named_nodes); ConversionError naming
     the node and op when the conversion gave an op a type its ONNX schema lacks (Celu has no float16)."""
-    if precision in (Precision.FP32, Precision.TF32):
+    derivation = row(precision).derivation
+    if derivation is Derivation.AS_IS:
         return model
-    if precision not in (Precision.FP16, Precision.BF16):
+    if derivation is not Derivation.CONVERTED:
         raise ValueError(f"{precision.value} needs calibration data: use harness.precision.quantize")
     # Weights that an old model (IR < 4) also lists as graph inputs: the converter makes the weight float16 and
     # leaves the input float32 (DenseNet: "[TypeInferenceError] ... (10) vs (1)", even for a kept node's weight).
     model = weights_as_weights(model)
-    converted = _float16(model, keep_fp32) if precision is Precision.FP16 else _bfloat16(model, keep_fp32)
+    converter = {"float16": _float16, "bfloat16": _bfloat16}[row(precision).compute_dtype]
+    converted = converter(model, keep_fp32)
     _type_check(converted, precision, model)
     return converted
 

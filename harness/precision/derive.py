@@ -25,13 +25,13 @@ from harness.errors import BuildError, ModelRefusedError
 from harness.precision.convert import ConversionError, derived_model, named_nodes
 from harness.precision.names import check_node_names
 from harness.precision.opset import (
-    INT8_MIN_OPSET,
     OpsetConversion,
     OpsetConversionError,
     upgraded,
     weights_as_weights,
 )
 from harness.precision.quantize import QUANTIZED_OPS, CalibrationRecipe, Calibrator, quantize_int8
+from harness.precision.table import Derivation, row
 
 if TYPE_CHECKING:
     import onnx
@@ -53,9 +53,10 @@ class PrecisionOptions:
 class DerivedModel:
     precision: Precision
     model_bytes: bytes
-    kept_fp32: tuple[str, ...]  # the nodes this model keeps in float32
-    calibrator: str | None  # int8 only
-    scales: Mapping[str, object] | None  # int8 only: tensor name -> scale(s), as recorded in the results
+    kept_fp32: tuple[str, ...] = ()  # the nodes this model keeps in float32
+    calibrator: str | None = None  # int8 only
+    # int8 only: tensor name -> scale(s), as recorded in the results and as trt-net's Q/DQ pairs use them
+    scales: Mapping[str, float | list[float]] | None = None
     opset_conversion: OpsetConversion | None = None  # where the case's model was below the opset needed
 
     def to_json(self) -> dict[str, object]:
@@ -81,11 +82,12 @@ def derive(
     """The model `precision` runs for `case`; CaseDefinitionError (naming the case) on bad calibration data.
     `calibrating(batches)` is called when int8 calibration starts (not when its result is found in the cache)."""
     model, conversion = _at_needed_opset(case, precision, options.min_opset)
-    if precision in (Precision.FP16, Precision.BF16, Precision.INT8):  # the case's own list: every name must be there
+    derivation = row(precision).derivation
+    if row(precision).keeps_fp32:  # the case's own list: every name must be there
         check_node_names(model, case.keep_fp32, case_name=case.name, source="keep_fp32 (the case's field)")
     # --keep-fp32 names apply to the cases that have them (the plugin reports a name that no selected case has).
     kept = tuple(dict.fromkeys((*case.keep_fp32, *(n for n in options.keep_fp32 if n in node_names(model)))))
-    if precision is Precision.INT8:
+    if derivation is Derivation.QUANTIZED:
         _refuse_nothing_to_quantize(case, model, kept)
 
         def calibration_data() -> list[dict[str, np.ndarray]]:
@@ -98,7 +100,7 @@ def derive(
             model, recipe, options.calibrator, case_name=case.name, cache_dir=options.cache_dir, keep_fp32=kept
         )
         return DerivedModel(precision, quantized.model_bytes, kept, quantized.calibrator, quantized.scales, conversion)
-    if precision not in (Precision.FP16, Precision.BF16):
+    if derivation is not Derivation.CONVERTED:
         kept = ()
     try:
         derived = derived_model(model, precision, kept)
@@ -127,8 +129,8 @@ def _at_needed_opset(
     """The case's float32 model, nodes named, its weights not graph inputs (IR < 4 listed them: ONNX Runtime would
     ask for them in the feed), at an opset every selected backend and the derivation can use."""
     needs = [(backends_need, "the selected backends")]
-    if precision is Precision.INT8:
-        needs.append((INT8_MIN_OPSET, "int8's per-channel Q/DQ"))
+    if row(precision).min_opset_reason:
+        needs.append((row(precision).min_opset, row(precision).min_opset_reason))
     minimum, needed_by = max(needs)
     try:
         model, conversion = upgraded(weights_as_weights(case.model()), minimum, needed_by=needed_by)

@@ -26,6 +26,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.precision.table import PRECISIONS
+
 UNKNOWN = "Unknown"
 # Layers that move or convert data and compute nothing: the boundary casts of an fp16 model, the
 # reformats TensorRT inserts between layouts, Q/DQ at quantization boundaries, folded no-ops, and
@@ -36,7 +38,7 @@ CONVERSIONS = frozenset({"Reformat", "Cast", "Quantize", "Dequantize", "NoOp", "
 # fp16 converter keeps ArgMax in float32, and an ArgMax reading an output's float32 cast reads float32 anyway).
 INDEX_CHOOSING = frozenset({"ArgMax", "ArgMin", "TopK"})
 # What a layer's compute precision may be checked against (precision_problems' `expected`).
-REDUCED = ("Half", "BFloat16", "Int8")
+REDUCED = tuple(entry.inspector_word for entry in PRECISIONS.values() if entry.is_proven)
 
 # Type words in Format/Datatype strings and weight types -> TensorRT's DataType spelling in the JSON.
 _TYPE_WORDS = {

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness.case import Precision
+from harness.precision.table import Derivation, row
 
 Scales = Mapping[str, "float | list[float]"]
 
@@ -40,22 +41,24 @@ class NetworkPrecision:
     def dtype(self) -> np.dtype:
         """The element type of weights and activations: float32, float16 or bfloat16 (int8 computes between
         Q/DQ pairs on float32 tensors)."""
-        if self.precision is Precision.FP16:
-            return np.dtype(np.float16)
-        if self.precision is Precision.BF16:
-            import ml_dtypes
+        name = row(self.precision).compute_dtype
+        if hasattr(np, name):
+            return np.dtype(name)
+        import ml_dtypes  # numpy has no bfloat16: ml_dtypes' types are numpy dtypes
 
-            bfloat16: np.dtype = np.dtype(ml_dtypes.bfloat16)
-            return bfloat16
-        return np.dtype(np.float32)
+        reduced: np.dtype = np.dtype(getattr(ml_dtypes, name))
+        return reduced
+
+    @property
+    def _quantizes(self) -> bool:
+        return row(self.precision).derivation is Derivation.QUANTIZED
 
     def _data_type(self) -> Any:
-        names = {"float16": "HALF", "bfloat16": "BF16", "float32": "FLOAT"}
-        return getattr(self.trt.DataType, names[self.dtype.name])
+        return getattr(self.trt.DataType, row(self.precision).tensorrt_type)
 
     def enter(self, tensor: Any) -> Any:
         """A float32 network input in the compute type (at int8: through Q/DQ with its own scale)."""
-        if self.precision is Precision.INT8:
+        if self._quantizes:
             return self.activation(tensor, tensor.name)
         if self.dtype == np.float32:
             return tensor
@@ -68,17 +71,17 @@ class NetworkPrecision:
         return self.network.add_cast(tensor, self.trt.DataType.FLOAT).get_output(0)
 
     def weights(self, array: np.ndarray) -> Any:
-        """`array` (float32) in the compute type, C-contiguous and kept alive; bfloat16 as trt.Weights, since
-        TensorRT's numpy bridge has no bfloat16 (ml_dtypes) type."""
+        """`array` (float32) in the compute type, C-contiguous and kept alive; bfloat16 (an ml_dtypes type) as
+        trt.Weights, since TensorRT's numpy bridge knows numpy's own types only."""
         converted = self._keep(np.asarray(array, dtype=np.float32).astype(self.dtype))
-        if self.precision is not Precision.BF16:
+        if hasattr(np, self.dtype.name):
             return converted
-        return self.trt.Weights(self.trt.DataType.BF16, converted.ctypes.data, converted.size)
+        return self.trt.Weights(self._data_type(), converted.ctypes.data, converted.size)
 
     def activation(self, tensor: Any, name: str) -> Any:
         """At int8, `tensor` through a quantize/dequantize pair with the per-tensor scale calibrated for the
         float model's tensor `name`; unchanged where that tensor has no scale or the precision is not int8."""
-        if self.precision is not Precision.INT8 or name not in self.scales:
+        if not self._quantizes or name not in self.scales:
             return tensor
         return self._quantized(tensor, self.scales[name], axis=None)
 
@@ -86,7 +89,7 @@ class NetworkPrecision:
         """A weight as a tensor: add_constant of weights(array), and at int8 through Q/DQ with the per-channel
         scales of the float model's initializer `name` along `axis` (the output channels)."""
         tensor = self.network.add_constant(np.shape(array), self.weights(array)).get_output(0)
-        if self.precision is not Precision.INT8 or name not in self.scales:
+        if not self._quantizes or name not in self.scales:
             return tensor
         return self._quantized(tensor, self.scales[name], axis=axis)
 
@@ -94,7 +97,7 @@ class NetworkPrecision:
         """add_convolution_nd with the ONNX layout (out, in, kh, kw); at int8 the kernel is the Q/DQ'd constant
         of initializer `name` (per output channel), given as the layer's input 1, as TensorRT's parser does."""
         shape = np.shape(weight)
-        if self.precision is not Precision.INT8 or name not in self.scales:
+        if not self._quantizes or name not in self.scales:
             return self.network.add_convolution_nd(
                 x, shape[0], shape[2:], kernel=self.weights(weight), bias=self.weights(bias)
             )
@@ -107,7 +110,7 @@ class NetworkPrecision:
     def _quantized(self, tensor: Any, scale: float | list[float], axis: int | None) -> Any:
         values = self._keep(np.asarray(scale, dtype=np.float32))
         scale_tensor = self.network.add_constant(values.shape, values).get_output(0)
-        quantize = self.network.add_quantize(tensor, scale_tensor, self.trt.DataType.INT8)
+        quantize = self.network.add_quantize(tensor, scale_tensor, self._data_type())
         dequantize = self.network.add_dequantize(quantize.get_output(0), scale_tensor, self.trt.DataType.FLOAT)
         if axis is not None:
             quantize.axis = dequantize.axis = axis

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.precision.table import Precision, row
 
 if TYPE_CHECKING:
     import onnx
 
-INT8_MIN_OPSET = 13  # DequantizeLinear's `axis` (per-channel weight scales) exists from opset 13
+INT8_MIN_OPSET = row(Precision.INT8).min_opset  # the table's row says why
 # The default ONNX domain is spelled "" or "ai.onnx".
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 

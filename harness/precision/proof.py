@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 from harness.case import Precision
 from harness.precision.derive import DerivedModel
 from harness.precision.layers import INDEX_CHOOSING, LayerPrecision, names_node, precision_problems, summary
+from harness.precision.table import PRECISIONS, Group, row
 
 if TYPE_CHECKING:
     import onnx
 
-# The precision each derived precision must show, in the inspector's words.
-EXPECTED = {Precision.FP16: "Half", Precision.BF16: "BFloat16", Precision.INT8: "Int8"}
+# The precision each derived precision must show, in the inspector's words (the table's, by precision).
+EXPECTED = {precision: entry.inspector_word for precision, entry in PRECISIONS.items() if entry.is_proven}
 _ONNX_CONVERSIONS = {
     "Cast": "Cast",
     "QuantizeLinear": "Quantize",
@@ -65,7 +66,7 @@ def prove(derived: DerivedModel, engine_layers: Sequence[LayerPrecision] | None)
     source, layers = (
         ("engine inspector", tuple(engine_layers)) if engine_layers is not None else (ONNX_TYPES, onnx_layers(model))
     )
-    quantized = quantized_nodes(model) if derived.precision is Precision.INT8 else set()
+    quantized = quantized_nodes(model) if row(derived.precision).group is Group.QUANTIZED else set()
     found = problems(layers, derived.precision, derived.kept_fp32, quantized)
     return Proof(source, layers, tuple(found), summary(layers, derived.kept_fp32))
 
@@ -128,23 +129,23 @@ def problems(
     expected = EXPECTED.get(precision)
     if expected is None:
         return []
-    if precision is Precision.INT8:
-        return _int8_problems(layers, quantized)
+    if row(precision).group is Group.QUANTIZED:
+        return _quantized_problems(layers, quantized, expected)
     return precision_problems(layers, expected, kept)
 
 
-def _int8_problems(layers: Sequence[LayerPrecision], quantized: Collection[str]) -> list[str]:
-    """Each node the quantizer wrapped must run in Int8 in some layer named after it: TensorRT names fused
-    layers after every node they hold ("conv1 + relu1") and may split a node in several (a Gemm's matrix
-    multiply and bias), so one Int8 layer carrying the node's name is the proof."""
+def _quantized_problems(layers: Sequence[LayerPrecision], quantized: Collection[str], expected: str) -> list[str]:
+    """Each node the quantizer wrapped must run in `expected` (Int8) in some layer named after it: TensorRT names
+    fused layers after every node they hold ("conv1 + relu1") and may split a node in several (a Gemm's matrix
+    multiply and bias), so one such layer carrying the node's name is the proof."""
     if not quantized:
         return ["no layer of the int8 model is quantized: the quantizer found nothing to put Q/DQ around"]
     problems = []
     for node in sorted(quantized):
         named = [layer for layer in layers if names_node(layer.name, node)]
-        if not any(layer.precision == "Int8" for layer in named):
+        if not any(layer.precision == expected for layer in named):
             seen = ", ".join(f"{layer.name} {layer.precision}" for layer in named) or "no layer of that name"
-            problems.append(f"node '{node}' was quantized but runs in no Int8 layer ({seen})")
+            problems.append(f"node '{node}' was quantized but runs in no {expected} layer ({seen})")
     return problems
 
 
