@@ -502,3 +502,28 @@ def test_an_unsafe_case_name_errors_that_case_and_writes_nothing_outside_the_cac
         [f"*CaseDefinitionError: case '{name}': its name '{name}' is not allowed: a case name may hold only letters*"]
     )
     assert not list(pytester.path.rglob("*escaped*"))  # its engine was never built, in the cache or out of it
+
+
+def test_a_plugin_backend_declares_it_builds_from_code_in_its_descriptor(pytester: pytest.Pytester) -> None:
+    """Capabilities are descriptor fields: a plugin backend that builds from code says so there (no attribute
+    probing on the backend object), and --keep-fp32, which changes only the derived model, skips its points."""
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makeconftest(
+        pytester.path.joinpath("conftest.py").read_text() + "\nfrom harness.backends import BUILTIN_BACKENDS\n"
+        "def pytest_harness_backends(config):\n"
+        "    return {'mine': dataclasses.replace(BUILTIN_BACKENDS['ort'], builds_from_code=True, default_on=None)}\n"
+    )
+    result = pytester.runpytest(
+        *FAST,
+        "--backend",
+        "mine,ort",
+        "--precision",
+        "fp16",
+        "--keep-fp32",
+        "identity",
+        "-k",
+        "accuracy and opt",
+        "-rs",
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*(mine) builds identity from its define_network, which cannot keep identity*"])

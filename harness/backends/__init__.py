@@ -162,6 +162,14 @@ class BackendDescriptor:
     default_on: DeviceKind | None = None  # selected when --backend is not given: without --gpu (CPU) or with it
     # The oldest ONNX opset it runs: older models are upgraded to it (harness/precision/opset.py); 1 = any.
     min_opset: int = 1
+    # Builds from the case's define_network, not from the derived ONNX model: what only the derivation does
+    # (keeping nodes in float32) does not reach it, so such points are skipped.
+    builds_from_code: bool = False
+    # Builds any ONNX model in the model's own types (a strongly typed network), so localization may build the
+    # point's model with every tensor marked as an output on this backend; not under weak typing
+    # (BackendOptions.weak_typing), where builder flags, not the model, set the precision. False: localized on
+    # ONNX Runtime.
+    builds_exposed_onnx: bool = False
 
     def facts(self) -> dict[str, object]:
         """What the results file records about the backend, for readers that have no registry."""
@@ -178,10 +186,12 @@ def _tensorrt_family(
     install_hint: str,
     *,
     builds_without_gpu: bool,
+    network_api: bool,
     agrees_with: str | None = None,
     default_on: DeviceKind | None = None,
 ) -> BackendDescriptor:
-    """A backend of harness/backends/trt.py: its engines run on a GPU and are gated at 5 %."""
+    """A backend of harness/backends/trt.py: its engines run on a GPU and are gated at 5 %. Its network-API
+    workflow builds from code; its ONNX parser workflow builds a strongly typed network from any ONNX model."""
     return BackendDescriptor(
         f"harness.backends.trt:{factory}",
         library=library,
@@ -193,6 +203,8 @@ def _tensorrt_family(
         agrees_with=agrees_with,
         default_on=default_on,
         min_opset=9,  # the ONNX parser's backward support, TensorRT 10 and 11 alike (NVIDIA's opset guide)
+        builds_from_code=network_api,
+        builds_exposed_onnx=not network_api,
     )
 
 
@@ -215,19 +227,32 @@ BUILTIN_BACKENDS: Mapping[str, BackendDescriptor] = {
     ),
     # --gpu selects TensorRT's own two workflows; TensorRT for RTX runs only where asked for.
     "trt": _tensorrt_family(
-        "onnx_parser_backend", "tensorrt", _TENSORRT_HINT, builds_without_gpu=False, default_on=DeviceKind.GPU
+        "onnx_parser_backend",
+        "tensorrt",
+        _TENSORRT_HINT,
+        builds_without_gpu=False,
+        network_api=False,
+        default_on=DeviceKind.GPU,
     ),
     "trt-net": _tensorrt_family(
         "network_api_backend",
         "tensorrt",
         _TENSORRT_HINT,
         builds_without_gpu=False,
+        network_api=True,
         agrees_with="trt",
         default_on=DeviceKind.GPU,
     ),
-    "rtx": _tensorrt_family("rtx_onnx_parser_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True),
+    "rtx": _tensorrt_family(
+        "rtx_onnx_parser_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True, network_api=False
+    ),
     "rtx-net": _tensorrt_family(
-        "rtx_network_api_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True, agrees_with="rtx"
+        "rtx_network_api_backend",
+        "tensorrt_rtx",
+        _RTX_HINT,
+        builds_without_gpu=True,
+        network_api=True,
+        agrees_with="rtx",
     ),
 }
 
