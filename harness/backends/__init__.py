@@ -93,7 +93,8 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None:
-        """Free what the engine holds (streams, buffers, events, graphs); idempotent. Called at session end."""
+        """Free what the engine holds (streams, buffers, events, graphs); idempotent. Called when the engine
+        store releases it (the least recently used beyond its limit) and at session end."""
         ...
 
 
