@@ -114,7 +114,8 @@ class HarnessState:
         """Loads the backend once per session; the error that prevented it, if any."""
         if short_id not in self._backends:
             try:
-                self._backends[short_id] = self.registry.load(short_id, self.settings.backend_options)
+                options, own = self.settings.backend_options, self.settings.backend_own_options
+                self._backends[short_id] = self.registry.load(short_id, options, own)
             except (ImportError, OSError) as error:  # OSError: a library whose shared objects are missing
                 self._backends[short_id] = error
         outcome = self._backends[short_id]
