@@ -17,6 +17,7 @@ from harness.measure import MeasurePolicy, PolicyValueError
 from harness.precision.derive import PrecisionOptions
 from harness.precision.quantize import CALIBRATORS, Calibrator
 from harness.spec import has_pyproject_table
+from harness.switch import switch_value
 
 T = TypeVar("T")
 
@@ -407,14 +408,11 @@ def _at_least(convert: Callable[[str], T], minimum: T) -> Callable[[str], T]:
     return converted
 
 
-# A switch's words; an ini file may also hold TOML's booleans, which pytest hands over as "True"/"False".
-_TRUE, _FALSE = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
-
-
 def _yes(config: pytest.Config, option: str, ini: str) -> bool:
     value = _layered(config, _dest(option), ini, "no")
-    if value.lower() in _TRUE + _FALSE:
-        return value.lower() in _TRUE
+    meaning = switch_value(value)
+    if meaning is not None:
+        return meaning
     # `--switch path` takes the path as the switch's value (the switch's value is optional): say how to write both.
     raise pytest.UsageError(
         f"trt-harness: {option} / {ini} takes yes or no (alone it means yes), got {value!r}; if {value!r} is what "

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 import numpy as np
 
 from harness.errors import HarnessError, SelectionError
+from harness.switch import switch_value
 
 if TYPE_CHECKING:
     from harness.case import Case, Precision
@@ -320,10 +321,10 @@ class BackendOptionError(HarnessError):
 
 
 def _switch(text: str) -> bool:
-    words = {"yes": True, "true": True, "on": True, "1": True, "no": False, "false": False, "off": False, "0": False}
-    if text.lower() not in words:
+    meaning = switch_value(text)
+    if meaning is None:
         raise ValueError(text)
-    return words[text.lower()]
+    return meaning
 
 
 # The types a backend's own option may have: how a message names each, and what converts the text of
