@@ -15,6 +15,7 @@ import os
 import re
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -37,6 +38,11 @@ T = TypeVar("T")
 CACHE_FORMAT = 1
 # The engine cache's size limit unless --engine-cache-size says otherwise: nine real models took 5 GB unbounded.
 DEFAULT_CACHE_LIMIT = 2 * 1024**3
+# Engines a session keeps loaded (device memory, streams) unless told otherwise; the least recently used go first.
+DEFAULT_LOADED_ENGINES = 16
+# The engines one test holds: its point's, and for an agreement test its twin's. A test gets its engines last, so
+# they are the most recently used: a store that keeps at least this many never releases one a running test holds.
+ENGINES_A_TEST_HOLDS = 2
 
 
 class EngineCacheWarning(UserWarning):
@@ -117,9 +123,10 @@ _Point = tuple[Backend, str, Precision, int]
 
 
 class EngineStore:
-    """Builds each artifact once per session and loads each engine once; keeps artifacts on disk when
-    given a cache directory. Failures are kept too: every test of a point reports the same error, and
-    none retries a build that failed."""
+    """Builds each artifact once per session and keeps at most `loaded_limit` engines loaded, releasing the least
+    recently used (closed, loaded again from its artifact if asked for again); keeps artifacts on disk when given
+    a cache directory. Failures are kept too: every test of a point reports the same error, and none retries a
+    build or a load that failed."""
 
     def __init__(
         self,
@@ -127,7 +134,12 @@ class EngineStore:
         precision_options: PrecisionOptions | None = None,
         write_progress: Callable[[str], None] | None = None,
         cache_limit: int | None = DEFAULT_CACHE_LIMIT,
+        loaded_limit: int = DEFAULT_LOADED_ENGINES,
     ) -> None:
+        if loaded_limit < ENGINES_A_TEST_HOLDS:
+            raise ValueError(
+                f"an engine store keeps at least {ENGINES_A_TEST_HOLDS} engines loaded, not {loaded_limit}"
+            )
         self._cache_dir = cache_dir
         self._cache_limit = cache_limit  # bytes of engine artifacts the cache keeps; None: no limit
         self._write_progress = write_progress  # where long builds say how far they are (harness/progress.py)
@@ -137,7 +149,9 @@ class EngineStore:
         # Keyed by the backend object itself: two backends may share a library name (TensorRT's
         # parser and network-API workflows) yet must never share an engine.
         self._artifacts: dict[_Point, BuiltArtifact | Exception] = {}
-        self._engines: dict[_Point, BuiltEngine | Exception] = {}
+        self._loaded_limit = loaded_limit
+        self._engines: OrderedDict[_Point, BuiltEngine] = OrderedDict()  # least recently used first
+        self._load_failures: dict[_Point, Exception] = {}
         self._models: dict[tuple[str, Precision], DerivedModel | Exception] = {}
         # Derivation seconds not yet paid by an artifact, and what each artifact paid (see BuildRecord.derive_s).
         self._unpaid_derive_s: dict[tuple[str, Precision], float] = {}
@@ -157,15 +171,29 @@ class EngineStore:
         return _memoized(self._artifacts, point, lambda: self._artifact(point, case))
 
     def get(self, backend: Backend, case: Case, precision: Precision, profile_index: int) -> BuiltEngine:
-        """The session's engine for this point; a cached artifact the backend cannot load is rebuilt."""
+        """The session's engine for this point; a cached artifact the backend cannot load is rebuilt. Loading
+        one closes the least recently used beyond the limit: never one of the last ENGINES_A_TEST_HOLDS got."""
         point = (backend, case.name, precision, profile_index)
-        return _memoized(self._engines, point, lambda: self._load(point, case))
+        if point in self._engines:
+            self._engines.move_to_end(point)
+            return self._engines[point]
+        if point in self._load_failures:
+            raise self._load_failures[point]
+        try:
+            built = self._load(point, case)
+        except Exception as error:
+            self._load_failures[point] = error
+            raise
+        self._engines[point] = built
+        while len(self._engines) > self._loaded_limit:
+            _, released = self._engines.popitem(last=False)
+            released.engine.close()
+        return built
 
     def close(self) -> None:
         """Free every loaded engine (streams, device memory): the session is over."""
-        for outcome in self._engines.values():
-            if isinstance(outcome, BuiltEngine):
-                outcome.engine.close()
+        for built in self._engines.values():
+            built.engine.close()
         self._engines.clear()
 
     def _derive(self, case: Case, precision: Precision) -> DerivedModel:

@@ -115,7 +115,8 @@ class HarnessState:
         """Loads the backend once per session; the error that prevented it, if any."""
         if short_id not in self._backends:
             try:
-                self._backends[short_id] = self.registry.load(short_id, self.settings.backend_options)
+                options, own = self.settings.backend_options, self.settings.backend_own_options
+                self._backends[short_id] = self.registry.load(short_id, options, own)
             except (ImportError, OSError) as error:  # OSError: a library whose shared objects are missing
                 self._backends[short_id] = error
         outcome = self._backends[short_id]
@@ -253,7 +254,9 @@ class PointContext:
             default=DEFAULT_MEAN_REL[point.precision],  # only integer outputs (a label): the precision's own limit
         )
         backend = self.state.backend(point.backend)
-        runner, ran_on = _localization_runner(backend, point) if not isinstance(backend, str) else (None, "")
+        runner, ran_on = (
+            _localization_runner(self.state, backend, point) if not isinstance(backend, str) else (None, "")
+        )
         engine = point.backend if isinstance(backend, str) else backend.name
         found = localize(reference, candidate, self.inputs, tolerance, runner, engine_outputs, engine)
         ran_on = ran_on or "onnxruntime, unoptimized"
@@ -261,7 +264,7 @@ class PointContext:
         return found, ran_on
 
 
-def _localization_runner(backend: Backend, point: Point) -> tuple[Runner | None, str]:
+def _localization_runner(state: HarnessState, backend: Backend, point: Point) -> tuple[Runner | None, str]:
     """A runner that builds each exposed model with the point's backend, where the backend builds ONNX models
     in their own types (`builds_exposed_onnx`: TensorRT's strongly typed parser workflow); (None, "") means
     ONNX Runtime.
@@ -269,8 +272,8 @@ def _localization_runner(backend: Backend, point: Point) -> tuple[Runner | None,
     The debug engine marks every tensor as an output, which keeps TensorRT from fusing across them: its
     numbers are those of layer-by-layer execution (as Polygraphy's `--trt-outputs mark all`), not of the
     fused engine under test."""
-    # Optional in the Backend protocol: a backend that does not say so is localized on ONNX Runtime.
-    if not getattr(backend, "builds_exposed_onnx", False):
+    builds_exposed_onnx = state.registry.descriptor(point.backend).builds_exposed_onnx
+    if not builds_exposed_onnx or state.settings.backend_options.weak_typing:
         return None, ""
 
     def run(model: Any, feeds: Mapping[str, np.ndarray], names: list[str]) -> Mapping[str, np.ndarray]:
@@ -792,8 +795,7 @@ def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend
     if reason:
         pytest.skip(f"{backend.name} cannot run {point.case.name} at {point.precision.value}: {reason}")
     kept = _kept_nodes(state, point)
-    # Optional in the Backend protocol, like builds_exposed_onnx: a backend that builds from code, not model.
-    if kept and getattr(backend, "builds_from_code", False):
+    if kept and state.registry.descriptor(short_id).builds_from_code:
         pytest.skip(
             f"{backend.name} ({point.backend}) builds {point.case.name} from its define_network, which cannot keep "
             f"{', '.join(kept)} in float32 (--keep-fp32 / keep_fp32 apply to the derived ONNX model)"

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from harness.backends import BackendOptions, DeviceKind, Registry
+from harness.backends import BackendOptionError, BackendOptions, DeviceKind, Registry
 from harness.case import Precision
 from harness.measure import MeasurePolicy, PolicyValueError
 from harness.precision.derive import PrecisionOptions
 from harness.precision.quantize import CALIBRATORS, Calibrator
 from harness.spec import has_pyproject_table
+from harness.switch import switch_value
 
 T = TypeVar("T")
 
@@ -39,6 +40,9 @@ class Settings:
     measure: MeasurePolicy
     seed: int
     backend_options: BackendOptions
+    # Plugin backends' own options, NAME -> VALUE as written (--backend-option, harness_backend_options): each
+    # backend takes those its descriptor's options_type declares (BackendDescriptor.options).
+    backend_own_options: Mapping[str, str]
     gate: GateSettings
     fuzz_examples: int | None  # overrides the Hypothesis profile's max_examples for the fuzz tests
     precision_options: PrecisionOptions  # what the derived models keep in float32, how int8 is calibrated
@@ -207,6 +211,10 @@ def add_options(parser: pytest.Parser) -> None:
         "TensorRT builder precision flags, where the version has them, instead of a strongly typed network",
         switch=True,
     )
+    own_help = "NAME=VALUE: an option a plugin backend adds to BackendOptions (README, Adding a backend)"
+    group = parser.getgroup("harness")
+    group.addoption("--backend-option", action="append", default=[], metavar="NAME=VALUE", help=own_help)
+    parser.addini("harness_backend_options", type="linelist", default=[], help=own_help)
 
 
 def _add(parser: pytest.Parser, option: str, ini: str, help_text: str, *, switch: bool = False) -> None:
@@ -271,6 +279,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
             weak_typing=_yes(config, "--trt-weak-typing", "harness_trt_weak_typing"),
             cpu_threads=_number(config, "harness_cpu_threads", "--cpu-threads", "1", _at_least(int, 0)),
         ),
+        backend_own_options=_backend_own_options(config, registry, backends),
         gate=_gate_settings(config, root),
         fuzz_examples=_number(config, "harness_fuzz_examples", "--fuzz-examples", examples, _at_least(int, 1))
         if (examples := _layered(config, "fuzz_examples", "harness_fuzz_examples", ""))
@@ -288,6 +297,31 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
         ),
         localize=_yes(config, "--localize", "harness_localize"),
     )
+
+
+def _backend_own_options(config: pytest.Config, registry: Registry, backends: Sequence[str]) -> dict[str, str]:
+    """--backend-option NAME=VALUE over the ini's harness_backend_options lines (the command line wins, name by
+    name), each NAME an option a selected backend declares and each VALUE of its type: a usage error otherwise."""
+    own: dict[str, str] = {}
+    for line in [*config.getini("harness_backend_options"), *config.getoption("backend_option")]:
+        name, equals, value = line.partition("=")
+        if not (equals and name.strip()):
+            raise pytest.UsageError(
+                f"trt-harness: --backend-option / harness_backend_options takes NAME=VALUE, got {line!r}"
+            )
+        own[name.strip()] = value.strip()
+    declared = {name: short_id for short_id in backends for name in registry.descriptor(short_id).own_options()}
+    for name in own.keys() - declared.keys():
+        offered = ", ".join(sorted(declared)) or "none"
+        raise pytest.UsageError(
+            f"trt-harness: --backend-option {name}: no selected backend has an option {name!r} (theirs: {offered})"
+        )
+    for short_id in backends:
+        try:
+            registry.descriptor(short_id).options(BackendOptions(), own)
+        except BackendOptionError as error:
+            raise pytest.UsageError(f"trt-harness: backend '{short_id}': {error}") from None
+    return own
 
 
 def _spec_paths(config: pytest.Config) -> tuple[Path, ...]:
@@ -374,14 +408,11 @@ def _at_least(convert: Callable[[str], T], minimum: T) -> Callable[[str], T]:
     return converted
 
 
-# A switch's words; an ini file may also hold TOML's booleans, which pytest hands over as "True"/"False".
-_TRUE, _FALSE = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
-
-
 def _yes(config: pytest.Config, option: str, ini: str) -> bool:
     value = _layered(config, _dest(option), ini, "no")
-    if value.lower() in _TRUE + _FALSE:
-        return value.lower() in _TRUE
+    meaning = switch_value(value)
+    if meaning is not None:
+        return meaning
     # `--switch path` takes the path as the switch's value (the switch's value is optional): say how to write both.
     raise pytest.UsageError(
         f"trt-harness: {option} / {ini} takes yes or no (alone it means yes), got {value!r}; if {value!r} is what "

@@ -468,3 +468,62 @@ def test_cache_paths_never_leave_the_cache(tmp_path: Path, case_name: str, backe
     assert built.record.artifact_path is not None
     assert Path(built.record.artifact_path).resolve().is_relative_to(cache.resolve())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+class CountingEngine(FakeEngine):
+    """A FakeEngine that keeps count of the engines loaded and not yet closed."""
+
+    live = 0
+
+    def __init__(self, artifact: bytes) -> None:
+        super().__init__(artifact)
+        CountingEngine.live += 1
+
+    def close(self) -> None:
+        if not self.closed:
+            CountingEngine.live -= 1
+        super().close()
+
+
+class CountingBackend(FakeBackend):
+    def __init__(self, name: str = "fake") -> None:
+        super().__init__(name=name)
+        self.engines: list[CountingEngine] = []
+
+    def load(self, artifact: bytes, request: BuildRequest) -> CountingEngine:
+        self.loads.append(artifact)
+        self.engines.append(CountingEngine(artifact))
+        return self.engines[-1]
+
+
+def test_store_keeps_at_most_its_limit_of_engines_loaded_over_a_large_matrix(tmp_path: Path) -> None:
+    """40 points (10 backends x 2 precisions x 2 profiles), each got twice as a test and its twin would: never more
+    than the limit loaded, the engines a test just got stay open, an engine got again after its release is loaded
+    again from its artifact (not rebuilt), and every engine is closed at the end."""
+    backends = [CountingBackend(f"fake{number}") for number in range(10)]
+    points = [(b, p, i) for b in backends for p in (Precision.FP32, Precision.FP16) for i in range(2)]
+    store = EngineStore(tmp_path, loaded_limit=4)
+    CountingEngine.live = 0
+    for _ in range(2):
+        for (backend, precision, index), (twin, twin_precision, twin_index) in zip(points, points[1:] + points[:1]):
+            held = store.get(backend, TWO_PROFILES, precision, index)
+            twin_held = store.get(twin, TWO_PROFILES, twin_precision, twin_index)
+            assert not held.engine.closed and not twin_held.engine.closed  # type: ignore[attr-defined]
+            assert CountingEngine.live <= 4
+    assert all(len(backend.builds) == 4 for backend in backends)  # released engines are loaded, not rebuilt
+    assert sum(len(backend.loads) for backend in backends) > len(points)
+    store.close()
+    engines = [engine for backend in backends for engine in backend.engines]
+    assert CountingEngine.live == 0 and all(engine.closed == 1 for engine in engines)
+
+
+def test_store_keeps_an_engine_used_again_and_refuses_a_limit_below_what_a_test_holds(tmp_path: Path) -> None:
+    backend = CountingBackend()
+    store = EngineStore(tmp_path, loaded_limit=2)
+    first = store.get(backend, TWO_PROFILES, Precision.FP32, 0)
+    store.get(backend, TWO_PROFILES, Precision.FP32, 1)
+    assert store.get(backend, TWO_PROFILES, Precision.FP32, 0) is first  # used again: now the most recent
+    store.get(backend, TWO_PROFILES, Precision.FP16, 0)  # releases profile 1, the least recently used
+    assert not first.engine.closed and [engine.closed for engine in backend.engines] == [0, 1, 0]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="at least 2"):
+        EngineStore(tmp_path, loaded_limit=1)

@@ -400,8 +400,12 @@ def test_the_session_closes_every_engine_it_loaded(pytester: pytest.Pytester, mo
             "{'mine': dataclasses.replace(BUILTIN_BACKENDS['ort'], factory='harness.backends.ort:NoSuchClass')}",
             "backend mine needs onnxruntime, which cannot be loaded here (harness.backends.ort has no 'NoSuchClass'*",
         ),
+        (
+            "{'mine': dataclasses.replace(BUILTIN_BACKENDS['ort'], options_type=dict)}",
+            "backend 'mine': options_type must be a dataclass subclass of harness.backends.BackendOptions*",
+        ),
     ],
-    ids=["not-a-descriptor", "factory-without-colon", "factory-that-does-not-exist"],
+    ids=["not-a-descriptor", "factory-without-colon", "factory-that-does-not-exist", "options-not-backend-options"],
 )
 def test_a_broken_plugin_backend_is_a_usage_error_naming_it(
     pytester: pytest.Pytester, registered: str, expected: str
@@ -502,3 +506,103 @@ def test_an_unsafe_case_name_errors_that_case_and_writes_nothing_outside_the_cac
         [f"*CaseDefinitionError: case '{name}': its name '{name}' is not allowed: a case name may hold only letters*"]
     )
     assert not list(pytester.path.rglob("*escaped*"))  # its engine was never built, in the cache or out of it
+
+
+def test_a_plugin_backend_declares_it_builds_from_code_in_its_descriptor(pytester: pytest.Pytester) -> None:
+    """Capabilities are descriptor fields: a plugin backend that builds from code says so there (no attribute
+    probing on the backend object), and --keep-fp32, which changes only the derived model, skips its points."""
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makeconftest(
+        pytester.path.joinpath("conftest.py").read_text() + "\nfrom harness.backends import BUILTIN_BACKENDS\n"
+        "def pytest_harness_backends(config):\n"
+        "    return {'mine': dataclasses.replace(BUILTIN_BACKENDS['ort'], builds_from_code=True, default_on=None)}\n"
+    )
+    result = pytester.runpytest(
+        *FAST,
+        "--backend",
+        "mine,ort",
+        "--precision",
+        "fp16",
+        "--keep-fp32",
+        "identity",
+        "-k",
+        "accuracy and opt",
+        "-rs",
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*(mine) builds identity from its define_network, which cannot keep identity*"])
+
+
+# A plugin backend with options of its own: a BackendOptions subclass its descriptor names; it records what it got.
+OWN_OPTIONS_BACKEND = """
+import dataclasses
+import json
+from pathlib import Path
+
+from harness.backends import BackendOptions
+from harness.backends.ort import OnnxRuntimeBackend
+
+
+@dataclasses.dataclass(frozen=True)
+class TunedOptions(BackendOptions):
+    flavour: str = "plain"
+    repeats: int = 1
+    verbose: bool = False
+
+
+class TunedBackend(OnnxRuntimeBackend):
+    def __init__(self, options: TunedOptions) -> None:
+        super().__init__(options)
+        got = {"type": type(options).__name__, **dataclasses.asdict(options)}
+        Path("options.json").write_text(json.dumps(got, default=str))
+"""
+
+
+def tuned_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(tuned_backend=OWN_OPTIONS_BACKEND)
+    make_project(pytester, "CASES = [IDENTITY]")
+    pytester.makeconftest(
+        pytester.path.joinpath("conftest.py").read_text() + "\nfrom harness.backends import BUILTIN_BACKENDS\n"
+        "from tuned_backend import TunedOptions\n"
+        "def pytest_harness_backends(config):\n"
+        "    tuned = dataclasses.replace(BUILTIN_BACKENDS['ort'], factory='tuned_backend:TunedBackend',\n"
+        "                                options_type=TunedOptions, default_on=None)\n"
+        "    return {'tuned': tuned}\n"
+    )
+    monkeypatch.syspath_prepend(str(pytester.path))
+
+
+def test_a_plugin_backend_extends_backend_options_with_its_own_resolved_like_the_rest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own fields come from --backend-option over the ini's harness_backend_options, name by name, converted
+    to the field's type; the common options travel with them."""
+    tuned_project(pytester, monkeypatch)
+    pytester.makeini("[pytest]\nharness_backend_options =\n    flavour=ini\n    repeats=3\n")
+    result = pytester.runpytest(
+        *FAST, "--backend", "tuned", "--precision", "fp32", "--cpu-threads", "2",
+        "--backend-option", "flavour=cli", "--backend-option", "verbose=yes", "-k", "accuracy",
+    )  # fmt: skip
+    result.assert_outcomes(passed=3)
+    got = json.loads((pytester.path / "options.json").read_text())
+    assert got["type"] == "TunedOptions"
+    assert (got["flavour"], got["repeats"], got["verbose"], got["cpu_threads"]) == ("cli", 3, True, 2)
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("colour=red", "*--backend-option colour: no selected backend has an option 'colour' (theirs: flavour, *"),
+        ("repeats=many", "*backend 'tuned': --backend-option repeats takes a whole number, got 'many'*"),
+        ("repeats", "*takes NAME=VALUE, got 'repeats'*"),
+    ],
+    ids=["unknown-name", "wrong-type", "no-value"],
+)
+def test_a_backend_option_no_selected_backend_takes_is_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, option: str, expected: str
+) -> None:
+    tuned_project(pytester, monkeypatch)
+    result = pytester.runpytest(*FAST, "--backend", "tuned", "--backend-option", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert not (pytester.path / "options.json").exists()

@@ -180,17 +180,19 @@ def test_every_precision_builds_proves_and_agrees_on_both_workflows(
         assert "conv BFloat16" in bf16["summary"] and bf16["problems"] == []
 
 
+# conv_add_relu with an fp16 tolerance it cannot meet: its fp16 accuracy tests fail, and are localized.
+TIGHT = (
+    "from harness.case import Precision, Tolerance\n"
+    "CASES = [dataclasses.replace(CONV, name='tight', tolerances={(Precision.FP16, 'y'): Tolerance(mean_rel=1e-6)})]"
+)
+
+
 def test_a_failing_point_is_localized_on_the_tensorrt_backend_itself(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The parser workflow localizes on a debug engine with every tensor marked as an output; the network-API
     workflow, which has no ONNX model to expose, on ONNX Runtime. Each record says where it ran."""
-    tight = (
-        "from harness.case import Precision, Tolerance\n"
-        "CASES = [dataclasses.replace(CONV, name='tight', "
-        "tolerances={(Precision.FP16, 'y'): Tolerance(mean_rel=1e-6)})]"
-    )
-    make_project(pytester, monkeypatch, "11.4", tight)
+    make_project(pytester, monkeypatch, "11.4", TIGHT)
     result = pytester.runpytest(*FAST, "--precision", "fp16", "-k", "accuracy and opt")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
@@ -213,3 +215,17 @@ def test_keep_fp32_skips_the_network_workflow_which_builds_from_code(
     tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
     summary = tests["test_accuracy[conv_add_relu-fp16-opt-trt]"]["layers"]["summary"]
     assert "relu Float (kept)" in summary and "conv Half" in summary
+
+
+def test_under_weak_typing_the_parser_workflow_localizes_on_onnx_runtime(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weak typing sets the precision with builder flags, not with the model's types: a debug engine built from
+    the exposed model would not compute what the point's engine computes, so the point localizes on ONNX Runtime."""
+    make_project(pytester, monkeypatch, "10.16", TIGHT)
+    result = pytester.runpytest(
+        *FAST, "--backend", "trt", "--precision", "fp16", "--trt-weak-typing", "-k", "accuracy and opt"
+    )
+    result.assert_outcomes(failed=1)
+    tests = {test["id"]: test for test in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    assert tests["test_accuracy[tight-fp16-opt-trt]"]["localization"]["ran_on"] == "onnxruntime, unoptimized"

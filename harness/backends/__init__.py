@@ -8,15 +8,16 @@ places that import an inference library; this module imports none and loads them
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
 import numpy as np
 
 from harness.errors import HarnessError, SelectionError
+from harness.switch import switch_value
 
 if TYPE_CHECKING:
     from harness.case import Case, Precision
@@ -64,7 +65,8 @@ class Artifact:
 
 @dataclass(frozen=True)
 class BackendOptions:
-    """Session-wide settings a backend may use; each backend ignores what does not apply to it."""
+    """Session-wide settings a backend may use; each backend ignores what does not apply to it. A plugin backend
+    adds its own in a frozen dataclass subclass, named by its descriptor's `options_type`."""
 
     cache_dir: Path | None = None  # where a backend may persist its own caches (TensorRT's timing cache)
     include_copies: bool = False  # time host<->device copies with the work (default: compute only)
@@ -100,7 +102,8 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None:
-        """Free what the engine holds (streams, buffers, events, graphs); idempotent. Called at session end."""
+        """Free what the engine holds (streams, buffers, events, graphs); idempotent. Called when the engine
+        store releases it (the least recently used beyond its limit) and at session end."""
         ...
 
 
@@ -169,6 +172,33 @@ class BackendDescriptor:
     default_on: DeviceKind | None = None  # selected when --backend is not given: without --gpu (CPU) or with it
     # The oldest ONNX opset it runs: older models are upgraded to it (harness/precision/opset.py); 1 = any.
     min_opset: int = 1
+    # Builds from the case's define_network, not from the derived ONNX model: what only the derivation does
+    # (keeping nodes in float32) does not reach it, so such points are skipped.
+    builds_from_code: bool = False
+    # Builds any ONNX model in the model's own types (a strongly typed network), so localization may build the
+    # point's model with every tensor marked as an output on this backend; not under weak typing
+    # (BackendOptions.weak_typing), where builder flags, not the model, set the precision. False: localized on
+    # ONNX Runtime.
+    builds_exposed_onnx: bool = False
+    # What its factory is given: a frozen dataclass subclass of BackendOptions whose added fields, each with a
+    # default, are the backend's own options, set with --backend-option NAME=VALUE or a NAME=VALUE line of the
+    # ini key harness_backend_options (README, Adding a backend).
+    options_type: type[BackendOptions] = BackendOptions
+
+    def own_options(self) -> tuple[str, ...]:
+        """The names of the options the backend adds to BackendOptions."""
+        common = {option.name for option in fields(BackendOptions)}
+        return tuple(option.name for option in fields(self.options_type) if option.name not in common)
+
+    def options(self, common: BackendOptions, own: Mapping[str, str]) -> BackendOptions:
+        """The options its factory is given: the session's common ones, and those of `own` (NAME -> VALUE as
+        written) that it declares, converted to their field's type; BackendOptionError for a value that is not."""
+        types = get_type_hints(self.options_type)
+        # Any: each value is of its field's type, as _option_value converted it; mypy cannot see that per name.
+        values: dict[str, Any] = {
+            name: _option_value(name, own[name], types[name]) for name in self.own_options() if name in own
+        }
+        return self.options_type(**asdict(common), **values)
 
     def facts(self) -> dict[str, object]:
         """What the results file records about the backend, for readers that have no registry."""
@@ -185,10 +215,12 @@ def _tensorrt_family(
     install_hint: str,
     *,
     builds_without_gpu: bool,
+    network_api: bool,
     agrees_with: str | None = None,
     default_on: DeviceKind | None = None,
 ) -> BackendDescriptor:
-    """A backend of harness/backends/trt.py: its engines run on a GPU and are gated at 5 %."""
+    """A backend of harness/backends/trt.py: its engines run on a GPU and are gated at 5 %. Its network-API
+    workflow builds from code; its ONNX parser workflow builds a strongly typed network from any ONNX model."""
     return BackendDescriptor(
         f"harness.backends.trt:{factory}",
         library=library,
@@ -200,6 +232,8 @@ def _tensorrt_family(
         agrees_with=agrees_with,
         default_on=default_on,
         min_opset=9,  # the ONNX parser's backward support, TensorRT 10 and 11 alike (NVIDIA's opset guide)
+        builds_from_code=network_api,
+        builds_exposed_onnx=not network_api,
     )
 
 
@@ -222,19 +256,32 @@ BUILTIN_BACKENDS: Mapping[str, BackendDescriptor] = {
     ),
     # --gpu selects TensorRT's own two workflows; TensorRT for RTX runs only where asked for.
     "trt": _tensorrt_family(
-        "onnx_parser_backend", "tensorrt", _TENSORRT_HINT, builds_without_gpu=False, default_on=DeviceKind.GPU
+        "onnx_parser_backend",
+        "tensorrt",
+        _TENSORRT_HINT,
+        builds_without_gpu=False,
+        network_api=False,
+        default_on=DeviceKind.GPU,
     ),
     "trt-net": _tensorrt_family(
         "network_api_backend",
         "tensorrt",
         _TENSORRT_HINT,
         builds_without_gpu=False,
+        network_api=True,
         agrees_with="trt",
         default_on=DeviceKind.GPU,
     ),
-    "rtx": _tensorrt_family("rtx_onnx_parser_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True),
+    "rtx": _tensorrt_family(
+        "rtx_onnx_parser_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True, network_api=False
+    ),
     "rtx-net": _tensorrt_family(
-        "rtx_network_api_backend", "tensorrt_rtx", _RTX_HINT, builds_without_gpu=True, agrees_with="rtx"
+        "rtx_network_api_backend",
+        "tensorrt_rtx",
+        _RTX_HINT,
+        builds_without_gpu=True,
+        network_api=True,
+        agrees_with="rtx",
     ),
 }
 
@@ -260,13 +307,15 @@ class Registry:
         except KeyError:
             raise SelectionError(f"unknown backend '{short_id}'; known backends: {', '.join(self._entries)}") from None
 
-    def load(self, short_id: str, options: BackendOptions) -> Backend:
-        """Instantiate a backend; ImportError if its library is not installed."""
-        module_name, factory = self.descriptor(short_id).factory.split(":")
+    def load(self, short_id: str, options: BackendOptions, own: Mapping[str, str] | None = None) -> Backend:
+        """Instantiate a backend with the common options and its own from `own`; ImportError if its library is not
+        installed."""
+        descriptor = self.descriptor(short_id)
+        module_name, factory = descriptor.factory.split(":")
         module = importlib.import_module(module_name)
         if not hasattr(module, factory):
             raise ImportError(f"{module_name} has no {factory!r}, the factory backend '{short_id}' names")
-        backend: Backend = getattr(module, factory)(options)
+        backend: Backend = getattr(module, factory)(descriptor.options(options, own or {}))
         return backend
 
 
@@ -274,12 +323,61 @@ class BackendDescriptorError(HarnessError):
     """A plugin registered a backend the harness cannot use; the message names it and the fix."""
 
 
+class BackendOptionError(HarnessError):
+    """A backend's own option has a value its type refuses; the message names the option and the type."""
+
+
+def _switch(text: str) -> bool:
+    meaning = switch_value(text)
+    if meaning is None:
+        raise ValueError(text)
+    return meaning
+
+
+# The types a backend's own option may have: how a message names each, and what converts the text of
+# --backend-option NAME=VALUE to it.
+_OPTION_TYPES: Mapping[object, tuple[str, Callable[[str], object]]] = {
+    str: ("text", str),
+    int: ("a whole number", int),
+    float: ("a number", float),
+    Path: ("a path", Path),
+    bool: ("yes or no", _switch),
+}
+
+
+def _option_value(name: str, text: str, kind: object) -> object:
+    what, convert = _OPTION_TYPES[kind]  # the descriptor's check let no other type through
+    try:
+        return convert(text)
+    except ValueError:
+        raise BackendOptionError(f"--backend-option {name} takes {what}, got {text!r}") from None
+
+
 def _check_descriptor(short_id: str, descriptor: object) -> None:
     fix = "return harness.backends.BackendDescriptor(...) from pytest_harness_backends (README, Adding a backend)"
     if not isinstance(descriptor, BackendDescriptor):
         raise BackendDescriptorError(f"backend '{short_id}' is a {type(descriptor).__name__}, not a descriptor: {fix}")
+    options_problem = _options_type_problem(descriptor.options_type)
+    if options_problem:
+        raise BackendDescriptorError(f"backend '{short_id}': options_type {options_problem}; {fix}")
     module_name, colon, factory = descriptor.factory.partition(":")
     if not (colon and module_name and factory.isidentifier()):
         raise BackendDescriptorError(
             f"backend '{short_id}': factory {descriptor.factory!r} is not 'module:callable'; {fix}"
         )
+
+
+def _options_type_problem(options_type: type[BackendOptions]) -> str | None:
+    """Why an options type cannot carry a backend's own options, or None."""
+    if not (isinstance(options_type, type) and issubclass(options_type, BackendOptions) and is_dataclass(options_type)):
+        return "must be a dataclass subclass of harness.backends.BackendOptions"
+    types = get_type_hints(options_type)
+    common = {option.name for option in fields(BackendOptions)}
+    for option in fields(options_type):
+        if option.name in common:
+            continue
+        if types[option.name] not in _OPTION_TYPES:
+            return f"field {option.name!r} must be a str, int, float, bool or Path (set from --backend-option text)"
+        if option.default is MISSING and option.default_factory is MISSING:
+            return f"field {option.name!r} needs a default (the value without --backend-option)"
+    return None

@@ -378,18 +378,6 @@ class TensorRTBackend:
             return f"{self._label()} cannot run engines on this GPU: {logger.text()}"
         return None
 
-    @property
-    def builds_from_code(self) -> bool:
-        """The network-definition workflow builds from the case's define_network, not from the derived model:
-        what the model derivation alone does (keeping nodes in float32) does not reach it."""
-        return self.workflow == "network-api"
-
-    @property
-    def builds_exposed_onnx(self) -> bool:
-        """Whether localization may build the point's ONNX model with every tensor marked as an output: the
-        parser workflow, strongly typed (the model's types are the precision; weak typing would need flags)."""
-        return self.workflow == "onnx-parser" and not self.options.weak_typing
-
     def unsupported_reason(self, case: Case, precision: Precision) -> str | None:
         trt = self.trt
         if self.workflow == "network-api" and case.define_network is None:
