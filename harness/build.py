@@ -26,7 +26,7 @@ from harness import cachefile
 from harness.atomic import lock_removed, release_removed
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
-from harness.errors import HarnessError
+from harness.errors import EngineCacheWarning, HarnessError
 from harness.precision.derive import DerivedModel, PrecisionOptions, derive
 from harness.progress import BuildProgressLines, DerivationLines
 
@@ -36,10 +36,6 @@ T = TypeVar("T")
 CACHE_FORMAT = 1
 # The engine cache's size limit unless --engine-cache-size says otherwise: nine real models took 5 GB unbounded.
 DEFAULT_CACHE_LIMIT = 2 * 1024**3
-
-
-class EngineCacheWarning(UserWarning):
-    """A cached artifact was unusable and has been rebuilt, or the cache could not be written."""
 
 
 class EngineCacheError(HarnessError):
