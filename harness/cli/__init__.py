@@ -96,6 +96,7 @@ _TAKES_PYTEST_ARGS = frozenset({"ab"})
 
 
 def _gate_options(args: argparse.Namespace) -> GateOptions:
+    from harness.backends import BUILTIN_BACKENDS
     from harness.results.comparison import GateOptions
 
     return GateOptions(
@@ -106,6 +107,10 @@ def _gate_options(args: argparse.Namespace) -> GateOptions:
         args.fail_on_improvement,
         args.allow_removed,
         Path(args.known_failures) if args.known_failures else None,
+        builtin_backends={
+            short_id: (descriptor.device_kind.value, descriptor.latency_threshold)
+            for short_id, descriptor in BUILTIN_BACKENDS.items()
+        },
     )
 
 
