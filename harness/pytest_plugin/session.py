@@ -351,6 +351,7 @@ class InterruptWatch:
 
 
 def point_of(item: pytest.Item) -> Point | None:
+    """The harness point a collected matrix test runs; None for any other test."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     point = next((params[name] for name in ("harness_build", *RUN_FIXTURES) if name in params), None)
     return point if isinstance(point, Point) else None
