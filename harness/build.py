@@ -27,7 +27,7 @@ from harness import cachefile
 from harness.atomic import lock_removed, release_removed
 from harness.backends import ArtifactIncompatibleError, Backend, BuildRequest, Engine
 from harness.case import Case, Precision
-from harness.errors import HarnessError
+from harness.errors import EngineCacheWarning, HarnessError
 from harness.naming import engine_name
 from harness.precision.derive import DerivedModel, PrecisionOptions, derive
 from harness.progress import BuildProgressLines, DerivationLines
@@ -43,10 +43,6 @@ DEFAULT_LOADED_ENGINES = 16
 # The engines one test holds: its point's, and for an agreement test its twin's. A test gets its engines last, so
 # they are the most recently used: a store that keeps at least this many never releases one a running test holds.
 ENGINES_A_TEST_HOLDS = 2
-
-
-class EngineCacheWarning(UserWarning):
-    """A cached artifact was unusable and has been rebuilt, or the cache could not be written."""
 
 
 class EngineCacheError(HarnessError):

@@ -1,4 +1,5 @@
-"""Errors the harness raises on bad input. Each message names the case (where there is one) and the fix."""
+"""Errors the harness raises on bad input, and the warning of a cache it rebuilds from. Each message names the case
+(where there is one) and the fix."""
 
 from __future__ import annotations
 
@@ -39,3 +40,8 @@ class ModelRefusedError(BuildError):
 
 class SelectionError(HarnessError):
     """An unknown backend or precision was asked for on the command line or in the ini file."""
+
+
+class EngineCacheWarning(UserWarning):
+    """A cached artifact was unusable and has been rebuilt, or the cache could not be written (an engine cache or
+    a timing cache): the session goes on, rebuilding."""

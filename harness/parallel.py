@@ -14,7 +14,7 @@ only keeps the measurements honest and the results whole.
 - Cores shared out: workers inherit a BLAS thread count of cores / workers, so that their numpy
   references do not oversubscribe the machine.
 
-Nothing here imports xdist: its hooks are implemented in harness/plugin.py as optional hooks.
+Nothing here imports xdist: its hooks are implemented in harness/pytest_plugin/session.py as optional hooks.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ from harness.gate import (
 )
 from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
-from harness.plugin import BuildContext, PairContext, PointContext
 from harness.precision.table import Group, row
+from harness.pytest_plugin.fixtures import BuildContext, PairContext, PointContext
 from harness.run import run_engine
 
 
@@ -45,7 +45,7 @@ def test_build(harness_build: BuildContext) -> None:
     assert record.artifact_bytes > 0, f"{harness_build.point.id}: the backend built an empty artifact"
 
 
-@pytest.mark.harness_reference  # skipped where the reference is the point itself (harness/plugin.py)
+@pytest.mark.harness_reference  # skipped where the reference is the point itself (harness/pytest_plugin/fixtures.py)
 def test_accuracy(harness_point: PointContext) -> None:
     """Every output within its tolerance of the case's reference (float64 numpy, ONNX Runtime at float32 or stored
     outputs), and every layer in the precision the

@@ -15,9 +15,9 @@ import pytest
 from cases import identity
 from harness.atomic import write_atomically
 from harness.backends import Artifact, ArtifactIncompatibleError, BuildRequest
-from harness.build import BuiltEngine, EngineCacheWarning, EngineStore, cache_key, cache_path
+from harness.build import BuiltEngine, EngineStore, cache_key, cache_path
 from harness.case import Case, Precision, Profile
-from harness.errors import BuildError, CaseDefinitionError
+from harness.errors import BuildError, CaseDefinitionError, EngineCacheWarning
 from harness.measure import Timer
 from harness.precision.derive import DerivedModel
 

@@ -19,10 +19,10 @@ import pytest
 from cases import ALL_CASES, conv_add_relu, identity, mnist
 from harness.backends import ArtifactIncompatibleError, BuildRequest
 from harness.backends.trt import TensorRTBackend
-from harness.build import EngineCacheWarning, EngineStore
+from harness.build import EngineStore
 from harness.case import Case, Precision, ShapePoint
 from harness.compare import compare_outputs
-from harness.errors import BuildError, ModelRefusedError, ShapeOutsideProfileError
+from harness.errors import BuildError, EngineCacheWarning, ModelRefusedError, ShapeOutsideProfileError
 from harness.precision.derive import DerivedModel
 from harness.run import run_engine
 from tests.trt_support import (

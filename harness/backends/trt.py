@@ -40,7 +40,7 @@ from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions
 from harness.backends import cuda_rt as default_cuda
 from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision, raising_line
-from harness.errors import BuildError, HarnessError, ModelRefusedError, ShapeOutsideProfileError
+from harness.errors import BuildError, EngineCacheWarning, HarnessError, ModelRefusedError, ShapeOutsideProfileError
 from harness.measure import Timer
 from harness.precision.layers import LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
@@ -595,8 +595,6 @@ class TensorRTBackend:
 
 def _save_timing_cache(path: Path, data: bytes) -> None:
     """A timing cache that cannot be saved (a full disk) costs later builds time, never this build."""
-    from harness.build import EngineCacheWarning
-
     try:
         write_atomically(path, data)
     except OSError as error:

@@ -24,35 +24,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.output import check_output
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.results.comparison import GateOptions
 
 EXIT_UNUSABLE = 2  # 0 and 1 are the gate's verdict (harness/results/comparison.py's exit_status)
-
-
-class CliError(HarnessError):
-    """A command cannot do its job; the message names the file or command and the fix (exit status 2)."""
-
-
-def write_output(described: str, write: Callable[[], None]) -> None:
-    """Run a command's `write` of its output file; an OSError (a read-only disk, a parent that is a file) becomes
-    CliError naming the file (`described`, e.g. "the HTML report r.html") and the fix."""
-    try:
-        write()
-    except OSError as error:
-        raise CliError(f"cannot write {described} ({error}); pass -o a writable path") from None
-
-
-def _check_output(args: argparse.Namespace) -> None:
-    """A command's -o is refused before any work: a device, FIFO or folder there, or a folder it cannot go in
-    (init's `-o -` is standard output)."""
-    from harness.atomic import unwritable
-
-    output = getattr(args, "output", None)
-    if isinstance(output, Path) and str(output) != "-" and (reason := unwritable(output)) is not None:
-        raise CliError(f"cannot write {output}: {reason}; pass -o a writable file path")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -67,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in _TAKES_PYTEST_ARGS and pytest_args is not None:
         parser.error(f"{args.command} takes no pytest arguments after '--'")
     try:
-        _check_output(args)
+        check_output(args)
         return _COMMANDS[args.command](args, pytest_args or [])
     except HarnessError as error:  # CliError, ResultsFileError, MergeError, and BaselineError from BaselineFile.load
         print(f"harness {args.command}: error: {error}", file=sys.stderr)
@@ -118,6 +96,7 @@ _TAKES_PYTEST_ARGS = frozenset({"ab"})
 
 
 def _gate_options(args: argparse.Namespace) -> GateOptions:
+    from harness.backends import BUILTIN_BACKENDS
     from harness.results.comparison import GateOptions
 
     return GateOptions(
@@ -128,6 +107,10 @@ def _gate_options(args: argparse.Namespace) -> GateOptions:
         args.fail_on_improvement,
         args.allow_removed,
         Path(args.known_failures) if args.known_failures else None,
+        builtin_backends={
+            short_id: (descriptor.device_kind.value, descriptor.latency_threshold)
+            for short_id, descriptor in BUILTIN_BACKENDS.items()
+        },
     )
 
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.atomic import write_atomically
-from harness.cli import CliError
 from harness.cli.compare import gate, side_of
+from harness.cli.output import CliError
 from harness.results import schema
 from harness.results.comparison import GateOptions
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import known_failures
-from harness.cli import CliError
+from harness.cli.output import CliError
 from harness.results import lean, schema
 from harness.results.comparison import GateOptions, Side, compare, describe_sides, exit_status, record_problem
 from harness.results.markdown import comparison_markdown

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from harness.atomic import write_atomically
-from harness.cli import CliError, write_output
+from harness.cli.output import CliError, write_output
 from harness.spec import skeleton
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.cli import write_output
+from harness.cli.output import write_output
 from harness.results import schema
 
 

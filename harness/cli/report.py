@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cli import write_output
+from harness.cli.output import write_output
 from harness.results import html
 
 

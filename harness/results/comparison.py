@@ -37,6 +37,10 @@ class GateOptions:
     fail_on_improvement: bool
     allow_removed: bool = False  # a test only OLD has is dropped coverage: it fails the gate unless allowed
     known_failures: Path | None = None  # the reviewed list (harness/known_failures.py); None: the default place
+    # (device kind, default latency threshold) of each built-in backend by short id, for files written before
+    # descriptors were recorded. Given by the caller (the command line reads harness.backends' descriptors):
+    # the results readers import no backend code. An id not here gets _UNKNOWN_BACKEND.
+    builtin_backends: Mapping[str, tuple[str, float]] = field(default_factory=dict)
 
     def policy(self, threshold: float) -> GatePolicy:
         from harness.gate import GatePolicy
@@ -320,7 +324,7 @@ def _threshold(old: TestResult, new: TestResult, options: GateOptions) -> float:
     for test in (new, old):
         if test.latency_threshold is not None and math.isfinite(test.latency_threshold):
             return test.latency_threshold
-    kind, default = _backend_defaults(new)
+    kind, default = _backend_defaults(new, options.builtin_backends)
     given = options.gpu_threshold if kind == "gpu" else options.cpu_threshold
     return given if given is not None else default
 
@@ -330,18 +334,13 @@ def _threshold(old: TestResult, new: TestResult, options: GateOptions) -> float:
 _UNKNOWN_BACKEND = ("cpu", 0.10)
 
 
-def _backend_defaults(test: TestResult) -> tuple[str, float]:
+def _backend_defaults(test: TestResult, builtin_backends: Mapping[str, tuple[str, float]]) -> tuple[str, float]:
     """(device kind, default latency threshold) of the test's backend: as recorded from its
-    descriptor, or for older files the built-in descriptor of that short id."""
-    from harness.backends import BUILTIN_BACKENDS
-
+    descriptor, or for older files the built-in descriptor's of that short id (GateOptions.builtin_backends)."""
     kind, default = test.raw.get("backend_device_kind"), test.default_latency_threshold
     if isinstance(kind, str) and default is not None and math.isfinite(default):
         return kind, default
-    descriptor = BUILTIN_BACKENDS.get(test.backend)
-    if descriptor is None:
-        return _UNKNOWN_BACKEND
-    return descriptor.device_kind.value, descriptor.latency_threshold
+    return builtin_backends.get(test.backend, _UNKNOWN_BACKEND)
 
 
 def _samples(test: TestResult, read_apart: np.ndarray | None) -> Sequence[float] | np.ndarray:

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from harness.baselines import MAX_SAMPLES, BaselineFile, baseline_path, update
-from harness.build import EngineCacheWarning, EngineStore, evict_least_recently_used
+from harness.build import EngineStore, evict_least_recently_used
 from harness.case import Case, Precision
+from harness.errors import EngineCacheWarning
 from harness.gate import GatePolicy, compare_latency
 from harness.precision.quantize import CalibrationCacheWarning, QuantizedModel, quantize_int8
 from harness.spec import load_spec

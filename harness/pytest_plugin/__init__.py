@@ -1,0 +1,1 @@
+"""The pytest face of the harness, one job a module; `harness.plugin` registers their hooks."""
