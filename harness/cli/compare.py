@@ -26,8 +26,7 @@ def run_compare(old_path: Path, new_path: Path, options: GateOptions, *, markdow
     # again as they pile up (a tenth of the time of a 100,000-test comparison). The command ends right after.
     gc.disable()
     try:
-        old_read, new_read = _read_both(old_path, new_path)
-        return gate(_side(old_path, old_read), _side(new_path, new_read), options, markdown=markdown)
+        return gate(*_read_both(old_path, new_path), options, markdown=markdown)
     finally:
         gc.enable()
 
@@ -37,16 +36,17 @@ def run_compare(old_path: Path, new_path: Path, options: GateOptions, *, markdow
 _READ_APART_BYTES = 64 << 20
 
 
-def _read_both(old_path: Path, new_path: Path) -> tuple[lean.LeanFile, lean.LeanFile]:
-    """Both files read lean; OLD in a forked process when both are large (its errors raised here all the same)."""
+def _read_both(old_path: Path, new_path: Path) -> tuple[Side, Side]:
+    """Both files read lean and typed; OLD in a forked process when both are large (its errors raised here all the
+    same)."""
     if os.name != "posix" or min(_size(old_path), _size(new_path)) < _READ_APART_BYTES:
-        return lean.load(old_path), lean.load(new_path)
+        return load_side(old_path), load_side(new_path)
     import multiprocessing
 
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        old_read = pool.apply_async(lean.load, (old_path,))
-        new_read = lean.load(new_path)
-        return old_read.get(), new_read
+        old_side = pool.apply_async(load_side, (old_path,))
+        new_side = load_side(new_path)
+        return old_side.get(), new_side
 
 
 def _size(path: Path) -> int:
