@@ -95,14 +95,10 @@ def _append_job_summary(markdown: str) -> None:
 
 def load_side(path: Path) -> Side:
     """A results file (schema trt-harness/results) or a baseline file (trt-harness/baseline)."""
-
-    return _side(path, lean.load(path))
-
-
-def _side(path: Path, read: lean.LeanFile) -> Side:
     from harness.baselines import SCHEMA as BASELINE_SCHEMA
     from harness.baselines import BaselineFile
 
+    read = lean.load(path)
     found = read.header.get("schema")
     if found == schema.SCHEMA:
         return _results_side(path, read)
