@@ -147,6 +147,16 @@ def _json_float(value: float) -> float | str:
     return value if np.isfinite(value) else str(value)
 
 
+def recorded_number(value: object) -> float | None:
+    """A number as json_safe wrote it: a JSON number, or the strings "nan", "inf", "-inf" that spell the non-finite
+    ones in strict JSON; None for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if value in ("nan", "inf", "-inf"):
+        return float(str(value))
+    return None
+
+
 def json_safe(value: object) -> object:
     """`value` with every non-finite float spelled as the string "nan", "inf" or "-inf" (as worst_value
     is) and numpy scalars and arrays made plain: strict JSON (allow_nan=False) can then always be written,

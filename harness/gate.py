@@ -39,6 +39,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from harness.compare import recorded_number
+
 # A latency test that its budget stopped with fewer samples than this is re-measured once, and if still short it
 # is "inconclusive" and fails (harness/suite.py): 11 samples left a 2x slowdown inside the CI of the ratio.
 MIN_GATE_SAMPLES = 30
@@ -194,10 +196,9 @@ class GateVerdict:
 
 
 def _json_number(value: object) -> float:
-    """A recorded number, NaN where there is none; strict JSON spells the non-finite ones "nan", "inf", "-inf"."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return float(value) if value in ("nan", "inf", "-inf") else math.nan
+    """A recorded number (compare.recorded_number), NaN where there is none."""
+    number = recorded_number(value)
+    return math.nan if number is None else number
 
 
 def _json_interval(value: object) -> tuple[float, float]:

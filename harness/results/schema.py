@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.atomic import write_atomically
 from harness.baselines import is_number
 from harness.build import BuildRecord
-from harness.compare import OutputErrors, json_safe
+from harness.compare import OutputErrors, json_safe, recorded_number
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.gate import GateVerdict
@@ -784,12 +784,8 @@ def _shape_label(record: Mapping[str, object]) -> str:
 
 
 def _number(value: object) -> float | None:
-    """A recorded number; the strings "nan", "inf", "-inf" are how strict JSON spells the non-finite ones."""
-    if is_number(value):
-        return float(value)
-    if value in ("nan", "inf", "-inf"):
-        return float(str(value))
-    return None
+    """A recorded number (compare.recorded_number), None when there is none."""
+    return recorded_number(value)
 
 
 def _interval(value: object) -> tuple[float, float] | None:
