@@ -105,14 +105,23 @@ def _not_regular(path: Path) -> str | None:
         mode = os.stat(path).st_mode
     except OSError:
         return None  # absent (or unreadable: the write itself will say why)
-    kinds = {
-        stat.S_ISDIR: "a directory",
-        stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISFIFO: "a FIFO",
-        stat.S_ISSOCK: "a socket",
-    }
-    return next((kind for test, kind in kinds.items() if test(mode)), None)
+    return file_kind(mode)
+
+
+_KINDS = {
+    stat.S_ISDIR: "a directory",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISSOCK: "a socket",
+}
+
+
+def file_kind(mode: int) -> str | None:
+    """What a path of this stat mode is, in words ("a directory", "a FIFO", ...); None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS.items() if test(mode)), "not a regular file")
 
 
 # Scratch folders in the temporary directory: harness-<kind>-<pid>@<host>-<random>, so that a killed owner is known.

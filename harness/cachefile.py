@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.atomic import NotARegularFileError, write_atomically
+from harness.atomic import NotARegularFileError, file_kind, write_atomically
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ def read_entry(path: Path, key: str) -> Entry | Unusable | None:
         return None
     except OSError as error:
         return Unusable(f"it cannot be examined: {error}")
-    if not stat.S_ISREG(mode):
-        return Unusable(f"it is {_kind(mode)}, not a file; remove it so that the cache can store the file there")
+    if (kind := file_kind(mode)) is not None:
+        return Unusable(f"it is {kind}, not a file; remove it so that the cache can store the file there")
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -76,16 +75,6 @@ def write_entry(path: Path, key: str, data: bytes, fields: Mapping[str, object])
     record = {"key": key, "sha256": sha256(data), "bytes": len(data), **fields}
     write_atomically(path, data)
     write_atomically(sidecar_path(path), json.dumps(record, indent=1).encode())
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device node"
-    return "not a regular file"
 
 
 def unwritable_fix(error: OSError) -> str:
