@@ -63,7 +63,7 @@ def _full_records_bytes(results: Path) -> int:
     """The size the passing tests' records take whole (every field and sample), as the baseline file wrote them."""
     if not results.is_file():
         return 0
-    from harness.results.schema import is_build_record
+    from harness.results.document import is_build_record
 
     tests = json.loads(results.read_text())["tests"]
     kept = {test["id"]: test for test in tests if test.get("verdict") == "pass" and not is_build_record(test)}

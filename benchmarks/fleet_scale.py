@@ -75,7 +75,7 @@ def replicated(records: list[Mapping[str, object]], count: int) -> Iterator[dict
 
 
 def build_file(source: Path, count: int, target: Path) -> dict[str, int]:
-    """Write the fleet's results file: the source document with `count` replicated tests, as schema.write writes
+    """Write the fleet's results file: the source document with `count` replicated tests, as results_document.write writes
     it (indent 1), one record at a time."""
     document = json.loads(source.read_text())
     records = document["tests"]
@@ -86,7 +86,7 @@ def build_file(source: Path, count: int, target: Path) -> dict[str, int]:
     with target.open("w", encoding="utf-8") as out:
         out.write(json.dumps(head, indent=1)[:-2] + ',\n "tests": [\n')
         for index, record in enumerate(replicated(records, count)):
-            # Each record at the depth schema.write puts it (indent 1, inside "tests"): the very bytes it writes.
+            # Each record at the depth results_document.write puts it (indent 1, inside "tests"): the very bytes it writes.
             out.write((",\n" if index else "") + textwrap.indent(json.dumps(record, indent=1, allow_nan=False), "  "))
         out.write("\n ]\n}\n")
     cases = {str(record.get("case")) for record in records}

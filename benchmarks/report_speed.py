@@ -33,14 +33,14 @@ WRITE_LIMIT_S = 3.0
 SIZE_LIMIT_BYTES = 5_000_000
 REPEATS = 3
 # A fresh interpreter: import the renderer (matplotlib with it, lazily), type the document as the session does
-# (schema.from_session), render and write; seconds on stdout.
+# (results_document.from_session), render and write; seconds on stdout.
 TIMED_WRITE = """
 import json, sys, time
 from pathlib import Path
 contents = json.loads(Path(sys.argv[1]).read_text())
 start = time.perf_counter()
-from harness.results import html, schema
-html.write(Path(sys.argv[2]), schema.from_session(contents, sys.argv[1]))
+from harness.results import html, document as results_document
+html.write(Path(sys.argv[2]), results_document.from_session(contents, sys.argv[1]))
 print(time.perf_counter() - start)
 """
 

@@ -25,11 +25,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
 
 from harness.atomic import lock_removed, write_atomically
 from harness.errors import HarnessError
-from harness.measure import significant
+from harness.recorded import is_number, json_safe, recorded_number, significant
 
 SCHEMA = "trt-harness/baseline"
 SCHEMA_VERSION = 1
@@ -121,14 +120,10 @@ class BaselineFile:
         }
 
     def write(self) -> None:
-        from harness.compare import json_safe
-
         text = json.dumps(json_safe(self.to_json()), indent=1, allow_nan=False) + "\n"
         write_atomically(self.path, text.encode())
 
 
-# A non-finite accuracy number is written spelled out (harness/compare.py, json_safe).
-_SPELLED_NON_FINITE = ("nan", "inf", "-inf")
 _ACCURACY_NUMBERS = ("mean_abs", "max_abs", "mean_rel", "max_rel", "worst_value", "worst_reference")
 
 
@@ -177,7 +172,7 @@ def _accuracy_problem(accuracy: object) -> str | None:
             return f'"{where}.mean_rel" is missing'
         for name in _ACCURACY_NUMBERS:
             value = output.get(name, 0.0)
-            if not (is_number(value) or value in _SPELLED_NON_FINITE):
+            if recorded_number(value) is None:  # a number, or a non-finite one spelled out (json_safe)
                 return f'"{where}.{name}" (output {output["output"]!r}) must be a number, got {_shown(value)}'
         tolerance = output.get("tolerance")
         if tolerance is not None and not isinstance(tolerance, dict):
@@ -186,11 +181,6 @@ def _accuracy_problem(accuracy: object) -> str | None:
         if limit is not None and not (is_number(limit) and math.isfinite(limit)):
             return f'"{where}.tolerance.mean_rel" must be a number or null, got {_shown(limit)}'
     return None
-
-
-def is_number(value: object) -> TypeGuard[int | float]:
-    """A JSON number: int or float, not bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _shown(value: object) -> str:
@@ -238,7 +228,7 @@ def _thinned(record: Mapping[str, object]) -> dict[str, object]:
 
 def order_statistics(samples: list[float], count: int) -> list[float]:
     """At most `count` of the samples, evenly spaced in rank: the sorted samples at the quantiles (i + 0.5) / count
-    (each an actual sample, as recorded: measure.significant); all of them, sorted, when there are no more than
+    (each an actual sample, as recorded: recorded.significant); all of them, sorted, when there are no more than
     `count`."""
     ordered = sorted(samples)
     if len(ordered) > count:

@@ -256,7 +256,14 @@ class EngineStore:
             lock = filelock.FileLock(f"{artifact_path}.lock")
             lock.acquire()
         except OSError as error:  # a full or read-only disk: the engine is built all the same, in memory
-            _warn_unwritable(request, artifact_path, error)
+            cachefile.warn_unwritable(
+                EngineCacheWarning,
+                request.case.name,
+                "engine cache entry",
+                artifact_path,
+                error,
+                "the engine was built",
+            )
             return self._build(backend, request, key, artifact_path=None)[0]
         try:
             found = _find_cached(backend, request, key, artifact_path)
@@ -348,7 +355,9 @@ def _stored(request: BuildRequest, artifact_path: Path, key: str, data: bytes, l
     try:
         cachefile.write_entry(artifact_path, key, data, {"warnings": list(logged)})
     except OSError as error:
-        _warn_unwritable(request, artifact_path, error)
+        cachefile.warn_unwritable(
+            EngineCacheWarning, request.case.name, "engine cache entry", artifact_path, error, "the engine was built"
+        )
         return False
     return True
 
@@ -398,16 +407,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _warn_unwritable(request: BuildRequest, artifact_path: Path, error: OSError) -> None:
-    warnings.warn(
-        EngineCacheWarning(
-            f"case '{request.case.name}': the engine cache entry {artifact_path} cannot be written ({error}); "
-            f"the engine was built and is used from memory this session; {cachefile.unwritable_fix(error)}"
-        ),
-        stacklevel=4,
-    )
 
 
 K = TypeVar("K")

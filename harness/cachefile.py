@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,19 @@ def write_entry(path: Path, key: str, data: bytes, fields: Mapping[str, object])
     record = {"key": key, "sha256": sha256(data), "bytes": len(data), **fields}
     write_atomically(path, data)
     write_atomically(sidecar_path(path), json.dumps(record, indent=1).encode())
+
+
+def warn_unwritable(category: type[Warning], case_name: str, what: str, path: Path, error: OSError, made: str) -> None:
+    """A cache entry (`what`: "engine cache entry") that could not be written is a warning, not an error: what was
+    `made` ("the engine was built") is used from memory this session. stacklevel 4 points the warning at the caller
+    of the stage that cached."""
+    warnings.warn(
+        category(
+            f"case '{case_name}': the {what} {path} cannot be written ({error}); {made} and is used from memory this "
+            f"session; {unwritable_fix(error)}"
+        ),
+        stacklevel=4,
+    )
 
 
 def unwritable_fix(error: OSError) -> str:

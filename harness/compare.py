@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.case import Case, Precision, Tolerance
 from harness.errors import OutputMismatchError
+from harness.recorded import json_float
 
 REL_FLOOR = 1e-3
 
@@ -43,8 +44,8 @@ class OutputErrors:
         data["shape"] = list(self.shape)
         data["worst_index"] = list(self.worst_index)
         # Strict JSON has no NaN/Inf; the worst element is often exactly that, so it is spelled out.
-        data["worst_value"] = _json_float(self.worst_value)
-        data["worst_reference"] = _json_float(self.worst_reference)
+        data["worst_value"] = json_float(self.worst_value)
+        data["worst_reference"] = json_float(self.worst_reference)
         return data
 
 
@@ -141,34 +142,3 @@ def _mean(values: np.ndarray) -> float:
 
 def _max(values: np.ndarray) -> float:
     return float(values.max()) if values.size else 0.0
-
-
-def _json_float(value: float) -> float | str:
-    return value if np.isfinite(value) else str(value)
-
-
-def recorded_number(value: object) -> float | None:
-    """A number as json_safe wrote it: a JSON number, or the strings "nan", "inf", "-inf" that spell the non-finite
-    ones in strict JSON; None for anything else."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if value in ("nan", "inf", "-inf"):
-        return float(str(value))
-    return None
-
-
-def json_safe(value: object) -> object:
-    """`value` with every non-finite float spelled as the string "nan", "inf" or "-inf" (as worst_value
-    is) and numpy scalars and arrays made plain: strict JSON (allow_nan=False) can then always be written,
-    so a NaN anywhere never costs the results file."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    elif isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return _json_float(value)
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value

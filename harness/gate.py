@@ -26,7 +26,7 @@ at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a reg
 
 Verdicts. judge_latency, judge_accuracy, inconclusive and no_baseline take plain data (samples, accuracy entries,
 counts) and return a GateVerdict: the session records and asserts it (harness/suite.py), the results file holds its
-to_json (harness/results/schema.py reads it back with from_json), `compare` judges two files' samples with the same
+to_json (harness/results/document.py reads it back with from_json), `compare` judges two files' samples with the same
 functions (harness/results/comparison.py), and the renderers show it.
 """
 
@@ -39,7 +39,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from harness.compare import recorded_number
+from harness.recorded import recorded_number
 
 # A latency test that its budget stopped with fewer samples than this is re-measured once, and if still short it
 # is "inconclusive" and fails (harness/suite.py): 11 samples left a 2x slowdown inside the CI of the ratio.

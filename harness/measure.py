@@ -11,13 +11,14 @@ import functools
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Literal, TypeGuard
 
 import numpy as np
 
 from harness.gate import MIN_GATE_SAMPLES
+from harness.recorded import significant
 
 Timer = Callable[[], float]
 # A backend's clock: runs the workload once and returns that run's duration in SECONDS, as the
@@ -249,16 +250,6 @@ def _lower_rank(n: int, confidence: float) -> int:
     # The smallest x with F(x) >= tail; then F(x - 1) < tail, so j = x is the largest rank whose coverage
     # 1 - 2 * F(j - 1) is at least `confidence` (what scipy's binom.ppf(tail, n, 0.5) gives).
     return int(np.searchsorted(cdf, tail, side="left"))
-
-
-# Digits a recorded sample keeps: beyond 6 significant digits a microsecond count is below every clock's tick, yet
-# full float digits made a fleet's results file (and every baseline) twice its size and its reading twice as slow.
-SAMPLE_DIGITS = 6
-
-
-def significant(values: Iterable[float]) -> list[float]:
-    """Each value to SAMPLE_DIGITS significant digits, as recorded."""
-    return [float(f"{value:.{SAMPLE_DIGITS}g}") for value in values]
 
 
 def _finite_samples(samples: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import pytest
 
 from harness import cli
 from harness.baselines import BaselineFile
-from harness.results.schema import SCHEMA_VERSION
+from harness.results.document import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 LATENCY = "test_latency[mnist-fp16-opt-ort]"

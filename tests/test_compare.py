@@ -12,12 +12,13 @@ import pytest
 
 from cases import identity, mnist
 from harness.case import Precision, ShapePoint, Tolerance
-from harness.compare import OutputErrors, compare_outputs, json_safe, output_errors
+from harness.compare import OutputErrors, compare_outputs, output_errors
 from harness.errors import OutputMismatchError
 from harness.gate import GateVerdict, LatencyComparison
 from harness.matrix import Point
-from harness.results import schema
-from harness.results.schema import ResultsLog
+from harness.recorded import json_safe
+from harness.results import document as results_document
+from harness.results.record import ResultsLog
 
 LOOSE = Tolerance(mean_rel=1e-3)
 
@@ -92,7 +93,7 @@ def test_nan_output_is_judged_worst_element() -> None:
 
 
 def test_to_json_of_a_nan_output_is_strict_json() -> None:
-    """The results file (results/schema.py, allow_nan=False) must be writable when an engine outputs NaN."""
+    """The results file (results/document.py, allow_nan=False) must be writable when an engine outputs NaN."""
     errors = errors_of([np.nan, 1.0], [1.0, 1.0])
     json.dumps(errors.to_json(), allow_nan=False)
 
@@ -206,7 +207,7 @@ def test_a_non_finite_number_anywhere_never_costs_the_results_file(tmp_path: Pat
     record.engine_facts = {"gpu_telemetry": {"temperature_c": float("nan"), "power_w": np.float64("inf")}}
     record.gate = GateVerdict("pass", "", None, latency=LatencyComparison.from_json({"ratio": float("inf")}))
     path = tmp_path / "results.json"
-    schema.write(path, schema.document(log.tests(), {}, {}))
+    results_document.write(path, results_document.assemble(log.tests(), {}, {}))
     test = json.loads(path.read_text())["tests"][0]
     assert test["engine"]["gpu_telemetry"] == {"temperature_c": "nan", "power_w": "inf"}
     assert test["gate"]["latency"]["ratio"] == "inf"

@@ -19,7 +19,7 @@ from harness.gate import (
     no_baseline,
 )
 from harness.results.comparison import GateOptions, compare_pair
-from harness.results.schema import TestResult
+from harness.results.document import TestResult
 
 NOTE = "baselines/cpu/ort-1.20.json"
 

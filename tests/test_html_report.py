@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import html, schema
+from harness.results import document as results_document
+from harness.results import html
 from tests.test_plugin import FAST, make_project, results_of
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -88,7 +89,7 @@ def test_an_unwritable_report_path_is_refused_at_start_up_with_the_fix(pytester:
 def test_a_report_that_fails_to_write_keeps_the_results_file_and_fails_with_the_fix(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(path: Path, document: schema.ResultsDocument) -> None:
+    def full_disk(path: Path, document: results_document.ResultsDocument) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(html, "write", full_disk)  # the in-process session's writer: the disk fills after the run
@@ -105,7 +106,7 @@ def test_the_report_is_reproducible_and_loads_nothing(pytester: pytest.Pytester)
     make_project(pytester, "CASES = [IDENTITY]")
     pytester.runpytest(*FAST, "--precision", "fp32,fp16", "--results", "r.json").assert_outcomes(passed=12)
     # The session renders its document from memory; from the file it wrote, the same page comes out.
-    page = html.render(schema.load(pytester.path / "r.json"))
+    page = html.render(results_document.load(pytester.path / "r.json"))
     assert page == (pytester.path / "r.html").read_text()
     assert "<script" not in page and "@import" not in page and "@font-face" not in page
     # Every URL in the page is an SVG namespace, an in-page anchor or inline data: nothing to fetch.
@@ -117,10 +118,10 @@ def test_the_report_is_reproducible_and_loads_nothing(pytester: pytest.Pytester)
 def test_a_sparse_document_renders_what_it_has() -> None:
     """A report renders whatever a valid results document holds: missing fields, non-finite numbers as
     strict JSON spells them."""
-    document = schema.from_json(
+    document = results_document.from_json(
         {
-            "schema": schema.SCHEMA,
-            "schema_version": schema.SCHEMA_VERSION,
+            "schema": results_document.SCHEMA,
+            "schema_version": results_document.SCHEMA_VERSION,
             "tests": [
                 {"id": "test_accuracy[a-fp16-opt-ort]", "case": "a", "precision": "fp16", "verdict": "error"},
                 {"id": "test_latency[a-fp16-opt-ort]", "verdict": "pass", "latency": {"samples_us": [1.0]}},
@@ -149,10 +150,14 @@ def test_a_localization_held_in_memory_renders_as_from_its_file() -> None:
             "ran_on": "onnxruntime, unoptimized",
         },
     }
-    contents = {"schema": schema.SCHEMA, "schema_version": schema.SCHEMA_VERSION, "tests": [localized]}
-    page = html.render(schema.from_session(contents, "this session"))
+    contents = {
+        "schema": results_document.SCHEMA,
+        "schema_version": results_document.SCHEMA_VERSION,
+        "tests": [localized],
+    }
+    page = html.render(results_document.from_session(contents, "this session"))
     assert '<tr class="marked"><td>conv1</td><td>Conv</td><td>t</td><td>5.00e-01</td>' in page
-    assert page == html.render(schema.from_json(json.loads(json.dumps(contents))))
+    assert page == html.render(results_document.from_json(json.loads(json.dumps(contents))))
 
 
 def test_importing_the_renderer_does_not_import_matplotlib() -> None:

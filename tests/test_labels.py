@@ -162,7 +162,7 @@ def test_a_label_chosen_straight_from_a_graph_input_takes_its_scores_from_the_in
 
 
 def test_the_results_file_reads_back_the_exemption() -> None:
-    from harness.results.schema import OutputResult
+    from harness.results.document import OutputResult
 
     note = "1 of 8 labels differ, all where the reference's top-1/top-2 margin on 's' < bound 0.01: exempt (...)"
     read = OutputResult.from_json(

@@ -11,7 +11,7 @@ from harness.case import Precision, ShapePoint
 from harness.matrix import Point
 from harness.naming import engine_name, point_name, shape_label
 from harness.parallel import engine_group
-from harness.results.schema import TestResult
+from harness.results.document import TestResult
 
 
 def test_profile_zero_keeps_the_short_label_and_later_profiles_are_prefixed() -> None:

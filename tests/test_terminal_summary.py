@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import html, schema
-from harness.results.schema import TestResult
+from harness.results import document as results_document
+from harness.results import html
+from harness.results.document import TestResult
 from harness.results.terminal import opset_lines, summary_lines
 
 FAST = ("--latency-budget", "0.02", "-p", "no:cacheprovider", "-p", "no:randomly", "--precision", "fp32")
@@ -143,7 +144,9 @@ def test_opset_lines_say_for_which_precisions_and_the_html_report_shows_them() -
     assert summary_lines(tests)[-2:] == expected
     raw = [dict(test.raw) for test in tests]
     page = html.render(
-        schema.from_json({"schema": schema.SCHEMA, "schema_version": schema.SCHEMA_VERSION, "tests": raw})
+        results_document.from_json(
+            {"schema": results_document.SCHEMA, "schema_version": results_document.SCHEMA_VERSION, "tests": raw}
+        )
     )
     builds = page[page.index('<section id="builds">') :]
     assert "(fp32, fp16 on ort), from 6 to 13 (int8 on ort: per-channel Q/DQ)" in builds[: builds.index("</section>")]

@@ -9,13 +9,15 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.atomic import write_atomically
 from harness.cli.compare import gate, side_of
 from harness.cli.output import CliError
-from harness.results import schema
+from harness.measure import LatencyStats
+from harness.recorded import is_number
+from harness.results import document as results_document
 from harness.results.comparison import GateOptions
 
 _PYTEST_USABLE = (0, 1)  # 1: some test failed; the run still measured everything else
@@ -86,8 +88,46 @@ def _tail(output: str) -> str:
     return "\n".join("    " + line for line in output.rstrip().splitlines()[-_LOG_TAIL_LINES:]) or "    (no output)"
 
 
-def pool(path: Path, rounds: Sequence[Path]) -> schema.ResultsDocument:
-    """The side's rounds pooled into one results file at `path` (harness/results/schema.py's pool)."""
-    pooled = schema.pool([schema.load(round_path) for round_path in rounds])  # validates each round's file
-    schema.write(path, pooled)
-    return schema.from_json(pooled, str(path))
+def pool(path: Path, rounds: Sequence[Path]) -> results_document.ResultsDocument:
+    """The side's rounds pooled into one results file at `path` (pooled_contents)."""
+    pooled = pooled_contents([results_document.load(round_path) for round_path in rounds])  # validates each round
+    results_document.write(path, pooled)
+    return results_document.from_json(pooled, str(path))
+
+
+# Fields of the latency stats that hold raw samples: pooled over rounds, the statistics recomputed.
+_SAMPLE_KEYS = ("latency", "host_latency")
+
+
+def pooled_contents(rounds: Sequence[results_document.ResultsDocument]) -> dict[str, object]:
+    """One document from several runs of one selection (`python -m harness ab`'s rounds of a side): the
+    last round's document, each test's raw samples of every round concatenated in round order with the
+    statistics recomputed over them (a median that disagrees with its samples would mislead a reader);
+    every other field of a test comes from the last round that ran it."""
+    if not rounds:
+        raise ValueError("pool needs at least one round")
+    pooled: dict[str, dict[str, object]] = {}
+    for document in rounds:
+        pooled.update({test.id: dict(test.raw) for test in document.tests})
+    by_round = [document.records() for document in rounds]
+    for test_id, record in pooled.items():
+        for key in _SAMPLE_KEYS:
+            measured = [records[test_id] for records in by_round if _samples(records.get(test_id, {}), key)]
+            if measured:
+                template = results_document.mapping_of(measured[-1][key])
+                samples = [sample for round_record in measured for sample in _samples(round_record, key)]
+                record[key] = _pooled_stats(template, samples)
+    return {**rounds[-1].raw, "tests": list(pooled.values())}
+
+
+def _samples(record: Mapping[str, object], key: str) -> list[float]:
+    samples = results_document.mapping_of(record.get(key)).get("samples_us")
+    return [float(sample) for sample in samples] if isinstance(samples, list) else []
+
+
+def _pooled_stats(template: Mapping[str, object], samples_us: list[float]) -> dict[str, object]:
+    confidence = template.get("confidence")
+    stats = LatencyStats.from_samples(
+        [sample / 1e6 for sample in samples_us], float(confidence) if is_number(confidence) else 0.95
+    )
+    return {**template, **stats.to_json(), "samples_us": samples_us}

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from harness import known_failures
 from harness.cli.output import CliError
-from harness.results import lean, schema
+from harness.results import document as results_document
+from harness.results import lean
 from harness.results.comparison import GateOptions, Side, compare, describe_sides, exit_status, record_problem
 from harness.results.markdown import comparison_markdown
 from harness.results.terminal import comparison_text
@@ -100,25 +101,25 @@ def load_side(path: Path) -> Side:
 
     read = lean.load(path)
     found = read.header.get("schema")
-    if found == schema.SCHEMA:
+    if found == results_document.SCHEMA:
         return _results_side(path, read)
     if found == BASELINE_SCHEMA:
         baseline = BaselineFile.load(path)  # its own checks and messages (version, duplicate ids)
         records = {test_id: {"id": test_id, **entry} for test_id, entry in baseline.entries.items()}
-        schema.check_records(str(path), records)
+        results_document.check_records(str(path), records)
         _check(str(path), records)
-        tests = {test_id: schema.TestResult.from_json(r) for test_id, r in records.items()}
+        tests = {test_id: results_document.TestResult.from_json(r) for test_id, r in records.items()}
         # A baseline lives in BASELINES/DEVICE/BACKEND-VERSION.json: its folder holds the known failures too.
         return Side(str(path), tests, baselines_folder=path.resolve().parent.parent)
     raise CliError(
         f'{path} is not a trt-harness results or baseline file (its "schema" is {found!r}, expected '
-        f'"{schema.SCHEMA}" or "{BASELINE_SCHEMA}"); pass a file written by pytest --results or a baseline'
+        f'"{results_document.SCHEMA}" or "{BASELINE_SCHEMA}"); pass a file written by pytest --results or a baseline'
     )
 
 
 def _results_side(path: Path, read: lean.LeanFile) -> Side:
     """A results file read lean: its records checked and typed, their samples kept as arrays beside them."""
-    document = schema.from_json({**read.header, "tests": read.records}, str(path))
+    document = results_document.from_json({**read.header, "tests": read.records}, str(path))
     samples = {str(read.records[index]["id"]): values for index, values in read.samples.items()}
     _check(document.source, document.records(), samples)
     return Side(document.source, {test.id: test for test in document.tests}, _build_only(document), samples=samples)
@@ -131,15 +132,15 @@ def _check(
     for test_id, record in records.items():
         problem = record_problem(record, (samples or {}).get(test_id))
         if problem is not None:
-            raise schema.ResultsFileError(
+            raise results_document.ResultsFileError(
                 f"{source}: test {test_id!r}: {problem}; the file is damaged or was not written by the harness: "
                 "re-run the tests to write it again, or restore it from version control"
             )
 
 
-def side_of(document: schema.ResultsDocument) -> Side:
+def side_of(document: results_document.ResultsDocument) -> Side:
     return Side(document.source, {test.id: test for test in document.tests}, _build_only(document))
 
 
-def _build_only(document: schema.ResultsDocument) -> bool:
+def _build_only(document: results_document.ResultsDocument) -> bool:
     return document.settings.get("build_only") is True

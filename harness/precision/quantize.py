@@ -128,7 +128,9 @@ def quantize_int8(
         lock = filelock.FileLock(f"{path}.lock")
         lock.acquire()  # one worker calibrates a key; the others then find its result
     except OSError as error:  # a full or read-only disk: calibrate all the same, in memory
-        _warn_unwritable(case_name, path, error)
+        cachefile.warn_unwritable(
+            CalibrationCacheWarning, case_name, "int8 calibration cache entry", path, error, "the result was computed"
+        )
         return _quantize(model_bytes, feeds(), calibrator, kept)
     try:
         cached = _read_cached(path, key, case_name)
@@ -436,14 +438,6 @@ def _store(path: Path, key: str, quantized: QuantizedModel, case_name: str) -> N
     try:
         cachefile.write_entry(path, key, quantized.model_bytes, fields)
     except OSError as error:
-        _warn_unwritable(case_name, path, error)
-
-
-def _warn_unwritable(case_name: str, path: Path, error: OSError) -> None:
-    warnings.warn(
-        CalibrationCacheWarning(
-            f"case '{case_name}': the int8 calibration cache entry {path} cannot be written ({error}); the result "
-            f"is used from memory this session; {cachefile.unwritable_fix(error)}"
-        ),
-        stacklevel=4,
-    )
+        cachefile.warn_unwritable(
+            CalibrationCacheWarning, case_name, "int8 calibration cache entry", path, error, "the result was computed"
+        )

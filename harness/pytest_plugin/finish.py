@@ -1,8 +1,10 @@
-"""Finishing: the results file, the baselines, the HTML report and the terminal summary."""
+"""Finishing: the session's one results document, and what is made of it: the results file, the baselines, the HTML
+report, the pytest_harness_report hook and the terminal summary."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+import traceback
+from collections.abc import Generator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ from harness.backends import DeviceKind
 from harness.backends.cuda_rt import device_facts, gpu_problem
 from harness.errors import CaseDefinitionError
 from harness.pytest_plugin.session import STATE, HarnessState, point_of
-from harness.results import html, schema, terminal
+from harness.results import document as results_document
+from harness.results import html, terminal
+from harness.results.document import ResultsDocument, TestResult
 from harness.settings import Settings
 
 
@@ -52,8 +56,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _finish(state: HarnessState, session: pytest.Session) -> None:
-    """Write the session's one results file (merged from the workers' under xdist) and the baselines."""
-    settings = state.settings
+    """Build the session's one results document (merged from the workers' parts under xdist) and hand it to the
+    results file, the baselines, the HTML report, the pytest_harness_report hook and, later, the summary."""
     _note_interrupted(state)  # before the records are taken
     parts: list[tuple[str, dict[str, Any]]] = [("this session", _session_part(state))]
     if parallel.is_controller(session.config):
@@ -64,33 +68,59 @@ def _finish(state: HarnessState, session: pytest.Session) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if not parts or session.config.option.collectonly:  # --co runs nothing: no results file, no report
         return
-    # Workers of one session may own GPUs of different models: one results file still, each record
-    # says which device it ran on.
-    settings_record = _settings_record(settings)
-    contents = schema.merge(
+    document = _document(state, parts)
+    if not document.tests and not document.input_errors:
+        return
+    state.document = document
+    if document.problem is not None:
+        _fail(state, session, document.problem)
+    settings = state.settings
+    try:
+        results_document.write(settings.results_path, document.raw)
+    except OSError as error:
+        # The tests already ran: say where the results could not go, and fail the session, not crash it.
+        _fail(state, session, f"could not write the results file: {error}; pass --results a writable path")
+    if settings.gate.update:
+        _update_baselines(state, session, document)
+    if settings.html_path is not None:
+        _write_html_report(state, session, settings.html_path, document)
+    _call_report_hook(state, session, document)
+
+
+def _document(state: HarnessState, parts: list[tuple[str, dict[str, Any]]]) -> ResultsDocument:
+    """The one typed document of the session's parts. Workers of one session may own GPUs of different models: one
+    document still, each record says which device it ran on."""
+    settings_record = _settings_record(state.settings)
+    contents = results_document.merge(
         [
-            (name, schema.document(part["tests"], part["backends"], settings_record, part.get("errors", [])))
+            (name, results_document.assemble(part["tests"], part["backends"], settings_record, part.get("errors", [])))
             for name, part in parts
         ],
         allow_mixed=True,
     )
     if state.interrupted is not None:
-        schema.mark_interrupted(contents, state.running)
-    state.final_tests = list(contents["tests"])  # type: ignore[call-overload]
-    state.final_input_errors = list(contents["input_errors"])  # type: ignore[call-overload]
-    if not state.final_tests and not state.final_input_errors:
-        return
+        results_document.mark_interrupted(contents, state.running)
+    return results_document.from_session(contents, str(state.settings.results_path))
+
+
+def _fail(state: HarnessState, session: pytest.Session, error: str) -> None:
+    """An error of the results themselves: said in the summary, and the session fails."""
+    state.results_error = f"{state.results_error}; {error}" if state.results_error else error
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _call_report_hook(state: HarnessState, session: pytest.Session, document: ResultsDocument) -> None:
+    """pytest_harness_report, last: a plugin's report that fails costs nothing written before it, and fails the
+    session naming where it failed."""
     try:
-        schema.write(settings.results_path, contents)
-    except OSError as error:
-        # The tests already ran: say where the results could not go, and fail the session, not crash it.
-        unwritten = f"could not write the results file: {error}; pass --results a writable path"
-        state.results_error = f"{state.results_error}; {unwritten}" if state.results_error else unwritten
+        session.config.hook.pytest_harness_report(config=session.config, document=document)
+    except Exception as error:  # noqa: BLE001 - a plugin's bug, whatever it is, is said, not raised
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        state.report_errors.append(
+            f"a pytest_harness_report implementation failed ({where.filename}:{where.lineno}): "
+            f"{type(error).__name__}: {error}; the results file and the other reports are written; fix that plugin"
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if settings.gate.update:
-        _update_baselines(state, session)
-    if settings.html_path is not None:
-        _write_html_report(state, session, settings.html_path, contents)
 
 
 def _note_interrupted(state: HarnessState) -> None:
@@ -113,17 +143,18 @@ def _session_part(state: HarnessState) -> dict[str, Any]:
     }
 
 
-def _write_html_report(state: HarnessState, session: pytest.Session, path: Path, contents: dict[str, object]) -> None:
+def _write_html_report(state: HarnessState, session: pytest.Session, path: Path, document: ResultsDocument) -> None:
     """The run's HTML report, after the results file: a report that cannot be written costs nothing else (the
     results file is written already), and fails the session naming the path and the fix, like the results file."""
+    if document.problem is not None:  # the report reads what the checks refused: said, not rendered
+        state.report_errors.append(f"could not write the HTML report {path}: {document.problem}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
     try:
-        html.write(path, schema.from_session(contents, str(state.settings.results_path)))
+        html.write(path, document)
     except OSError as error:
         fix = "pass --harness-html a writable path, or --harness-html=off"
-        state.html_error = f"could not write the HTML report {path}: {error}; {fix}"
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    except schema.ResultsFileError as error:  # the session's own records fail the schema's checks: said, not raised
-        state.html_error = f"could not write the HTML report {path}: {error}"
+        state.report_errors.append(f"could not write the HTML report {path}: {error}; {fix}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
         state.html_report = str(path)
@@ -146,17 +177,16 @@ def _settings_record(settings: Settings) -> dict[str, object]:
     }
 
 
-def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
+def _update_baselines(state: HarnessState, session: pytest.Session, document: ResultsDocument) -> None:
     """Write the tests that ran and passed into their backend's baseline file; keep every other entry.
     Build tests measure nothing the gate compares: they stay in the results file only."""
-    groups: dict[tuple[str, str, str], list[Mapping[str, object]]] = {}
-    for test in state.final_tests:
-        device, version = test.get("backend_device"), test.get("backend_version")
-        if test.get("verdict") == "skip" or schema.is_build_record(test) or device is None:
+    groups: dict[tuple[str, str, str], list[TestResult]] = {}
+    for test in document.tests:
+        if test.verdict == "skip" or test.is_build or test.backend_device is None:
             continue
-        groups.setdefault((str(test.get("backend")), str(device), str(version)), []).append(test)
-    for (short_id, device, version), records in groups.items():
-        passed = {str(r["id"]): dict(r) for r in records if r.get("verdict") == "pass"}
+        groups.setdefault((test.backend, test.backend_device, str(test.backend_version)), []).append(test)
+    for (short_id, device, version), tests in groups.items():
+        passed = {test.id: dict(test.raw) for test in tests if test.verdict == "pass"}
         path = baselines.baseline_path(state.settings.gate.baselines, device, short_id, version)
         try:
             written = baselines.update(path, device, short_id, version, passed)
@@ -164,7 +194,7 @@ def _update_baselines(state: HarnessState, session: pytest.Session) -> None:
             state.baseline_notes.append(f"baselines NOT updated: {error}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             continue
-        not_written = len(records) - written
+        not_written = len(tests) - written
         unwritten = f"; {not_written} failing tests not written" if not_written else ""
         state.baseline_notes.append(f"updated {path}: {written} entries written, other entries kept{unwritten}")
 
@@ -198,20 +228,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 def _write_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not (state.final_tests or state.final_input_errors or state.results_error):
+    if state is None or (state.document is None and not state.results_error):
         return
-    tests = [schema.TestResult.from_json(test) for test in state.final_tests]
-    input_errors = schema.input_errors(state.final_input_errors)
-    results = str(state.settings.results_path)
+    document = state.document
     terminal.write_summary(
         terminalreporter,
-        tests,
-        results,
+        document.tests if document else (),
+        str(state.settings.results_path),
         state.baseline_notes,
         error=state.results_error,
-        input_errors=input_errors,
+        input_errors=document.input_errors if document else (),
         html_report=state.html_report,
-        html_error=state.html_error,
+        report_errors=state.report_errors,
     )
 
 

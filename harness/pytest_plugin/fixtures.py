@@ -24,7 +24,7 @@ from harness.precision.proof import EXPECTED, Proof, prove
 from harness.precision.table import row
 from harness.pytest_plugin.session import REFERENCE_MARK, STATE, HarnessState, point_of
 from harness.results import terminal
-from harness.results.schema import TestRecord
+from harness.results.record import TestRecord
 
 if TYPE_CHECKING:
     from harness.precision.localize import Localization, Runner

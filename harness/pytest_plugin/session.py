@@ -4,7 +4,7 @@ each test holds while it runs."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from harness.case import Case
 from harness.errors import CaseDefinitionError
 from harness.matrix import Point
 from harness.results import terminal
-from harness.results.schema import ResultsLog
+from harness.results.document import ResultsDocument
+from harness.results.record import ResultsLog
 from harness.settings import Settings, add_options, resolve
 from harness.spec import load_specs
 from harness.spec.load import FOLDER_MODEL
@@ -46,8 +47,7 @@ class HarnessState:
     _baselines: dict[str, baselines.Selection | baselines.BaselineError] = field(default_factory=dict)
     results_error: str | None = None
     baseline_notes: list[str] = field(default_factory=list)  # said once in the summary
-    final_tests: list[Mapping[str, object]] = field(default_factory=list)  # as written to the results file
-    final_input_errors: list[dict[str, str]] = field(default_factory=list)  # as written to the results file
+    document: ResultsDocument | None = None  # the session's results, once finished: what every report is made of
     results_lock: filelock.BaseFileLock | None = None  # held while this session owns its results path
     spec_errors: tuple[str, ...] = ()  # spec entries that could not become cases: one error item each
     spec_cases: int = 0  # the cases the spec files hold (the entries that became cases)
@@ -56,7 +56,7 @@ class HarnessState:
     matrix_collected: bool = False  # some matrix test was collected, from a spec file or a Python module
     input_errors: list[dict[str, str]] = field(default_factory=list)  # {id, message} of each error item added
     html_report: str | None = None  # where the HTML report was written, for the summary
-    html_error: str | None = None  # why it could not be, with the fix
+    report_errors: list[str] = field(default_factory=list)  # why a report (HTML, a plugin's) was not made, with the fix
     started: bool = False  # the start-up checks ran (start): the session uses the harness
     running: str | None = None  # the node id of the test running now, until it ends
     interrupted: str | None = None  # what interrupted the session ("interrupted by KeyboardInterrupt (SIGINT)")

@@ -16,7 +16,7 @@ from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
 from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
 from harness.naming import point_name
-from harness.results.schema import VERDICTS, TestResult
+from harness.results.document import VERDICTS, TestResult
 from harness.results.text import capped, number
 from harness.results.units import micros_number
 

@@ -1,5 +1,5 @@
 """The HTML report: one self-contained page per run, rendered from the typed results document
-(harness/results/schema.py's ResultsDocument).
+(harness/results/document.py's ResultsDocument).
 
 The page opens from disk with no network: the CSS is inline, there are no scripts, no fonts are fetched or
 embedded, and a Content-Security-Policy forbids the browser to load anything. The plots are inline SVG drawn
@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 
 from harness.atomic import write_atomically
 from harness.case import Precision
-from harness.results import schema, text, units
-from harness.results.schema import (
+from harness.results import document as results_document
+from harness.results import text, units
+from harness.results.document import (
     VERDICTS,
     BuildResult,
     InputError,
@@ -97,13 +98,15 @@ _READ = frozenset(
 
 def load(path: Path) -> ResultsDocument:
     """A results file read for its report, however large: parsed a record at a time (harness/results/stream.py),
-    each record checked as schema.load checks it, then only what the report reads kept: a latency test's
+    each record checked as results_document.load checks it, then only what the report reads kept: a latency test's
     samples as their percentiles 0..100 (its box's quartiles and median are exact; its whiskers end at the 1st
     and 99th percentiles themselves), the derivation's opset conversions, and each repeated text once."""
     from harness.results import stream
 
     texts: dict[str, str] = {}  # one copy of each short text: backend names, devices, verdicts, precisions
-    return schema.document_of(path, stream.read(path, lambda record: _kept(str(path), record, texts), _condensed))
+    return results_document.document_of(
+        path, stream.read(path, lambda record: _kept(str(path), record, texts), _condensed)
+    )
 
 
 # In the file's text, before it is decoded (stream.read's `prepare`): a record's latency samples (a list of plain
@@ -178,11 +181,11 @@ def _kept(source: str, record: Mapping[str, object], texts: dict[str, str]) -> M
 
 
 def _checked_percentiles(source: str, record: Mapping[str, object], samples: list[object]) -> list[float]:
-    """The samples' percentiles once they are checked: a bad sample fails as in schema.load, naming the test and
+    """The samples' percentiles once they are checked: a bad sample fails as in results_document.load, naming the test and
     the field (checked here, on the samples themselves, before they are reduced)."""
     import numpy as np
 
-    schema.check_records(source, {str(record.get("id")): record})
+    results_document.check_records(source, {str(record.get("id")): record})
     return _percentiles(np.asarray(samples, dtype=float))
 
 

@@ -1,7 +1,7 @@
 """A large results file read lean, for `python -m harness compare`: 100,000 tests (many CI shards merged, 500 MB)
 in seconds and a few hundred MB, where json.load takes minutes and gigabytes.
 
-The harness writes results as json.dumps(indent=1) (schema.write, `harness merge`): every record of "tests" sits
+The harness writes results as json.dumps(indent=1) (results_document.write, `harness merge`): every record of "tests" sits
 between a line "  {" and a line "  }", each of its fields starts a line with three spaces and a quote, and JSON
 strings hold no raw newline. So a record is cut out of a chunk of bytes without parsing, its fields that compare
 never reads (derivation with its int8 scales, layers, build facts, ...) are cut out the same way, the latency
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.results.schema import ResultsFileError, read_json
+from harness.results.document import ResultsFileError, read_json
 
 # Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
 # comparison._fixed_corner_kept_as). The large ones are cut before parsing, looked for in the order the harness
-# writes them (schema.TestRecord.to_json), with "latency", whose samples are cut: each after the one before; the
+# writes them (record.TestRecord.to_json), with "latency", whose samples are cut: each after the one before; the
 # small ones are dropped once parsed (looking for each would cost more than parsing it).
 UNREAD = (
     b"nodeid",
@@ -41,7 +41,7 @@ UNREAD = (
 )
 _IN_ORDER = (b"latency", b"host_latency", b"derivation", b"layers", b"localization")
 _DROPPED = frozenset(key.decode() for key in UNREAD)
-# What compare reads of the nested objects it keeps (harness/results/comparison.py, schema.TestResult.from_json);
+# What compare reads of the nested objects it keeps (harness/results/comparison.py, results_document.TestResult.from_json);
 # the rest is dropped after parsing, so that 100,000 records stay small.
 _KEPT = {
     "latency": frozenset({"stop_reason", "count", "median_us", "samples_us"}),

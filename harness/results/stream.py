@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from harness.results.schema import ResultsFileError
+from harness.results.document import ResultsFileError
 
 _CHUNK = 1 << 22  # characters read at a time: 4 M, a few hundred records
 _WHITESPACE = " \t\n\r"

@@ -17,7 +17,7 @@ from harness.precision.opset import INT8_MIN_OPSET
 from harness.progress import LONG_BUILD_S
 from harness.results import units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
-from harness.results.schema import VERDICTS, BuildResult, InputError, TestResult
+from harness.results.document import VERDICTS, BuildResult, InputError, TestResult
 from harness.results.text import capped, grouped, listed_ids, number
 
 if TYPE_CHECKING:
@@ -295,10 +295,10 @@ def write_summary(
     error: str | None = None,
     input_errors: Sequence[InputError] = (),
     html_report: str | None = None,
-    html_error: str | None = None,
+    report_errors: Sequence[str] = (),
 ) -> None:
     """The trt-harness section: tables, failures (the bad input found outside the matrix first), where the results
-    and the HTML report went (or why they did not), baseline notes."""
+    and the HTML report went (or why they, or a plugin's report, did not), baseline notes."""
     terminal.write_sep("=", "trt-harness")
     for line in summary_lines(tests, input_errors, results):
         terminal.write_line(line)
@@ -306,10 +306,10 @@ def write_summary(
         terminal.write_line(f"trt-harness: {error}", red=True)
     else:
         terminal.write_line(f"results: {results}")
-    if html_error:
-        terminal.write_line(f"trt-harness: {html_error}", red=True)
-    elif html_report:
+    if html_report:
         terminal.write_line(f"html report: {html_report}")
+    for report_error in report_errors:
+        terminal.write_line(f"trt-harness: {report_error}", red=True)
     for note in notes:
         terminal.write_line(f"baselines: {note}")
 

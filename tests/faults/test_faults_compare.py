@@ -59,8 +59,8 @@ def failed(template: str, shape: str = "opt", message: str = "AssertionError: pr
 
 
 def write(path: Path, *records: Record) -> str:
-    """A results file as the harness writes it (schema.write's layout, which compare reads lean)."""
-    from harness.results import schema
+    """A results file as the harness writes it (results_document.write's layout, which compare reads lean)."""
+    from harness.results import document as results_document
 
     document = {
         "schema": "trt-harness/results",
@@ -69,7 +69,7 @@ def write(path: Path, *records: Record) -> str:
         "settings": {},
         "tests": list(records),
     }
-    schema.write(path, document)
+    results_document.write(path, document)
     return str(path)
 
 

@@ -20,7 +20,7 @@ import pytest
 from harness import atomic
 from harness.atomic import NotARegularFileError, write_atomically
 from harness.cli import main as cli_main
-from harness.results import schema
+from harness.results import document as results_document
 from tests.spec_support import linear_model
 from tests.test_plugin import FAST, make_project
 
@@ -210,10 +210,10 @@ def test_row_14_an_uninterrupted_run_says_so(pytester: pytest.Pytester) -> None:
 
 def test_row_14_a_merged_file_of_an_interrupted_shard_says_so() -> None:
     """SIGINT mid-run: the interrupted test is recorded as `error` with `message: null`; nothing says so."""
-    whole, cut = schema.document([], {}, {}), schema.document([], {}, {})
-    schema.mark_interrupted(cut, "test_matrix.py::test_latency[identity-fp32-min-ort]")
-    assert schema.merge([("a.json", whole)])["interrupted"] is False
-    merged = schema.merge([("a.json", whole), ("b.json", cut)])
+    whole, cut = results_document.assemble([], {}, {}), results_document.assemble([], {}, {})
+    results_document.mark_interrupted(cut, "test_matrix.py::test_latency[identity-fp32-min-ort]")
+    assert results_document.merge([("a.json", whole)])["interrupted"] is False
+    merged = results_document.merge([("a.json", whole), ("b.json", cut)])
     assert merged["interrupted"] is True
     assert merged["interrupted_test"] == "test_matrix.py::test_latency[identity-fp32-min-ort]"
 

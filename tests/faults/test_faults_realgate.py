@@ -23,7 +23,7 @@ from harness.matrix import build_matrix
 from harness.measure import MeasurePolicy, measure
 from harness.precision import derive as derive_module
 from harness.results.comparison import GateOptions, Side, compare, exit_status
-from harness.results.schema import BuildResult, TestResult
+from harness.results.document import BuildResult, TestResult
 from harness.results.terminal import build_time
 from tests.spec_support import linear_model
 from tests.test_build import FakeBackend

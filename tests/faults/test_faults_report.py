@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli_main
-from harness.results import html, schema, stream, text
-from harness.results.schema import ResultsFileError, TestResult
+from harness.results import document as results_document
+from harness.results import html, stream, text
+from harness.results.document import ResultsFileError, TestResult
 from harness.results.terminal import summary_lines
 
 FAST_SAMPLES = [10.0 + index % 7 for index in range(300)]  # more than the report keeps: condensed to percentiles
@@ -31,11 +32,11 @@ def record(test_id: str, verdict: str = "pass", **fields: object) -> dict[str, o
 
 
 def contents(tests: list[dict[str, object]]) -> dict[str, object]:
-    return {"schema": schema.SCHEMA, "schema_version": schema.SCHEMA_VERSION, "tests": tests}
+    return {"schema": results_document.SCHEMA, "schema_version": results_document.SCHEMA_VERSION, "tests": tests}
 
 
-def document(tests: list[dict[str, object]], source: str = "r.json") -> schema.ResultsDocument:
-    return schema.from_json(contents(tests), source)
+def document(tests: list[dict[str, object]], source: str = "r.json") -> results_document.ResultsDocument:
+    return results_document.from_json(contents(tests), source)
 
 
 def latency(samples: list[float]) -> dict[str, object]:
@@ -115,7 +116,7 @@ def test_row_17_the_report_reads_the_file_a_record_at_a_time_with_the_same_resul
         record("test_latency[b-fp32-opt-ort]", latency=latency(samples[:50])),
     ]
     path = tmp_path / "r.json"
-    schema.write(path, contents(tests))
+    results_document.write(path, contents(tests))
     monkeypatch.setattr(stream, "_CHUNK", 97)  # records, samples and scales cut by the chunks' ends, anywhere
     loaded = html.load(path)
     kept = loaded.tests[0].latency
@@ -123,7 +124,7 @@ def test_row_17_the_report_reads_the_file_a_record_at_a_time_with_the_same_resul
     assert kept.samples_us == pytest.approx(list(np.percentile(samples, range(101))), rel=1e-12)
     assert loaded.tests[1].message == tests[1]["message"]  # a key's text inside a message is left alone
     assert loaded.tests[2].latency is not None and len(loaded.tests[2].latency.samples_us) == 50
-    whole = schema.load(path)
+    whole = results_document.load(path)
     assert [t.id for t in loaded.tests] == [t.id for t in whole.tests]
     assert _boxes(html.render(loaded)) == _boxes(html.render(whole))  # the medians and quartiles drawn
 
@@ -135,10 +136,10 @@ def _boxes(page: str) -> list[str]:
 
 
 def test_row_17_a_bad_sample_in_a_large_file_is_named_as_before(tmp_path: Path) -> None:
-    """Row 17: reading a record at a time keeps schema.load's checks: the test and the field are named."""
+    """Row 17: reading a record at a time keeps results_document.load's checks: the test and the field are named."""
     bad = [*FAST_SAMPLES[:200], -1.0]
     path = tmp_path / "r.json"
-    schema.write(path, contents([record("test_latency[a-fp32-opt-ort]", latency=latency(bad))]))
+    results_document.write(path, contents([record("test_latency[a-fp32-opt-ort]", latency=latency(bad))]))
     with pytest.raises(
         ResultsFileError, match=re.escape("test 'test_latency[a-fp32-opt-ort]': \"latency.samples_us[200]\"")
     ):
@@ -194,8 +195,8 @@ def test_row_25_compare_shows_nan_not_a_number(tmp_path: Path, capsys: pytest.Ca
     """Row 25: compare's Markdown and text tables say NaN for a NaN output (its error reads 0 otherwise)."""
     good = {"output": "y", "mean_rel": 1e-4, "max_rel": 1e-3, "tolerance": {"mean_rel": 1e-3}}
     old, new = tmp_path / "old.json", tmp_path / "new.json"
-    schema.write(old, contents([record("test_accuracy[m-fp16-opt-ort]", accuracy=[good])]))
-    schema.write(new, contents([record("test_accuracy[m-fp16-opt-ort]", "fail", accuracy=[nan_output()])]))
+    results_document.write(old, contents([record("test_accuracy[m-fp16-opt-ort]", accuracy=[good])]))
+    results_document.write(new, contents([record("test_accuracy[m-fp16-opt-ort]", "fail", accuracy=[nan_output()])]))
     for markdown in ((), ("--markdown",)):
         cli_main(["compare", str(old), str(new), *markdown])
         shown = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""harness/results/schema.py's read API: what the session writes reads back as typed records, and a file that
+"""harness/results/document.py's read API: what the session writes reads back as typed records, and a file that
 cannot be read is one clear ResultsFileError naming it, the field and the fix."""
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from harness.compare import output_errors
 from harness.gate import GateVerdict
 from harness.matrix import Point
 from harness.measure import LatencyStats, Measurement
-from harness.results import schema
+from harness.results import document as results_document
+from harness.results.record import ResultsLog
 
 
 def written(tmp_path: Path) -> Path:
     """A results file as a session writes it: one latency test gated against a baseline, one failing accuracy test."""
-    log = schema.ResultsLog()
+    log = ResultsLog()
     point = Point(identity.CASE, Precision.FP16, 0, ShapePoint.OPT, "ort")
     latency = log.open("test_latency[identity-fp16-opt-ort]", "t.py::test_latency[identity-fp16-opt-ort]", point)
     samples = [1e-5 * (1 + 0.01 * i) for i in range(40)]
@@ -36,12 +37,14 @@ def written(tmp_path: Path) -> Path:
     accuracy.accuracy = [output_errors("y", got, want, identity.CASE.tolerance(Precision.FP16, "y"))]
     log.settle(accuracy.nodeid, "call", "passed", None)
     path = tmp_path / "results.json"
-    schema.write(path, schema.document(log.tests(), {"ort": {"name": "onnxruntime", "version": "1"}}, {"seed": 0}))
+    results_document.write(
+        path, results_document.assemble(log.tests(), {"ort": {"name": "onnxruntime", "version": "1"}}, {"seed": 0})
+    )
     return path
 
 
 def test_a_written_file_reads_back_typed(tmp_path: Path) -> None:
-    document = schema.load(written(tmp_path))
+    document = results_document.load(written(tmp_path))
     assert document.source == str(tmp_path / "results.json") and document.settings == {"seed": 0}
     assert document.backends == {"ort": {"name": "onnxruntime", "version": "1"}}
     latency, accuracy = document.tests
@@ -79,8 +82,8 @@ def test_an_unusable_file_names_itself_and_the_fix(
 ) -> None:
     path = written(tmp_path)
     path.write_text(json.dumps(damage(json.loads(path.read_text()))))
-    with pytest.raises(schema.ResultsFileError, match=message) as raised:
-        schema.load(path)
+    with pytest.raises(results_document.ResultsFileError, match=message) as raised:
+        results_document.load(path)
     assert str(path) in str(raised.value)
 
 
@@ -102,15 +105,15 @@ def test_the_typed_views_of_layers_localization_and_thresholds() -> None:
             {"output": "label", "mean_rel": 0.0, "tolerance": {"mean_rel": 0.0, "exact": True}},
         ],
     }
-    test = schema.TestResult.from_json(record)
+    test = results_document.TestResult.from_json(record)
     assert test.profile == 1 and test.threshold == 0.1 and test.latency_threshold is None
-    assert schema.TestResult.from_json({**record, "latency_threshold": 0.3}).threshold == 0.3
-    assert test.layers == schema.LayersResult("ONNX model", "conv1 Half", ("conv1 ran in Float",))
+    assert results_document.TestResult.from_json({**record, "latency_threshold": 0.3}).threshold == 0.3
+    assert test.layers == results_document.LayersResult("ONNX model", "conv1 Half", ("conv1 ran in Float",))
     assert test.localization is not None and test.localization.tolerance == 0.01
     (layer,) = test.localization.layers
     assert (layer.node, layer.op_type, layer.exceeds) == ("conv1", "Conv", True) and layer.mean_rel == float("inf")
     assert test.tolerance_ratio == float("inf")  # a NaN error is infinitely bad; the exact output has no ratio
-    bare = schema.TestResult.from_json({"id": "test_latency[a-fp16-opt-ort]"})
+    bare = results_document.TestResult.from_json({"id": "test_latency[a-fp16-opt-ort]"})
     assert bare.layers is None and bare.localization is None and bare.threshold is None and bare.profile is None
 
 
@@ -122,10 +125,10 @@ def test_a_session_document_reads_as_its_file_would(tmp_path: Path) -> None:
         "accuracy": [{"output": "y", "mean_rel": np.float32(0.25), "max_rel": float("inf")}],
         "localization": {"layers": ({"node": "n", "mean_rel": np.float32(0.5)},), "tolerance": 0.1},
     }
-    contents = schema.document([record], {}, {})
+    contents = results_document.assemble([record], {}, {})
     path = tmp_path / "r.json"
-    schema.write(path, contents)
-    in_memory, from_file = schema.from_session(contents, "session"), schema.load(path)
+    results_document.write(path, contents)
+    in_memory, from_file = results_document.from_session(contents, "session"), results_document.load(path)
     assert in_memory.tests[0].localization == from_file.tests[0].localization
     assert in_memory.tests[0].localization is not None and in_memory.tests[0].localization.layers[0].mean_rel == 0.5
     assert in_memory.tests[0].accuracy == from_file.tests[0].accuracy
@@ -136,11 +139,11 @@ def test_input_errors_are_merged_once_and_read_back(tmp_path: Path) -> None:
     """xdist workers each collect the same bad spec entry: the merged file lists it once, typed when read."""
     error = {"id": "harness-spec-error-0", "message": "bad.toml: case[0].latency_treshold: unknown key"}
     other = {"id": "harness-selection-error-0", "message": "unknown backend 'tr' in --backend / ini"}
-    worker = schema.document([], {}, {}, [error])
-    merged = schema.merge([("gw0", worker), ("gw1", schema.document([], {}, {}, [error, other]))])
+    worker = results_document.assemble([], {}, {}, [error])
+    merged = results_document.merge([("gw0", worker), ("gw1", results_document.assemble([], {}, {}, [error, other]))])
     assert merged["input_errors"] == [error, other]
-    schema.write(tmp_path / "r.json", merged)
-    assert schema.load(tmp_path / "r.json").input_errors == (
-        schema.InputError(error["id"], error["message"]),
-        schema.InputError(other["id"], other["message"]),
+    results_document.write(tmp_path / "r.json", merged)
+    assert results_document.load(tmp_path / "r.json").input_errors == (
+        results_document.InputError(error["id"], error["message"]),
+        results_document.InputError(other["id"], other["message"]),
     )

@@ -1,11 +1,13 @@
-"""The results file's one owner: the records a session writes, and the typed view every reader gets.
+"""The results file's format, in one place: what a file holds, and the typed document every reader gets.
 
-Writing: one TestRecord per harness test (ResultsLog), a document() around them, written as strict JSON
-(write) and merged from xdist workers or CI shards (merge). Reading: load(path) or from_json(data) give a
-ResultsDocument of TestResult records, validated once here so that renderers (terminal, markdown, html)
-and the CLI read typed fields instead of raw dicts; pool() joins the rounds of `python -m harness ab`.
+Writing: assemble() puts a session's records (harness/results/record.py) in a document with this machine's
+environment, the backends and the settings; write() writes it as strict JSON; merge() joins the files of xdist
+workers or CI shards. Reading: load(path), from_json(data) or from_session(contents) give a ResultsDocument of
+TestResult records, validated once here, so that the results file, the renderers (terminal, markdown, html), the
+pytest_harness_report hook and the CLI all read one typed document instead of raw dicts.
 
-The format is documented in docs/results-format.md; bump SCHEMA_VERSION on any change that a reader
+This module imports no build, matrix or measurement code (tests/test_layers.py holds it to that): reading a file
+needs none. The format is documented in docs/results-format.md; bump SCHEMA_VERSION on any change that a reader
 of an older file would misread.
 """
 
@@ -14,113 +16,23 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.atomic import write_atomically
-from harness.baselines import is_number
-from harness.build import BuildRecord
-from harness.compare import OutputErrors, json_safe, recorded_number
+from harness.baselines import first_record_problem
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.gate import GateVerdict
-from harness.matrix import Point
-from harness.measure import Measurement
 from harness.naming import shape_label
+from harness.recorded import is_number, json_safe, recorded_number
 
 SCHEMA = "trt-harness/results"
 SCHEMA_VERSION = 1
 
 
-@dataclass
-class TestRecord:
-    name: str  # the test's id, e.g. test_accuracy[mnist-fp16-opt-ort]: the key of baselines
-    nodeid: str
-    point: Point
-    backend_info: Mapping[str, object] = field(default_factory=dict)
-    input_shapes: dict[str, list[int]] = field(default_factory=dict)
-    build: BuildRecord | None = None
-    accuracy: list[OutputErrors] | None = None
-    # What the outputs were judged against: the case's ReferenceKind ("numpy reference", "onnxruntime fp32
-    # reference", "stored outputs"; harness/case.py), the twin backend's short id in an agreement test, None
-    # where a test compares no outputs (a build test).
-    compared_with: str | None = None
-    latency: Measurement | None = None
-    host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
-    engine_facts: Mapping[str, object] = field(default_factory=dict)
-    latency_threshold: float | None = None  # the gate's threshold for this test
-    gate: GateVerdict | None = None  # the comparison with the baseline (harness/gate.py)
-    worker: str | None = None  # the xdist worker that ran it ("gw0"), None without xdist
-    # How the harness derived the model (harness/precision/derive.py), in run and build tests: precision, opset
-    # ("converted from opset 6 to 9" where the model was upgraded for the selected backends, else None), kept_fp32,
-    # calibrator, scales; reference_opset where a spec case's ONNX Runtime reference ran an upgraded model.
-    derivation: Mapping[str, object] | None = None
-    layers: Mapping[str, object] | None = None  # per-layer precision as run, and the problems found (the proof)
-    localization: Mapping[str, object] | None = None  # the first layer beyond tolerance, where localized
-    verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
-    message: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.name,
-            "nodeid": self.nodeid,
-            "point": self.point.id,
-            "case": self.point.case.name,
-            "precision": self.point.precision.value,
-            "profile": self.point.profile_index,
-            "shape_point": self.point.shape_point.value,
-            "shape": self.point.shape_label,  # the summary's label: a corner, or "fuzz" / "build" for a whole profile
-            "input_shapes": self.input_shapes,
-            "backend": self.point.backend,
-            **{f"backend_{key}": value for key, value in self.backend_info.items()},
-            "build": self.build.to_json() if self.build else None,
-            "accuracy": [errors.to_json() for errors in self.accuracy] if self.accuracy is not None else None,
-            "compared_with": self.compared_with,
-            "latency": self.latency.to_json() if self.latency else None,
-            "host_latency": self.host_latency.to_json() if self.host_latency else None,
-            "engine": dict(self.engine_facts),
-            "latency_threshold": self.latency_threshold,
-            "gate": self.gate.to_json() if self.gate is not None else None,
-            "derivation": self.derivation,
-            "layers": self.layers,
-            "localization": self.localization,
-            "worker": self.worker,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "verdict": self.verdict,
-            "message": self.message,
-        }
-
-
-class ResultsLog:
-    """Records of the session's harness tests, keyed by pytest node id."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, TestRecord] = {}
-
-    def open(self, name: str, nodeid: str, point: Point) -> TestRecord:
-        record = TestRecord(name=name, nodeid=nodeid, point=point)
-        self.records[nodeid] = record
-        return record
-
-    def settle(self, nodeid: str, when: str, outcome: str, message: str | None) -> None:
-        """Fold one pytest report phase (setup / call / teardown) into the test's verdict."""
-        record = self.records.get(nodeid)
-        if record is None:
-            return
-        if outcome == "skipped":
-            record.verdict, record.message = "skip", message
-        elif outcome == "failed":
-            record.verdict, record.message = ("fail" if when == "call" else "error"), message
-        elif when == "call":
-            record.verdict, record.message = "pass", None
-
-    def tests(self) -> list[dict[str, object]]:
-        return [record.to_json() for record in self.records.values()]
-
-
-def document(
+def assemble(
     tests: Sequence[Mapping[str, object]],
     backends: Mapping[str, Mapping[str, object]],
     settings: Mapping[str, object],
@@ -191,7 +103,7 @@ def merge(documents: Sequence[tuple[str, Mapping[str, object]]], *, allow_mixed:
             tests.append(test)
     first = documents[0][1]
     merged = {**first, "tests": tests, "input_errors": _input_errors_of(documents)}
-    merged["environment"] = {**_mapping(first.get("environment")), "backends": backends}
+    merged["environment"] = {**mapping_of(first.get("environment")), "backends": backends}
     if interrupted := [contents for _, contents in documents if contents.get("interrupted")]:  # a shard's says so
         mark_interrupted(merged, _text(interrupted[0].get("interrupted_test")))
     if len(documents) > 1:
@@ -214,12 +126,12 @@ def _setup(facts: Mapping[str, object]) -> str:
     return f"{facts.get('name')} {facts.get('version')} on {facts.get('device')}"
 
 
-def _mapping(value: object) -> dict[str, object]:
+def mapping_of(value: object) -> dict[str, object]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
 def _backends_of(contents: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
-    backends = _mapping(contents.get("environment")).get("backends")
+    backends = mapping_of(contents.get("environment")).get("backends")
     return {str(k): v for k, v in backends.items() if isinstance(v, Mapping)} if isinstance(backends, Mapping) else {}
 
 
@@ -255,15 +167,15 @@ class LatencyResult:
 
     @classmethod
     def from_json(cls, data: object) -> LatencyResult | None:
-        stats = _mapping(data)
-        median = _number(stats.get("median_us"))
+        stats = mapping_of(data)
+        median = recorded_number(stats.get("median_us"))
         if median is None:
             return None
         samples = stats.get("samples_us")
         return cls(
             median_us=median,
-            p99_us=_number(stats.get("p99_us")),
-            count=int(_number(stats.get("count")) or 0),
+            p99_us=recorded_number(stats.get("p99_us")),
+            count=int(recorded_number(stats.get("count")) or 0),
             samples_us=tuple(float(s) for s in samples if is_number(s)) if isinstance(samples, list) else (),
             median_ci_us=_interval(stats.get("median_ci_us")),
         )
@@ -289,23 +201,23 @@ class OutputResult:
 
     @classmethod
     def from_json(cls, data: object) -> OutputResult:
-        entry = _mapping(data)
-        failure, tolerance = entry.get("failure"), _mapping(entry.get("tolerance"))
-        exemption = _mapping(entry.get("exemption"))
+        entry = mapping_of(data)
+        failure, tolerance = entry.get("failure"), mapping_of(entry.get("tolerance"))
+        exemption = mapping_of(entry.get("exemption"))
         return cls(
             output=str(entry.get("output")),
-            mean_rel=_number(entry.get("mean_rel")),
-            max_rel=_number(entry.get("max_rel")),
+            mean_rel=recorded_number(entry.get("mean_rel")),
+            max_rel=recorded_number(entry.get("max_rel")),
             exact=bool(tolerance.get("exact")),
-            tolerance_mean_rel=_number(tolerance.get("mean_rel")),
+            tolerance_mean_rel=recorded_number(tolerance.get("mean_rel")),
             failure=str(failure) if failure else None,
-            exempt=int(_number(exemption.get("exempt")) or 0),
+            exempt=int(recorded_number(exemption.get("exempt")) or 0),
             exemption=str(exemption["note"]) if exemption.get("note") else None,
-            differ=int(_number(exemption.get("differ")) or 0),
-            total=int(_number(exemption.get("total")) or 0),
-            bound=_number(exemption.get("bound")),
-            nan_count=int(_number(entry.get("nan_count")) or 0),
-            inf_count=int(_number(entry.get("inf_count")) or 0),
+            differ=int(recorded_number(exemption.get("differ")) or 0),
+            total=int(recorded_number(exemption.get("total")) or 0),
+            bound=recorded_number(exemption.get("bound")),
+            nan_count=int(recorded_number(entry.get("nan_count")) or 0),
+            inf_count=int(recorded_number(entry.get("inf_count")) or 0),
         )
 
     @property
@@ -352,17 +264,17 @@ class BuildResult:
 
     @classmethod
     def from_json(cls, data: object) -> BuildResult | None:
-        build = _mapping(data)
+        build = mapping_of(data)
         if not build:
             return None
-        size, warnings = _number(build.get("artifact_bytes")), build.get("warnings")
+        size, warnings = recorded_number(build.get("artifact_bytes")), build.get("warnings")
         return cls(
             key=_text(build.get("key")),
             cached=bool(build.get("cached")),
-            build_s=_number(build.get("build_s")),
+            build_s=recorded_number(build.get("build_s")),
             artifact_bytes=int(size) if size is not None and math.isfinite(size) else None,
             warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
-            derive_s=_number(build.get("derive_s")),
+            derive_s=recorded_number(build.get("derive_s")),
         )
 
 
@@ -376,7 +288,7 @@ class LayersResult:
 
     @classmethod
     def from_json(cls, data: object) -> LayersResult | None:
-        layers = _mapping(data)
+        layers = mapping_of(data)
         if not layers:
             return None
         return cls(
@@ -401,21 +313,21 @@ class LocalizedLayer:
 
     @classmethod
     def from_json(cls, data: object) -> LocalizedLayer:
-        layer = _mapping(data)
+        layer = mapping_of(data)
         return cls(
             node=str(layer.get("node", "")),
             op_type=str(layer.get("op_type", "")),
             tensor=str(layer.get("tensor", "")),
-            mean_rel=_number(layer.get("mean_rel")),
+            mean_rel=recorded_number(layer.get("mean_rel")),
             exceeds=bool(layer.get("exceeds")),
-            nonfinite=int(_number(layer.get("nonfinite")) or 0),
-            input_error=_number(layer.get("input_error")),
-            jump=_number(layer.get("jump")),
+            nonfinite=int(recorded_number(layer.get("nonfinite")) or 0),
+            input_error=recorded_number(layer.get("input_error")),
+            jump=recorded_number(layer.get("jump")),
         )
 
     @classmethod
     def optional(cls, data: object) -> LocalizedLayer | None:
-        return cls.from_json(data) if _mapping(data) else None
+        return cls.from_json(data) if mapping_of(data) else None
 
 
 @dataclass(frozen=True)
@@ -432,14 +344,14 @@ class LocalizationReproduction:
 
     @classmethod
     def from_json(cls, data: object) -> LocalizationReproduction | None:
-        found = _mapping(data)
+        found = mapping_of(data)
         if not found:
             return None
         return cls(
             output=str(found.get("output", "")),
-            localizer_mean_rel=_number(found.get("localizer_mean_rel")),
-            engine_mean_rel=_number(found.get("engine_mean_rel")),
-            between_mean_rel=_number(found.get("between_mean_rel")),
+            localizer_mean_rel=recorded_number(found.get("localizer_mean_rel")),
+            engine_mean_rel=recorded_number(found.get("engine_mean_rel")),
+            between_mean_rel=recorded_number(found.get("between_mean_rel")),
             reproduced=bool(found.get("reproduced", True)),
             engine=str(found.get("engine", "")),
         )
@@ -460,13 +372,13 @@ class LocalizationResult:
 
     @classmethod
     def from_json(cls, data: object) -> LocalizationResult | None:
-        found = _mapping(data)
+        found = mapping_of(data)
         if not found:
             return None
         return cls(
             summary=str(found.get("summary", "")),
             ran_on=str(found.get("ran_on", "")),
-            tolerance=_number(found.get("tolerance")),
+            tolerance=recorded_number(found.get("tolerance")),
             layers=tuple(LocalizedLayer.from_json(layer) for layer in _items(found.get("layers"))),
             first_failing=LocalizedLayer.optional(found.get("first_failing")),
             largest_jump=LocalizedLayer.optional(found.get("largest_jump")),
@@ -591,8 +503,8 @@ class TestResult:
             accuracy=tuple(OutputResult.from_json(e) for e in accuracy) if isinstance(accuracy, list) else None,
             build=BuildResult.from_json(data.get("build")),
             gate=GateVerdict.from_json(data.get("gate")),
-            latency_threshold=_number(data.get("latency_threshold")),
-            default_latency_threshold=_number(data.get("backend_default_latency_threshold")),
+            latency_threshold=recorded_number(data.get("latency_threshold")),
+            default_latency_threshold=recorded_number(data.get("backend_default_latency_threshold")),
             layers=LayersResult.from_json(data.get("layers")),
             localization=LocalizationResult.from_json(data.get("localization")),
             raw=data,
@@ -620,6 +532,8 @@ class ResultsDocument:
     merged_from: tuple[str, ...]
     raw: Mapping[str, object]
     input_errors: tuple[InputError, ...] = ()  # bad input found outside the matrix, each failed as its own item
+    # What the checks found wrong in a session's own records (from_session); None for a file read, which raises.
+    problem: str | None = None
 
     @property
     def backends(self) -> dict[str, Mapping[str, object]]:
@@ -672,9 +586,16 @@ def from_json(data: Mapping[str, object], source: str = "the results document") 
     """The typed document of a results file's contents (schema trt-harness/results): its schema version,
     one record per test id, and what the gate reads (samples, accuracy numbers) checked here, so that a
     damaged file is reported naming the test and the field, not as a traceback or a false regression."""
+    records = _records_by_id(data, source)
+    check_records(source, records)
+    return _typed(data, source, records)
+
+
+def _records_by_id(data: Mapping[str, object], source: str) -> dict[str, Mapping[str, object]]:
+    """The records of a document of this schema version, by test id; ResultsFileError where they are not that."""
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        harness = _mapping(data.get("environment")).get("harness")
+        harness = mapping_of(data.get("environment")).get("harness")
         raise ResultsFileError(
             f"{source} was written by trt-harness {harness or 'of an unknown version'} with results schema_version "
             f"{version}; this harness reads {SCHEMA_VERSION}: compare files of one harness version, or re-run"
@@ -692,18 +613,24 @@ def from_json(data: Mapping[str, object], source: str = "the results document") 
                 "Keep one record per id, or re-run"
             )
         records[test["id"]] = test
-    check_records(source, records)
+    return records
+
+
+def _typed(
+    data: Mapping[str, object], source: str, records: Mapping[str, Mapping[str, object]], problem: str | None = None
+) -> ResultsDocument:
     merged_from = data.get("merged_from")
     created = data.get("created")
     return ResultsDocument(
         source=source,
         created=str(created) if created is not None else None,
-        environment=_mapping(data.get("environment")),
-        settings=_mapping(data.get("settings")),
+        environment=mapping_of(data.get("environment")),
+        settings=mapping_of(data.get("settings")),
         tests=tuple(TestResult.from_json(record) for record in records.values()),
         merged_from=tuple(str(name) for name in merged_from) if isinstance(merged_from, list) else (),
         raw=data,
         input_errors=input_errors(data.get("input_errors")),
+        problem=problem,
     )
 
 
@@ -714,65 +641,36 @@ def input_errors(listed: object) -> tuple[InputError, ...]:
 
 
 def from_session(contents: Mapping[str, object], source: str) -> ResultsDocument:
-    """The typed document of what a session writes (document(), merge()), read before or without the file:
-    normalized as write() writes it (the tuples that dataclasses.asdict keeps as lists, numpy scalars plain,
-    non-finite numbers as strings), so that a renderer shows from memory exactly what it shows from the file."""
+    """The typed document of what a session writes (assemble(), merge()), before or without the file: normalized as
+    write() writes it (the tuples that dataclasses.asdict keeps as lists, numpy scalars plain, non-finite numbers as
+    strings), so that a renderer shows from memory exactly what it shows from the file. Records that fail the checks
+    (a backend that returned a sample of 0 µs) do not raise: the session's results are kept whatever they hold, and
+    the document's `problem` says what a reader of the file would refuse."""
     normalized = json_safe(contents)
     assert isinstance(normalized, dict)  # json_safe keeps a mapping's shape
-    return from_json(normalized, source)
+    records = _records_by_id(normalized, source)
+    if (found := first_record_problem(records)) is None:
+        return _typed(normalized, source, records)
+    test_id, problem = found
+    return _typed(
+        normalized,
+        source,
+        records,
+        problem=f"test {test_id!r} recorded what a reader of the results file refuses ({problem}); `compare` and "
+        "`report` will refuse the file: the backend that ran the test measured or compared wrongly, report it to "
+        "its authors",
+    )
 
 
 def check_records(source: str, records: Mapping[str, Mapping[str, object]]) -> None:
     """What the gate reads in each record (a results record or a baseline entry) is usable, else
     ResultsFileError naming the file, the test and the field."""
-    from harness.baselines import first_record_problem
-
     if (found := first_record_problem(records)) is not None:
         test_id, problem = found
         raise ResultsFileError(
             f"{source}: test {test_id!r}: {problem}; the file is damaged or was not written by the harness: "
             "re-run the tests to write it again, or restore it from version control"
         )
-
-
-# Fields of the latency stats that hold raw samples: pooled over rounds, the statistics recomputed.
-_SAMPLE_KEYS = ("latency", "host_latency")
-
-
-def pool(rounds: Sequence[ResultsDocument]) -> dict[str, object]:
-    """One document from several runs of one selection (`python -m harness ab`'s rounds of a side): the
-    last round's document, each test's raw samples of every round concatenated in round order with the
-    statistics recomputed over them (a median that disagrees with its samples would mislead a reader);
-    every other field of a test comes from the last round that ran it."""
-    if not rounds:
-        raise ValueError("pool needs at least one round")
-    pooled: dict[str, dict[str, object]] = {}
-    for document in rounds:
-        pooled.update({test.id: dict(test.raw) for test in document.tests})
-    by_round = [document.records() for document in rounds]
-    for test_id, record in pooled.items():
-        for key in _SAMPLE_KEYS:
-            measured = [records[test_id] for records in by_round if _samples(records.get(test_id, {}), key)]
-            if measured:
-                template = _mapping(measured[-1][key])
-                samples = [sample for round_record in measured for sample in _samples(round_record, key)]
-                record[key] = _pooled_stats(template, samples)
-    return {**rounds[-1].raw, "tests": list(pooled.values())}
-
-
-def _samples(record: Mapping[str, object], key: str) -> list[float]:
-    samples = _mapping(record.get(key)).get("samples_us")
-    return [float(sample) for sample in samples] if isinstance(samples, list) else []
-
-
-def _pooled_stats(template: Mapping[str, object], samples_us: list[float]) -> dict[str, object]:
-    from harness.measure import LatencyStats
-
-    confidence = template.get("confidence")
-    stats = LatencyStats.from_samples(
-        [sample / 1e6 for sample in samples_us], float(confidence) if is_number(confidence) else 0.95
-    )
-    return {**template, **stats.to_json(), "samples_us": samples_us}
 
 
 def _shape_label(record: Mapping[str, object]) -> str:
@@ -783,16 +681,11 @@ def _shape_label(record: Mapping[str, object]) -> str:
     return shape_label(profile, corner) if isinstance(profile, int) else corner
 
 
-def _number(value: object) -> float | None:
-    """A recorded number (compare.recorded_number), None when there is none."""
-    return recorded_number(value)
-
-
 def _interval(value: object) -> tuple[float, float] | None:
     """A recorded [low, high] pair of numbers, None when absent or not numbers."""
     if not (isinstance(value, list) and len(value) == 2):
         return None
-    low, high = _number(value[0]), _number(value[1])
+    low, high = recorded_number(value[0]), recorded_number(value[1])
     return (low, high) if low is not None and high is not None else None
 
 
