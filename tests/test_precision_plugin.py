@@ -118,6 +118,23 @@ SOFTMAX_ARGMAX_CASE = Case(
 """
 
 
+def test_a_model_stamped_with_an_ir_version_newer_than_onnxruntime_reads_runs(pytester: pytest.Pytester) -> None:
+    """onnx.helper.make_model stamps the newest IR its onnx knows; an older onnxruntime refuses it (the H200's onnx
+    1.23 and onnxruntime 1.30: IR 14 against 13). Played here one IR version past what this onnxruntime reads: the
+    derivation, the labels' scores and the localizer all run the model at the IR version onnxruntime reads."""
+    newer = (
+        "import dataclasses, onnx\n"
+        "def newer_ir_model():\n"
+        "    model = softmax_argmax_model()\n"
+        "    model.ir_version = onnx.IR_VERSION + 1\n"
+        "    return model\n"
+        "CASES = [dataclasses.replace(SOFTMAX_ARGMAX_CASE, onnx_model=newer_ir_model)]\n"
+    )
+    accuracy_project(pytester, SOFTMAX_ARGMAX + newer)
+    result = pytester.runpytest(*FAST, "--precision", "fp32,fp16", "-k", "opt", "--localize", "yes")
+    result.assert_outcomes(passed=2)
+
+
 def test_an_argmax_label_output_passes_the_fp16_proof_it_has_no_precision_to_prove(
     pytester: pytest.Pytester,
 ) -> None:

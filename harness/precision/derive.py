@@ -29,6 +29,7 @@ from harness.precision.opset import (
     OpsetConversionError,
     upgraded,
     weights_as_weights,
+    within_onnxruntime_ir,
 )
 from harness.precision.quantize import QUANTIZED_OPS, CalibrationRecipe, Calibrator, quantize_int8
 from harness.precision.table import Derivation, row
@@ -127,13 +128,16 @@ def _at_needed_opset(
     case: Case, precision: Precision, backends_need: int
 ) -> tuple[onnx.ModelProto, OpsetConversion | None]:
     """The case's float32 model, nodes named, its weights not graph inputs (IR < 4 listed them: ONNX Runtime would
-    ask for them in the feed), at an opset every selected backend and the derivation can use."""
+    ask for them in the feed), at an IR version ONNX Runtime reads (within_onnxruntime_ir) and an opset every
+    selected backend and the derivation can use."""
     needs = [(backends_need, "the selected backends")]
     if row(precision).min_opset_reason:
         needs.append((row(precision).min_opset, row(precision).min_opset_reason))
     minimum, needed_by = max(needs)
     try:
-        model, conversion = upgraded(weights_as_weights(case.model()), minimum, needed_by=needed_by)
+        model, conversion = upgraded(
+            within_onnxruntime_ir(weights_as_weights(case.model())), minimum, needed_by=needed_by
+        )
     except OpsetConversionError as error:  # the model cannot be what the backends need: a refusal, not a failure
         raise ModelRefusedError(case.name, str(error)) from None
     return named_nodes(model), conversion

@@ -26,6 +26,7 @@ import numpy as np
 
 from harness.case import Tolerance
 from harness.compare import output_errors
+from harness.precision.opset import within_onnxruntime_ir
 
 if TYPE_CHECKING:
     import onnx
@@ -314,10 +315,12 @@ def exposed_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
 def run_on_onnxruntime(
     model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], names: list[str]
 ) -> Mapping[str, np.ndarray]:
-    """The named tensors from one unoptimized ONNX Runtime run (optimizations off: no tensor is fused away)."""
+    """The named tensors from one unoptimized ONNX Runtime run (optimizations off: no tensor is fused away), of the
+    model at an IR version ONNX Runtime reads (within_onnxruntime_ir)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    readable = within_onnxruntime_ir(model).SerializeToString()
+    session = onnxruntime.InferenceSession(readable, options, providers=["CPUExecutionProvider"])
     return dict(zip(names, session.run(names, dict(feeds)), strict=True))

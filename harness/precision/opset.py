@@ -8,6 +8,8 @@ model's operators to a newer opset with their meaning kept (Gemm's `broadcast` a
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 INT8_MIN_OPSET = row(Precision.INT8).min_opset  # the table's row says why
 # The default ONNX domain is spelled "" or "ai.onnx".
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+# ONNX Runtime's refusal of a model newer than it reads (onnxruntime/core/graph/model.cc, 1.17 to 1.32).
+_IR_REFUSAL = re.compile(r"Unsupported model IR version: \d+, max supported IR version: (\d+)")
 
 
 class OpsetConversionError(HarnessError):
@@ -70,6 +74,44 @@ def upgraded(model: onnx.ModelProto, minimum: int, *, needed_by: str) -> tuple[o
             "or newer (e.g. torch.onnx.export(..., opset_version=17))"
         ) from None
     return converted, OpsetConversion(source, opset_of(converted))
+
+
+def within_onnxruntime_ir(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` at an IR version the installed ONNX Runtime reads: itself where it does; else a copy at the newest IR
+    version ONNX Runtime reads, where the model's opsets need no newer one.
+
+    The IR version numbers the file format, and onnx.helper.make_model stamps the newest its onnx knows: onnx 1.23
+    writes IR 14, which onnxruntime 1.30 refuses ("max supported IR version: 13") although every operator of the
+    model is one it runs. Where the opsets themselves need a newer IR, the model is returned as it is, and ONNX
+    Runtime's refusal names both versions: the fix is a newer onnxruntime."""
+    import onnx
+
+    limit = onnxruntime_ir_limit(model.ir_version)
+    if limit is None or onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True) > limit:
+        return model
+    fitted = onnx.ModelProto()
+    fitted.CopyFrom(model)
+    fitted.ir_version = limit
+    return fitted
+
+
+@functools.cache
+def onnxruntime_ir_limit(ir_version: int) -> int | None:
+    """The newest IR version the installed ONNX Runtime reads, where it refuses `ir_version`; None where it reads it.
+    Asked of ONNX Runtime itself, with a one-node model at that IR version (its Python API does not say)."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    tensor = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]) for name in ("x", "y")]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "ir_probe", tensor[:1], tensor[1:])
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    probe.ir_version = ir_version
+    try:
+        onnxruntime.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - onnxruntime's own Fail type; anything but the IR refusal: None
+        found = _IR_REFUSAL.search(str(error))
+        return int(found.group(1)) if found else None
+    return None
 
 
 def weights_as_weights(model: onnx.ModelProto) -> onnx.ModelProto:
