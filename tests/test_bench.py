@@ -8,6 +8,7 @@ import json
 import pytest
 
 
+@pytest.mark.usefixtures("benchmark_measures")
 def test_benchmark_json_carries_our_samples_and_machine_info(pytester: pytest.Pytester) -> None:
     pytester.makeconftest("from cases.identity import CASE\ndef pytest_harness_cases(config):\n    return [CASE]\n")
     pytester.makepyfile(test_matrix="from harness.suite import test_latency\n")

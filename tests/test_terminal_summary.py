@@ -67,6 +67,7 @@ def test_failing_accuracy_shows_both_verdicts_and_a_failure_line_last(pytester: 
     assert lines[-1].startswith("=") and "1 failed" in lines[-1]  # only pytest's count line after it
 
 
+@pytest.mark.usefixtures("benchmark_measures")
 def test_benchmark_table_is_off_by_default_and_json_still_written(pytester: pytest.Pytester) -> None:
     make_project(pytester)
     quiet = pytester.runpytest(*FAST, "-k", "identity and opt and latency", "--benchmark-json", "bench.json")
@@ -83,6 +84,7 @@ def test_benchmark_table_is_off_by_default_and_json_still_written(pytester: pyte
 @pytest.mark.skipif(
     importlib.util.find_spec("pygal") is None, reason="needs the histogram extra: pip install -e '.[histogram]'"
 )
+@pytest.mark.usefixtures("benchmark_measures")
 def test_benchmark_histogram_works_as_documented(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     make_project(pytester)
     monkeypatch.setenv(
