@@ -31,6 +31,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "harness.progress",
         "harness.measure",
         "harness.gate",
+        "harness.profile",  # per-layer profiles and their diff: plain data, read by backends and results alike
         "harness.compare",
         "harness.matrix",
         "harness.fuzz",

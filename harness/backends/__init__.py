@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from harness.measure import Timer
     from harness.precision.derive import DerivedModel
     from harness.precision.layers import LayerPrecision
+    from harness.profile import LayerProfile
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,15 @@ class Engine(Protocol):
         ...
 
 
+class LayerProfilingEngine(Engine, Protocol):
+    """An engine of a backend whose descriptor says `profiles_layers`: it can time each of its layers."""
+
+    def profile_layers(self, inputs: Mapping[str, np.ndarray], runs: int) -> LayerProfile:
+        """`runs` profiled runs of these inputs, apart from any timed sample (a profiler slows what it
+        watches), and each layer's median time with what the backend says of it (harness/profile.py)."""
+        ...
+
+
 class Backend(Protocol):
     """One inference library. Implementations live in harness/backends/<library>.py."""
 
@@ -184,6 +194,9 @@ class BackendDescriptor:
     # default, are the backend's own options, set with --backend-option NAME=VALUE or a NAME=VALUE line of the
     # ini key harness_backend_options (README, Adding a backend).
     options_type: type[BackendOptions] = BackendOptions
+    # Its engines are LayerProfilingEngines: per-layer times are recorded after each latency measurement
+    # (harness/profile.py), unless --no-harness-profile.
+    profiles_layers: bool = False
 
     def own_options(self) -> tuple[str, ...]:
         """The names of the options the backend adds to BackendOptions."""
