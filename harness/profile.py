@@ -12,6 +12,7 @@ This module is plain data and arithmetic: no backend, no pytest.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 

@@ -46,7 +46,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("harness.build",),
     # What a session records holds its own objects (a Point, a BuildRecord, Measurements): above build, while the
     # results file's format (harness.results.document) stays below the backends.
-    ("harness.run", "harness.profile", "harness.results.record"),
+    ("harness.run", "harness.results.record"),
     (
         "harness.suite",
         "harness.hookspecs",
