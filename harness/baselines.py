@@ -5,7 +5,8 @@
 A file maps test ids (e.g. "test_latency[mnist-fp16-opt-trt]") to what the gate needs of the test's record as
 written in the results file (docs/results-format.md), small enough to review in a pull request (<= 50 kB per real
 model, benchmarks/baseline_size.py): the record less what only the report reads (DROPPED: int8 scales, per-layer
-precisions, localization, the build's local paths, the recording run's own comparison), each latency's summary
+precisions, localization, the build's local paths, the recording run's own comparison, why a layer profile is
+missing), the latency test's layer profile as recorded (medians per layer: harness/profile.py), each latency's summary
 statistics as measured, and its samples reduced to at most MAX_SAMPLES evenly spaced order statistics (the quantiles
 (i + 0.5) / MAX_SAMPLES of the samples, chosen deterministically). The gate's rules read medians, lower quartiles and
 ranks, which these keep (tests/faults/test_faults_caches.py holds its verdicts equal on both). A file written with
@@ -35,7 +36,7 @@ SCHEMA_VERSION = 1
 MAX_SAMPLES = 64  # latency samples kept per test: >= the gate's 30, and 2 x 64 numbers of ~20 bytes per test
 # What no gate reads, kept in the results file only: int8 scales (90 kB per int8 test of SqueezeNet), per-layer
 # precisions, the first layer beyond tolerance, the build (its local artifact path), the recording run's gate.
-DROPPED = ("layers", "localization", "build", "gate", "worker", "cuda_visible_devices")
+DROPPED = ("layers", "localization", "build", "gate", "worker", "cuda_visible_devices", "layer_profile_error")
 DROPPED_DERIVATION = ("scales",)
 MAX_MESSAGE = 500  # characters of a message kept (a passing test rarely has one)
 

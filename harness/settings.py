@@ -47,6 +47,7 @@ class Settings:
     fuzz_examples: int | None  # overrides the Hypothesis profile's max_examples for the fuzz tests
     precision_options: PrecisionOptions  # what the derived models keep in float32, how int8 is calibrated
     localize: bool  # localize every derived-precision point, not only those that fail accuracy
+    profile_layers: bool  # record per-layer times after each latency measurement (harness/profile.py)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,12 @@ def add_options(parser: pytest.Parser) -> None:
         "report the first layer beyond tolerance for every fp16/bf16/int8 point, not only for failing ones",
         switch=True,
     )
+    parser.getgroup("harness").addoption(
+        "--no-harness-profile",
+        action="store_true",
+        help="record no per-layer profile after the latency measurements (ini: harness_profile = no)",
+    )
+    parser.addini("harness_profile", help="yes or no: record per-layer profiles (default: yes)", default=None)
     _add(
         parser,
         "--results",
@@ -296,6 +303,7 @@ def resolve(config: pytest.Config, registry: Registry) -> Settings:
             min_opset=max((registry.descriptor(short_id).min_opset for short_id in backends), default=1),
         ),
         localize=_yes(config, "--localize", "harness_localize"),
+        profile_layers=_profiles_layers(config),
     )
 
 
@@ -418,6 +426,20 @@ def _yes(config: pytest.Config, option: str, ini: str) -> bool:
         f"trt-harness: {option} / {ini} takes yes or no (alone it means yes), got {value!r}; if {value!r} is what "
         f"pytest should collect, write `{option} yes {value}` or put {option} after the paths"
     )
+
+
+def _profiles_layers(config: pytest.Config) -> bool:
+    """--no-harness-profile turns per-layer profiles off; else the ini's harness_profile says; else they are on."""
+    if config.getoption("no_harness_profile"):
+        return False
+    value = config.getini("harness_profile") or "yes"
+    meaning = switch_value(str(value))
+    if meaning is None:
+        raise pytest.UsageError(
+            f"trt-harness: the ini key harness_profile takes yes or no, got {value!r}; write harness_profile = no to "
+            "record no per-layer profiles (or --no-harness-profile on the command line)"
+        )
+    return meaning
 
 
 def _choice(config: pytest.Config, option: str, ini: str, allowed: Sequence[str]) -> str:

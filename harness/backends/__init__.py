@@ -266,6 +266,7 @@ BUILTIN_BACKENDS: Mapping[str, BackendDescriptor] = {
         run_needs_gpu=False,
         default_on=DeviceKind.CPU,
         min_opset=7,  # "ONNX Runtime only *guarantees* support for models stamped with opset version 7 or above"
+        profiles_layers=True,  # through its own profiler (harness/backends/ort.py, OnnxRuntimeEngine.profile_layers)
     ),
     # --gpu selects TensorRT's own two workflows; TensorRT for RTX runs only where asked for.
     "trt": _tensorrt_family(

@@ -19,7 +19,8 @@ and the fusion-on session dequantized every weight at every run (mnist int8 20x 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,13 @@ import onnxruntime as ort
 
 from harness.atomic import scratch_folder
 from harness.backends import Artifact, ArtifactIncompatibleError, BackendOptions, BuildRequest
+from harness.backends.ort_profile import layer_profile, read_trace
 from harness.case import Case, Precision
 from harness.environment import cpu_flags, cpu_model
 from harness.errors import BuildError
 from harness.measure import Timer
 from harness.precision.table import row
+from harness.profile import LayerProfile
 
 _PROVIDERS = ["CPUExecutionProvider"]
 _QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -46,11 +49,29 @@ _EXACT_INT8 = (
 )
 
 
+# Runs a profiled session makes before those it keeps: its first run allocates its buffers and is several times
+# slower than the next (a conv 343 µs, then 95 µs, onnxruntime 1.32).
+_PROFILE_WARMUP_RUNS = 1
+
+
+@dataclass(frozen=True)
+class ProfiledModel:
+    """What a profiled session of an engine is made of: the engine's optimized model (its artifact), the options it
+    was loaded with, and the model before optimization, whose node names say what a fused node computes."""
+
+    artifact: bytes
+    original: bytes
+    options: Callable[[], ort.SessionOptions]
+
+
 class OnnxRuntimeEngine:
-    def __init__(self, session: ort.InferenceSession, quantized: bool = False) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, quantized: bool = False, profiled: ProfiledModel | None = None
+    ) -> None:
         self._session: ort.InferenceSession | None = session
         self._quantized = quantized  # a Q/DQ model, built with the fusion off
         self._output_names = [output.name for output in session.get_outputs()]
+        self._profiled = profiled
 
     @property
     def session(self) -> ort.InferenceSession:
@@ -68,6 +89,22 @@ class OnnxRuntimeEngine:
 
     def close(self) -> None:
         self._session = None  # the session's memory and thread pool go with the last reference
+
+    def profile_layers(self, inputs: Mapping[str, np.ndarray], runs: int) -> LayerProfile:
+        """`runs` runs of a separate session of the same optimized model with ONNX Runtime's profiler on (the
+        engine's own session is never profiled: the profiler slows every run it watches), read as a LayerProfile."""
+        if self._profiled is None:
+            raise RuntimeError("this ONNX Runtime engine was made without its model: it cannot be profiled")
+        feeds = dict(inputs)
+        with scratch_folder("ort-profile") as scratch:
+            options = self._profiled.options()
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(scratch) / "profile")
+            session = ort.InferenceSession(self._profiled.artifact, options, providers=_PROVIDERS)
+            for _ in range(_PROFILE_WARMUP_RUNS + runs):
+                session.run(self._output_names, feeds)
+            events = read_trace(Path(session.end_profiling()))
+        return layer_profile(events, self._profiled.artifact, self._profiled.original, _PROFILE_WARMUP_RUNS)
 
     def timer(self, inputs: Mapping[str, np.ndarray]) -> Timer:
         feeds = dict(inputs)
@@ -153,14 +190,18 @@ class OnnxRuntimeBackend:
 
     def load(self, artifact: bytes, request: BuildRequest) -> OnnxRuntimeEngine:
         quantized = has_qdq(request.model_bytes)
-        options = self._options(quantized=quantized)
-        # The artifact is already optimized; optimizing again would be a second build.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+
+        def loading_options() -> ort.SessionOptions:
+            options = self._options(quantized=quantized)
+            # The artifact is already optimized; optimizing again would be a second build.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            return options
+
         try:
-            session = ort.InferenceSession(artifact, options, providers=_PROVIDERS)
+            session = ort.InferenceSession(artifact, loading_options(), providers=_PROVIDERS)
         except Exception as error:
             raise ArtifactIncompatibleError(f"ONNX Runtime cannot load the cached model: {error}") from error
-        return OnnxRuntimeEngine(session, quantized)
+        return OnnxRuntimeEngine(session, quantized, ProfiledModel(artifact, request.model_bytes, loading_options))
 
     def exact_int8_session(self, model_bytes: bytes) -> ort.InferenceSession:
         """A session of a Q/DQ model that computes what TensorRT computes, whatever the CPU (module docstring), as

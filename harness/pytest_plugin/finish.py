@@ -173,6 +173,7 @@ def _settings_record(settings: Settings) -> dict[str, object]:
         "keep_fp32": list(settings.precision_options.keep_fp32),
         "calibrator": settings.precision_options.calibrator,
         "localize": settings.localize,
+        "profile_layers": settings.profile_layers,
         "spec_paths": [str(path) for path in settings.spec_paths],
     }
 

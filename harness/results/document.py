@@ -26,6 +26,7 @@ from harness.environment import describe
 from harness.errors import HarnessError
 from harness.gate import GateVerdict
 from harness.naming import shape_label
+from harness.profile import LayerProfile
 from harness.recorded import is_number, json_safe, recorded_number
 
 SCHEMA = "trt-harness/results"
@@ -418,6 +419,7 @@ class TestResult:
     default_latency_threshold: float | None  # the backend's own, which applies where none was set
     layers: LayersResult | None
     localization: LocalizationResult | None
+    layer_profile: LayerProfile | None  # per-layer times after the latency measurement (latency tests), else None
     raw: Mapping[str, object]
 
     __test__ = False  # not a pytest test class, whatever its name
@@ -507,6 +509,7 @@ class TestResult:
             default_latency_threshold=recorded_number(data.get("backend_default_latency_threshold")),
             layers=LayersResult.from_json(data.get("layers")),
             localization=LocalizationResult.from_json(data.get("localization")),
+            layer_profile=LayerProfile.from_json(data.get("layer_profile")),
             raw=data,
         )
 

@@ -15,6 +15,7 @@ from harness.compare import OutputErrors
 from harness.gate import GateVerdict
 from harness.matrix import Point
 from harness.measure import Measurement
+from harness.profile import LayerProfile
 
 
 @dataclass
@@ -42,6 +43,10 @@ class TestRecord:
     derivation: Mapping[str, object] | None = None
     layers: Mapping[str, object] | None = None  # per-layer precision as run, and the problems found (the proof)
     localization: Mapping[str, object] | None = None  # the first layer beyond tolerance, where localized
+    # Per-layer times of a latency test's engine, profiled after its measurement (harness/profile.py); None where
+    # its backend profiles no layers, profiles are off (--no-harness-profile), or the profiler failed: then why.
+    layer_profile: LayerProfile | None = None
+    layer_profile_error: str | None = None
     verdict: str = "error"  # until pytest reports otherwise: a record nobody finished is not a pass
     message: str | None = None
 
@@ -69,6 +74,8 @@ class TestRecord:
             "derivation": self.derivation,
             "layers": self.layers,
             "localization": self.localization,
+            "layer_profile": self.layer_profile.to_json() if self.layer_profile else None,
+            "layer_profile_error": self.layer_profile_error,
             "worker": self.worker,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "verdict": self.verdict,
