@@ -19,6 +19,7 @@ from harness.profile import LayerProfile, LayerTime, ProfileRuns
 
 SOURCE = "onnxruntime profiler"
 _KERNEL_SUFFIX = "_kernel_time"
+_FUSED_PREFIX = "fused "  # how ONNX Runtime names some fused nodes (Gemm + Relu: "fused fc1", a FusedGemm)
 _NCHWC_SUFFIX = "_nchwc"  # ONNX Runtime's NCHWc transformer names its Conv after the tensor it computes
 
 
@@ -80,28 +81,32 @@ def layer_profile(
 
 
 def fused_nodes(optimized: onnx.GraphProto, original: onnx.GraphProto) -> dict[str, tuple[str, ...]]:
-    """For each optimized node that ONNX Runtime's naming ties to the original graph, the original nodes it computes:
+    """For the optimized nodes that ONNX Runtime's naming ties to other original nodes than their namesake, the
+    original nodes each computes:
 
-    - a node that kept an original node's name (FusedConv keeps its Conv's) computes that node;
-    - an NCHWc Conv is named "<tensor>_nchwc" after the original tensor it computes: it computes that tensor's
-      producer;
+    - a node that kept an original node's name (FusedConv keeps its Conv's), or took it as "fused <name>"
+      (FusedGemm), computes that node;
+    - an NCHWc Conv or pool is named "<tensor>_nchwc" after the original tensor it computes: it computes that
+      tensor's producer;
     and where it carries an `activation` attribute (ONNX Runtime fused the activation into it) also the activation
-    node that consumed the convolution's output, or produced the named tensor. Other nodes (reorders, nodes ONNX
-    Runtime invented) are left without: their namesake is all that can be said honestly."""
+    node that consumed the fused node's output, or produced the named tensor. Other nodes (reorders, nodes ONNX
+    Runtime invented) are left out: their namesake is all that can be said honestly."""
     nodes = {node.name: node for node in original.node if node.name}
     producers = {output: node for node in original.node for output in node.output}
     found: dict[str, tuple[str, ...]] = {}
     for node in optimized.node:
         activation = _activation(node)
-        if node.name in nodes:
-            computed = nodes[node.name]
-            follower = _sole_consumer(original, computed.output[0]) if activation else None
-            found[node.name] = (computed.name,) + (
-                (follower.name,) if follower and follower.op_type == activation else ()
-            )
+        namesake = nodes.get(node.name) or nodes.get(node.name.removeprefix(_FUSED_PREFIX))
+        computed: tuple[str, ...] = ()
+        if namesake is not None:
+            follower = _sole_consumer(original, namesake.output[0]) if activation else None
+            fused_follower = follower is not None and follower.op_type == activation
+            computed = (namesake.name,) + ((follower.name,) if follower and fused_follower else ())
         elif node.name.endswith(_NCHWC_SUFFIX) and (producer := producers.get(node.name.removesuffix(_NCHWC_SUFFIX))):
             before = producers.get(producer.input[0]) if activation and producer.op_type == activation else None
-            found[node.name] = ((before.name,) if before else ()) + (producer.name,)
+            computed = ((before.name,) if before else ()) + (producer.name,)
+        if computed and computed != (node.name,):
+            found[node.name] = computed
     return found
 
 
