@@ -134,7 +134,7 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
             "clock": record.backend_info.get("clock"),
         },
     )
-    _record_layer_profile(harness_point)
+    _record_layer_profile(harness_point, measurement)
     _gate(harness_point, verdict)
 
 
@@ -182,13 +182,22 @@ def test_fuzz_outside_profile(harness_fuzz: PointContext) -> None:
     fuzz.run_property(fuzz.shapes_outside(point.case, point.profile_index), refused, harness_fuzz.fuzz_settings)
 
 
-# Profiled runs per latency test: a median of 20 is steady to a few % per layer for the millisecond layers of the
-# built-in cases, and 20 runs of a profiled session cost about what 20 samples of the >= 30 timed ones do, which
-# keeps profiling within the 15 % of a session's time that issue 20 allows (benchmarks/profile_cost.py measures it).
-PROFILE_RUNS = 20
+# Profiled runs per latency test: at most 20 (a median of 20 is steady to a few % per layer for the millisecond
+# layers of the built-in cases), at least 5 (a median of 5 still sets one outlier run aside), and otherwise as many as
+# fit in a tenth of the time the latency measurement timed: a slow model's profile then costs a session what a fast
+# one's does, within the 15 % that issue 20 allows (benchmarks/profile_cost.py: 5.6 % on the built-in cases).
+MIN_PROFILE_RUNS, MAX_PROFILE_RUNS = 5, 20
+PROFILE_SHARE = 0.1
 
 
-def _record_layer_profile(context: PointContext) -> None:
+def profile_runs(measurement: Measurement) -> int:
+    """How many profiled runs follow this latency measurement (MIN_PROFILE_RUNS, MAX_PROFILE_RUNS, PROFILE_SHARE)."""
+    run_s = max(measurement.stats.median_us, 1.0) / 1e6  # 1 µs: a clock's resolution, where it said 0
+    fitting = int(PROFILE_SHARE * measurement.timed_s / run_s)
+    return min(max(fitting, MIN_PROFILE_RUNS), MAX_PROFILE_RUNS)
+
+
+def _record_layer_profile(context: PointContext, measurement: Measurement) -> None:
     """The engine's per-layer times on the test's record, after its latency was measured and judged (a profiler
     slows what it watches, so it never runs among the timed samples), where its backend profiles layers and
     --no-harness-profile is not given. A profiler that fails fails nothing: the record says why it has no profile."""
@@ -199,7 +208,7 @@ def _record_layer_profile(context: PointContext) -> None:
         return
     engine = cast(LayerProfilingEngine, context.engine)  # what a descriptor's profiles_layers promises
     try:
-        context.record.layer_profile = engine.profile_layers(context.inputs, PROFILE_RUNS)
+        context.record.layer_profile = engine.profile_layers(context.inputs, profile_runs(measurement))
     except Exception as error:  # noqa: BLE001 - any backend's profiler raises its own types; only the record loses
         context.record.layer_profile_error = f"the per-layer profile failed: {type(error).__name__}: {error}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ from harness.case import Precision
 from harness.precision.derive import DerivedModel
 from harness.profile import LayerProfile, diff
 from harness.results.document import load
+from harness.suite import profile_runs
 
 ROWS, WIDTH = 32, 384  # the MLP's batch and width: each MatMul about a millisecond on one thread
 PADDING = 8  # the slowed MatMul computes PADDING times the columns it keeps: >= 5x that layer on a loaded machine
@@ -149,6 +151,25 @@ def test_the_engine_profiles_in_a_session_of_its_own() -> None:
         engine.infer(feeds((1, 3, 64, 64)))
 
 
+# how many profiled runs
+
+
+@pytest.mark.parametrize(
+    ("median_us", "timed_s", "runs"),
+    [
+        (100.0, 1.0, 20),  # a fast model: the most runs, far within a tenth of its timing
+        (10_000.0, 1.0, 10),  # 10 ms a run, 1 s timed: the runs that fit in 0.1 s
+        (300_000.0, 9.0, 5),  # a slow model: 3 runs would fit, a median needs 5
+        (0.0, 1.0, 20),  # a clock that said 0 µs: counted as 1 µs
+    ],
+)
+def test_profiled_runs_fit_a_tenth_of_the_timed_phase_within_5_to_20(
+    median_us: float, timed_s: float, runs: int
+) -> None:
+    measurement = SimpleNamespace(stats=SimpleNamespace(median_us=median_us), timed_s=timed_s)
+    assert profile_runs(measurement) == runs  # type: ignore[arg-type]
+
+
 # reading the trace
 
 
@@ -243,6 +264,7 @@ def test_a_session_records_the_profile_and_its_baseline_keeps_it_for_the_slowed_
     (slowed,) = [test for test in load(pytester.path / "slowed.json").tests if test.kind == "latency"]
     old, new = LayerProfile.from_json(entry["layer_profile"]), slowed.layer_profile  # the results' typed view
     assert old is not None and new is not None
+    assert slowed.gate is not None and slowed.gate.verdict == "regression", slowed.gate  # mm2 alone: ~3x the model
     assert diff(old, new).top(1)[0].label == "mm2"
 
 
