@@ -294,8 +294,13 @@ def test_a_failing_profiler_fails_nothing_and_the_record_says_why(
 
     monkeypatch.setattr(OnnxRuntimeEngine, "profile_layers", broken)
     (pytester.path / "models.toml").write_text(SPEC)
-    record = _session(pytester, conv_relu(), "r.json")
+    (pytester.path / "net.onnx").write_bytes(conv_relu())
+    result = pytester.runpytest("--harness-spec", "models.toml", "-k", "latency", "--results", "r.json", *QUICK)
+    (record,) = json.loads((pytester.path / "r.json").read_text())["tests"]
     assert record["verdict"] == "pass" and record["layer_profile"] is None
+    result.stdout.fnmatch_lines(
+        ["layer profile: none for test_latency[[]net-fp32-opt-ort[]]: the per-layer profile failed*"]
+    )
     assert record["layer_profile_error"] == (
         "the per-layer profile failed: TraceError: onnxruntime's profile p.json cannot be read: truncated"
     )

@@ -106,7 +106,7 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
     if not_run:
         lines.append(build_only_line(not_run))
-    notes = [*opset_lines(tests), *label_lines(tests)]
+    notes = [*opset_lines(tests), *label_lines(tests), *profile_error_lines(tests)]
     if notes:
         lines += [*([""] if lines else []), *notes]
     failures = [test for test in tests if test.failed]
@@ -134,6 +134,16 @@ def build_only_line(not_run: Sequence[TestResult]) -> str:
         f"{len(not_run)} test{'s' if len(not_run) > 1 else ''} not run: --build-only "
         f"({', '.join(kinds)} of {points} point{'s' if points > 1 else ''})"
     )
+
+
+def profile_error_lines(tests: Sequence[TestResult]) -> list[str]:
+    """One line where latency tests have no layer profile because their profiler failed (they did not fail for it):
+    the first such test and its reason, and how many more."""
+    missing = [(test.id, why) for test in tests if isinstance(why := test.raw.get("layer_profile_error"), str)]
+    if not missing:
+        return []
+    (first, why), more = missing[0], f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return [f"layer profile: none for {first}{more}: {why} (the results' layer_profile_error)"]
 
 
 def opset_lines(tests: Sequence[TestResult]) -> list[str]:
