@@ -151,6 +151,13 @@ def test_the_engine_profiles_in_a_session_of_its_own() -> None:
         engine.infer(feeds((1, 3, 64, 64)))
 
 
+def test_an_engine_made_of_a_bare_session_says_it_cannot_be_profiled_and_how_to_fix_it() -> None:
+    """A plugin's engine wrapping OnnxRuntimeEngine(session) (tests/test_plugin.py's closing backend) has no model."""
+    bare = OnnxRuntimeEngine(engine_of(conv_relu()).session)
+    with pytest.raises(RuntimeError, match=r"made without its model .*profiled=ProfiledModel.*--no-harness-profile"):
+        bare.profile_layers(feeds((1, 3, 64, 64)), 5)
+
+
 # how many profiled runs
 
 

@@ -93,8 +93,11 @@ class OnnxRuntimeEngine:
     def profile_layers(self, inputs: Mapping[str, np.ndarray], runs: int) -> LayerProfile:
         """`runs` runs of a separate session of the same optimized model with ONNX Runtime's profiler on (the
         engine's own session is never profiled: the profiler slows every run it watches), read as a LayerProfile."""
-        if self._profiled is None:
-            raise RuntimeError("this ONNX Runtime engine was made without its model: it cannot be profiled")
+        if self._profiled is None:  # an engine a plugin made of a bare session (OnnxRuntimeEngine(session))
+            raise RuntimeError(
+                "this ONNX Runtime engine was made without its model (OnnxRuntimeEngine(session)): it cannot be "
+                "profiled; pass profiled=ProfiledModel(...) as OnnxRuntimeBackend.load does, or --no-harness-profile"
+            )
         feeds = dict(inputs)
         with scratch_folder("ort-profile") as scratch:
             options = self._profiled.options()
