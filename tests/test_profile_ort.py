@@ -243,7 +243,8 @@ def test_a_prevented_fusion_shows_as_a_fusion_lost() -> None:
     fused, split = engine_of(conv_relu()), engine_of(conv_relu(fusion_prevented=True))
     changes = diff(fused.profile_layers(inputs, 5), split.profile_layers(inputs, 5))
     (lost,) = [entry for entry in changes.entries if any("fusion lost" in change for change in entry.changes)]
-    assert set(lost.old) == {"r1_nchwc"} and "relu1" in lost.new, lost
+    # one fused layer (NCHWc "r1_nchwc" on x86, FusedConv "conv1" elsewhere) became a convolution and relu1
+    assert len(lost.old) == 1 and len(lost.new) == 2 and "relu1" in lost.new, lost
 
 
 # end to end: pytest sessions record the profile, --update-baselines keeps it
