@@ -15,7 +15,8 @@ input shapes are -1 and their format is not known ("N/A due to dynamic shapes", 
 Each DETAILED layer also names its tactic as TensorRT prints it: "TacticValue" ("0x" and 16 hex
 digits) on every layer, "TacticName" too on the layers whose kernels come from TensorRT's kernel
 libraries (convolution, matrix multiply); the double's tactics are named for its numpy code
-(profiler.py), never after a real kernel.
+(profiler.py), never after a real kernel. A layer with metadata (ILayer.metadata; the ONNX parser sets
+"[ONNX Layer: <node name>]" on the layers it adds for a node) has it as "Metadata".
 
 The double does not fuse or reformat: every network layer is one engine layer, and a tensor's
 Format/Datatype is the type the double computes it in (graph.run): its declared type, or HALF for
@@ -160,6 +161,8 @@ class EngineInspector(StrictObject):
         if node.kind in NAMED_TACTICS:
             layer["TacticName"] = tactic
         layer["TacticValue"] = tactic_value(tactic)
+        if node.metadata:
+            layer["Metadata"] = node.metadata
         if node.kind == "CONVOLUTION" and len(node.inputs) == 1:
             # Weights held by the layer (not tensor inputs), in the type it computes in: TensorRT
             # converts them to it, and the double rounds them to it (Numerics.value).
