@@ -156,9 +156,7 @@ class ICudaEngine(StrictObject):
     def create_execution_context(self, strategy: Any = None) -> Any:
         if strategy is not None:
             self._api.name_of("ExecutionContextAllocationStrategy", strategy)
-        return self._api.new(
-            "IExecutionContext", _engine=self, _profile=0, _shapes={}, _addresses={}, _profiler=None
-        )
+        return self._api.new("IExecutionContext", _engine=self, _profile=0, _shapes={}, _addresses={}, _profiler=None)
 
 
 class IExecutionContext(StrictObject):
