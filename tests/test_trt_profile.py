@@ -6,6 +6,7 @@ tests prove on the double is the plumbing (every layer reported, joined, diffed)
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from cases import conv_add_relu, mnist
 from harness.backends import BUILTIN_BACKENDS
-from harness.backends.trt import PROFILE_SOURCE, TensorRTEngine
+from harness.backends.trt import PROFILE_SOURCE, TensorRTEngine, _inspected_layers, _layer_time
 from harness.build import EngineStore
 from harness.case import Case, Precision, ShapePoint
 from harness.errors import BuildError
@@ -42,8 +43,10 @@ def inputs_for(case: Case) -> dict[str, np.ndarray]:
     return case.generate_inputs(shapes, np.random.default_rng(case.input_seed(0, ShapePoint.OPT, 0)))
 
 
-def engine_of(library: ModuleType, case: Case = conv_add_relu.CASE, **options: object) -> TensorRTEngine:
-    engine = EngineStore(None).get(adapter_backend(library, **options), case, Precision.FP16, 0).engine
+def engine_of(
+    library: ModuleType, case: Case = conv_add_relu.CASE, workflow: str = "onnx-parser", **options: object
+) -> TensorRTEngine:
+    engine = EngineStore(None).get(adapter_backend(library, workflow, **options), case, Precision.FP16, 0).engine
     assert isinstance(engine, TensorRTEngine)
     return engine
 
@@ -69,6 +72,56 @@ def test_every_layer_is_timed_and_described_by_the_inspector(library: ModuleType
         assert convolutions and all(layer.tactic == "numpy_double_convolution_direct" for layer in convolutions)
         assert all(len(layer.fused) == 1 for layer in profile.layers)
         assert {layer.precision for layer in convolutions} == {"Half"}
+
+
+def test_a_network_defined_in_code_has_no_onnx_nodes_so_its_layers_stand_for_themselves(library: ModuleType) -> None:
+    engine = engine_of(library, workflow="network-api")
+    profile = engine.profile_layers(inputs_for(conv_add_relu.CASE), runs=1)
+    assert profile.layers and all(layer.fused == () for layer in profile.layers)
+    assert all(layer.nodes == {layer.name} for layer in profile.layers)
+
+
+def test_a_fused_layer_as_tensorrt_reports_it_computes_every_onnx_node_of_its_metadata() -> None:
+    """The shape of a real engine's layer (trt-engine-explorer's example graphs): a convolution with its ReLU fused,
+    tactic by name, channel-major formats; a reformat layer has a tactic value only and no metadata."""
+    report = json.dumps(
+        {
+            "Layers": [
+                {
+                    "Name": "/conv/Conv + /relu/Relu",
+                    "LayerType": "CaskConvolution",
+                    "Inputs": [{"Name": "x", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+                    "Outputs": [{"Name": "r", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+                    "TacticName": "sm90_xmma_fprop_implicit_gemm_f16f16_f16f16_f16_nhwckrsc_nhwc",
+                    "TacticValue": "0x2b9e8b3d1e5c0c5e",
+                    "Metadata": "[ONNX Layer: /conv/Conv]\x1f[ONNX Layer: /relu/Relu]",
+                },
+                {
+                    "Name": "Reformatting CopyNode for Output Tensor 0 to /conv/Conv + /relu/Relu",
+                    "LayerType": "Reformat",
+                    "Inputs": [{"Name": "r", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+                    "Outputs": [{"Name": "y", "Format/Datatype": "Row major linear FP16 format"}],
+                    "TacticValue": "0x00000000000003e8",
+                },
+            ],
+            "Bindings": ["x", "y"],
+        }
+    )
+    described = _inspected_layers(report)
+    fused = _layer_time("/conv/Conv + /relu/Relu", 12.5, described["/conv/Conv + /relu/Relu"])
+    assert fused.fused == ("/conv/Conv", "/relu/Relu") and fused.kind == "CaskConvolution"
+    assert fused.tactic == "sm90_xmma_fprop_implicit_gemm_f16f16_f16f16_f16_nhwckrsc_nhwc"
+    assert fused.precision == "Half" and len(fused.formats) == 2
+    reformat_name = "Reformatting CopyNode for Output Tensor 0 to /conv/Conv + /relu/Relu"
+    reformat = _layer_time(reformat_name, 1.0, described[reformat_name])
+    assert reformat.tactic == "0x00000000000003e8" and reformat.fused == ()
+    assert _layer_time("a layer the inspector does not name", 2.0, None).kind == ""
+
+
+def test_a_plan_without_detailed_verbosity_gives_layer_names_only() -> None:
+    assert _inspected_layers(json.dumps({"Layers": ["conv", "relu"], "Bindings": ["x", "y"]})) == {}
+    with pytest.raises(ValueError, match="not JSON"):
+        _inspected_layers("conv\nrelu")
 
 
 def test_the_profiler_comes_off_and_profiling_never_replays_the_cuda_graph(library: ModuleType) -> None:
