@@ -283,13 +283,16 @@ class TensorRTEngine:
         self._bind(inputs)
         self._upload(inputs)
         times = ProfileRuns()
-        self.context.profiler = _layer_profiler(self.trt, times)
+        # Held here while set: the context keeps a pointer to the Python object, which must outlive the runs.
+        profiler = _layer_profiler(self.trt, times)
+        self.context.profiler = profiler
         try:
             for _ in range(runs):
                 self._execute()
                 self.stream.synchronize()
         finally:
             self.context.profiler = None
+        del profiler  # only now: TensorRT reported to it until the last run
         report = self._inspector_report()
         described = _inspected_layers(report) if report is not None else {}
         layers = tuple(_layer_time(name, median, described.get(name)) for name, median in times.medians().items())
