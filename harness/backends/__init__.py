@@ -232,8 +232,9 @@ def _tensorrt_family(
     agrees_with: str | None = None,
     default_on: DeviceKind | None = None,
 ) -> BackendDescriptor:
-    """A backend of harness/backends/trt.py: its engines run on a GPU and are gated at 5 %. Its network-API
-    workflow builds from code; its ONNX parser workflow builds a strongly typed network from any ONNX model."""
+    """A backend of harness/backends/trt.py: its engines run on a GPU, are gated at 5 % and profile their layers.
+    Its network-API workflow builds from code; its ONNX parser workflow builds a strongly typed network from any
+    ONNX model."""
     return BackendDescriptor(
         f"harness.backends.trt:{factory}",
         library=library,
@@ -247,6 +248,7 @@ def _tensorrt_family(
         min_opset=9,  # the ONNX parser's backward support, TensorRT 10 and 11 alike (NVIDIA's opset guide)
         builds_from_code=network_api,
         builds_exposed_onnx=not network_api,
+        profiles_layers=True,  # TensorRTEngine.profile_layers: IProfiler joined with the engine inspector
     )
 
 

@@ -16,7 +16,8 @@ asks the module what it has (hasattr, a deprecation it announces), never its ver
 - TensorRT for RTX builds ahead of time without a GPU; its runtime runs only on some compute
   capabilities, which `runtime_problem` finds out once per session by loading a one-layer probe.
 - Plans are built with ProfilingVerbosity.DETAILED, so that the engine inspector reports the type
-  every layer computes in: the proof that an fp16 engine runs in fp16 (harness.precision.layers).
+  every layer computes in: the proof that an fp16 engine runs in fp16 (harness.precision.layers);
+  and its tactic, formats and ONNX nodes, which explain a per-layer profile (profile_layers).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import functools
 import hashlib
 import importlib
 import inspect
+import json
+import re
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
@@ -42,9 +45,14 @@ from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision, raising_line
 from harness.errors import BuildError, EngineCacheWarning, HarnessError, ModelRefusedError, ShapeOutsideProfileError
 from harness.measure import Timer
-from harness.precision.layers import LayerPrecision, layer_precisions
+from harness.precision.layers import UNKNOWN, LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
 from harness.precision.table import row
+from harness.profile import LayerProfile, LayerTime, ProfileRuns
+
+PROFILE_SOURCE = "TensorRT IProfiler + engine inspector"
+# How TensorRT's ONNX parser marks the layers it made for a node (ILayer.metadata); a fused layer has several.
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: (.*?)\]")
 
 
 class _Log:
@@ -135,6 +143,19 @@ def _sink_class(logger_base: type) -> type:
                 self.dropped += half
 
     return Sink
+
+
+def _layer_profiler(trt: ModuleType, runs: ProfileRuns) -> Any:
+    """A TensorRT IProfiler that adds every layer time it is told (milliseconds) to `runs`, in microseconds."""
+
+    class Profiler(trt.IProfiler):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)
+
+        def report_layer_time(self, layer_name: str, ms: float) -> None:
+            runs.add(layer_name, float(ms) * 1000.0)
+
+    return Profiler()
 
 
 class ExecutionError(HarnessError):
@@ -246,14 +267,46 @@ class TensorRTEngine:
         where the library gives no inspector."""
         if self.engine is None or self.context is None:
             return None
-        inspector = self.engine.create_engine_inspector()
-        if inspector is None:
-            return None
         opt = self.case.profiles[self.profile_index].opt
         for spec in self.case.inputs:
             self.context.set_input_shape(spec.name, opt[spec.name])  # _bind sets each run's own shapes again
+        report = self._inspector_report()
+        return None if report is None else layer_precisions(report)
+
+    def profile_layers(self, inputs: Mapping[str, np.ndarray], runs: int) -> LayerProfile:
+        """`runs` executions of these inputs with an IProfiler on the context, each layer's median time joined
+        with what the engine inspector says of the layer at these inputs' shapes. Never a timed sample: TensorRT
+        times every layer on its own when profiling, and replays no CUDA graph, so each run is one synchronous
+        enqueue; the profiler is taken off the context afterwards, whatever happens."""
+        if runs < 1:
+            raise ValueError(f"profile_layers needs at least one run, got {runs}")
+        self._bind(inputs)
+        self._upload(inputs)
+        times = ProfileRuns()
+        # Held here while set: the context keeps a pointer to the Python object, which must outlive the runs.
+        profiler = _layer_profiler(self.trt, times)
+        self.context.profiler = profiler
+        try:
+            for _ in range(runs):
+                self._execute()
+                self.stream.synchronize()
+        finally:
+            self.context.profiler = None
+        del profiler  # only now: TensorRT reported to it until the last run
+        report = self._inspector_report()
+        described = _inspected_layers(report) if report is not None else {}
+        layers = tuple(_layer_time(name, median, described.get(name)) for name, median in times.medians().items())
+        return LayerProfile(layers, runs, PROFILE_SOURCE)
+
+    def _inspector_report(self) -> str | None:
+        """The engine inspector's JSON for every layer, at the shapes set on the context; None where the library
+        gives no inspector."""
+        inspector = self.engine.create_engine_inspector()
+        if inspector is None:
+            return None
         inspector.execution_context = self.context
-        return layer_precisions(inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
+        report: str = inspector.get_engine_information(self.trt.LayerInformationFormat.JSON)
+        return report
 
     def _event_timer(self) -> Any:
         if self._timer is None:
@@ -604,6 +657,35 @@ def _save_timing_cache(path: Path, data: bytes) -> None:
             ),
             stacklevel=2,
         )
+
+
+def _inspected_layers(report: str) -> dict[str, tuple[Mapping[str, Any], LayerPrecision]]:
+    """The detailed layers of an engine inspector report by name, each with its precision; none where the plan
+    was built without ProfilingVerbosity.DETAILED (bare names)."""
+    precisions = layer_precisions(report)  # ValueError, saying why, where the report is not one
+    entries = json.loads(report)["Layers"]
+    return {
+        precision.name: (entry, precision) for entry, precision in zip(entries, precisions) if isinstance(entry, dict)
+    }
+
+
+def _layer_time(name: str, median_us: float, described: tuple[Mapping[str, Any], LayerPrecision] | None) -> LayerTime:
+    """One profiled layer with the inspector's word on it: its type, tactic (name, else value), input then output
+    formats, precision and the ONNX nodes it computes. A layer the inspector does not name keeps its time only."""
+    if described is None:
+        return LayerTime(name, "", median_us)
+    entry, precision = described
+    tactic = entry.get("TacticName") or entry.get("TacticValue")
+    tensors = [*entry.get("Inputs", ()), *entry.get("Outputs", ())]
+    return LayerTime(
+        name=name,
+        kind=precision.layer_type,
+        median_us=median_us,
+        tactic=str(tactic) if tactic else None,
+        formats=tuple(str(tensor.get("Format/Datatype", "")) for tensor in tensors),
+        precision=None if precision.precision == UNKNOWN else precision.precision,
+        fused=tuple(_ONNX_LAYER.findall(str(entry.get("Metadata", "")))),
+    )
 
 
 def _node(operator: str, name: str) -> str:

@@ -11,10 +11,11 @@ Layout: strict.py (snapshots, strictness, access records), layers.py (per-layer 
 values), graph.py (the network as data, the executor), network.py (network-definition API),
 onnx_import.py (OnnxParser), builder.py (Builder, config, profiles, timing cache), plan.py (plan and
 timing-cache formats), runtime.py (Runtime, engine, execution context), inspector.py (EngineInspector:
-per-layer JSON at the build's ProfilingVerbosity), log.py (ILogger, Logger).
+per-layer JSON at the build's ProfilingVerbosity), profiler.py (IProfiler, tactics, the modelled layer
+times it reports), log.py (ILogger, Logger).
 
 Private module attributes for tests: `_accessed`, the set of public (class or enum, member) names that
-code outside this package touched, and `_faults` (strict.Faults).
+code outside this package touched, and `_faults` (strict.Faults: injected failures, and the slower tactic).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from . import builder, inspector, log, network, onnx_import, runtime, strict
+from . import builder, inspector, log, network, onnx_import, profiler, runtime, strict
 from .layers import NUMPY_TYPES
 
 # Implemented classes, parents before children (a specialized class derives from its parents').
@@ -61,6 +62,7 @@ IMPLEMENTED: tuple[type, ...] = (
     builder.IBuilderConfig,
     builder.Builder,
     runtime.Runtime,
+    profiler.IProfiler,
     runtime.ICudaEngine,
     runtime.IExecutionContext,
     inspector.EngineInspector,

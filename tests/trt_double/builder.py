@@ -300,7 +300,21 @@ def _compile(api: Api, network: Any, config: Any) -> Program:
         tf32="TF32" in config._flags,
         weak_fp16=weak_fp16,
         profiling_verbosity=config._profiling_verbosity,
+        slow_layers=_slow_layers(graph, api.faults.slower_tactic),
     )
+
+
+def _slow_layers(graph: Graph, slower_tactic: str | None) -> tuple[str, ...]:
+    """The layers the test-only knob Faults.slower_tactic gives the slower tactic; GraphError where it names none."""
+    if slower_tactic is None:
+        return ()
+    names = [node.name for node in graph.nodes]
+    if slower_tactic not in names:
+        raise GraphError(
+            f"the double's test knob _faults.slower_tactic names layer {slower_tactic!r}, which this network has "
+            f"not; set it to one of {names}"
+        )
+    return (slower_tactic,)
 
 
 def _check_zero_points(graph: Graph) -> None:

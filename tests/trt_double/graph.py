@@ -33,6 +33,7 @@ class Node:
     inputs: list[int]
     outputs: list[int]
     params: dict[str, Any]
+    metadata: str = ""  # ILayer.metadata: the ONNX parser's "[ONNX Layer: <node name>]"
 
 
 @dataclass
@@ -105,7 +106,9 @@ class Graph:
         return {
             "strongly_typed": self.strongly_typed,
             "tensors": [(t.name, t.dtype, t.shape) for t in self.tensors],
-            "nodes": [(n.kind, n.name, list(n.inputs), list(n.outputs), dict(n.params)) for n in self.nodes],
+            "nodes": [
+                (n.kind, n.name, list(n.inputs), list(n.outputs), dict(n.params), n.metadata) for n in self.nodes
+            ],
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
         }
@@ -115,7 +118,7 @@ class Graph:
         return cls(
             strongly_typed=plain["strongly_typed"],
             tensors=[TensorDef(name, dtype, shape) for name, dtype, shape in plain["tensors"]],
-            nodes=[Node(kind, name, inputs, outputs, params) for kind, name, inputs, outputs, params in plain["nodes"]],
+            nodes=[Node(*node) for node in plain["nodes"]],
             inputs=list(plain["inputs"]),
             outputs=list(plain["outputs"]),
         )

@@ -12,6 +12,12 @@ names (trex refuses such a file: "Make sure to enable detailed ProfilingVerbosit
 guide's getLayerInformation example prints the bare name), NONE no layer information. Without an execution context whose input shapes are all set, dimensions that depend on
 input shapes are -1 and their format is not known ("N/A due to dynamic shapes", as TensorRT prints).
 
+Each DETAILED layer also names its tactic as TensorRT prints it: "TacticValue" ("0x" and 16 hex
+digits) on every layer, "TacticName" too on the layers whose kernels come from TensorRT's kernel
+libraries (convolution, matrix multiply); the double's tactics are named for its numpy code
+(profiler.py), never after a real kernel. A layer with metadata (ILayer.metadata; the ONNX parser sets
+"[ONNX Layer: <node name>]" on the layers it adds for a node) has it as "Metadata".
+
 The double does not fuse or reformat: every network layer is one engine layer, and a tensor's
 Format/Datatype is the type the double computes it in (graph.run): its declared type, or HALF for
 the float outputs of a weakly typed network built with BuilderFlag.FP16.
@@ -25,6 +31,7 @@ from typing import Any
 
 from .graph import Graph, Node
 from .layers import DISPLAY_NAMES, FLOATS, Shape
+from .profiler import NAMED_TACTICS, tactic_name, tactic_value
 from .strict import StrictObject
 
 # Format/Datatype strings of row-major linear tensors, as TensorRT prints them (trex's activations.py
@@ -150,6 +157,12 @@ class EngineInspector(StrictObject):
             "Outputs": [tensor(i, read=False) for i in node.outputs],
             "ParameterType": kind,
         }
+        tactic = tactic_name(node, slow=node.name in engine._program.slow_layers)
+        if node.kind in NAMED_TACTICS:
+            layer["TacticName"] = tactic
+        layer["TacticValue"] = tactic_value(tactic)
+        if node.metadata:
+            layer["Metadata"] = node.metadata
         if node.kind == "CONVOLUTION" and len(node.inputs) == 1:
             # Weights held by the layer (not tensor inputs), in the type it computes in: TensorRT
             # converts them to it, and the double rounds them to it (Numerics.value).

@@ -165,6 +165,14 @@ class ILayer(StrictObject):
         return self._api.member("LayerType", self._node().kind)
 
     @property
+    def metadata(self) -> str:
+        return self._node().metadata
+
+    @metadata.setter
+    def metadata(self, value: str) -> None:
+        self._node().metadata = str(value)
+
+    @property
     def num_inputs(self) -> int:
         return len(self._node().inputs)
 

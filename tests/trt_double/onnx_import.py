@@ -176,10 +176,15 @@ class _Importer:
                 f"No importer registered for op: {node.op_type}. Attempting to import as plugin. "
                 "Plugin not found, are the plugin name, version, and namespace correct?",
             )
+        layers = self.network._graph.nodes
+        first = len(layers)
         try:
             results = importer(self, node, _attributes(node))
         except NotImplementedError as error:
             raise _NodeError("UNSUPPORTED_NODE", str(error)) from None
+        for layer in layers[first:]:
+            # As TensorRT's parser marks every layer it adds for a node; the inspector prints it as "Metadata".
+            layer.metadata = f"[ONNX Layer: {node.name or node.output[0]}]"
         for name, result in zip(node.output, results):
             if isinstance(result, np.ndarray):
                 self.values[name] = result

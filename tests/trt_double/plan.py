@@ -41,6 +41,7 @@ class Program:
     tf32: bool  # BuilderFlag.TF32 at build: conv / matmul operands of float32 layers rounded to TF32
     weak_fp16: bool  # weakly typed network built with BuilderFlag.FP16: float layers computed in fp16
     profiling_verbosity: str  # ProfilingVerbosity member name at build: what the engine inspector may show
+    slow_layers: tuple[str, ...] = ()  # layers built with the slower tactic (Faults.slower_tactic, profiler.py)
 
     def to_plain(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class Program:
             "tf32": self.tf32,
             "weak_fp16": self.weak_fp16,
             "profiling_verbosity": self.profiling_verbosity,
+            "slow_layers": list(self.slow_layers),
         }
 
     @classmethod
@@ -59,6 +61,7 @@ class Program:
             plain["tf32"],
             plain["weak_fp16"],
             plain["profiling_verbosity"],
+            tuple(plain["slow_layers"]),
         )
 
 

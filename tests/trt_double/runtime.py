@@ -3,6 +3,8 @@
 execute_async_v3 enforces TensorRT's protocol (every input shape set, every I/O address set, no
 stream capture) and then, on the host: synchronizes the stream, reads each input from its device
 address through the CUDA module, runs the graph in numpy and writes each output to its address.
+With an IProfiler set as the context's `profiler`, it then reports every layer's time to it, as
+TensorRT does when enqueue emits the profile (the default): modelled times (profiler.py), not measured.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .graph import Graph, GraphError
 from .layers import STORAGE_TYPES, Shape
 from .network import as_shape
 from .plan import FormatError, Program, decode_plan
+from .profiler import layer_time_ms
 from .strict import StrictObject
 
 _ENQUEUE = "IExecutionContext::enqueueV3"
@@ -153,7 +156,7 @@ class ICudaEngine(StrictObject):
     def create_execution_context(self, strategy: Any = None) -> Any:
         if strategy is not None:
             self._api.name_of("ExecutionContextAllocationStrategy", strategy)
-        return self._api.new("IExecutionContext", _engine=self, _profile=0, _shapes={}, _addresses={})
+        return self._api.new("IExecutionContext", _engine=self, _profile=0, _shapes={}, _addresses={}, _profiler=None)
 
 
 class IExecutionContext(StrictObject):
@@ -163,6 +166,7 @@ class IExecutionContext(StrictObject):
     _profile: int
     _shapes: dict[str, Shape]
     _addresses: dict[str, int]
+    _profiler: Any  # an IProfiler, or None
 
     def _error(self, message: str) -> bool:
         self._api.log(self._engine._logger, "ERROR", message)
@@ -236,6 +240,18 @@ class IExecutionContext(StrictObject):
             self._error(str(error))
             return self._api.classes["Dims"](engine._declared[engine._io[name]])
 
+    @property
+    def profiler(self) -> Any:
+        return self._profiler
+
+    @profiler.setter
+    def profiler(self, profiler: Any) -> None:
+        if profiler is not None and not isinstance(profiler, self._api.classes["IProfiler"]):
+            raise TypeError(f"incompatible function argument: expected tensorrt.IProfiler, got {profiler!r}")
+        if profiler is not None and not getattr(profiler, "_initialized", False):
+            raise TypeError(f"{type(profiler).__name__}.__init__() must call tensorrt.IProfiler.__init__(self)")
+        self._profiler = profiler
+
     def set_tensor_address(self, name: str, memory: int) -> bool:
         if not self._engine._known(name, "IExecutionContext::setTensorAddress"):
             return False
@@ -277,7 +293,15 @@ class IExecutionContext(StrictObject):
         except GraphError as error:
             return self._error(f"{_ENQUEUE}: {error}")
         self._run(handle, shapes)
+        if self._profiler is not None:
+            self._report(shapes)
         return True
+
+    def _report(self, shapes: list[Shape]) -> None:
+        """Every layer's modelled time, in execution order, to the profiler (profiler.py says how it is modelled)."""
+        program = self._engine._program
+        for node in program.graph.nodes:
+            self._profiler.report_layer_time(node.name, layer_time_ms(node, shapes, node.name in program.slow_layers))
 
     def _run(self, handle: int, shapes: list[Shape]) -> None:
         engine, memory = self._engine, self._api.memory

@@ -113,6 +113,8 @@ class Faults:
     build_error: str | None = None  # the next build logs this as an ERROR and returns None (builder failure, OOM)
     runtime_refuses: str | None = None  # every deserialization logs this as an ERROR and returns None (a GPU
     # the runtime does not support, as TensorRT for RTX's on compute capability 9.0)
+    slower_tactic: str | None = None  # the builder picks the slower tactic for the layer of this name, as an
+    # upgrade may (profiler.py); a name no layer of the network bears fails the build, naming the layers
 
 
 @dataclass(eq=False)
