@@ -12,6 +12,7 @@ This module is plain data and arithmetic: no backend, no pytest.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -217,3 +218,27 @@ class ProfileRuns:
 
     def medians(self) -> dict[str, float]:
         return {name: statistics.median(values) for name, values in self.times.items()}
+
+
+def layer_profile_problem(data: object) -> str | None:
+    """What cannot be read in a record's "layer_profile" (LayerProfile.to_json), naming the field; None where it is
+    usable or absent. from_json reads what it can of anything; this is the check a file's reader runs first, so that a
+    damaged profile is an error naming the file and the test (harness/baselines.py's record_problem), never a layer
+    of 0 µs explaining a regression."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        return '"layer_profile" must be an object or null'
+    layers = data.get("layers")
+    if not isinstance(layers, list):
+        return '"layer_profile.layers" must be a list of layers'
+    for index, layer in enumerate(layers):
+        where = f"layer_profile.layers[{index}]"
+        if not isinstance(layer, Mapping):
+            return f'"{where}" must be an object'
+        if not isinstance(layer.get("name"), str):
+            return f'"{where}.name" must be the layer\'s name'
+        median = recorded_number(layer.get("median_us"))
+        if median is None or not math.isfinite(median) or median < 0:
+            return f'"{where}.median_us" (layer {layer["name"]!r}) must be a finite number ≥ 0'
+    return None

@@ -15,6 +15,7 @@ from harness.compare import OutputErrors
 from harness.gate import GateVerdict
 from harness.matrix import Point
 from harness.measure import Measurement
+from harness.profile import LayerProfile
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TestRecord:
     compared_with: str | None = None
     latency: Measurement | None = None
     host_latency: Measurement | None = None  # enqueue to completion, where the backend's clock is not the host's
+    layer_profile: LayerProfile | None = None  # per-layer times of a latency test's engine (harness/profile.py)
     engine_facts: Mapping[str, object] = field(default_factory=dict)
     latency_threshold: float | None = None  # the gate's threshold for this test
     gate: GateVerdict | None = None  # the comparison with the baseline (harness/gate.py)
@@ -63,6 +65,7 @@ class TestRecord:
             "compared_with": self.compared_with,
             "latency": self.latency.to_json() if self.latency else None,
             "host_latency": self.host_latency.to_json() if self.host_latency else None,
+            "layer_profile": self.layer_profile.to_json() if self.layer_profile else None,
             "engine": dict(self.engine_facts),
             "latency_threshold": self.latency_threshold,
             "gate": self.gate.to_json() if self.gate is not None else None,

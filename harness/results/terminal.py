@@ -346,8 +346,10 @@ def quiet_benchmark_table(config: pytest.Config) -> None:
 
 
 def comparison_text(header: Sequence[str], rows: Sequence[Row]) -> str:
-    """The header lines, one table row per test, the counts, then why each notable verdict was called."""
+    """The header lines, one table row per test, the counts, why each notable verdict was called, then the layers
+    that account for each latency regression."""
     columns = [Column(title, numeric=title in NUMERIC) for title in COLUMNS]
     table = aligned(columns, [list(cells(row).values()) for row in rows])
     notes = [f"{label(row.verdict)} {row.test_id}: {reason}" for row, reason in notable(rows)]
-    return "\n".join([*header, "", *table, "", counts(rows), *notes])
+    layers = [f"{label(row.verdict)} {row.test_id}: {row.explanation.line()}" for row in rows if row.explanation]
+    return "\n".join([*header, "", *table, "", counts(rows), *notes, *layers])
