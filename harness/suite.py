@@ -252,7 +252,8 @@ def _gate(context: PointContext, verdict: GateVerdict) -> None:
         return
     if kind == "regression":
         again = " (still after re-measuring once)" if verdict.remeasured else ""
-        layers = f"; {verdict.explanation.line()}" if verdict.explanation is not None else ""
+        # The layers on a line of their own: the summary's failure line is the message's first (its why).
+        layers = f"\n{verdict.explanation.line()}" if verdict.explanation is not None else ""
         pytest.fail(f"{test_id}: regression against {gate.note}: {verdict.reason}{again}{layers}", pytrace=False)
     if kind == "improvement" and gate.policy.fail_on_improvement:
         pytest.fail(

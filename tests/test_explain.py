@@ -127,8 +127,9 @@ def test_a_regression_in_the_session_names_its_layers_and_keeps_its_verdict() ->
     with pytest.raises(pytest.fail.Exception) as failure:
         _gate(context, explained)  # type: ignore[arg-type]
     message = str(failure.value)
-    assert message.startswith(f"{LATENCY}: regression against baseline b.json: slower: median 1.29")
-    assert message.endswith(explain(OLD, NEW).line()) and "conv1 +40.0 µs (80 % of the added time" in message
+    reason, layers = message.split("\n")  # the layers on a line of their own, after the verdict's reason
+    assert reason == f"{LATENCY}: regression against baseline b.json: {judged.reason}"
+    assert judged.reason.startswith("slower: median 1.29") and layers == explain(OLD, NEW).line()
     recorded = GateVerdict.from_json(context.record.gate.to_json())
     assert recorded == explained  # the results file's "gate" holds the explanation, typed
 
@@ -268,7 +269,14 @@ def test_a_session_regression_says_its_layers_in_the_failure_and_the_results_fil
     monkeypatch.setenv("HARNESS_TEST_SLOWDOWN", "1.3")
     result = project.runpytest(*test_gating.FAST, "-k", "latency and opt", "--results", "r.json")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*regression against baseline*slower*; layers not explained: this run has no layer*"])
+    # The summary's failure line is the verdict's reason; the layers follow on a line of their own.
+    result.stdout.fnmatch_lines(
+        [
+            "FAIL test_latency[[]identity-fp32-opt-ort[]]: regression against baseline*slower*",
+            "  layers not explained: *",
+        ]
+    )
+    assert "  layers not explained: this run has no layer profile" in result.stdout.lines
     (test,) = json.loads((project.path / "r.json").read_text())["tests"]
     assert test["gate"]["verdict"] == "regression"
     assert test["gate"]["explanation"] == {"missing": "this run has no layer profile"}

@@ -257,15 +257,21 @@ def _vs_baseline(test: TestResult) -> str:
 
 def failure_lines(failures: Sequence[TestResult], results: str = "") -> list[str]:
     """One line per failure, and one for tests that failed with the same verdict and why: "ERROR 9 tests
-    (test_build[a-…], …): BuildError: …" (one build error repeated nine times is read once)."""
-    groups = grouped(failures, key=lambda test: f"{test.verdict}\n{_why(test)}")
-    return [
-        failure_line(group[0], results)
-        if len(group) == 1
-        else f"{group[0].verdict.upper()} {len(group)} tests ({listed_ids([test.id for test in group])}): "
-        + capped(_why(group[0]), results, group[0].id)
-        for _, group in groups
-    ]
+    (test_build[a-…], …): BuildError: …" (one build error repeated nine times is read once). A latency regression
+    the gate explained by its layers gets them on a line of their own, indented: its why is the verdict's reason."""
+    lines = []
+    for _, group in grouped(failures, key=lambda test: f"{test.verdict}\n{_why(test)}"):
+        first = group[0]
+        if len(group) > 1:
+            ids = listed_ids([test.id for test in group])
+            lines.append(
+                f"{first.verdict.upper()} {len(group)} tests ({ids}): {capped(_why(first), results, first.id)}"
+            )
+            continue
+        lines.append(failure_line(first, results))
+        if first.gate is not None and first.gate.explanation is not None:
+            lines.append(f"  {capped(first.gate.explanation.line(), results, first.id)}")
+    return lines
 
 
 def failure_line(test: TestResult, results: str = "") -> str:
