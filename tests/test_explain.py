@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness import cli
+from harness.baselines import BaselineFile
 from harness.explain import KEPT, Explanation, explain
 from harness.gate import GatePolicy, GateVerdict, judge_latency
 from harness.profile import LayerProfile, LayerTime
@@ -207,6 +208,23 @@ def test_a_malformed_layer_profile_exits_2_naming_the_file_test_and_field(
     assert captured.out == "" and captured.err.count("\n") == 1
     assert re.search(rf"bad.json: test 'test_latency\[mnist-fp16-opt-ort\]': {field}", captured.err), captured.err
     assert "re-run the tests to write it again" in captured.err
+
+
+def test_a_baseline_as_old_explains_from_its_entry_and_a_malformed_one_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    baseline = BaselineFile(tmp_path / "ort-1.32.0.json", "amd-epyc", "ort", "1.32.0")
+    baseline.entries = {LATENCY: _profiled(record(LATENCY), OLD)}
+    baseline.write()
+    new = write(tmp_path / "new.json", results(_profiled(record(LATENCY, median_us=130.0, seed=1), NEW)))
+    assert cli.main(["compare", str(baseline.path), str(new)]) == 1
+    assert f"REGRESSION {LATENCY}: layers (onnxruntime profiler): 180.0 µs → 230.0 µs" in capsys.readouterr().out
+    baseline.entries = {LATENCY: {**record(LATENCY), "layer_profile": {"layers": [{"name": "conv1"}]}}}
+    baseline.write()
+    assert cli.main(["compare", str(baseline.path), str(new)]) == 2
+    said = capsys.readouterr().err
+    assert f"baseline {baseline.path}: test '{LATENCY}': \"layer_profile.layers[0].median_us\" (layer 'conv1')" in said
+    assert "delete that entry and record it again with --update-baselines" in said
 
 
 def _layer(profile: dict[str, object], **changed: object) -> dict[str, object]:
