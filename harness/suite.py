@@ -136,7 +136,7 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
             "clock": record.backend_info.get("clock"),
         },
     )
-    _gate(harness_point, _explained(harness_point, verdict))
+    _gate(harness_point, _explained(harness_point, verdict))  # once record.layer_profile is recorded
 
 
 @pytest.mark.harness_reference

@@ -158,7 +158,7 @@ def compare_pair(
     row = _judged_pair(old, new, options, known, samples)
     if row.verdict != "regression" or not _latency_regressed(row, new):
         return row
-    return replace(row, explanation=explain_layers(old, new))
+    return replace(row, explanation=_explain_layers(old, new))
 
 
 def _latency_regressed(row: Row, new: TestResult) -> bool:
@@ -167,7 +167,7 @@ def _latency_regressed(row: Row, new: TestResult) -> bool:
     return judged or (row.kind == "latency" and new.gate is not None and new.gate.verdict == "regression")
 
 
-def explain_layers(old: TestResult, new: TestResult) -> Explanation:
+def _explain_layers(old: TestResult, new: TestResult) -> Explanation:
     """The layers of NEW's profile that account for its slowdown against OLD's (harness/explain.py)."""
     from harness.explain import explain
     from harness.profile import LayerProfile
