@@ -298,3 +298,12 @@ def test_a_session_regression_says_its_layers_in_the_failure_and_the_results_fil
     (test,) = json.loads((project.path / "r.json").read_text())["tests"]
     assert test["gate"]["verdict"] == "regression"
     assert test["gate"]["explanation"] == {"missing": "this run has no layer profile"}
+
+
+def test_layers_related_through_a_chain_of_nodes_are_one_group_in_execution_order() -> None:
+    """A fusion regrouped across several layers (profile.diff's components): old a+b and c, new b+c and a."""
+    old = LayerProfile((LayerTime("ab", "Fused", 10.0, fused=("a", "b")), LayerTime("c", "Conv", 5.0)), 1, SOURCE)
+    new = LayerProfile((LayerTime("a", "Conv", 4.0), LayerTime("bc", "Fused", 20.0, fused=("b", "c"))), 1, SOURCE)
+    (layer,) = explain(old, new).layers
+    assert (layer.old, layer.new, layer.old_us, layer.new_us) == (("ab", "c"), ("a", "bc"), 15.0, 24.0)
+    assert layer.changes == ("renamed: ab, c -> a, bc",)
