@@ -5,9 +5,10 @@ explain(old, new) keeps the layers that added the most time, with their share of
 new times and what changed in each (tactic, formats, precision, fusion, a layer that appeared or disappeared), and
 counts the other layers that grew or changed without adding time. The session's gate records it in its verdict
 (harness/gate.py's GateVerdict.explanation), `compare` computes it from two files' profiles, and the renderers show
-it: line() in a terminal verdict, items() in Markdown and HTML, its layers in the report's per-layer figure. Where a
-side has no profile (a backend that does not profile its layers, --no-harness-profile, an older file) it says so in
-one clause instead. Plain data and arithmetic: no backend, no pytest.
+it (harness/results/explanation.py: one line in a terminal verdict, a list in Markdown and HTML; its layers in the
+report's per-layer figure). Where a side has no profile (a backend that does not profile its layers,
+--no-harness-profile, an older file) it says so in one clause instead. Plain data and arithmetic: no backend, no
+pytest, no rendering.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 
 from harness.profile import LayerChange, LayerProfile, diff
 from harness.recorded import recorded_number
-from harness.results.units import micros
 
 NAMED = 3  # layers named in a verdict: the few that account for most of a slowdown
 KEPT = 15  # layers kept in a verdict, by added time: what the HTML report's per-layer figure draws
@@ -90,39 +90,6 @@ class Explanation:
         """The NAMED layers that added the most time."""
         return tuple(layer for layer in self.layers if layer.added_us > 0)[:NAMED]
 
-    def line(self) -> str:
-        """The explanation in one line, for a terminal verdict."""
-        return "; ".join(self.items())
-
-    def items(self) -> list[str]:
-        """The headline, then one item per named layer and one per count of the others: a Markdown or HTML list."""
-        if self.missing is not None:
-            return [f"layers not explained: {self.missing}"]
-        return [self.headline(), *(self._described(layer) for layer in self.named()), *self._others()]
-
-    def headline(self) -> str:
-        """ "layers (onnxruntime profiler): 180.0 µs → 240.0 µs, +60.0 µs" """
-        source = f" ({self.source})" if self.source else ""
-        totals = f"{micros(self.old_total_us)} → {micros(self.new_total_us)}"
-        if self.added_us <= 0:  # the end-to-end latency regressed, the layers' sum did not: outside the layers
-            return f"layers{source}: {totals}, the profiled layers did not add time (the slowdown is between them)"
-        return f"layers{source}: {totals}, +{micros(self.added_us)}"
-
-    def _described(self, layer: ExplainedLayer) -> str:
-        share = self.share(layer)
-        part = f"{share * 100:.0f} % of the added time, " if share is not None else ""
-        times = f"{micros(layer.old_us)} → {micros(layer.new_us)}"
-        what = ", ".join(layer.changes) or "no change recorded"
-        return f"{layer.label} +{micros(layer.added_us)} ({part}{times}): {what}"
-
-    def _others(self) -> list[str]:
-        more = self.grown - len(self.named())
-        said = [f"{more} more {_layers(more)} grew"] if more > 0 else []
-        if self.changed_without_time:
-            count = self.changed_without_time
-            said.append(f"{count} other {_layers(count)} changed without adding time")
-        return said
-
     def to_json(self) -> dict[str, object]:
         if self.missing is not None:
             return {"missing": self.missing}
@@ -179,10 +146,6 @@ def explain(
         changed_without_time=sum(bool(change.changes) and change.added_us <= 0 for change in layers.entries),
         source=new.source,
     )
-
-
-def _layers(count: int) -> str:
-    return "layer" if count == 1 else "layers"
 
 
 def _names(value: object) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.precision.table import Group, row
 from harness.profile import LayerProfile
 from harness.pytest_plugin.fixtures import BuildContext, PairContext, PointContext
+from harness.results import explanation
 from harness.run import run_engine
 
 
@@ -253,7 +254,7 @@ def _gate(context: PointContext, verdict: GateVerdict) -> None:
     if kind == "regression":
         again = " (still after re-measuring once)" if verdict.remeasured else ""
         # The layers on a line of their own: the summary's failure line is the message's first (its why).
-        layers = f"\n{verdict.explanation.line()}" if verdict.explanation is not None else ""
+        layers = f"\n{explanation.line(verdict.explanation)}" if verdict.explanation is not None else ""
         pytest.fail(f"{test_id}: regression against {gate.note}: {verdict.reason}{again}{layers}", pytrace=False)
     if kind == "improvement" and gate.policy.fail_on_improvement:
         pytest.fail(

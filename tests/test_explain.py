@@ -20,6 +20,7 @@ from harness.gate import GatePolicy, GateVerdict, judge_latency
 from harness.profile import LayerProfile, LayerTime
 from harness.results import document as results_document
 from harness.results import html
+from harness.results.explanation import items, line
 from harness.suite import _explained, _gate
 from tests import test_gating
 from tests.test_cli import LATENCY, Record, pair, record, results, write
@@ -53,7 +54,7 @@ NEW = LayerProfile(
 def test_the_explanation_names_the_layers_that_added_most_with_their_share_and_what_changed() -> None:
     explanation = explain(OLD, NEW)
     # 180 µs → 230 µs: +50 µs, of which conv1 40 (80 %), the split fusion 10 (20 %), reformat 3 (6 %).
-    assert explanation.items() == [
+    assert items(explanation) == [
         "layers (onnxruntime profiler): 180.0 µs → 230.0 µs, +50.0 µs",
         "conv1 +40.0 µs (80 % of the added time, 100.0 µs → 140.0 µs): tactic implicit_gemm -> direct",
         (
@@ -64,8 +65,8 @@ def test_the_explanation_names_the_layers_that_added_most_with_their_share_and_w
         "1 more layer grew",  # pool, +2 µs
         "1 other layer changed without adding time",  # conv2's tactic
     ]
-    assert explanation.line() == "; ".join(explanation.items())
-    assert "\n" not in explanation.line()
+    assert line(explanation) == "; ".join(items(explanation))
+    assert "\n" not in line(explanation)
 
 
 def test_the_explanation_keeps_the_figures_layers_and_reads_back_as_written() -> None:
@@ -73,7 +74,7 @@ def test_the_explanation_keeps_the_figures_layers_and_reads_back_as_written() ->
     many_new = LayerProfile(tuple(LayerTime(f"l{i}", "Conv", 10.0 + i) for i in range(40)), 3, SOURCE)
     explanation = explain(many_old, many_new)
     assert len(explanation.layers) == KEPT and explanation.layers[0].label == "l39"  # the most added time first
-    assert explanation.grown == 39 and "36 more layers grew" in explanation.line()
+    assert explanation.grown == 39 and "36 more layers grew" in line(explanation)
     assert Explanation.from_json(explanation.to_json()) == explanation
     assert Explanation.from_json(explain(None, NEW).to_json()) == explain(None, NEW)
 
@@ -91,14 +92,14 @@ def test_a_missing_or_empty_profile_is_one_clause(
     old: LayerProfile | None, new: LayerProfile | None, said: str
 ) -> None:
     explanation = explain(old, new)
-    assert explanation.line() == said and explanation.items() == [said] and explanation.layers == ()
+    assert line(explanation) == said and items(explanation) == [said] and explanation.layers == ()
 
 
 def test_a_slowdown_outside_the_layers_is_said_so() -> None:
     """The end-to-end latency regressed while the profiled layers' sum did not: no share is made up."""
     faster = LayerProfile((LayerTime("conv1", "Conv", 90.0, tactic="direct"),), 5, SOURCE)
     explanation = explain(LayerProfile((LayerTime("conv1", "Conv", 100.0, tactic="implicit_gemm"),), 5, SOURCE), faster)
-    assert explanation.line() == (
+    assert line(explanation) == (
         "layers (onnxruntime profiler): 100.0 µs → 90.0 µs, the profiled layers did not add time (the slowdown is "
         "between them); 1 other layer changed without adding time"
     )
@@ -130,7 +131,7 @@ def test_a_regression_in_the_session_names_its_layers_and_keeps_its_verdict() ->
     message = str(failure.value)
     reason, layers = message.split("\n")  # the layers on a line of their own, after the verdict's reason
     assert reason == f"{LATENCY}: regression against baseline b.json: {judged.reason}"
-    assert judged.reason.startswith("slower: median 1.29") and layers == explain(OLD, NEW).line()
+    assert judged.reason.startswith("slower: median 1.29") and layers == line(explain(OLD, NEW))
     recorded = GateVerdict.from_json(context.record.gate.to_json())
     assert recorded == explained  # the results file's "gate" holds the explanation, typed
 
@@ -160,7 +161,7 @@ def test_compare_names_the_layers_of_a_latency_regression_in_text_and_markdown(
     files = pair(tmp_path, [old], [new])
     assert cli.main(["compare", *files]) == 1
     text = capsys.readouterr().out
-    assert f"REGRESSION {LATENCY}: {explain(OLD, NEW, old_side='the old file', new_side='the new file').line()}" in text
+    assert f"REGRESSION {LATENCY}: {line(explain(OLD, NEW, old_side='the old file', new_side='the new file'))}" in text
     assert cli.main(["compare", *files, "--markdown"]) == 1
     markdown = capsys.readouterr().out
     assert f"- REGRESSION `{LATENCY}`: layers (onnxruntime profiler): 180.0 µs → 230.0 µs, +50.0 µs\n" in markdown

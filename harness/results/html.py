@@ -44,6 +44,7 @@ from harness.results.document import (
     ResultsDocument,
     TestResult,
 )
+from harness.results.explanation import items as explanation_items
 from harness.results.terminal import build_time, opset_lines
 
 if TYPE_CHECKING:
@@ -679,7 +680,7 @@ def _layer_diffs(tests: Sequence[TestResult]) -> str:
     for test in explained[:_LAYER_DIFFS]:
         explanation = test.gate.explanation if test.gate is not None else None
         assert explanation is not None  # as selected into `explained`
-        items = "".join(f"<li>{_escaped(item)}</li>" for item in explanation.items())
+        items = "".join(f"<li>{_escaped(item)}</li>" for item in explanation_items(explanation))
         figure = _layer_diff_figure(test.id, explanation) if explanation.layers else ""
         parts.append(f"<h3>{_badge(test.verdict)} <code>{_escaped(test.id)}</code></h3><ul>{items}</ul>{figure}")
     if len(explained) > _LAYER_DIFFS:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
+from harness.results.explanation import items as explanation_items
 
 if TYPE_CHECKING:
     from harness.explain import Explanation
@@ -34,7 +35,7 @@ def comparison_markdown(header: Sequence[str], rows: Sequence[Row]) -> str:
 
 def _layers(row: Row, explanation: Explanation) -> str:
     """ "- REGRESSION `id`: layers (…): 180.0 µs → 240.0 µs, +60.0 µs" and one nested item per layer named."""
-    headline, *named = explanation.items()
+    headline, *named = explanation_items(explanation)
     nested = "".join(f"\n  - {_escaped(item)}" for item in named)
     return f"- {label(row.verdict)} `{row.test_id}`: {_escaped(headline)}{nested}"
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from harness.precision.opset import INT8_MIN_OPSET
 from harness.progress import LONG_BUILD_S
-from harness.results import units
+from harness.results import explanation, units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
 from harness.results.document import VERDICTS, BuildResult, InputError, TestResult
 from harness.results.text import capped, grouped, listed_ids, number
@@ -270,7 +270,7 @@ def failure_lines(failures: Sequence[TestResult], results: str = "") -> list[str
             continue
         lines.append(failure_line(first, results))
         if first.gate is not None and first.gate.explanation is not None:
-            lines.append(f"  {capped(first.gate.explanation.line(), results, first.id)}")
+            lines.append(f"  {capped(explanation.line(first.gate.explanation), results, first.id)}")
     return lines
 
 
@@ -357,5 +357,7 @@ def comparison_text(header: Sequence[str], rows: Sequence[Row]) -> str:
     columns = [Column(title, numeric=title in NUMERIC) for title in COLUMNS]
     table = aligned(columns, [list(cells(row).values()) for row in rows])
     notes = [f"{label(row.verdict)} {row.test_id}: {reason}" for row, reason in notable(rows)]
-    layers = [f"{label(row.verdict)} {row.test_id}: {row.explanation.line()}" for row in rows if row.explanation]
+    layers = [
+        f"{label(row.verdict)} {row.test_id}: {explanation.line(row.explanation)}" for row in rows if row.explanation
+    ]
     return "\n".join([*header, "", *table, "", counts(rows), *notes, *layers])
