@@ -29,6 +29,7 @@ from pathlib import Path
 
 from harness.atomic import lock_removed, write_atomically
 from harness.errors import HarnessError
+from harness.profile import layer_profile_problem
 from harness.recorded import is_number, json_safe, recorded_number, significant
 
 SCHEMA = "trt-harness/baseline"
@@ -163,8 +164,8 @@ def first_record_problem(records: Mapping[str, Mapping[str, object]]) -> tuple[s
 
 def record_problem(record: Mapping[str, object]) -> str | None:
     """What the gate could not read in one test's record (a baseline entry or a results record), naming
-    the field; None when it is usable. The gate reads raw latency samples (finite, positive numbers) and
-    per-output accuracy numbers."""
+    the field; None when it is usable. The gate reads raw latency samples (finite, positive numbers), per-output
+    accuracy numbers, and the layer profile that explains a latency regression (harness/explain.py)."""
     for key in ("latency", "host_latency"):
         stats = record.get(key)
         if stats is None:
@@ -179,7 +180,7 @@ def record_problem(record: Mapping[str, object]) -> str | None:
         for index, sample in enumerate(samples):
             if not (is_number(sample) and math.isfinite(sample) and sample > 0):
                 return f'"{key}.samples_us[{index}]" is {_shown(sample)}; latency samples must be finite numbers > 0'
-    return _accuracy_problem(record.get("accuracy"))
+    return layer_profile_problem(record.get("layer_profile")) or _accuracy_problem(record.get("accuracy"))
 
 
 def _accuracy_problem(accuracy: object) -> str | None:

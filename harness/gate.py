@@ -39,6 +39,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from harness.explain import Explanation
 from harness.recorded import recorded_number
 
 # A latency test that its budget stopped with fewer samples than this is re-measured once, and if still short it
@@ -146,6 +147,9 @@ class GateVerdict:
     samples: int | None = None  # an inconclusive latency: the samples measured, and the least the gate needs
     min_samples: int | None = None
     remeasured: bool | None = None  # a latency verdict: whether it judged a second measurement
+    # A latency regression: the layers that account for it, from the baseline's and this run's layer profiles
+    # (harness/explain.py); added once the run is profiled, which never changes the verdict.
+    explanation: Explanation | None = None
 
     @property
     def latency_ratio(self) -> float | None:
@@ -170,6 +174,7 @@ class GateVerdict:
             "samples": self.samples,
             "min_samples": self.min_samples,
             "remeasured": self.remeasured,
+            "explanation": self.explanation.to_json() if self.explanation is not None else None,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
@@ -192,6 +197,7 @@ class GateVerdict:
             samples=_json_count(data.get("samples")),
             min_samples=_json_count(data.get("min_samples")),
             remeasured=remeasured if isinstance(remeasured, bool) else None,
+            explanation=Explanation.from_json(data.get("explanation")),
         )
 
 

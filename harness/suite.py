@@ -9,6 +9,7 @@ run → compare / measure → report.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 from typing import Any, cast
@@ -21,6 +22,7 @@ from harness.bench import report_samples
 from harness.case import Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
+from harness.explain import explain
 from harness.gate import (
     MIN_GATE_SAMPLES,
     GateVerdict,
@@ -35,7 +37,9 @@ from harness.gate import (
 from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.precision.table import Group, row
+from harness.profile import LayerProfile
 from harness.pytest_plugin.fixtures import BuildContext, PairContext, PointContext
+from harness.results import explanation
 from harness.run import run_engine
 
 
@@ -135,7 +139,7 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
         },
     )
     _record_layer_profile(harness_point, measurement)
-    _gate(harness_point, verdict)
+    _gate(harness_point, _explained(harness_point, verdict))  # after the profile: it names the layers
 
 
 @pytest.mark.harness_reference
@@ -253,6 +257,15 @@ def _latency_gate(context: PointContext, measurement: Measurement, remeasured: b
     )
 
 
+def _explained(context: PointContext, verdict: GateVerdict) -> GateVerdict:
+    """A latency regression with the layers that account for it (harness/explain.py): the baseline entry's layer
+    profile against this run's, recorded after the measurement. The verdict itself stays as the samples judged it."""
+    if verdict.verdict != "regression":
+        return verdict
+    baseline = LayerProfile.from_json((context.gate.baseline or {}).get("layer_profile"))
+    return dataclasses.replace(verdict, explanation=explain(baseline, context.record.layer_profile))
+
+
 def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> GateVerdict:
     baseline = (context.gate.baseline or {}).get("accuracy")
     if not isinstance(baseline, list):
@@ -273,7 +286,9 @@ def _gate(context: PointContext, verdict: GateVerdict) -> None:
         return
     if kind == "regression":
         again = " (still after re-measuring once)" if verdict.remeasured else ""
-        pytest.fail(f"{test_id}: regression against {gate.note}: {verdict.reason}{again}", pytrace=False)
+        # The layers on a line of their own: the summary's failure line is the message's first (its why).
+        layers = f"\n{explanation.line(verdict.explanation)}" if verdict.explanation is not None else ""
+        pytest.fail(f"{test_id}: regression against {gate.note}: {verdict.reason}{again}{layers}", pytrace=False)
     if kind == "improvement" and gate.policy.fail_on_improvement:
         pytest.fail(
             f"{test_id}: {verdict.reason}; the baseline is stale: refresh it with --update-baselines", pytrace=False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from harness.results.units import micros_number
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.explain import Explanation
     from harness.gate import GatePolicy, GateVerdict, LatencyComparison
 
 
@@ -80,6 +81,7 @@ class Row:
     verdict: str
     reasons: tuple[str, ...]
     detail: str = ""  # shown after the verdict: "12 samples < 30"
+    explanation: Explanation | None = None  # a latency regression: the layers that account for it
 
 
 def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = NO_KNOWN_FAILURES) -> list[Row]:
@@ -151,7 +153,36 @@ def compare_pair(
     samples: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> Row:
     """One test present on both sides: NEW's own verdict first (a failing or inconclusive test fails the comparison
-    whatever its numbers), then the gate's latency and accuracy verdicts on the numbers."""
+    whatever its numbers), then the gate's latency and accuracy verdicts on the numbers; a latency regression with
+    the layers that account for it, from the two files' layer profiles."""
+    row = _judged_pair(old, new, options, known, samples)
+    if row.verdict != "regression" or not _latency_regressed(row, new):
+        return row
+    return replace(row, explanation=_explain_layers(old, new))
+
+
+def _latency_regressed(row: Row, new: TestResult) -> bool:
+    """Whether the row's regression is its latency's: judged here on the samples, or by NEW's own session gate."""
+    judged = row.latency is not None and row.latency.verdict == "regression"
+    return judged or (row.kind == "latency" and new.gate is not None and new.gate.verdict == "regression")
+
+
+def _explain_layers(old: TestResult, new: TestResult) -> Explanation:
+    """The layers of NEW's profile that account for its slowdown against OLD's (harness/explain.py)."""
+    from harness.explain import explain
+    from harness.profile import LayerProfile
+
+    before, after = (LayerProfile.from_json(test.raw.get("layer_profile")) for test in (old, new))
+    return explain(before, after, old_side="the old file", new_side="the new file")
+
+
+def _judged_pair(
+    old: TestResult,
+    new: TestResult,
+    options: GateOptions,
+    known: KnownFailures,
+    samples: tuple[np.ndarray | None, np.ndarray | None],
+) -> Row:
     from harness.gate import judge_accuracy, judge_latency, timing_differences
 
     if new.gate is not None and new.gate.verdict == "inconclusive":

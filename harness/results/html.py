@@ -14,7 +14,8 @@ note of the rest, so that a fleet's merged file of 100,000 tests gives a report 
 (benchmarks/fleet_scale.py). Messages are capped and grouped (harness/results/text.py).
 
 Sections, in reading order: verdicts (errors and failures first, then passes, skips folded), the accuracy heat
-map, latency distributions, baseline ratios, per-layer precision, localization, builds, the environment.
+map, latency distributions, baseline ratios, the layer diffs of latency regressions (the 10 largest), per-layer
+precision, localization, builds, the environment.
 
 The plugin writes it after the results file (--harness-html); `python -m harness report RESULTS.json`
 (harness/cli/report.py) writes the report of any results file, without pytest, reading it with load(): a record
@@ -43,6 +44,7 @@ from harness.results.document import (
     ResultsDocument,
     TestResult,
 )
+from harness.results.explanation import items as explanation_items
 from harness.results.terminal import build_time, opset_lines
 
 if TYPE_CHECKING:
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from matplotlib.typing import RcKeyType
+
+    from harness.explain import Explanation
 
 # The order verdicts are listed in: what needs reading first. An unknown verdict sorts before all of them.
 _VERDICT_ORDER = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
@@ -64,9 +68,12 @@ _WORST = 20  # tests in the worst-latency figure
 _FIGURE_ROWS = 40  # cases in the heat map, tests in the baseline ratios, when there are more
 _LISTED_LAYERS = 12  # layers named in a per-layer precision summary
 _LOCALIZED = 20  # localized tests shown
+_LAYER_DIFFS = 10  # regressed tests given a per-layer diff figure, the most slowed first
 _LOCALIZED_LAYERS = 30  # layers shown of one localization, around the first failing one
 _LISTED_BUILDS = 500
 _PERCENTILES = 101  # what the report keeps of a latency test's samples: percentiles 0..100 (see load)
+# A layer diff's bars: the old time, and the new one where the layer changed (tactic, formats, …) or not.
+_OLD_COLOUR, _CHANGED_COLOUR, _UNCHANGED_COLOUR = "#bdbdbd", "#c62828", "#1565c0"
 _GATE_COLOURS = {"regression": "#c62828", "improvement": "#2e7d32", "pass": "#1565c0"}
 _NONFINITE_COLOUR = "#4a148c"  # a heat-map cell whose output held NaN/Inf: on no scale, never green
 # Heat-map scale: log10 of error ÷ tolerance, green far below 1, yellow near it, red above.
@@ -214,6 +221,7 @@ def render(document: ResultsDocument) -> str:
         _accuracy_map(tests),
         _latency_distributions(tests),
         _baseline_ratios(tests),
+        _layer_diffs(tests),
         _layer_precision(tests, document.source),
         _localizations(tests),
         _builds(tests),
@@ -660,6 +668,56 @@ def _off_baseline(test: TestResult) -> tuple[bool, float]:
     return (gate is not None and gate.latency_verdict == "regression", distance)
 
 
+def _layer_diffs(tests: Sequence[TestResult]) -> str:
+    """For each latency regression whose gate named its layers (GateVerdict.explanation, recorded in the results
+    file: the baseline's profile is not needed here), old vs new time of its layers that added the most, changed
+    layers marked; the explanation's items below. At most _LAYER_DIFFS figures, the largest ratio first."""
+    explained = [test for test in tests if test.gate is not None and test.gate.explanation is not None]
+    if not explained:
+        return _section("layer-diff", "Layer diff", _note("no latency regression was explained by its layers"))
+    explained.sort(key=_off_baseline, reverse=True)
+    parts = []
+    for test in explained[:_LAYER_DIFFS]:
+        explanation = test.gate.explanation if test.gate is not None else None
+        assert explanation is not None  # as selected into `explained`
+        items = "".join(f"<li>{_escaped(item)}</li>" for item in explanation_items(explanation))
+        figure = _layer_diff_figure(test.id, explanation) if explanation.layers else ""
+        parts.append(f"<h3>{_badge(test.verdict)} <code>{_escaped(test.id)}</code></h3><ul>{items}</ul>{figure}")
+    if len(explained) > _LAYER_DIFFS:
+        parts.append(_note(f"{len(explained) - _LAYER_DIFFS:,} more explained regressions: in the results file"))
+    return _section("layer-diff", "Layer diff", "\n".join(parts))
+
+
+def _layer_diff_figure(test_id: str, explanation: Explanation) -> str:
+    """Horizontal bars, a pair per layer: the old time (grey) over the new one (red where the layer changed: its
+    tactic, formats, precision or fusion; blue where only its time did); a changed layer's label ends in " *"."""
+    layers = explanation.layers
+    labels = [f"{layer.label} *" if layer.changes else layer.label for layer in layers]
+    left = _label_room(labels)
+
+    def draw(figure: Figure) -> None:
+        from matplotlib.patches import Patch
+
+        axes = _axes(figure, left, 0.4)
+        rows = range(len(layers))
+        axes.barh([row - 0.2 for row in rows], [layer.old_us for layer in layers], 0.4, color=_OLD_COLOUR)
+        colours = [_CHANGED_COLOUR if layer.changes else _UNCHANGED_COLOUR for layer in layers]
+        axes.barh([row + 0.2 for row in rows], [layer.new_us for layer in layers], 0.4, color=colours)
+        axes.set_yticks(rows, labels)
+        axes.invert_yaxis()  # the layer that added the most on top
+        axes.set_xlabel("median layer time (µs)")
+        keys = ((_OLD_COLOUR, "old"), (_CHANGED_COLOUR, "new, changed *"), (_UNCHANGED_COLOUR, "new, same layer"))
+        axes.legend(handles=[Patch(color=colour, label=said) for colour, said in keys], loc="best", frameon=False)
+        _grid(axes)
+
+    svg = _plot(f"layer-diff-{test_id}", (left + 3.6, 0.5 + 0.22 * len(layers)), draw)
+    caption = (
+        f"The {len(layers)} layers that added the most time, old (grey) and new; * and red: the layer changed "
+        "(tactic, formats, precision or fusion), blue: only its time did."
+    )
+    return _figure(svg, caption)
+
+
 def _layer_precision(tests: Sequence[TestResult], source: str) -> str:
     """The precision each layer ran in, once per case, precision and backend (shapes share it); a test that
     found problems is the one shown. A large model's layers are counted per precision, a few named."""
@@ -864,6 +922,7 @@ _NAV = (
             ("accuracy", "Accuracy"),
             ("latency", "Latency"),
             ("baselines", "Baselines"),
+            ("layer-diff", "Layer diff"),
             ("layers", "Layers"),
             ("localization", "Localization"),
             ("builds", "Builds"),

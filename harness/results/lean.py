@@ -23,7 +23,7 @@ import numpy as np
 from harness.results.document import ResultsFileError, read_json
 
 # Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
-# comparison._fixed_corner_kept_as). The large ones are cut before parsing, looked for in the order the harness
+# comparison._fixed_corner_kept_as; and `layer_profile`, checked, to name the layers of a latency regression). The large ones are cut before parsing, looked for in the order the harness
 # writes them (record.TestRecord.to_json), with "latency", whose samples are cut: each after the one before; the
 # small ones are dropped once parsed (looking for each would cost more than parsing it).
 UNREAD = (

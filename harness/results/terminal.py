@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from harness.precision.opset import INT8_MIN_OPSET
 from harness.progress import LONG_BUILD_S
-from harness.results import units
+from harness.results import explanation, units
 from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
 from harness.results.document import VERDICTS, BuildResult, InputError, TestResult
 from harness.results.text import capped, grouped, listed_ids, number
@@ -267,15 +267,21 @@ def _vs_baseline(test: TestResult) -> str:
 
 def failure_lines(failures: Sequence[TestResult], results: str = "") -> list[str]:
     """One line per failure, and one for tests that failed with the same verdict and why: "ERROR 9 tests
-    (test_build[a-…], …): BuildError: …" (one build error repeated nine times is read once)."""
-    groups = grouped(failures, key=lambda test: f"{test.verdict}\n{_why(test)}")
-    return [
-        failure_line(group[0], results)
-        if len(group) == 1
-        else f"{group[0].verdict.upper()} {len(group)} tests ({listed_ids([test.id for test in group])}): "
-        + capped(_why(group[0]), results, group[0].id)
-        for _, group in groups
-    ]
+    (test_build[a-…], …): BuildError: …" (one build error repeated nine times is read once). A latency regression
+    the gate explained by its layers gets them on a line of their own, indented: its why is the verdict's reason."""
+    lines = []
+    for _, group in grouped(failures, key=lambda test: f"{test.verdict}\n{_why(test)}"):
+        first = group[0]
+        if len(group) > 1:
+            ids = listed_ids([test.id for test in group])
+            lines.append(
+                f"{first.verdict.upper()} {len(group)} tests ({ids}): {capped(_why(first), results, first.id)}"
+            )
+            continue
+        lines.append(failure_line(first, results))
+        if first.gate is not None and first.gate.explanation is not None:
+            lines.append(f"  {capped(explanation.line(first.gate.explanation), results, first.id)}")
+    return lines
 
 
 def failure_line(test: TestResult, results: str = "") -> str:
@@ -356,8 +362,12 @@ def quiet_benchmark_table(config: pytest.Config) -> None:
 
 
 def comparison_text(header: Sequence[str], rows: Sequence[Row]) -> str:
-    """The header lines, one table row per test, the counts, then why each notable verdict was called."""
+    """The header lines, one table row per test, the counts, why each notable verdict was called, then the layers
+    that account for each latency regression."""
     columns = [Column(title, numeric=title in NUMERIC) for title in COLUMNS]
     table = aligned(columns, [list(cells(row).values()) for row in rows])
     notes = [f"{label(row.verdict)} {row.test_id}: {reason}" for row, reason in notable(rows)]
-    return "\n".join([*header, "", *table, "", counts(rows), *notes])
+    layers = [
+        f"{label(row.verdict)} {row.test_id}: {explanation.line(row.explanation)}" for row in rows if row.explanation
+    ]
+    return "\n".join([*header, "", *table, "", counts(rows), *notes, *layers])
