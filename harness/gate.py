@@ -40,6 +40,7 @@ from statistics import NormalDist
 import numpy as np
 
 from harness.recorded import recorded_number
+from harness.results.units import size
 
 # A latency test that its budget stopped with fewer samples than this is re-measured once, and if still short it
 # is "inconclusive" and fails (harness/suite.py): 11 samples left a 2x slowdown inside the CI of the ratio.
@@ -446,3 +447,103 @@ def _timing(record: Mapping[str, object]) -> Mapping[str, object]:
     engine = record.get("engine")
     timing = engine.get("timing") if isinstance(engine, Mapping) else None
     return timing if isinstance(timing, Mapping) else {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Costs: build time, plan size, device memory. One number per side, no samples: a cost regresses when the new
+# number exceeds the old by more than its threshold, and improves when it falls below by as much (the latency
+# gate's mirror, 1 - threshold). The verdict words are the latency gate's.
+
+BUILD_TIME = "build time"
+PLAN_SIZE = "plan size"
+DEVICE_MEMORY = "device memory"
+
+
+@dataclass(frozen=True)
+class CostPolicy:
+    # +50 %: a build is timed once, on a machine also busy with other builds (xdist workers, tactic timing that
+    # itself depends on the GPU's clocks); TensorRT's autotuner makes its time vary by tens of percent between
+    # identical runs, while a slower builder that users notice (an overnight fleet build) is slower by far more.
+    build_time_threshold: float = 0.5
+    # +20 %: a plan's size is deterministic for one builder and model (weights dominate it), so any growth is the
+    # builder's; 20 % is what a fleet's storage and load time feel, while a tactic's own workspace or a kernel's
+    # embedded code moving a few percent is not worth a failing upgrade.
+    plan_size_threshold: float = 0.2
+    # +20 %: device memory is TensorRT's own figure for the engine's activations and scratch (deterministic for
+    # one plan); 20 % more is what decides whether the fleet's engines still fit beside each other on one GPU.
+    memory_threshold: float = 0.2
+    # Below a second a build's time is mostly the process's own overhead (imports, parsing, page cache), which
+    # swings by more than the threshold between runs: such a build is too short for its time to be judged.
+    build_time_floor_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class CostComparison:
+    """One cost of a test judged against the old side's: what `compare` shows in its costs table and what a build
+    test asserts in the session."""
+
+    cost: str  # BUILD_TIME, PLAN_SIZE or DEVICE_MEMORY
+    old: float | None  # seconds or bytes; None where the old side recorded none
+    new: float | None
+    threshold: float
+    verdict: str  # pass, regression, improvement, new or inconclusive
+    reason: str
+
+    @property
+    def ratio(self) -> float | None:
+        if self.old is None or self.new is None or self.old <= 0:
+            return None
+        return self.new / self.old
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def judge_cost(cost: str, old: float | None, new: float | None, threshold: float) -> CostComparison:
+    """NEW's cost against OLD's: "new" where OLD recorded none, "inconclusive" where NEW recorded none, else a
+    regression beyond 1 + threshold, an improvement below 1 - threshold, a pass between."""
+    if old is None or old <= 0:
+        return CostComparison(cost, old, new, threshold, "new", f"no old {cost} recorded to judge against")
+    if new is None:
+        return CostComparison(cost, old, new, threshold, "inconclusive", f"the new run recorded no {cost}")
+    ratio = new / old
+    numbers = f"{cost_value(cost, old)} → {cost_value(cost, new)} ({ratio:.2f}×)"
+    if ratio > 1 + threshold:
+        verdict, reason = "regression", f"{cost} grew {numbers}, beyond the {threshold:.0%} threshold"
+    elif ratio < 1 - threshold:
+        verdict, reason = "improvement", f"{cost} fell {numbers}, beyond the {threshold:.0%} threshold"
+    else:
+        verdict, reason = "pass", f"{cost} {numbers}, within the {threshold:.0%} threshold"
+    return CostComparison(cost, old, new, threshold, verdict, reason)
+
+
+def judge_build_time(
+    old_s: float | None, new_s: float | None, *, old_cached: bool, new_cached: bool, policy: CostPolicy
+) -> CostComparison:
+    """judge_cost of the engine build's seconds, unless a side built nothing (found in the engine cache) or the
+    builds are too short for their time to mean anything (CostPolicy.build_time_floor_s): inconclusive, saying so."""
+    threshold = policy.build_time_threshold
+    cached = [side for side, was in (("old", old_cached), ("new", new_cached)) if was]
+    if cached:
+        why = f"the {' and '.join(cached)} run found the engine in the engine cache: no build was timed"
+        fix = "; run with a fresh --engine-cache to time it"
+        return CostComparison(BUILD_TIME, old_s, new_s, threshold, "inconclusive", why + fix)
+    floor = policy.build_time_floor_s
+    if old_s is not None and new_s is not None and max(old_s, new_s) < floor:
+        numbers = f"{cost_value(BUILD_TIME, old_s)} → {cost_value(BUILD_TIME, new_s)}"
+        why = f"{numbers}: both builds under {floor:g} s, too short for their time to be judged"
+        return CostComparison(BUILD_TIME, old_s, new_s, threshold, "inconclusive", why)
+    return judge_cost(BUILD_TIME, old_s, new_s, threshold)
+
+
+def judge_plan_size(old_bytes: float | None, new_bytes: float | None, policy: CostPolicy) -> CostComparison:
+    return judge_cost(PLAN_SIZE, old_bytes, new_bytes, policy.plan_size_threshold)
+
+
+def judge_device_memory(old_bytes: float | None, new_bytes: float | None, policy: CostPolicy) -> CostComparison:
+    return judge_cost(DEVICE_MEMORY, old_bytes, new_bytes, policy.memory_threshold)
+
+
+def cost_value(cost: str, value: float) -> str:
+    """A cost as every verdict and table writes it: seconds with two decimals, bytes in kB or MB (units.size)."""
+    return f"{value:.2f} s" if cost == BUILD_TIME else size(int(value))
