@@ -257,14 +257,14 @@ def _plan_growth_note(build_id: str, old: Side, new: Side) -> str:
     before, after = _engine_layers(build_id, old), _engine_layers(build_id, new)
     if before is None or after is None:
         return (
-            "plan growth by layer: no per-layer profile recorded for this engine on both sides (its latency tests "
-            "record one where the backend's profiler runs); the engine inspector gives no bytes per layer"
+            "plan growth by layer: not known, no per-layer profile of this engine on both sides (its latency tests "
+            "record one where the backend's profiler runs)"
         )
     changes = [entry for entry in diff(before, after).entries if _structural(entry.changes)]
     if not changes:
         return (
             f"plan growth by layer: the same {len(after.layers)} layers on both sides (no layer appeared, disappeared "
-            "or fused differently): the growth is inside layers (weights, kernels), which the inspector does not size"
+            "or fused differently): the growth is inside layers (weights, kernels), which the layer lists do not size"
         )
     listed = "; ".join(f"{entry.label}: {', '.join(entry.changes)}" for entry in changes[:_LISTED_LAYERS])
     more = f"; and {len(changes) - _LISTED_LAYERS} more" if len(changes) > _LISTED_LAYERS else ""
