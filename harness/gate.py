@@ -147,6 +147,7 @@ class GateVerdict:
     samples: int | None = None  # an inconclusive latency: the samples measured, and the least the gate needs
     min_samples: int | None = None
     remeasured: bool | None = None  # a latency verdict: whether it judged a second measurement
+    costs: tuple[CostComparison, ...] | None = None  # a build test's build time and plan size against its baseline's
 
     @property
     def latency_ratio(self) -> float | None:
@@ -171,6 +172,7 @@ class GateVerdict:
             "samples": self.samples,
             "min_samples": self.min_samples,
             "remeasured": self.remeasured,
+            "costs": [cost.to_json() for cost in self.costs] if self.costs is not None else None,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
@@ -193,6 +195,9 @@ class GateVerdict:
             samples=_json_count(data.get("samples")),
             min_samples=_json_count(data.get("min_samples")),
             remeasured=remeasured if isinstance(remeasured, bool) else None,
+            costs=tuple(CostComparison.from_json(cost) for cost in costs if isinstance(cost, Mapping))
+            if isinstance(costs := data.get("costs"), list)
+            else None,
         )
 
 
@@ -498,6 +503,49 @@ class CostComparison:
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> CostComparison:
+        return cls(
+            cost=str(data.get("cost", "")),
+            old=recorded_number(data.get("old")),
+            new=recorded_number(data.get("new")),
+            threshold=_json_number(data.get("threshold")),
+            verdict=str(data.get("verdict") or ""),
+            reason=str(data.get("reason") or ""),
+        )
+
+
+# What a build record's "build" holds that the cost gate reads: the results reader keeps these (results/lean.py) and
+# a baseline keeps them of a build test (baselines.py), nothing else of the build (its local paths, its warnings).
+BUILD_COST_FIELDS = ("cached", "build_s", "artifact_bytes")
+
+
+def judge_build(
+    old: Mapping[str, object], new: Mapping[str, object], policy: CostPolicy
+) -> tuple[CostComparison, CostComparison]:
+    """A build's time and plan size (records' "build" objects: harness/build.py's BuildRecord) against the old one's."""
+    time = judge_build_time(
+        recorded_number(old.get("build_s")),
+        recorded_number(new.get("build_s")),
+        old_cached=old.get("cached") is True,
+        new_cached=new.get("cached") is True,
+        policy=policy,
+    )
+    return time, judge_plan_size(
+        recorded_number(old.get("artifact_bytes")), recorded_number(new.get("artifact_bytes")), policy
+    )
+
+
+def cost_verdict(costs: Sequence[CostComparison], *, baseline: str | None) -> GateVerdict:
+    """A test's verdict on its costs: a regression where one regressed (the reason names those), else an improvement
+    where one improved, else a pass whose reason says each cost, the ones that could not be judged with why. A cost
+    that could not be judged (a cached or too short build) fails nothing: the measurement is coarse, not worse."""
+    regressed = [cost for cost in costs if cost.verdict == "regression"]
+    improved = [cost for cost in costs if cost.verdict == "improvement"]
+    verdict = "regression" if regressed else "improvement" if improved else "pass"
+    reason = "; ".join(cost.reason for cost in regressed or improved or costs)
+    return GateVerdict(verdict, reason, baseline, costs=tuple(costs))
+
 
 def judge_cost(cost: str, old: float | None, new: float | None, threshold: float) -> CostComparison:
     """NEW's cost against OLD's: "new" where OLD recorded none, "inconclusive" where NEW recorded none, else a
@@ -526,7 +574,7 @@ def judge_build_time(
     cached = [side for side, was in (("old", old_cached), ("new", new_cached)) if was]
     if cached:
         why = f"the {' and '.join(cached)} run found the engine in the engine cache: no build was timed"
-        fix = "; run with a fresh --engine-cache to time it"
+        fix = "; time it with an empty engine cache (--engine-cache pointing to a new folder, or off)"
         return CostComparison(BUILD_TIME, old_s, new_s, threshold, "inconclusive", why + fix)
     floor = policy.build_time_floor_s
     if old_s is not None and new_s is not None and max(old_s, new_s) < floor:

@@ -17,14 +17,17 @@ import numpy as np
 import pytest
 
 from harness.bench import report_samples
+from harness.build import BuildRecord
 from harness.case import Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
 from harness.gate import (
     MIN_GATE_SAMPLES,
     GateVerdict,
+    cost_verdict,
     inconclusive,
     judge_accuracy,
+    judge_build,
     judge_latency,
     no_baseline,
     starved,
@@ -43,6 +46,7 @@ def test_build(harness_build: BuildContext) -> None:
     builder's warnings go into the results. The one test a build-only run (--build-only) runs."""
     record = harness_build.build()
     assert record.artifact_bytes > 0, f"{harness_build.point.id}: the backend built an empty artifact"
+    _gate(harness_build, _build_gate(harness_build, record))
 
 
 @pytest.mark.harness_reference  # skipped where the reference is the point itself (harness/pytest_plugin/fixtures.py)
@@ -227,7 +231,16 @@ def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> Gat
     return judge_accuracy(baseline, [e.to_json() for e in errors], context.gate.policy, baseline=context.gate.note)
 
 
-def _gate(context: PointContext, verdict: GateVerdict) -> None:
+def _build_gate(context: BuildContext, built: BuildRecord) -> GateVerdict:
+    """Build time and plan size against the baseline's (gate.judge_build): a regression beyond either threshold."""
+    baseline = (context.gate.baseline or {}).get("build")
+    if not isinstance(baseline, dict):
+        return no_baseline("build costs", context.gate.note)
+    costs = judge_build(baseline, built.to_json(), context.gate.costs)
+    return cost_verdict(costs, baseline=context.gate.note)
+
+
+def _gate(context: PointContext | BuildContext, verdict: GateVerdict) -> None:
     """Record the comparison; fail the test that regressed (never the session)."""
     context.record.gate = verdict
     gate, test_id = context.gate, context.record.name

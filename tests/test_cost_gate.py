@@ -235,5 +235,71 @@ def test_compare_of_two_real_sessions_fails_on_the_plan_that_grew(
     assert table["plan size"].endswith("REGRESSION")
     assert table["build time"].endswith("inconclusive") or max(s["build_s"] for s in sizes) >= 1.0
     ratio = sizes[1]["artifact_bytes"] / sizes[0]["artifact_bytes"]
-    assert cli.main(["compare", old, new, "--plan-size-threshold", f"{ratio:.2f}"]) == 0
+    assert cli.main(["compare", old, new, "--plan-size-threshold", f"{ratio + 0.01:.2f}"]) == 0
     capsys.readouterr()
+
+
+# ---------------------------------------------------------------------------------------------------
+# In the session: the build test's costs go to the baselines, and it fails on a cost regression against them
+
+BUILD_ONLY = ("--build-only", "--backend", "ort", "--precision", "fp32", "-p", "no:cacheprovider")
+
+
+@pytest.fixture
+def growing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A project whose conv_add_relu grows a 5×5 kernel when HARNESS_TEST_GROWN=1."""
+    pytester.makeconftest(GROWN_CONFTEST)
+    pytester.makepyfile(test_matrix="from harness.suite import test_build\n")
+    monkeypatch.delenv("HARNESS_TEST_GROWN", raising=False)
+    return pytester
+
+
+def test_update_baselines_keeps_the_build_costs_and_a_grown_plan_fails_its_build_test(
+    growing: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    growing.runpytest(*BUILD_ONLY, "--update-baselines").assert_outcomes(passed=1)
+    (path,) = (growing.path / "baselines").glob("*/*.json")
+    build_id = "test_build[conv_add_relu-fp32-build-ort]"
+    entry = json.loads(path.read_text())["entries"][build_id]
+    assert sorted(entry["build"]) == ["artifact_bytes", "build_s", "cached"]  # not its local path or its warnings
+    recorded = entry["build"]["artifact_bytes"]
+    unchanged = growing.runpytest(*BUILD_ONLY, "--results", "same.json")
+    unchanged.assert_outcomes(passed=1)  # found in the engine cache: its time is not judged, its size is the same
+    gate = json.loads((growing.path / "same.json").read_text())["tests"][0]["gate"]
+    assert gate["verdict"] == "pass" and [cost["verdict"] for cost in gate["costs"]] == ["inconclusive", "pass"]
+    monkeypatch.setenv("HARNESS_TEST_GROWN", "1")
+    grown = growing.runpytest(*BUILD_ONLY, "--results", "grown.json")
+    grown.assert_outcomes(failed=1)
+    record = json.loads((growing.path / "grown.json").read_text())["tests"][0]
+    size = record["build"]["artifact_bytes"]
+    shown = f"{recorded / 1e3:,.1f} kB → {size / 1e3:,.1f} kB ({size / recorded:.2f}×)"
+    failure = next(line for line in grown.stdout.lines if line.startswith(f"{build_id}: regression against "))
+    assert failure.endswith(f".json: plan size grew {shown}, beyond the 20% threshold")
+    assert record["gate"]["verdict"] == "regression"
+    allowed = growing.runpytest(*BUILD_ONLY, "--plan-size-threshold", f"{size / recorded + 0.01:.2f}")
+    allowed.assert_outcomes(passed=1)
+
+
+def test_a_build_test_without_a_baseline_is_new(growing: pytest.Pytester) -> None:
+    growing.runpytest(*BUILD_ONLY, "--results", "r.json").assert_outcomes(passed=1)
+    gate = json.loads((growing.path / "r.json").read_text())["tests"][0]["gate"]
+    assert gate["verdict"] == "new" and gate["reason"] == "no baseline build costs for this test"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "lots"])
+@pytest.mark.parametrize("option", ["--build-time-threshold", "--plan-size-threshold", "--memory-threshold"])
+def test_bad_threshold_options_stop_the_session_naming_option_and_ini_key(
+    growing: pytest.Pytester, option: str, value: str
+) -> None:
+    result = growing.runpytest(*BUILD_ONLY, f"{option}={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    ini = "harness_" + option.removeprefix("--").replace("-", "_")
+    expected = "a fraction greater than 0 (0.2 means 20 % more)" if value != "lots" else "a valid number"
+    result.stderr.fnmatch_lines([f"*trt-harness: {option} / {ini} must be {expected}, got '{value}'*"])
+
+
+def test_the_ini_key_sets_a_cost_threshold(growing: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    growing.runpytest(*BUILD_ONLY, "--update-baselines").assert_outcomes(passed=1)
+    monkeypatch.setenv("HARNESS_TEST_GROWN", "1")
+    growing.makeini("[pytest]\nharness_plan_size_threshold = 5.0\n")
+    growing.runpytest(*BUILD_ONLY).assert_outcomes(passed=1)

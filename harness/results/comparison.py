@@ -202,23 +202,15 @@ def compare_pair(
 def judge_costs(old: TestResult, new: TestResult, policy: CostPolicy) -> tuple[CostComparison, ...]:
     """A build test's build time and plan size, a latency test's device memory (where its backend reports it: TensorRT),
     each against OLD's; nothing where neither side recorded the cost."""
-    from harness.gate import judge_build_time, judge_device_memory, judge_plan_size
+    from harness.gate import judge_build, judge_device_memory
 
     if old.is_build:
-        before, after = old.build, new.build
-        if before is None and after is None:
+        before, after = old.raw.get("build"), new.raw.get("build")
+        if not isinstance(before, Mapping) and not isinstance(after, Mapping):
             return ()
-        build_time = judge_build_time(
-            before.build_s if before else None,
-            after.build_s if after else None,
-            old_cached=bool(before and before.cached),
-            new_cached=bool(after and after.cached),
-            policy=policy,
+        return judge_build(
+            before if isinstance(before, Mapping) else {}, after if isinstance(after, Mapping) else {}, policy
         )
-        plan_size = judge_plan_size(
-            before.artifact_bytes if before else None, after.artifact_bytes if after else None, policy
-        )
-        return build_time, plan_size
     old_memory, new_memory = device_memory(old), device_memory(new)
     if new.kind != "latency" or (old_memory is None and new_memory is None):
         return ()

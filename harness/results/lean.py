@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.gate import BUILD_COST_FIELDS
 from harness.results.document import ResultsFileError, read_json
 
 # Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
@@ -46,7 +47,7 @@ _KEPT = {
     "latency": frozenset({"stop_reason", "count", "median_us", "samples_us"}),
     "gate": frozenset({"verdict", "reason", "baseline", "samples", "min_samples"}),
     "engine": frozenset({"timing", "device_memory_bytes"}),
-    "build": frozenset({"cached", "build_s", "artifact_bytes"}),  # the costs compare gates (gate.judge_build_time …)
+    "build": frozenset(BUILD_COST_FIELDS),
 }
 _NAMES = ("case", "precision", "shape", "shape_point", "backend", "backend_name", "backend_version", "backend_device")
 _KEPT_OUTPUT = frozenset({"output", "mean_rel", "max_rel", "failure", "tolerance", "nan_count", "inf_count"})
