@@ -24,6 +24,11 @@ Accuracy. A test regresses when an output fails its tolerance (the accuracy test
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
 at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a regression.
 
+Costs. A build test's build time and plan size, and a latency test's device memory, are one number per side: a cost
+regresses when it grew beyond 1 + its threshold (CostPolicy says each default and why), improves when it fell below
+1 - threshold. A build found in the engine cache, or under a second on both sides, is inconclusive on time and fails
+nothing (judge_build_time); cost_verdict folds a build test's costs into its GateVerdict.
+
 Verdicts. judge_latency, judge_accuracy, inconclusive and no_baseline take plain data (samples, accuracy entries,
 counts) and return a GateVerdict: the session records and asserts it (harness/suite.py), the results file holds its
 to_json (harness/results/document.py reads it back with from_json), `compare` judges two files' samples with the same

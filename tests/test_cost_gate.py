@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.baselines import BaselineFile
 from harness.gate import BUILD_TIME, CostPolicy, judge_build_time, judge_device_memory, judge_plan_size
-from tests.test_cli import LATENCY, Record, pair, record
+from tests.test_cli import LATENCY, Record, pair, record, results, write
 
 POLICY = CostPolicy()
 BUILD = "test_build[mnist-fp16-build-ort]"
@@ -172,6 +173,33 @@ def test_plan_growth_is_explained_by_the_layers_that_appeared(
     files = pair(tmp_path, [built(20.0, 1000), old_latency], [built(20.0, 1500), new_latency])
     assert cli.main(["compare", *files]) == 1
     assert f"REGRESSION {BUILD}: plan growth by layer (2 → 3 layers): reformat_fc1: appeared" in capsys.readouterr().out
+
+
+def test_plan_growth_inside_unchanged_layers_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Same layers on both sides: no layer to blame, and the note says the growth is inside them."""
+    latency = {**record(LATENCY), "layer_profile": layer_profile("conv1", "fc1")}
+    assert cli.main(["compare", *pair(tmp_path, [built(20.0, 1000), latency], [built(20.0, 1500), latency])]) == 1
+    assert "plan growth by layer: the same 2 layers on both sides" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("build", "problem"),
+    [
+        ({"cached": False, "build_s": "fast", "artifact_bytes": 7}, '"build.build_s" must be a number >= 0 or null'),
+        ({"cached": False, "build_s": 1.0, "artifact_bytes": -7}, '"build.artifact_bytes" must be a number >= 0'),
+        ({"cached": "no", "build_s": 1.0, "artifact_bytes": 7}, '"build.cached" must be true or false, got "no"'),
+    ],
+)
+def test_a_baseline_whose_build_costs_cannot_be_read_exits_2_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], build: dict[str, object], problem: str
+) -> None:
+    baseline = BaselineFile(tmp_path / "ort-1.32.0.json", "amd-epyc", "ort", "1.32.0")
+    baseline.entries = {BUILD: {**built(20.0, 1000), "build": build}}
+    baseline.write()
+    new = write(tmp_path / "new.json", results(built(20.0, 1000)))
+    assert cli.main(["compare", str(baseline.path), str(new)]) == 2
+    error = capsys.readouterr().err
+    assert str(baseline.path) in error and BUILD in error and problem in error
 
 
 @pytest.mark.parametrize("value", ["0", "-0.2", "nan", "inf", "twenty"])
