@@ -471,16 +471,16 @@ DEVICE_MEMORY = "device memory"
 
 @dataclass(frozen=True)
 class CostPolicy:
-    # +50 %: a build is timed once, on a machine also busy with other builds (xdist workers, tactic timing that
-    # itself depends on the GPU's clocks); TensorRT's autotuner makes its time vary by tens of percent between
-    # identical runs, while a slower builder that users notice (an overnight fleet build) is slower by far more.
+    # +50 %: a build is timed once (no samples, no CI) on a machine that may be building other engines meanwhile
+    # (xdist workers), and TensorRT's build times its tactics on a GPU whose clocks vary: identical builds differ
+    # by far more than a latency does, while the slower builds an upgrade is refused for are slower by far more.
     build_time_threshold: float = 0.5
-    # +20 %: a plan's size is deterministic for one builder and model (weights dominate it), so any growth is the
-    # builder's; 20 % is what a fleet's storage and load time feel, while a tactic's own workspace or a kernel's
-    # embedded code moving a few percent is not worth a failing upgrade.
+    # +20 %: a plan's size barely moves between builds of one model by one builder (its weights dominate it; only
+    # the tactics chosen, and their kernels, may change), so a growth this large is the builder's; 20 % is what a
+    # fleet's storage and engine load time feel.
     plan_size_threshold: float = 0.2
-    # +20 %: device memory is TensorRT's own figure for the engine's activations and scratch (deterministic for
-    # one plan); 20 % more is what decides whether the fleet's engines still fit beside each other on one GPU.
+    # +20 %: device memory is TensorRT's figure for one plan's activations and scratch, fixed by its tactics; 20 %
+    # more is what decides whether a fleet's engines still fit beside each other on one GPU.
     memory_threshold: float = 0.2
     # Below a second a build's time is mostly the process's own overhead (imports, parsing, page cache), which
     # swings by more than the threshold between runs: such a build is too short for its time to be judged.
@@ -501,9 +501,8 @@ class CostComparison:
 
     @property
     def ratio(self) -> float | None:
-        if self.old is None or self.new is None or self.old <= 0:
-            return None
-        return self.new / self.old
+        """New / old; None where a side recorded none."""
+        return _cost_ratio(self.old, self.new) if self.old is not None and self.new is not None else None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -555,11 +554,11 @@ def cost_verdict(costs: Sequence[CostComparison], *, baseline: str | None) -> Ga
 def judge_cost(cost: str, old: float | None, new: float | None, threshold: float) -> CostComparison:
     """NEW's cost against OLD's: "new" where OLD recorded none, "inconclusive" where NEW recorded none, else a
     regression beyond 1 + threshold, an improvement below 1 - threshold, a pass between."""
-    if old is None or old <= 0:
+    if old is None:
         return CostComparison(cost, old, new, threshold, "new", f"no old {cost} recorded to judge against")
     if new is None:
         return CostComparison(cost, old, new, threshold, "inconclusive", f"the new run recorded no {cost}")
-    ratio = new / old
+    ratio = _cost_ratio(old, new)
     numbers = f"{cost_value(cost, old)} → {cost_value(cost, new)} ({ratio:.2f}×)"
     if ratio > 1 + threshold:
         verdict, reason = "regression", f"{cost} grew {numbers}, beyond the {threshold:.0%} threshold"
@@ -595,6 +594,13 @@ def judge_plan_size(old_bytes: float | None, new_bytes: float | None, policy: Co
 
 def judge_device_memory(old_bytes: float | None, new_bytes: float | None, policy: CostPolicy) -> CostComparison:
     return judge_cost(DEVICE_MEMORY, old_bytes, new_bytes, policy.memory_threshold)
+
+
+def _cost_ratio(old: float, new: float) -> float:
+    """new / old, where an old 0 (an engine that needed no device memory) makes any new amount an infinite growth."""
+    if old > 0:
+        return new / old
+    return 1.0 if new == 0 else math.inf
 
 
 def cost_value(cost: str, value: float) -> str:

@@ -76,6 +76,13 @@ def test_device_memory_and_plan_size_regress_at_twenty_percent(new_bytes: int, v
     assert judge_plan_size(1_000_000, new_bytes, POLICY).verdict == verdict
 
 
+def test_growth_from_zero_is_a_regression_and_zero_stays_a_pass() -> None:
+    """An engine that needed no device memory and now needs some grew without bound; 0 and 0 is unchanged."""
+    grew = judge_device_memory(0, 4096, POLICY)
+    assert grew.verdict == "regression" and grew.ratio == float("inf")
+    assert judge_device_memory(0, 0, POLICY).verdict == "pass"
+
+
 def costs_table(output: str) -> dict[str, str]:
     """The costs table's rows keyed by their cost, from compare's text output."""
     section = output.split("\nCosts\n", 1)[1].split("\n\n", 1)[0].splitlines()
