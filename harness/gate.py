@@ -27,7 +27,8 @@ at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a reg
 Costs. A build test's build time and plan size, and a latency test's device memory, are one number per side: a cost
 regresses when it grew beyond 1 + its threshold (CostPolicy says each default and why), improves when it fell below
 1 - threshold. A build found in the engine cache, or under a second on both sides, is inconclusive on time and fails
-nothing (judge_build_time); cost_verdict folds a build test's costs into its GateVerdict.
+nothing (judge_build_time); cost_verdict folds a build test's costs into its GateVerdict, and a latency test's device
+memory beyond its threshold makes its verdict a regression (harness/suite.py).
 
 Verdicts. judge_latency, judge_accuracy, inconclusive and no_baseline take plain data (samples, accuracy entries,
 counts) and return a GateVerdict: the session records and asserts it (harness/suite.py), the results file holds its
@@ -152,7 +153,8 @@ class GateVerdict:
     samples: int | None = None  # an inconclusive latency: the samples measured, and the least the gate needs
     min_samples: int | None = None
     remeasured: bool | None = None  # a latency verdict: whether it judged a second measurement
-    costs: tuple[CostComparison, ...] | None = None  # a build test's build time and plan size against its baseline's
+    # Costs against the baseline's: a build test's build time and plan size, a latency test's device memory
+    costs: tuple[CostComparison, ...] | None = None
 
     @property
     def latency_ratio(self) -> float | None:

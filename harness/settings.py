@@ -221,7 +221,8 @@ def add_options(parser: pytest.Parser) -> None:
         parser,
         "--memory-threshold",
         "harness_memory_threshold",
-        f"growth of an engine's device memory that is a regression in compare (default: {costs.memory_threshold})",
+        f"growth of an engine's device memory that is a regression of its latency tests, where the backend reports it "
+        f"(TensorRT; default: {costs.memory_threshold})",
     )
     _add(parser, "--gate-alpha", "harness_gate_alpha", "significance of the latency rank test (default: 0.002)")
     _add(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from harness.gate import (
     inconclusive,
     judge_accuracy,
     judge_build,
+    judge_device_memory,
     judge_latency,
     no_baseline,
     starved,
@@ -38,6 +40,7 @@ from harness.matrix import Point
 from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.precision.table import Group, row
 from harness.pytest_plugin.fixtures import BuildContext, PairContext, PointContext
+from harness.recorded import recorded_number
 from harness.run import run_engine
 
 
@@ -137,7 +140,7 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
             "clock": record.backend_info.get("clock"),
         },
     )
-    _gate(harness_point, verdict)
+    _gate(harness_point, _with_device_memory(harness_point, verdict))
 
 
 @pytest.mark.harness_reference
@@ -222,6 +225,21 @@ def _latency_gate(context: PointContext, measurement: Measurement, remeasured: b
         remeasured=remeasured,
         note=changed,
     )
+
+
+def _with_device_memory(context: PointContext, verdict: GateVerdict) -> GateVerdict:
+    """The latency verdict with the engine's device memory judged against the baseline's, where both report it
+    (TensorRT): more memory beyond its threshold makes the test a regression whatever its latency did."""
+    baseline_engine = (context.gate.baseline or {}).get("engine")
+    old = recorded_number(baseline_engine.get("device_memory_bytes")) if isinstance(baseline_engine, dict) else None
+    new = recorded_number(context.record.engine_facts.get("device_memory_bytes"))
+    if old is None or new is None or verdict.verdict == "inconclusive":
+        return verdict
+    memory = judge_device_memory(old, new, context.gate.costs)
+    if memory.verdict != "regression":
+        return replace(verdict, costs=(memory,))
+    reason = f"{memory.reason}; latency: {verdict.reason}"
+    return replace(verdict, verdict="regression", reason=reason, costs=(memory,))
 
 
 def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> GateVerdict:

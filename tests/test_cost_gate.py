@@ -338,3 +338,38 @@ def test_the_ini_key_sets_a_cost_threshold(growing: pytest.Pytester, monkeypatch
     monkeypatch.setenv("HARNESS_TEST_GROWN", "1")
     growing.makeini("[pytest]\nharness_plan_size_threshold = 5.0\n")
     growing.runpytest(*BUILD_ONLY).assert_outcomes(passed=1)
+
+
+SYNTHETIC = ("--latency-budget", "0.05", "-p", "no:cacheprovider", "--precision", "fp32", "--benchmark-disable")
+
+
+def test_a_latency_test_fails_when_its_engine_needs_more_device_memory(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The synthetic-clock backend reports device memory as TensorRT does: 1.3× the baseline's fails each latency test
+    with the cost, old, new and threshold, whatever its latency; a wider --memory-threshold lets it pass; compare of the
+    two results files fails on NEW's own failures."""
+    pytester.makeconftest(
+        "from cases.identity import CASE\n"
+        "from tests.gate_support import SYNTHETIC_ORT\n"
+        "def pytest_harness_cases(config):\n"
+        "    return [CASE]\n"
+        "def pytest_harness_backends(config):\n"
+        "    return SYNTHETIC_ORT\n"
+    )
+    pytester.makepyfile(test_matrix="from harness.suite import test_latency\n")
+    monkeypatch.delenv("HARNESS_TEST_SLOWDOWN", raising=False)
+    monkeypatch.setenv("HARNESS_TEST_DEVICE_MEMORY", "1000000")
+    pytester.runpytest(*SYNTHETIC, "--update-baselines", "--results", "old.json").assert_outcomes(passed=3)
+    monkeypatch.setenv("HARNESS_TEST_DEVICE_MEMORY", "1300000")
+    grown = pytester.runpytest(*SYNTHETIC, "--results", "new.json")
+    grown.assert_outcomes(failed=3)
+    failures = [line for line in grown.stdout.lines if line.startswith("test_latency[identity-fp32-opt-ort]: ")]
+    assert failures and "device memory grew 1.0 MB → 1.3 MB (1.30×), beyond the 20% threshold; latency: " in failures[0]
+    pytester.runpytest(*SYNTHETIC, "--memory-threshold", "0.5").assert_outcomes(passed=3)
+    old, new = str(pytester.path / "old.json"), str(pytester.path / "new.json")
+    capsys.readouterr()
+    assert cli.main(["compare", old, new]) == 1  # NEW's own failures, with the session's reason
+    assert "fail in the new one: Failed: test_latency[identity-fp32-opt-ort]: regression against baseline" in (
+        capsys.readouterr().out
+    )
