@@ -366,6 +366,7 @@ def test_a_latency_test_fails_when_its_engine_needs_more_device_memory(
     grown.assert_outcomes(failed=3)
     failures = [line for line in grown.stdout.lines if line.startswith("test_latency[identity-fp32-opt-ort]: ")]
     assert failures and "device memory grew 1.0 MB → 1.3 MB (1.30×), beyond the 20% threshold; latency: " in failures[0]
+    assert "slower" not in grown.stdout.str()  # the summary's latency column: the latency did not regress
     pytester.runpytest(*SYNTHETIC, "--memory-threshold", "0.5").assert_outcomes(passed=3)
     old, new = str(pytester.path / "old.json"), str(pytester.path / "new.json")
     capsys.readouterr()

@@ -262,7 +262,8 @@ def _vs_baseline(test: TestResult) -> str:
     gate = test.gate
     if gate is None:
         return ""
-    word = _GATE_WORDS.get(gate.verdict, "")
+    # The latency comparison's own word where there is one: a test that failed on its device memory is not "slower".
+    word = _GATE_WORDS.get(gate.latency_verdict or gate.verdict, "")
     if gate.latency_ratio is not None:
         return f"{gate.latency_ratio:.3f}× {word}".rstrip()
     return "no baseline" if gate.verdict == "new" else word
