@@ -151,7 +151,7 @@ class GateContext:
     note: str  # which baseline, or why there is none
     enforce: bool  # False while updating baselines: verdicts are reported, not enforced
     require: bool  # a missing baseline fails
-    costs: CostPolicy  # a build test's thresholds of build time and plan size
+    costs: CostPolicy  # the cost thresholds: a build test's build time and plan size, a latency test's device memory
 
 
 @dataclass(frozen=True)
