@@ -6,7 +6,8 @@ A file maps test ids (e.g. "test_latency[mnist-fp16-opt-trt]") to what the gate 
 written in the results file (docs/results-format.md), small enough to review in a pull request (<= 50 kB per real
 model, benchmarks/baseline_size.py): the record less what only the report reads (DROPPED: int8 scales, per-layer
 precisions, localization, the build's local paths, the recording run's own comparison, why a layer profile is
-missing), the latency test's layer profile as recorded (medians per layer: harness/profile.py), each latency's summary
+missing; a build test keeps its build time, plan size and whether it was cached), the latency test's layer profile as
+recorded (medians per layer: harness/profile.py), each latency's summary
 statistics as measured, and its samples reduced to at most MAX_SAMPLES evenly spaced order statistics (the quantiles
 (i + 0.5) / MAX_SAMPLES of the samples, chosen deterministically). The gate's rules read medians, lower quartiles and
 ranks, which these keep (tests/faults/test_faults_caches.py holds its verdicts equal on both). A file written with
@@ -36,7 +37,8 @@ SCHEMA = "trt-harness/baseline"
 SCHEMA_VERSION = 1
 MAX_SAMPLES = 64  # latency samples kept per test: >= the gate's 30, and 2 x 64 numbers of ~20 bytes per test
 # What no gate reads, kept in the results file only: int8 scales (90 kB per int8 test of SqueezeNet), per-layer
-# precisions, the first layer beyond tolerance, the build (its local artifact path), the recording run's gate.
+# precisions, the first layer beyond tolerance, the build (its local artifact path; a build test keeps its costs:
+# _thinned), the recording run's gate.
 DROPPED = ("layers", "localization", "build", "gate", "worker", "cuda_visible_devices", "layer_profile_error")
 DROPPED_DERIVATION = ("scales",)
 MAX_MESSAGE = 500  # characters of a message kept (a passing test rarely has one)
@@ -180,7 +182,26 @@ def record_problem(record: Mapping[str, object]) -> str | None:
         for index, sample in enumerate(samples):
             if not (is_number(sample) and math.isfinite(sample) and sample > 0):
                 return f'"{key}.samples_us[{index}]" is {_shown(sample)}; latency samples must be finite numbers > 0'
-    return layer_profile_problem(record.get("layer_profile")) or _accuracy_problem(record.get("accuracy"))
+    return (
+        layer_profile_problem(record.get("layer_profile"))
+        or _accuracy_problem(record.get("accuracy"))
+        or _build_problem(record.get("build"))
+    )
+
+
+def _build_problem(build: object) -> str | None:
+    """The build costs a build test's gate reads (gate.judge_build): its time and size numbers, cached a flag."""
+    if build is None:
+        return None
+    if not isinstance(build, dict):
+        return f'"build" must be an object or null, got {_shown(build)}'
+    for name in ("build_s", "artifact_bytes"):
+        value = build.get(name)
+        if value is not None and not (is_number(value) and math.isfinite(value) and value >= 0):
+            return f'"build.{name}" must be a number >= 0 or null, got {_shown(value)}'
+    if not isinstance(build.get("cached", False), bool):
+        return f'"build.cached" must be true or false, got {_shown(build.get("cached"))}'
+    return None
 
 
 def _accuracy_problem(accuracy: object) -> str | None:
@@ -238,7 +259,13 @@ def update(path: Path, device: str, backend: str, version: str, tests: Mapping[s
 
 def _thinned(record: Mapping[str, object]) -> dict[str, object]:
     """What the gate needs of a passing test's record (module docstring)."""
+    from harness.gate import BUILD_COST_FIELDS
+    from harness.results.document import is_build_record  # imported here: the results reader imports this module
+
     entry = {key: value for key, value in record.items() if key not in DROPPED}
+    build = record.get("build")
+    if is_build_record(record) and isinstance(build, dict):  # a build test's costs, which its gate reads
+        entry["build"] = {key: build.get(key) for key in BUILD_COST_FIELDS}
     derivation = entry.get("derivation")
     if isinstance(derivation, dict):
         entry["derivation"] = {key: value for key, value in derivation.items() if key not in DROPPED_DERIVATION}

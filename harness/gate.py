@@ -24,6 +24,12 @@ Accuracy. A test regresses when an output fails its tolerance (the accuracy test
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
 at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a regression.
 
+Costs. A build test's build time and plan size, and a latency test's device memory, are one number per side: a cost
+regresses when it grew beyond 1 + its threshold (CostPolicy says each default and why), improves when it fell below
+1 - threshold. A build found in the engine cache, or under a second on both sides, is inconclusive on time and fails
+nothing (judge_build_time); cost_verdict folds a build test's costs into its GateVerdict, and a latency test's device
+memory beyond its threshold makes its verdict a regression (harness/suite.py).
+
 Verdicts. judge_latency, judge_accuracy, inconclusive and no_baseline take plain data (samples, accuracy entries,
 counts) and return a GateVerdict: the session records and asserts it (harness/suite.py), the results file holds its
 to_json (harness/results/document.py reads it back with from_json), `compare` judges two files' samples with the same
@@ -41,6 +47,7 @@ import numpy as np
 
 from harness.explain import Explanation
 from harness.recorded import recorded_number
+from harness.results.units import size
 
 # A latency test that its budget stopped with fewer samples than this is re-measured once, and if still short it
 # is "inconclusive" and fails (harness/suite.py): 11 samples left a 2x slowdown inside the CI of the ratio.
@@ -150,6 +157,8 @@ class GateVerdict:
     # A latency regression: the layers that account for it, from the baseline's and this run's layer profiles
     # (harness/explain.py); added once the run is profiled, which never changes the verdict.
     explanation: Explanation | None = None
+    # Costs against the baseline's: a build test's build time and plan size, a latency test's device memory
+    costs: tuple[CostComparison, ...] | None = None
 
     @property
     def latency_ratio(self) -> float | None:
@@ -175,6 +184,7 @@ class GateVerdict:
             "min_samples": self.min_samples,
             "remeasured": self.remeasured,
             "explanation": self.explanation.to_json() if self.explanation is not None else None,
+            "costs": [cost.to_json() for cost in self.costs] if self.costs is not None else None,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
@@ -198,6 +208,9 @@ class GateVerdict:
             min_samples=_json_count(data.get("min_samples")),
             remeasured=remeasured if isinstance(remeasured, bool) else None,
             explanation=Explanation.from_json(data.get("explanation")),
+            costs=tuple(CostComparison.from_json(cost) for cost in costs if isinstance(cost, Mapping))
+            if isinstance(costs := data.get("costs"), list)
+            else None,
         )
 
 
@@ -452,3 +465,152 @@ def _timing(record: Mapping[str, object]) -> Mapping[str, object]:
     engine = record.get("engine")
     timing = engine.get("timing") if isinstance(engine, Mapping) else None
     return timing if isinstance(timing, Mapping) else {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Costs: build time, plan size, device memory. One number per side, no samples: a cost regresses when the new
+# number exceeds the old by more than its threshold, and improves when it falls below by as much (the latency
+# gate's mirror, 1 - threshold). The verdict words are the latency gate's.
+
+BUILD_TIME = "build time"
+PLAN_SIZE = "plan size"
+DEVICE_MEMORY = "device memory"
+
+
+@dataclass(frozen=True)
+class CostPolicy:
+    # +50 %: a build is timed once (no samples, no CI) on a machine that may be building other engines meanwhile
+    # (xdist workers), and TensorRT's build times its tactics on a GPU whose clocks vary: identical builds differ
+    # by far more than a latency does, while the slower builds an upgrade is refused for are slower by far more.
+    build_time_threshold: float = 0.5
+    # +20 %: a plan's size barely moves between builds of one model by one builder (its weights dominate it; only
+    # the tactics chosen, and their kernels, may change), so a growth this large is the builder's; 20 % is what a
+    # fleet's storage and engine load time feel.
+    plan_size_threshold: float = 0.2
+    # +20 %: device memory is TensorRT's figure for one plan's activations and scratch, fixed by its tactics; 20 %
+    # more is what decides whether a fleet's engines still fit beside each other on one GPU.
+    memory_threshold: float = 0.2
+    # Below a second a build's time is mostly the process's own overhead (imports, parsing, page cache), which
+    # swings by more than the threshold between runs: such a build is too short for its time to be judged.
+    build_time_floor_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class CostComparison:
+    """One cost of a test judged against the old side's: what `compare` shows in its costs table and what a build
+    test asserts in the session."""
+
+    cost: str  # BUILD_TIME, PLAN_SIZE or DEVICE_MEMORY
+    old: float | None  # seconds or bytes; None where the old side recorded none
+    new: float | None
+    threshold: float
+    verdict: str  # pass, regression, improvement, new or inconclusive
+    reason: str
+
+    @property
+    def ratio(self) -> float | None:
+        """New / old; None where a side recorded none."""
+        return _cost_ratio(self.old, self.new) if self.old is not None and self.new is not None else None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> CostComparison:
+        return cls(
+            cost=str(data.get("cost", "")),
+            old=recorded_number(data.get("old")),
+            new=recorded_number(data.get("new")),
+            threshold=_json_number(data.get("threshold")),
+            verdict=str(data.get("verdict") or ""),
+            reason=str(data.get("reason") or ""),
+        )
+
+
+# What a build record's "build" holds that the cost gate reads: the results reader keeps these (results/lean.py) and
+# a baseline keeps them of a build test (baselines.py), nothing else of the build (its local paths, its warnings).
+BUILD_COST_FIELDS = ("cached", "build_s", "artifact_bytes")
+
+
+def judge_build(
+    old: Mapping[str, object], new: Mapping[str, object], policy: CostPolicy
+) -> tuple[CostComparison, CostComparison]:
+    """A build's time and plan size (records' "build" objects: harness/build.py's BuildRecord) against the old one's."""
+    time = judge_build_time(
+        recorded_number(old.get("build_s")),
+        recorded_number(new.get("build_s")),
+        old_cached=old.get("cached") is True,
+        new_cached=new.get("cached") is True,
+        policy=policy,
+    )
+    return time, judge_plan_size(
+        recorded_number(old.get("artifact_bytes")), recorded_number(new.get("artifact_bytes")), policy
+    )
+
+
+def cost_verdict(costs: Sequence[CostComparison], *, baseline: str | None) -> GateVerdict:
+    """A test's verdict on its costs: a regression where one regressed (the reason names those), else an improvement
+    where one improved, else a pass whose reason says each cost, the ones that could not be judged with why. A cost
+    that could not be judged (a cached or too short build) fails nothing: the measurement is coarse, not worse."""
+    regressed = [cost for cost in costs if cost.verdict == "regression"]
+    improved = [cost for cost in costs if cost.verdict == "improvement"]
+    verdict = "regression" if regressed else "improvement" if improved else "pass"
+    reason = "; ".join(cost.reason for cost in regressed or improved or costs)
+    return GateVerdict(verdict, reason, baseline, costs=tuple(costs))
+
+
+def judge_cost(cost: str, old: float | None, new: float | None, threshold: float) -> CostComparison:
+    """NEW's cost against OLD's: "new" where OLD recorded none, "inconclusive" where NEW recorded none, else a
+    regression beyond 1 + threshold, an improvement below 1 - threshold, a pass between."""
+    if old is None:
+        return CostComparison(cost, old, new, threshold, "new", f"no old {cost} recorded to judge against")
+    if new is None:
+        return CostComparison(cost, old, new, threshold, "inconclusive", f"the new run recorded no {cost}")
+    ratio = _cost_ratio(old, new)
+    numbers = f"{cost_value(cost, old)} → {cost_value(cost, new)} ({ratio:.2f}×)"
+    if ratio > 1 + threshold:
+        verdict, reason = "regression", f"{cost} grew {numbers}, beyond the {threshold:.0%} threshold"
+    elif ratio < 1 - threshold:
+        verdict, reason = "improvement", f"{cost} fell {numbers}, beyond the {threshold:.0%} threshold"
+    else:
+        verdict, reason = "pass", f"{cost} {numbers}, within the {threshold:.0%} threshold"
+    return CostComparison(cost, old, new, threshold, verdict, reason)
+
+
+def judge_build_time(
+    old_s: float | None, new_s: float | None, *, old_cached: bool, new_cached: bool, policy: CostPolicy
+) -> CostComparison:
+    """judge_cost of the engine build's seconds, unless a side built nothing (found in the engine cache) or the
+    builds are too short for their time to mean anything (CostPolicy.build_time_floor_s): inconclusive, saying so."""
+    threshold = policy.build_time_threshold
+    cached = [side for side, was in (("old", old_cached), ("new", new_cached)) if was]
+    if cached:
+        why = f"the {' and '.join(cached)} run found the engine in the engine cache: no build was timed"
+        fix = "; time it with an empty engine cache (--engine-cache pointing to a new folder, or off)"
+        return CostComparison(BUILD_TIME, old_s, new_s, threshold, "inconclusive", why + fix)
+    floor = policy.build_time_floor_s
+    if old_s is not None and new_s is not None and max(old_s, new_s) < floor:
+        numbers = f"{cost_value(BUILD_TIME, old_s)} → {cost_value(BUILD_TIME, new_s)}"
+        why = f"{numbers}: both builds under {floor:g} s, too short for their time to be judged"
+        return CostComparison(BUILD_TIME, old_s, new_s, threshold, "inconclusive", why)
+    return judge_cost(BUILD_TIME, old_s, new_s, threshold)
+
+
+def judge_plan_size(old_bytes: float | None, new_bytes: float | None, policy: CostPolicy) -> CostComparison:
+    return judge_cost(PLAN_SIZE, old_bytes, new_bytes, policy.plan_size_threshold)
+
+
+def judge_device_memory(old_bytes: float | None, new_bytes: float | None, policy: CostPolicy) -> CostComparison:
+    return judge_cost(DEVICE_MEMORY, old_bytes, new_bytes, policy.memory_threshold)
+
+
+def _cost_ratio(old: float, new: float) -> float:
+    """new / old, where an old 0 (an engine that needed no device memory) makes any new amount an infinite growth."""
+    if old > 0:
+        return new / old
+    return 1.0 if new == 0 else math.inf
+
+
+def cost_value(cost: str, value: float) -> str:
+    """A cost as every verdict and table writes it: seconds with two decimals, bytes in kB or MB (units.size)."""
+    return f"{value:.2f} s" if cost == BUILD_TIME else size(int(value))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,6 +14,7 @@ import pytest
 
 from harness.backends import BackendOptionError, BackendOptions, DeviceKind, Registry
 from harness.case import Precision
+from harness.gate import CostPolicy
 from harness.measure import MeasurePolicy, PolicyValueError
 from harness.precision.derive import PrecisionOptions
 from harness.precision.quantize import CALIBRATORS, Calibrator
@@ -60,6 +62,7 @@ class GateSettings:
     latency_threshold: float | None  # None: the case's own, else the backend descriptor's
     alpha: float
     accuracy_factor: float
+    costs: CostPolicy = field(default_factory=CostPolicy)  # build time, plan size and device memory thresholds
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -206,6 +209,27 @@ def add_options(parser: pytest.Parser) -> None:
         "--latency-threshold",
         "harness_latency_threshold",
         "slowdown that is a regression (default: the backend's own, e.g. ort 0.10, trt 0.05)",
+    )
+    costs = CostPolicy()
+    _add(
+        parser,
+        "--build-time-threshold",
+        "harness_build_time_threshold",
+        f"growth of a build test's build time that is a regression (default: {costs.build_time_threshold}; builds "
+        f"under {costs.build_time_floor_s:g} s or found in the engine cache are not judged on time)",
+    )
+    _add(
+        parser,
+        "--plan-size-threshold",
+        "harness_plan_size_threshold",
+        f"growth of a build test's plan (artifact) size that is a regression (default: {costs.plan_size_threshold})",
+    )
+    _add(
+        parser,
+        "--memory-threshold",
+        "harness_memory_threshold",
+        f"growth of an engine's device memory that is a regression of its latency tests, where the backend reports it "
+        f"(TensorRT; default: {costs.memory_threshold})",
     )
     _add(parser, "--gate-alpha", "harness_gate_alpha", "significance of the latency rank test (default: 0.002)")
     _add(
@@ -368,6 +392,27 @@ def _gate_settings(config: pytest.Config, root: Path) -> GateSettings:
         else None,
         alpha=_number(config, "harness_gate_alpha", "--gate-alpha", "0.002", _fraction),
         accuracy_factor=_number(config, "harness_accuracy_factor", "--accuracy-factor", "2.0", _at_least(float, 1.0)),
+        costs=_cost_policy(config),
+    )
+
+
+def _cost_policy(config: pytest.Config) -> CostPolicy:
+    """The cost thresholds, each layered (command line, ini, CostPolicy's default) and refused unless > 0."""
+    default = CostPolicy()
+    return CostPolicy(
+        build_time_threshold=_number(
+            config,
+            "harness_build_time_threshold",
+            "--build-time-threshold",
+            str(default.build_time_threshold),
+            _growth,
+        ),
+        plan_size_threshold=_number(
+            config, "harness_plan_size_threshold", "--plan-size-threshold", str(default.plan_size_threshold), _growth
+        ),
+        memory_threshold=_number(
+            config, "harness_memory_threshold", "--memory-threshold", str(default.memory_threshold), _growth
+        ),
     )
 
 
@@ -398,6 +443,14 @@ def _fraction(raw: str) -> float:
     value = float(raw)
     if not 0 < value < 1:
         raise _OutOfRange("a number between 0 and 1 (exclusive)")
+    return value
+
+
+def _growth(raw: str) -> float:
+    """A cost's threshold: any growth > 0 as a fraction (a build may be allowed to take twice as long: 1.0)."""
+    value = float(raw)
+    if not (math.isfinite(value) and value > 0):
+        raise _OutOfRange("a fraction greater than 0 (0.2 means 20 % more)")
     return value
 
 

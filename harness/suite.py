@@ -9,9 +9,9 @@ run → compare / measure → report.
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -19,6 +19,7 @@ import pytest
 
 from harness.backends import LayerProfilingEngine
 from harness.bench import report_samples
+from harness.build import BuildRecord
 from harness.case import Shape
 from harness.compare import OutputErrors, compare_outputs
 from harness.errors import ShapeOutsideProfileError
@@ -26,8 +27,11 @@ from harness.explain import explain
 from harness.gate import (
     MIN_GATE_SAMPLES,
     GateVerdict,
+    cost_verdict,
     inconclusive,
     judge_accuracy,
+    judge_build,
+    judge_device_memory,
     judge_latency,
     no_baseline,
     starved,
@@ -39,6 +43,7 @@ from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.precision.table import Group, row
 from harness.profile import LayerProfile
 from harness.pytest_plugin.fixtures import BuildContext, PairContext, PointContext
+from harness.recorded import recorded_number
 from harness.results import explanation
 from harness.run import run_engine
 
@@ -48,6 +53,7 @@ def test_build(harness_build: BuildContext) -> None:
     builder's warnings go into the results. The one test a build-only run (--build-only) runs."""
     record = harness_build.build()
     assert record.artifact_bytes > 0, f"{harness_build.point.id}: the backend built an empty artifact"
+    _gate(harness_build, _build_gate(harness_build, record))
 
 
 @pytest.mark.harness_reference  # skipped where the reference is the point itself (harness/pytest_plugin/fixtures.py)
@@ -139,7 +145,8 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
         },
     )
     _record_layer_profile(harness_point, measurement)
-    _gate(harness_point, _explained(harness_point, verdict))  # after the profile: it names the layers
+    # the layers are named after the profile is recorded; neither changes what the samples judged
+    _gate(harness_point, _explained(harness_point, _with_device_memory(harness_point, verdict)))
 
 
 @pytest.mark.harness_reference
@@ -263,7 +270,22 @@ def _explained(context: PointContext, verdict: GateVerdict) -> GateVerdict:
     if verdict.verdict != "regression":
         return verdict
     baseline = LayerProfile.from_json((context.gate.baseline or {}).get("layer_profile"))
-    return dataclasses.replace(verdict, explanation=explain(baseline, context.record.layer_profile))
+    return replace(verdict, explanation=explain(baseline, context.record.layer_profile))
+
+
+def _with_device_memory(context: PointContext, verdict: GateVerdict) -> GateVerdict:
+    """The latency verdict with the engine's device memory judged against the baseline's, where both report it
+    (TensorRT): more memory beyond its threshold makes the test a regression whatever its latency did."""
+    baseline_engine = (context.gate.baseline or {}).get("engine")
+    old = recorded_number(baseline_engine.get("device_memory_bytes")) if isinstance(baseline_engine, dict) else None
+    new = recorded_number(context.record.engine_facts.get("device_memory_bytes"))
+    if old is None or new is None or verdict.verdict == "inconclusive":
+        return verdict
+    memory = judge_device_memory(old, new, context.gate.costs)
+    if memory.verdict != "regression":
+        return replace(verdict, costs=(memory,))
+    reason = f"{memory.reason}; latency: {verdict.reason}"
+    return replace(verdict, verdict="regression", reason=reason, costs=(memory,))
 
 
 def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> GateVerdict:
@@ -273,7 +295,16 @@ def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> Gat
     return judge_accuracy(baseline, [e.to_json() for e in errors], context.gate.policy, baseline=context.gate.note)
 
 
-def _gate(context: PointContext, verdict: GateVerdict) -> None:
+def _build_gate(context: BuildContext, built: BuildRecord) -> GateVerdict:
+    """Build time and plan size against the baseline's (gate.judge_build): a regression beyond either threshold."""
+    baseline = (context.gate.baseline or {}).get("build")
+    if not isinstance(baseline, dict):
+        return no_baseline("build costs", context.gate.note)
+    costs = judge_build(baseline, built.to_json(), context.gate.costs)
+    return cost_verdict(costs, baseline=context.gate.note)
+
+
+def _gate(context: PointContext | BuildContext, verdict: GateVerdict) -> None:
     """Record the comparison; fail the test that regressed (never the session)."""
     context.record.gate = verdict
     gate, test_id = context.gate, context.record.name

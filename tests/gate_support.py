@@ -3,7 +3,8 @@
 It is ONNX Runtime for everything (build, outputs, accuracy) except the timer, which draws samples
 of a 100 µs workload with a little noise, scaled by HARNESS_TEST_SLOWDOWN (default 1.0), stalled for the
 first HARNESS_TEST_STALL_S seconds. Its
-version is HARNESS_TEST_ORT_VERSION when set, to play a backend upgrade.
+version is HARNESS_TEST_ORT_VERSION when set, to play a backend upgrade; its engines report HARNESS_TEST_DEVICE_MEMORY
+bytes of device memory when set.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class SyntheticClockEngine(OnnxRuntimeEngine):
             return float((100e-6 + rng.gamma(2.0, 0.5e-6)) * slowdown)
 
         return run
+
+    def facts(self) -> Mapping[str, object]:
+        """ONNX Runtime's facts, and the device memory HARNESS_TEST_DEVICE_MEMORY says where set (as TensorRT
+        reports its engines'), to play an engine that needs more of it."""
+        memory = os.environ.get("HARNESS_TEST_DEVICE_MEMORY")
+        return {**super().facts(), **({"device_memory_bytes": int(memory)} if memory else {})}
 
 
 class SyntheticClockBackend(OnnxRuntimeBackend):

@@ -215,7 +215,8 @@ def test_build_tests_pass_when_built_on_both_sides_and_regress_when_the_new_one_
     build = "test_build[mnist-fp16-build-rtx]"
     built = {**record(build, backend="rtx"), "build": {"cached": False, "build_s": 0.1, "artifact_bytes": 7}}
     assert cli.main(["compare", *pair(tmp_path, [built], [built])]) == 0
-    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mnist")]
+    line, *costs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mnist")]
+    assert len(costs) == 2  # the costs table's build time and plan size follow the comparison's row
     assert line.split()[4] == "build" and line.endswith("pass")  # not "skip": building is what it measures
     failed = {**built, "build": None, "verdict": "fail", "message": "case 'mnist': tensorrt_rtx … failed to build"}
     assert cli.main(["compare", *pair(tmp_path, [built], [failed])]) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -97,6 +98,7 @@ _TAKES_PYTEST_ARGS = frozenset({"ab"})
 
 def _gate_options(args: argparse.Namespace) -> GateOptions:
     from harness.backends import BUILTIN_BACKENDS
+    from harness.gate import CostPolicy
     from harness.results.comparison import GateOptions
 
     return GateOptions(
@@ -111,6 +113,7 @@ def _gate_options(args: argparse.Namespace) -> GateOptions:
             short_id: (descriptor.device_kind.value, descriptor.latency_threshold)
             for short_id, descriptor in BUILTIN_BACKENDS.items()
         },
+        costs=CostPolicy(args.build_time_threshold, args.plan_size_threshold, args.memory_threshold),
     )
 
 
@@ -205,6 +208,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    from harness.gate import CostPolicy  # its defaults are the options' (one place); imported where --help needs it
+
     parser.add_argument("--markdown", action="store_true", help="print a GitHub-flavoured Markdown table")
     parser.add_argument("--alpha", type=_fraction, default=0.002, help="significance of the rank test (0.002)")
     parser.add_argument(
@@ -219,6 +224,26 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--accuracy-factor", type=float, default=2.0, help="growth of mean relative error that regresses (2.0)"
+    )
+    defaults = CostPolicy()
+    parser.add_argument(
+        "--build-time-threshold",
+        type=_cost_threshold,
+        default=defaults.build_time_threshold,
+        help=f"growth of an engine's build time that regresses ({defaults.build_time_threshold}; builds under "
+        f"{defaults.build_time_floor_s:g} s or found cached are not judged on time)",
+    )
+    parser.add_argument(
+        "--plan-size-threshold",
+        type=_cost_threshold,
+        default=defaults.plan_size_threshold,
+        help=f"growth of a plan's (an engine artifact's) size that regresses ({defaults.plan_size_threshold})",
+    )
+    parser.add_argument(
+        "--memory-threshold",
+        type=_cost_threshold,
+        default=defaults.memory_threshold,
+        help=f"growth of an engine's device memory that regresses ({defaults.memory_threshold}; TensorRT reports it)",
     )
     parser.add_argument("--fail-on-improvement", action="store_true", help="an improvement fails too (stale baselines)")
     parser.add_argument(
@@ -238,6 +263,18 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text}")
+    return value
+
+
+def _cost_threshold(text: str) -> float:
+    """A cost's threshold: a growth as a fraction (0.5: 50 % more), any positive number (a build may be allowed to
+    take twice as long: 1.0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a fraction greater than 0 (0.2 means 20 % more), got {text!r}")
     return value
 
 

@@ -179,11 +179,11 @@ def _settings_record(settings: Settings) -> dict[str, object]:
 
 
 def _update_baselines(state: HarnessState, session: pytest.Session, document: ResultsDocument) -> None:
-    """Write the tests that ran and passed into their backend's baseline file; keep every other entry.
-    Build tests measure nothing the gate compares: they stay in the results file only."""
+    """Write the tests that ran and passed into their backend's baseline file (a build test: its build time and plan
+    size, which its cost gate reads); keep every other entry."""
     groups: dict[tuple[str, str, str], list[TestResult]] = {}
     for test in document.tests:
-        if test.verdict == "skip" or test.is_build or test.backend_device is None:
+        if test.verdict == "skip" or test.backend_device is None:
             continue
         groups.setdefault((test.backend, test.backend_device, str(test.backend_version)), []).append(test)
     for (short_id, device, version), tests in groups.items():

@@ -15,7 +15,7 @@ from harness.build import BuildRecord, EngineStore
 from harness.case import DEFAULT_MEAN_REL, Precision, ReferenceKind, check_case
 from harness.compare import OutputErrors
 from harness.errors import BuildError, CaseDefinitionError, HarnessError, ModelRefusedError
-from harness.gate import GatePolicy
+from harness.gate import CostPolicy, GatePolicy
 from harness.matrix import Point
 from harness.measure import MeasurePolicy
 from harness.precision.convert import named_nodes
@@ -151,6 +151,7 @@ class GateContext:
     note: str  # which baseline, or why there is none
     enforce: bool  # False while updating baselines: verdicts are reported, not enforced
     require: bool  # a missing baseline fails
+    costs: CostPolicy  # the cost thresholds: a build test's build time and plan size, a latency test's device memory
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class BuildContext:
     backend: Backend
     record: TestRecord
     store: EngineStore
+    gate: GateContext  # its build time and plan size against its baseline's
 
     def __repr__(self) -> str:
         return f"BuildContext({self.point.id})"
@@ -219,7 +221,7 @@ class BuildContext:
 def harness_build(request: pytest.FixtureRequest) -> BuildContext:
     """The point's backend, loaded; the build itself happens in the test, so that it fails, not errors."""
     point, state, record, backend = _open_point(request, _loaded_backend)
-    return BuildContext(point, backend, record, state.store)
+    return BuildContext(point, backend, record, state.store, _gate_context(state, point, backend, request.node.name))
 
 
 @pytest.fixture
@@ -310,7 +312,9 @@ def _gate_context(state: HarnessState, point: Point, backend: Backend, test_id: 
     )
     selection = state.baseline(point.backend, backend)
     entry = selection.baseline.entries.get(test_id) if selection.baseline else None
-    return GateContext(policy, entry, selection.note, enforce=not settings.update, require=settings.require)
+    return GateContext(
+        policy, entry, selection.note, enforce=not settings.update, require=settings.require, costs=settings.costs
+    )
 
 
 def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend:

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.gate import PLAN_SIZE, CostPolicy
 from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
 from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
 from harness.naming import point_name
+from harness.profile import LayerProfile, diff
+from harness.recorded import recorded_number
 from harness.results.document import VERDICTS, TestResult
 from harness.results.text import capped, number
 from harness.results.units import micros_number
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.explain import Explanation
-    from harness.gate import GatePolicy, GateVerdict, LatencyComparison
+    from harness.gate import CostComparison, GatePolicy, GateVerdict, LatencyComparison
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class GateOptions:
     # descriptors were recorded. Given by the caller (the command line reads harness.backends' descriptors):
     # the results readers import no backend code. An id not here gets _UNKNOWN_BACKEND.
     builtin_backends: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    costs: CostPolicy = field(default_factory=CostPolicy)  # build time, plan size and device memory thresholds
 
     def policy(self, threshold: float) -> GatePolicy:
         from harness.gate import GatePolicy
@@ -82,6 +86,7 @@ class Row:
     reasons: tuple[str, ...]
     detail: str = ""  # shown after the verdict: "12 samples < 30"
     explanation: Explanation | None = None  # a latency regression: the layers that account for it
+    costs: tuple[CostComparison, ...] = ()  # a build test's build time and plan size, a latency test's device memory
 
 
 def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = NO_KNOWN_FAILURES) -> list[Row]:
@@ -98,7 +103,7 @@ def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = N
             rows.append(_row(test_id, old_test, None, None, "removed", (_removed_reason(options),)))
         else:
             samples = (old.samples.get(test_id), new.samples.get(test_id))
-            rows.append(compare_pair(old_test, new_test, options, known, samples))
+            rows.append(_plan_growth_explained(compare_pair(old_test, new_test, options, known, samples), old, new))
     for test_id, new_test in new.tests.items():
         if test_id not in old.tests:
             verdict, reasons = _own_verdict(None, new_test, known) or ("new", ("only in the new file",))
@@ -213,14 +218,108 @@ def _judged_pair(
     latency = judge_latency(old_samples, new_samples, policy) if measured else None
     old_accuracy, new_accuracy = _accuracy_entries(old), _accuracy_entries(new)
     accuracy = judge_accuracy(old_accuracy, new_accuracy, policy) if old_accuracy and new_accuracy else None
+    costs = judge_costs(old, new, options.costs)
     if latency is None and not (accuracy is not None and accuracy.accuracy):
-        return _row(new.id, old, new, None, *_without_measurements(old, new))
-    verdict, reasons = _verdict(latency, accuracy)
+        verdict, reasons = _with_costs(*_without_measurements(old, new), costs)
+        return _row(new.id, old, new, None, verdict, reasons, costs=costs)
+    verdict, reasons = _with_costs(*_verdict(latency, accuracy), costs)
     changed = timing_differences(old.raw, new.raw) if latency is not None else None
     if verdict == "pass" and (entry := known.listed(new.id)) is not None:
         verdict, reasons = "fixed", (_fixed_reason(known, entry.test, entry.reason),)
     comparison = latency.latency if latency is not None else None
-    return _row(new.id, old, new, comparison, verdict, (*reasons, changed) if changed else reasons)
+    return _row(new.id, old, new, comparison, verdict, (*reasons, changed) if changed else reasons, costs=costs)
+
+
+def judge_costs(old: TestResult, new: TestResult, policy: CostPolicy) -> tuple[CostComparison, ...]:
+    """A build test's build time and plan size, a latency test's device memory (where its backend reports it: TensorRT),
+    each against OLD's; nothing where neither side recorded the cost."""
+    from harness.gate import judge_build, judge_device_memory
+
+    if old.is_build:
+        before, after = old.raw.get("build"), new.raw.get("build")
+        if not isinstance(before, Mapping) and not isinstance(after, Mapping):
+            return ()
+        return judge_build(
+            before if isinstance(before, Mapping) else {}, after if isinstance(after, Mapping) else {}, policy
+        )
+    old_memory, new_memory = device_memory(old), device_memory(new)
+    if new.kind != "latency" or (old_memory is None and new_memory is None):
+        return ()
+    return (judge_device_memory(old_memory, new_memory, policy),)
+
+
+def device_memory(test: TestResult) -> float | None:
+    """The engine's device memory as its backend reported it (TensorRT's device_memory_bytes); None where not."""
+    engine = test.raw.get("engine")
+    return recorded_number(engine.get("device_memory_bytes")) if isinstance(engine, Mapping) else None
+
+
+def _with_costs(verdict: str, reasons: tuple[str, ...], costs: Sequence[CostComparison]) -> tuple[str, tuple[str, ...]]:
+    """The row's verdict with its costs' verdicts joined in: a cost regression makes it a regression, a cost
+    improvement makes a pass an improvement. A cost that could not be judged (inconclusive: a cached or too short
+    build) leaves it as it is: it says the measurement is too coarse, not that the test failed."""
+    regressed = tuple(cost.reason for cost in costs if cost.verdict == "regression")
+    improved = tuple(cost.reason for cost in costs if cost.verdict == "improvement")
+    if regressed:
+        return "regression", (*(reasons if verdict == "regression" else ()), *regressed)
+    if improved and verdict in ("pass", "improvement"):
+        return "improvement", (*(reasons if verdict == "improvement" else ()), *improved)
+    return verdict, reasons
+
+
+def _plan_growth_explained(row: Row, old: Side, new: Side) -> Row:
+    """A build test whose plan grew beyond its threshold, with what its engine's layer lists say of why (those of its
+    latency tests' per-layer profiles: layers that appeared, fusions lost), or that no layer list was recorded."""
+    grew = any(cost.cost == PLAN_SIZE and cost.verdict == "regression" for cost in row.costs)
+    if not grew:
+        return row
+    return replace(row, reasons=(*row.reasons, _plan_growth_note(row.test_id, old, new)))
+
+
+def _plan_growth_note(build_id: str, old: Side, new: Side) -> str:
+    before, after = _engine_layers(build_id, old), _engine_layers(build_id, new)
+    if before is None or after is None:
+        return (
+            "plan growth by layer: not known, no per-layer profile of this engine on both sides (its latency tests "
+            "record one where the backend's profiler runs)"
+        )
+    changes = [entry for entry in diff(before, after).entries if _structural(entry.changes)]
+    if not changes:
+        return (
+            f"plan growth by layer: the same {len(after.layers)} layers on both sides (no layer appeared, disappeared "
+            "or fused differently): the growth is inside layers (weights, kernels), which the layer lists do not size"
+        )
+    listed = "; ".join(f"{entry.label}: {', '.join(entry.changes)}" for entry in changes[:_LISTED_LAYERS])
+    more = f"; and {len(changes) - _LISTED_LAYERS} more" if len(changes) > _LISTED_LAYERS else ""
+    return f"plan growth by layer ({len(before.layers)} → {len(after.layers)} layers): {listed}{more}"
+
+
+_LISTED_LAYERS = 5
+_LAYER_PROFILE = "layer_profile"  # a latency record's per-layer profile (harness/profile.py's LayerProfile.to_json)
+_STRUCTURAL = ("appeared", "disappeared", "fusion", "renamed")
+
+
+def _structural(changes: Sequence[str]) -> bool:
+    """A change of the engine's layer list (what a plan's size follows), not of a layer's tactic or format."""
+    return any(change.startswith(_STRUCTURAL) for change in changes)
+
+
+def _engine_layers(build_id: str, side: Side) -> LayerProfile | None:
+    """The per-layer profile a latency test of the build's engine recorded (one engine: the build's case, precision,
+    profile and backend), None where none did."""
+    build = side.tests.get(build_id)
+    if build is None:
+        return None
+    for test in side.tests.values():
+        same_engine = (test.case, test.precision, test.profile, test.backend) == (
+            build.case,
+            build.precision,
+            build.profile,
+            build.backend,
+        )
+        if same_engine and test.kind == "latency" and (profile := LayerProfile.from_json(test.raw.get(_LAYER_PROFILE))):
+            return profile
+    return None
 
 
 def _too_few_samples(old: TestResult, new: TestResult) -> tuple[str, str] | None:
@@ -403,6 +502,7 @@ def _row(
     verdict: str,
     reasons: tuple[str, ...],
     detail: str = "",
+    costs: tuple[CostComparison, ...] = (),
 ) -> Row:
     test = new if new is not None else old
     assert test is not None, "a row has a test on at least one side"
@@ -419,6 +519,7 @@ def _row(
         verdict=verdict,
         reasons=reasons,
         detail=detail,
+        costs=costs,
     )
 
 
@@ -523,6 +624,40 @@ def _ratio(latency: LatencyComparison) -> str:
 def _shown(value: float, shown: Callable[[float], str]) -> str:
     """A number as `shown` writes it; NaN and ±Inf as words (text.number): never shown as a number."""
     return shown(value) if math.isfinite(value) else number(value)
+
+
+COST_COLUMNS = ("case", "precision", "shape", "backend", "test", "cost", "old", "new", "ratio", "verdict")
+COST_NUMERIC = frozenset({"old", "new", "ratio"})
+
+
+def costs_of(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:
+    """Every judged cost, row by row: the costs table."""
+    return [(row, cost) for row in rows for cost in row.costs]
+
+
+def cost_cells(row: Row, cost: CostComparison) -> dict[str, str]:
+    from harness.gate import cost_value
+
+    ratio = cost.ratio
+    values = (
+        row.case,
+        row.precision,
+        row.shape,
+        row.backend,
+        row.kind,
+        cost.cost,
+        cost_value(cost.cost, cost.old) if cost.old is not None else DASH,
+        cost_value(cost.cost, cost.new) if cost.new is not None else DASH,
+        f"{ratio:.2f}" if ratio is not None else DASH,
+        label(cost.verdict),
+    )
+    return dict(zip(COST_COLUMNS, values))
+
+
+def cost_notes(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:
+    """Why a cost was not judged (a cached or too short build, a number the new run lacks): its regressions and
+    improvements are among the row's own reasons (notable)."""
+    return [(row, cost) for row, cost in costs_of(rows) if cost.verdict == "inconclusive"]
 
 
 def counts(rows: Sequence[Row]) -> str:

@@ -4,7 +4,7 @@ in seconds and a few hundred MB, where json.load takes minutes and gigabytes.
 The harness writes results as json.dumps(indent=1) (results_document.write, `harness merge`): every record of "tests" sits
 between a line "  {" and a line "  }", each of its fields starts a line with three spaces and a quote, and JSON
 strings hold no raw newline. So a record is cut out of a chunk of bytes without parsing, its fields that compare
-never reads (derivation with its int8 scales, layers, build facts, ...) are cut out the same way, the latency
+never reads (derivation with its int8 scales, layers, ...) are cut out the same way, the latency
 samples are parsed by numpy, and json parses only what is left. A file in any other layout (written by hand, or
 by another tool) is parsed whole by json: slower, and as correct.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.gate import BUILD_COST_FIELDS
 from harness.results.document import ResultsFileError, read_json
 
 # Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
@@ -30,7 +31,6 @@ UNREAD = (
     b"nodeid",
     b"backend_library",
     b"backend_clock",
-    b"build",
     b"compared_with",
     b"host_latency",
     b"derivation",
@@ -46,7 +46,8 @@ _DROPPED = frozenset(key.decode() for key in UNREAD)
 _KEPT = {
     "latency": frozenset({"stop_reason", "count", "median_us", "samples_us"}),
     "gate": frozenset({"verdict", "reason", "baseline", "samples", "min_samples"}),
-    "engine": frozenset({"timing"}),
+    "engine": frozenset({"timing", "device_memory_bytes"}),
+    "build": frozenset(BUILD_COST_FIELDS),
 }
 _NAMES = ("case", "precision", "shape", "shape_point", "backend", "backend_name", "backend_version", "backend_device")
 _KEPT_OUTPUT = frozenset({"output", "mean_rel", "max_rel", "failure", "tolerance", "nan_count", "inf_count"})

@@ -16,7 +16,20 @@ from typing import TYPE_CHECKING
 from harness.precision.opset import INT8_MIN_OPSET
 from harness.progress import LONG_BUILD_S
 from harness.results import explanation, units
-from harness.results.comparison import COLUMNS, NUMERIC, Row, cells, counts, label, notable
+from harness.results.comparison import (
+    COLUMNS,
+    COST_COLUMNS,
+    COST_NUMERIC,
+    NUMERIC,
+    Row,
+    cells,
+    cost_cells,
+    cost_notes,
+    costs_of,
+    counts,
+    label,
+    notable,
+)
 from harness.results.document import VERDICTS, BuildResult, InputError, TestResult
 from harness.results.text import capped, grouped, listed_ids, number
 
@@ -259,7 +272,8 @@ def _vs_baseline(test: TestResult) -> str:
     gate = test.gate
     if gate is None:
         return ""
-    word = _GATE_WORDS.get(gate.verdict, "")
+    # The latency comparison's own word where there is one: a test that failed on its device memory is not "slower".
+    word = _GATE_WORDS.get(gate.latency_verdict or gate.verdict, "")
     if gate.latency_ratio is not None:
         return f"{gate.latency_ratio:.3f}× {word}".rstrip()
     return "no baseline" if gate.verdict == "new" else word
@@ -370,4 +384,16 @@ def comparison_text(header: Sequence[str], rows: Sequence[Row]) -> str:
     layers = [
         f"{label(row.verdict)} {row.test_id}: {explanation.line(row.explanation)}" for row in rows if row.explanation
     ]
-    return "\n".join([*header, "", *table, "", counts(rows), *notes, *layers])
+    return "\n".join([*header, "", *table, *_costs_text(rows), "", counts(rows), *notes, *layers])
+
+
+def _costs_text(rows: Sequence[Row]) -> list[str]:
+    """The costs table (build time, plan size, device memory), and why a cost was not judged; nothing where no test
+    recorded one."""
+    judged = costs_of(rows)
+    if not judged:
+        return []
+    columns = [Column(title, numeric=title in COST_NUMERIC) for title in COST_COLUMNS]
+    table = aligned(columns, [list(cost_cells(row, cost).values()) for row, cost in judged])
+    notes = [f"{cost.verdict} {cost.cost} of {row.test_id}: {cost.reason}" for row, cost in cost_notes(rows)]
+    return ["", "Costs", *table, *notes]
