@@ -257,10 +257,15 @@ def update(path: Path, device: str, backend: str, version: str, tests: Mapping[s
     return len(tests)
 
 
+def is_build_record(test: Mapping[str, object]) -> bool:
+    """A build test's record (test_build): it measures building, whose costs are gated apart from latency and
+    accuracy (gate.judge_build)."""
+    return str(test.get("id", "")).startswith("test_build[")
+
+
 def _thinned(record: Mapping[str, object]) -> dict[str, object]:
     """What the gate needs of a passing test's record (module docstring)."""
     from harness.gate import BUILD_COST_FIELDS
-    from harness.results.document import is_build_record  # imported here: the results reader imports this module
 
     entry = {key: value for key, value in record.items() if key not in DROPPED}
     build = record.get("build")

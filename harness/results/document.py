@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.atomic import write_atomically
-from harness.baselines import first_record_problem
+from harness.baselines import first_record_problem, is_build_record
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.gate import GateVerdict
@@ -141,11 +141,6 @@ def _tests_of(contents: Mapping[str, object], name: str) -> list[Mapping[str, ob
     if not isinstance(tests, list) or not all(isinstance(test, Mapping) for test in tests):
         raise MergeError(f'{name}: "tests" must be a list of test records')
     return tests
-
-
-def is_build_record(test: Mapping[str, object]) -> bool:
-    """A build test's record (test_build): it measures building, nothing the latency or accuracy gate reads."""
-    return str(test.get("id", "")).startswith("test_build[")
 
 
 # ---------------------------------------------------------------------------------------------------
