@@ -10,6 +10,8 @@ statistics as measured, and its samples reduced to at most MAX_SAMPLES evenly sp
 (i + 0.5) / MAX_SAMPLES of the samples, chosen deterministically). The gate's rules read medians, lower quartiles and
 ranks, which these keep (tests/faults/test_faults_caches.py holds its verdicts equal on both). A file written with
 every sample (before this reduction) still loads and gates as before.
+An update run records each latency test's A/A pair (harness/drift.py) in its entry; the file's "drift" summarizes
+its entries' pairs (Drift), written from them, so the two never disagree; a file without pairs has no "drift".
 Updating writes only the tests that ran and passed, atomically, and keeps every other entry. Updates are
 serialized across processes by a file lock beside the file (`<file>.lock`, as the engine cache locks its
 artifacts): the file is read again under the lock and this session's entries merged in, so two sessions
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.atomic import lock_removed, write_atomically
+from harness.drift import Drift, pair_problem
 from harness.errors import HarnessError
 from harness.recorded import is_number, json_safe, recorded_number, significant
 
@@ -108,7 +111,13 @@ class BaselineFile:
             entries=entries,
         )
 
+    @property
+    def drift(self) -> Drift | None:
+        """The A/A drift of the machine that recorded these entries, None where none carries a pair."""
+        return Drift.of_records(self.entries.values())
+
     def to_json(self) -> dict[str, object]:
+        drift = self.drift
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -116,6 +125,7 @@ class BaselineFile:
             "backend": self.backend,
             "backend_version": self.backend_version,
             "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **({"drift": drift.to_json()} if drift is not None else {}),
             "entries": dict(sorted(self.entries.items())),
         }
 
@@ -154,7 +164,7 @@ def record_problem(record: Mapping[str, object]) -> str | None:
         for index, sample in enumerate(samples):
             if not (is_number(sample) and math.isfinite(sample) and sample > 0):
                 return f'"{key}.samples_us[{index}]" is {_shown(sample)}; latency samples must be finite numbers > 0'
-    return _accuracy_problem(record.get("accuracy"))
+    return pair_problem(record.get("aa_drift")) or _accuracy_problem(record.get("accuracy"))
 
 
 def _accuracy_problem(accuracy: object) -> str | None:

@@ -15,7 +15,7 @@ from harness.build import BuildRecord, EngineStore
 from harness.case import DEFAULT_MEAN_REL, Precision, ReferenceKind, check_case
 from harness.compare import OutputErrors
 from harness.errors import BuildError, CaseDefinitionError, HarnessError, ModelRefusedError
-from harness.gate import GatePolicy
+from harness.gate import GatePolicy, Resolution
 from harness.matrix import Point
 from harness.measure import MeasurePolicy
 from harness.precision.convert import named_nodes
@@ -151,6 +151,7 @@ class GateContext:
     note: str  # which baseline, or why there is none
     enforce: bool  # False while updating baselines: verdicts are reported, not enforced
     require: bool  # a missing baseline fails
+    resolution: Resolution | None = None  # the smallest threshold the baseline's machine supports, where recorded
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,15 @@ def _gate_context(state: HarnessState, point: Point, backend: Backend, test_id: 
     )
     selection = state.baseline(point.backend, backend)
     entry = selection.baseline.entries.get(test_id) if selection.baseline else None
-    return GateContext(policy, entry, selection.note, enforce=not settings.update, require=settings.require)
+    drift = selection.baseline.drift if selection.baseline else None
+    resolution = (
+        Resolution(drift.resolution, f"A/A drift of {drift.pairs} tests recorded in {selection.baseline.path}")
+        if drift is not None and selection.baseline is not None
+        else None
+    )
+    return GateContext(
+        policy, entry, selection.note, enforce=not settings.update, require=settings.require, resolution=resolution
+    )
 
 
 def _loaded_backend(state: HarnessState, short_id: str, point: Point) -> Backend:
