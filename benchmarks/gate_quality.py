@@ -25,6 +25,11 @@ harness.backends.ort like the plugin does, inputs seeded like a plugin run with 
 is a busy-wait on time.perf_counter after each run, counted in the sample; A carries the same wrapper with no
 wait. An extra A/A row uses the plugin's default stop rule (MeasurePolicy(): budget 1 s, stop at +-1 % CI),
 for information.
+ab mode (--ab): the CPU workload gated as `python -m harness ab --rounds 3` gates an upgrade (harness/cli/ab.py):
+each round of a side is one measurement with the plugin's default stop rule (an ab round is a plugin run), the
+sides' rounds interleaved; a comparison pools 3 rounds per side, samples concatenated in round order as ab pools
+them, and judges the pools as `compare` does (compare_latency at the threshold, no re-measurement). Rows: A/A
+(false alarms <= 1 %), A/B at 1.2 x and 1.5 x the threshold (detected >= 95 % at 1.2 x), and the threshold scan.
 GPU mode (--gpu; cuda-python and cupy; the H200): the %globaltimer spin kernel of benchmarks/gpu_timer.py on
 our stream, timed gated by harness.backends.cuda_rt.EventTimer, nominal 100 us, MeasurePolicy(budget_s=0.5);
 the slowdown is a longer spin.
@@ -38,8 +43,8 @@ fixed pure-Python loop pinned to each CPU just before and after it, which reads 
 that CPU to a neighbour (steal time is not reported on every VM); the notes relate the A/A errors to both.
 
 Usage, from the repository root:
-    python benchmarks/gate_quality.py [--gpu] [--quick] [--comparisons N] [--budget S] [--out DIR]
-Prints a table, writes DIR/gate_quality-<cpu|gpu>-<device slug>.{json,md} (default DIR: benchmarks/results/;
+    python benchmarks/gate_quality.py [--gpu | --ab] [--quick] [--comparisons N] [--budget S] [--out DIR]
+Prints a table, writes DIR/gate_quality-<cpu|gpu|ab>-<device slug>.{json,md} (default DIR: benchmarks/results/;
 --quick adds "-quick" to the names so that a smoke run never replaces the real numbers) and exits 1 when a
 target is missed. --quick: 10 comparisons per row with a 0.1 s budget and a one-step calibration, under a
 minute; its rates cannot show 1 % or 95 %, so it judges no target (exit 0 unless something breaks). cupy and
@@ -987,11 +992,12 @@ def notes(report: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gpu", action="store_true", help="GPU mode (cupy + cuda-python, gated CUDA events)")
-    parser.add_argument("--ab", action="store_true", help="CPU, as `python -m harness ab --rounds 3` gates")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--gpu", action="store_true", help="GPU mode (cupy + cuda-python, gated CUDA events)")
+    mode.add_argument("--ab", action="store_true", help="CPU, gated as `python -m harness ab --rounds 3` gates")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 comparisons per row, no target judged")
     parser.add_argument("--comparisons", type=int, default=None, help="comparisons per row (default 100; quick 10)")
-    parser.add_argument("--budget", type=float, default=None, help="CPU mode: per-measurement budget in s")
+    parser.add_argument("--budget", type=float, default=None, help="CPU mode: per-measurement budget in s (--ab: the calibration's)")
     parser.add_argument("--seed", type=int, default=SEED, help="order of the arms in each round")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default benchmarks/results)")
     args = parser.parse_args(argv)

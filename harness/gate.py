@@ -19,6 +19,8 @@ from the order statistics that bound its binomial CI, and the log-ratio's CI add
 percentile bootstrap to a few thousandths, and cost one sort per side instead of 2000 resamples (a bootstrap
 per test made `compare` take 171 s for 10,000 tests).
 Improvements are the mirror image and fail only on request (stale baselines).
+A threshold below the resolution of the baseline's machine (its A/A drift, harness/drift.py) gives no verdict on a
+move within that resolution: "inconclusive", naming the fix (judge_latency's `resolution`).
 
 Accuracy. A test regresses when an output fails its tolerance (the accuracy test already fails),
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
