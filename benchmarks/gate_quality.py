@@ -997,7 +997,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--ab", action="store_true", help="CPU, gated as `python -m harness ab --rounds 3` gates")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 comparisons per row, no target judged")
     parser.add_argument("--comparisons", type=int, default=None, help="comparisons per row (default 100; quick 10)")
-    parser.add_argument("--budget", type=float, default=None, help="CPU mode: per-measurement budget in s (--ab: the calibration's)")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="CPU mode: per-measurement budget in s (--ab: the calibration's)"
+    )
     parser.add_argument("--seed", type=int, default=SEED, help="order of the arms in each round")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default benchmarks/results)")
     args = parser.parse_args(argv)
