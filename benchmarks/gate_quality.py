@@ -618,10 +618,14 @@ def pooled_rounds(taken: list[dict[str, Any]], rounds: int) -> list[dict[str, An
     for m in taken:
         key = (m["round"] // rounds, m["arm"])
         if key not in pooled:
-            pooled[key] = {"round": key[0], "arm": m["arm"], "samples_us": [], "load": None}
+            pooled[key] = {"round": key[0], "arm": m["arm"], "samples_us": [], "loads": []}
         pooled[key]["samples_us"].append(m["samples_us"])
+        pooled[key]["loads"].append(m["load"])
     for record in pooled.values():
         record["samples_us"] = np.concatenate(record["samples_us"])
+        # the busiest of its rounds: what the notes relate a wrong verdict to
+        loads = [load for load in record.pop("loads") if load]
+        record["load"] = {key: max(load[key] for load in loads) for key in loads[0]} if loads else None
     return list(pooled.values())
 
 
