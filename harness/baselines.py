@@ -26,11 +26,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from harness.atomic import lock_removed, write_atomically
 from harness.drift import Drift, pair_problem
 from harness.errors import HarnessError
+from harness.gate import Resolution
 from harness.recorded import is_number, json_safe, recorded_number, significant
 
 SCHEMA = "trt-harness/baseline"
@@ -252,6 +254,14 @@ class Selection:
 
     baseline: BaselineFile | None
     note: str
+
+    @cached_property  # the session keeps one selection per backend; every latency test asks it
+    def resolution(self) -> Resolution | None:
+        """The smallest threshold the baseline's machine supports (its A/A drift), where it recorded one."""
+        drift = self.baseline.drift if self.baseline is not None else None
+        if drift is None or self.baseline is None:
+            return None
+        return Resolution(drift.resolution, f"A/A drift of {drift.pairs} tests recorded in {self.baseline.path}")
 
 
 def select(root: Path, device: str, backend: str, version: str, baseline_from: str | None, library: str) -> Selection:

@@ -280,8 +280,9 @@ def below_resolution(threshold: float, resolution: Resolution) -> str:
     threshold scan of benchmarks/gate_quality.py steps in, so that the advised threshold is enough."""
     advised = math.ceil(resolution.threshold * 200 - 1e-9) / 200
     return (
-        f"threshold {threshold:.1%} is below this machine's resolution {resolution.threshold:.1%} ({resolution.source}): "
-        f"raise --latency-threshold to {advised:g} ({advised:.1%}) or use `python -m harness ab` (interleaved, so drift cancels)"
+        f"threshold {threshold:.1%} is below this machine's resolution {resolution.threshold:.1%} "
+        f"({resolution.source}): raise --latency-threshold to {advised:g} ({advised:.1%}) or use "
+        "`python -m harness ab` (interleaved, so drift cancels)"
     )
 
 

@@ -311,14 +311,13 @@ def _gate_context(state: HarnessState, point: Point, backend: Backend, test_id: 
     )
     selection = state.baseline(point.backend, backend)
     entry = selection.baseline.entries.get(test_id) if selection.baseline else None
-    drift = selection.baseline.drift if selection.baseline else None
-    resolution = (
-        Resolution(drift.resolution, f"A/A drift of {drift.pairs} tests recorded in {selection.baseline.path}")
-        if drift is not None and selection.baseline is not None
-        else None
-    )
     return GateContext(
-        policy, entry, selection.note, enforce=not settings.update, require=settings.require, resolution=resolution
+        policy,
+        entry,
+        selection.note,
+        enforce=not settings.update,
+        require=settings.require,
+        resolution=selection.resolution,
     )
 
 
