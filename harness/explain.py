@@ -24,53 +24,10 @@ KEPT = 15  # layers kept in a verdict, by added time: what the HTML report's per
 
 
 @dataclass(frozen=True)
-class ExplainedLayer:
-    """One layer (or a group a fusion joined or split) as the explanation shows it."""
-
-    old: tuple[str, ...]  # its names in the old profile (empty: it appeared)
-    new: tuple[str, ...]  # in the new one (empty: it disappeared)
-    old_us: float
-    new_us: float
-    changes: tuple[str, ...]  # LayerChange.changes: "tactic a -> b", "fusion lost: …", "appeared"
-
-    @property
-    def label(self) -> str:
-        """Its new name, else its old one; a group joined with " + " (LayerChange.label)."""
-        return " + ".join(self.new or self.old)
-
-    @property
-    def added_us(self) -> float:
-        return self.new_us - self.old_us
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "old": list(self.old),
-            "new": list(self.new),
-            "old_us": self.old_us,
-            "new_us": self.new_us,
-            "changes": list(self.changes),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> ExplainedLayer:
-        return cls(
-            old=_names(data.get("old")),
-            new=_names(data.get("new")),
-            old_us=recorded_number(data.get("old_us")) or 0.0,
-            new_us=recorded_number(data.get("new_us")) or 0.0,
-            changes=_names(data.get("changes")),
-        )
-
-    @classmethod
-    def of(cls, change: LayerChange) -> ExplainedLayer:
-        return cls(change.old, change.new, change.old_us, change.new_us, change.changes)
-
-
-@dataclass(frozen=True)
 class Explanation:
     """Which layers account for a slowdown; or, in `missing`, why no layer can be named."""
 
-    layers: tuple[ExplainedLayer, ...] = ()  # at most KEPT, the most added time first
+    layers: tuple[LayerChange, ...] = ()  # at most KEPT, the most added time first
     old_total_us: float = 0.0  # the profiled layers' medians summed, on each side
     new_total_us: float = 0.0
     grown: int = 0  # layers (or groups) that added time, those kept included
@@ -82,11 +39,11 @@ class Explanation:
     def added_us(self) -> float:
         return self.new_total_us - self.old_total_us
 
-    def share(self, layer: ExplainedLayer) -> float | None:
+    def share(self, layer: LayerChange) -> float | None:
         """The layer's part of the total added time; None where the layers' total did not grow."""
         return layer.added_us / self.added_us if self.added_us > 0 else None
 
-    def named(self) -> tuple[ExplainedLayer, ...]:
+    def named(self) -> tuple[LayerChange, ...]:
         """The NAMED layers that added the most time."""
         return tuple(layer for layer in self.layers if layer.added_us > 0)[:NAMED]
 
@@ -112,7 +69,7 @@ class Explanation:
             return cls(missing=str(missing))
         layers = data.get("layers")
         return cls(
-            layers=tuple(ExplainedLayer.from_json(item) for item in layers if isinstance(item, Mapping))
+            layers=tuple(LayerChange.from_json(item) for item in layers if isinstance(item, Mapping))
             if isinstance(layers, list)
             else (),
             old_total_us=recorded_number(data.get("old_total_us")) or 0.0,
@@ -139,17 +96,13 @@ def explain(
         return Explanation(missing=f"{' and '.join(empty)} recorded an empty layer profile")
     layers = diff(old, new)
     return Explanation(
-        layers=tuple(ExplainedLayer.of(change) for change in layers.entries[:KEPT]),
+        layers=layers.entries[:KEPT],
         old_total_us=layers.old_total_us,
         new_total_us=layers.new_total_us,
         grown=sum(change.added_us > 0 for change in layers.entries),
         changed_without_time=sum(bool(change.changes) and change.added_us <= 0 for change in layers.entries),
         source=new.source,
     )
-
-
-def _names(value: object) -> tuple[str, ...]:
-    return tuple(str(item) for item in value) if isinstance(value, list) else ()
 
 
 def _count(value: object) -> int:

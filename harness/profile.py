@@ -112,6 +112,17 @@ class LayerChange:
             "changes": list(self.changes),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> LayerChange:
+        """As to_json wrote it (a gate verdict's explanation keeps its layers so)."""
+        return cls(
+            old=tuple(str(name) for name in _list(data.get("old"))),
+            new=tuple(str(name) for name in _list(data.get("new"))),
+            old_us=recorded_number(data.get("old_us")) or 0.0,
+            new_us=recorded_number(data.get("new_us")) or 0.0,
+            changes=tuple(str(change) for change in _list(data.get("changes"))),
+        )
+
 
 @dataclass(frozen=True)
 class LayerDiff:

@@ -3,7 +3,8 @@ session's failure message, its summary, `compare`'s text), a list of items for M
 
 from __future__ import annotations
 
-from harness.explain import ExplainedLayer, Explanation
+from harness.explain import Explanation
+from harness.profile import LayerChange
 from harness.results.units import micros
 
 
@@ -31,7 +32,7 @@ def _headline(explanation: Explanation) -> str:
     return f"layers{source}: {totals}, +{micros(explanation.added_us)}"
 
 
-def _described(explanation: Explanation, layer: ExplainedLayer) -> str:
+def _described(explanation: Explanation, layer: LayerChange) -> str:
     """ "conv1 +40.0 µs (80 % of the added time, 100.0 µs → 140.0 µs): tactic a -> b" """
     share = explanation.share(layer)
     part = f"{share * 100:.0f} % of the added time, " if share is not None else ""
