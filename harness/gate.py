@@ -19,8 +19,6 @@ from the order statistics that bound its binomial CI, and the log-ratio's CI add
 percentile bootstrap to a few thousandths, and cost one sort per side instead of 2000 resamples (a bootstrap
 per test made `compare` take 171 s for 10,000 tests).
 Improvements are the mirror image and fail only on request (stale baselines).
-A threshold below the resolution of the baseline's machine (its A/A drift, harness/drift.py) gives no verdict on a
-move within that resolution: "inconclusive", naming the fix (judge_latency's `resolution`).
 
 Accuracy. A test regresses when an output fails its tolerance (the accuracy test already fails),
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
@@ -42,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -75,15 +73,6 @@ class GatePolicy:
     accuracy_factor: float = 2.0  # mean relative error may grow this much before it is a regression
     fail_on_improvement: bool = False  # for stale baselines: an improvement fails too
     low_quantile: float = 0.25  # rule 3: this quantile must have moved beyond the threshold as well
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """The smallest latency threshold the baseline's machine supports (harness/drift.py: its A/A drift), and where
-    that was recorded ("A/A drift of 14 tests in baselines/…/ort-1.23.json")."""
-
-    threshold: float
-    source: str
 
 
 @dataclass(frozen=True)
@@ -268,41 +257,11 @@ def judge_latency(
     baseline: str | None = None,
     remeasured: bool | None = None,
     note: str | None = None,
-    resolution: Resolution | None = None,
 ) -> GateVerdict:
-    """NEW's latency samples against OLD's (compare_latency); `note` (timing_differences) follows the reason.
-
-    Where the threshold is below the `resolution` the baseline's machine supports, a move within that resolution
-    is noise as much as software: the verdict is "inconclusive", saying so. A move beyond it (judged at the
-    resolution) is still a regression or an improvement."""
+    """NEW's latency samples against OLD's (compare_latency); `note` (timing_differences) follows the reason."""
     comparison = compare_latency(old_us, new_us, policy)
-    suffix = f"; {note}" if note else ""
-    if resolution is None or policy.latency_threshold >= resolution.threshold:
-        return GateVerdict(
-            comparison.verdict, comparison.reason + suffix, baseline, latency=comparison, remeasured=remeasured
-        )
-    coarse = compare_latency(old_us, new_us, replace(policy, latency_threshold=resolution.threshold))
-    if coarse.verdict != "pass":
-        reason = f"{coarse.reason} (this machine's resolution, {resolution.source}: above the threshold){suffix}"
-        return GateVerdict(coarse.verdict, reason, baseline, latency=coarse, remeasured=remeasured)
-    return GateVerdict(
-        "inconclusive",
-        f"latency inconclusive: {below_resolution(policy.latency_threshold, resolution)}; {comparison.reason}{suffix}",
-        baseline,
-        latency=comparison,
-        remeasured=remeasured,
-    )
-
-
-def below_resolution(threshold: float, resolution: Resolution) -> str:
-    """Why a threshold gives no verdict on this machine, and the fix: the resolution rounded up to the 0.5 % the
-    threshold scan of benchmarks/gate_quality.py steps in, so that the advised threshold is enough."""
-    advised = math.ceil(resolution.threshold * 200 - 1e-9) / 200
-    return (
-        f"threshold {threshold:.1%} is below this machine's resolution {resolution.threshold:.1%} "
-        f"({resolution.source}): raise --latency-threshold to {advised:g} ({advised:.1%}) or use "
-        "`python -m harness ab` (interleaved, so drift cancels)"
-    )
+    reason = comparison.reason + (f"; {note}" if note else "")
+    return GateVerdict(comparison.verdict, reason, baseline, latency=comparison, remeasured=remeasured)
 
 
 def judge_accuracy(
