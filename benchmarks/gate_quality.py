@@ -25,6 +25,12 @@ harness.backends.ort like the plugin does, inputs seeded like a plugin run with 
 is a busy-wait on time.perf_counter after each run, counted in the sample; A carries the same wrapper with no
 wait. An extra A/A row uses the plugin's default stop rule (MeasurePolicy(): budget 1 s, stop at +-1 % CI),
 for information.
+ab mode (--ab): the CPU workload gated as `python -m harness ab --rounds N` gates an upgrade (harness/cli/ab.py):
+each round of a side is one measurement with the plugin's default stop rule (an ab round is a plugin run), the
+sides' rounds interleaved; a comparison takes N rounds per side (--ab-rounds, default AB_ROUNDS), samples
+concatenated in round order with each round's count as ab pools them, and judges them as `compare` judges ab's
+files: round i against round i (gate.compare_rounds, no re-measurement). Rows: A/A (false alarms <= 1 %), A/B at
+1.2 x and 1.5 x the threshold (detected >= 95 % at 1.2 x), and the threshold scan.
 GPU mode (--gpu; cuda-python and cupy; the H200): the %globaltimer spin kernel of benchmarks/gpu_timer.py on
 our stream, timed gated by harness.backends.cuda_rt.EventTimer, nominal 100 us, MeasurePolicy(budget_s=0.5);
 the slowdown is a longer spin.
@@ -38,8 +44,9 @@ fixed pure-Python loop pinned to each CPU just before and after it, which reads 
 that CPU to a neighbour (steal time is not reported on every VM); the notes relate the A/A errors to both.
 
 Usage, from the repository root:
-    python benchmarks/gate_quality.py [--gpu] [--quick] [--comparisons N] [--budget S] [--out DIR]
-Prints a table, writes DIR/gate_quality-<cpu|gpu>-<device slug>.{json,md} (default DIR: benchmarks/results/;
+    python benchmarks/gate_quality.py [--gpu | --ab [--ab-rounds N]] [--quick] [--comparisons N] [--budget S]
+        [--out DIR]
+Prints a table, writes DIR/gate_quality-<cpu|gpu|ab>-<device slug>.{json,md} (default DIR: benchmarks/results/;
 --quick adds "-quick" to the names so that a smoke run never replaces the real numbers) and exits 1 when a
 target is missed. --quick: 10 comparisons per row with a 0.1 s budget and a one-step calibration, under a
 minute; its rates cannot show 1 % or 95 %, so it judges no target (exit 0 unless something breaks). cupy and
@@ -60,7 +67,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +77,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make harness/ and cases/ importable without installing
     sys.path.insert(0, str(REPO))
 
-from harness.gate import GatePolicy, compare_latency
+from harness.gate import GatePolicy, PairedRounds, compare_latency
 from harness.measure import Measurement, MeasurePolicy, measure
 
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -89,6 +96,11 @@ CPU_POLICY = MeasurePolicy(budget_s=0.2, target_rel_ci=0.001)
 CPU_QUICK_POLICY = MeasurePolicy(budget_s=0.1, target_rel_ci=0.001)
 CPU_DEFAULT_POLICY = MeasurePolicy()  # what a latency test uses unless --latency-budget/--latency-ci say otherwise
 CPU_THRESHOLD = 0.10
+# --ab: `python -m harness ab` as docs/gating.md runs it on a shared CPU VM (--rounds 20: the paired test's evidence
+# grows as sqrt(rounds), and 10 rounds detected a 1.2x-threshold slowdown 85 % of the time there); each round is a
+# plugin run, so its measurement uses the plugin's default stop rule.
+AB_ROUNDS = 20
+AB_POLICY = CPU_DEFAULT_POLICY
 # Slowdowns as multiples of the threshold, set by the measured median ratio; the first one has the target.
 THRESHOLD_MULTIPLES = (1.2, 1.5)
 TARGETED_MULTIPLE = 1.2
@@ -282,10 +294,12 @@ def _measurement_record(index: int, position: int, arm: str, result: Measurement
     }
 
 
-def _judge(job: tuple[str, int, np.ndarray, np.ndarray, GatePolicy]) -> tuple[str, dict[str, Any]]:
+def _judge(
+    job: tuple[str, int, np.ndarray, np.ndarray, GatePolicy, PairedRounds | None],
+) -> tuple[str, dict[str, Any]]:
     """One comparison, in a worker process."""
-    name, index, old, new, policy = job
-    result = compare_latency(old.tolist(), new.tolist(), policy)
+    name, index, old, new, policy, rounds = job
+    result = compare_latency(old.tolist(), new.tolist(), policy, rounds)
     data = result.to_json()
     del data["reason"]
     return name, {"round": index, **data}
@@ -293,9 +307,15 @@ def _judge(job: tuple[str, int, np.ndarray, np.ndarray, GatePolicy]) -> tuple[st
 
 def judge(rows: list[Row], taken: list[dict[str, Any]], policy: GatePolicy, workers: int) -> list[RowResult]:
     by_key = {(m["round"], m["arm"]): m["samples_us"] for m in taken}
+    sizes = {(m["round"], m["arm"]): m.get("round_sizes") for m in taken}  # ab mode: judged by paired rounds
+
+    def paired(index: int, old: str, new: str) -> PairedRounds | None:
+        old_sizes, new_sizes = sizes[(index, old)], sizes[(index, new)]
+        return PairedRounds(tuple(old_sizes), tuple(new_sizes)) if old_sizes and new_sizes else None
+
     rounds = sorted({m["round"] for m in taken})
     jobs = [
-        (row.name, index, by_key[(index, row.old)], by_key[(index, row.new)], policy)
+        (row.name, index, by_key[(index, row.old)], by_key[(index, row.new)], policy, paired(index, row.old, row.new))
         for row in rows
         for index in rounds
     ]
@@ -312,6 +332,7 @@ def judge(rows: list[Row], taken: list[dict[str, Any]], policy: GatePolicy, work
             by_key[(index, next(r.old for r in rows if r.name == name))],
             samples,
             policy,
+            None,  # re-measurement is the plugin's, never ab's
         )
         for (name, index), samples in again.items()
     ]
@@ -466,21 +487,15 @@ def spun(timer: Callable[[], float], extra_s: float) -> Callable[[], float]:
     return run_once
 
 
-def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
-    import onnxruntime
-    import scipy
-
+def cpu_engine() -> tuple[Callable[[], float], str]:
+    """The CPU workload's timer (a latency test's own, ONNX Runtime built and loaded as the plugin does) and its
+    description."""
     from cases.conv_add_relu import CASE
     from harness.backends import BackendOptions, BuildRequest
     from harness.backends.ort import OnnxRuntimeBackend
     from harness.case import Precision, ShapePoint
-    from harness.environment import cpu_model
     from harness.precision.derive import DerivedModel
 
-    policy = CPU_QUICK_POLICY if args.quick else CPU_POLICY
-    if args.budget is not None:
-        policy = MeasurePolicy(budget_s=args.budget, target_rel_ci=policy.target_rel_ci)
-    gate = GatePolicy(latency_threshold=CPU_THRESHOLD)
     precision, point = Precision.FP32, ShapePoint.OPT
 
     backend = OnnxRuntimeBackend(BackendOptions())
@@ -489,7 +504,36 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
     engine = backend.load(backend.build(request).data, request)
     shapes = CASE.profiles[0].shapes(point)
     inputs = CASE.generate_inputs(shapes, np.random.default_rng(CASE.input_seed(0, point, 0)))
-    base = engine.timer(inputs)
+    workload = (
+        f"{CASE.name} {precision.value} profile 0 {point.value} {dict(shapes)} on "
+        f"{backend.name} {backend.version()} (harness OnnxRuntimeBackend, graph optimization ALL)"
+    )
+    return engine.timer(inputs), workload
+
+
+def cpu_policy(args: argparse.Namespace) -> MeasurePolicy:
+    policy = CPU_QUICK_POLICY if args.quick else CPU_POLICY
+    return MeasurePolicy(budget_s=args.budget, target_rel_ci=policy.target_rel_ci) if args.budget else policy
+
+
+def cpu_versions() -> dict[str, str]:
+    import onnxruntime
+    import scipy
+
+    return {
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    from harness.environment import cpu_model
+
+    policy = cpu_policy(args)
+    gate = GatePolicy(latency_threshold=CPU_THRESHOLD)
+    base, workload = cpu_engine()
 
     log(f"calibrating: {CALIBRATION_MEASUREMENTS} measurements of A (budget {policy.budget_s} s each)")
     baseline_us, calibration = calibrate(spun(base, 0.0), policy)
@@ -551,15 +595,9 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
         },
-        "versions": {
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": cpu_versions(),
         "parameters": {
-            "workload": f"{CASE.name} {precision.value} profile 0 {point.value} {dict(shapes)} on "
-            f"{backend.name} {backend.version()} (harness OnnxRuntimeBackend, graph optimization ALL)",
+            "workload": workload,
             "measure_policy": asdict(policy),
             "default_policy_row": asdict(CPU_DEFAULT_POLICY),
             "gate_policy": asdict(gate),
@@ -567,6 +605,93 @@ def cpu_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
             "slowdown_injection": "after each run, a busy-wait on time.perf_counter, calibrated so that the measured "
             "median ratio to A is 1 + multiple x threshold; the sample is the engine's own timing of the run plus "
             "the timed busy-wait",
+            "slowdown_calibration": slowdown_calibration,
+            "baseline_median_us": baseline_us,
+            "calibration_medians_us": calibration,
+            "rounds": args.comparisons,
+            "arms": {arm.name: arm.description for arm in arms},
+            "seed": args.seed,
+        },
+        "phases_s": {"measure": measure_s, "judge": judge_s},
+        "gate": gate,
+        "results": results,
+        "measurements": taken,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ab mode: `python -m harness ab`'s gate
+
+
+def pooled_rounds(taken: list[dict[str, Any]], rounds: int) -> list[dict[str, Any]]:
+    """Every `rounds` consecutive rounds of each arm as one measurement, its samples concatenated in round order with
+    each round's count, as `python -m harness ab` pools a side's rounds (harness/cli/ab.py, pooled_contents) for the
+    gate to pair them (gate.compare_rounds)."""
+    pooled: dict[tuple[int, str], dict[str, Any]] = {}
+    for m in taken:
+        key = (m["round"] // rounds, m["arm"])
+        if key not in pooled:
+            pooled[key] = {"round": key[0], "arm": m["arm"], "samples_us": [], "loads": []}
+        pooled[key]["samples_us"].append(m["samples_us"])
+        pooled[key]["loads"].append(m["load"])
+    for record in pooled.values():
+        record["round_sizes"] = [part.size for part in record["samples_us"]]
+        record["samples_us"] = np.concatenate(record["samples_us"])
+        # the busiest of its rounds: what the notes relate a wrong verdict to
+        loads = [load for load in record.pop("loads") if load]
+        record["load"] = {key: max(load[key] for load in loads) for key in loads[0]} if loads else None
+    return list(pooled.values())
+
+
+def ab_mode(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    """The CPU workload gated as `python -m harness ab --rounds N` gates it: each round a measurement with the
+    plugin's default stop rule (a round is a plugin run), the rounds of each side interleaved, each comparison's N
+    rounds a side pooled and judged by compare's gate, which pairs them (compare_rounds; no re-measurement)."""
+    from harness.environment import cpu_model
+
+    calibration_policy = cpu_policy(args)
+    gate = GatePolicy(latency_threshold=CPU_THRESHOLD)
+    base, workload = cpu_engine()
+    log(f"calibrating: {CALIBRATION_MEASUREMENTS} measurements of A (budget {calibration_policy.budget_s} s each)")
+    baseline_us, calibration = calibrate(spun(base, 0.0), calibration_policy)
+    arms = [
+        Arm("A", spun(base, 0.0), AB_POLICY, "unchanged"),
+        Arm("A'", spun(base, 0.0), AB_POLICY, "unchanged, measured independently"),
+    ]
+    rows = [Row("A/A, ab", "A", "A'", "A/A", 0.0, f"false alarms <= {FALSE_ALARM_TARGET:.0%}")]
+    slowed_arms, slowed_rows, slowdown_calibration = slowdown_arms(
+        spun(base, 0.0),
+        lambda extra_s: spun(base, extra_s),
+        baseline_us / 1e6,
+        CPU_THRESHOLD,
+        calibration_policy,
+        args,
+        log,
+        lambda extra_s: f"busy-wait {extra_s * 1e6:.2f} us after each run",
+    )
+    arms += [replace(arm, policy=AB_POLICY, remeasured=False) for arm in slowed_arms]
+    rows += [replace(row, name=f"{row.name}, ab") for row in slowed_rows]
+    per_comparison = args.ab_rounds
+    rounds = args.comparisons * per_comparison
+    log(f"measuring: {rounds} rounds x {len(arms)} arms, interleaved; {per_comparison} rounds per comparison")
+    started = time.perf_counter()
+    taken = run_rounds(arms, rounds, args.seed, log)
+    measure_s = time.perf_counter() - started
+    started = time.perf_counter()
+    results = judge(rows, pooled_rounds(taken, per_comparison), gate, os.cpu_count() or 1)
+    judge_s = time.perf_counter() - started
+    return {
+        "mode": "ab",
+        "device": cpu_model(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "versions": cpu_versions(),
+        "parameters": {
+            "workload": f"{workload}; each comparison takes {per_comparison} interleaved rounds per side, each round "
+            "one measurement with the plugin's default stop rule, judged as `python -m harness compare` judges ab's "
+            "files: round by round (paired)",
+            "measure_policy": asdict(AB_POLICY),
+            "gate_policy": asdict(gate),
+            "ab_rounds": per_comparison,
             "slowdown_calibration": slowdown_calibration,
             "baseline_median_us": baseline_us,
             "calibration_medians_us": calibration,
@@ -887,10 +1012,17 @@ def notes(report: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gpu", action="store_true", help="GPU mode (cupy + cuda-python, gated CUDA events)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--gpu", action="store_true", help="GPU mode (cupy + cuda-python, gated CUDA events)")
+    mode.add_argument("--ab", action="store_true", help="CPU, gated as `python -m harness ab --rounds N` gates")
+    parser.add_argument(
+        "--ab-rounds", type=int, default=AB_ROUNDS, help=f"--ab: rounds a side per comparison (default {AB_ROUNDS})"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 comparisons per row, no target judged")
     parser.add_argument("--comparisons", type=int, default=None, help="comparisons per row (default 100; quick 10)")
-    parser.add_argument("--budget", type=float, default=None, help="CPU mode: per-measurement budget in s")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="CPU mode: per-measurement budget in s (--ab: the calibration's)"
+    )
     parser.add_argument("--seed", type=int, default=SEED, help="order of the arms in each round")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -903,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
         print(message, flush=True)
 
     started = time.perf_counter()
-    data = gpu_mode(args, log) if args.gpu else cpu_mode(args, log)
+    data = ab_mode(args, log) if args.ab else gpu_mode(args, log) if args.gpu else cpu_mode(args, log)
     gate: GatePolicy = data.pop("gate")
     results: list[RowResult] = data.pop("results")
     rows = [r.summary(gate) for r in results]

@@ -12,6 +12,8 @@ statistics as measured, and its samples reduced to at most MAX_SAMPLES evenly sp
 (i + 0.5) / MAX_SAMPLES of the samples, chosen deterministically). The gate's rules read medians, lower quartiles and
 ranks, which these keep (tests/faults/test_faults_caches.py holds its verdicts equal on both). A file written with
 every sample (before this reduction) still loads and gates as before.
+An update run records each latency test's A/A pair (harness/drift.py) in its entry; the file's "drift" summarizes
+its entries' pairs (Drift), written from them, so the two never disagree; a file without pairs has no "drift".
 Updating writes only the tests that ran and passed, atomically, and keeps every other entry. Updates are
 serialized across processes by a file lock beside the file (`<file>.lock`, as the engine cache locks its
 artifacts): the file is read again under the lock and this session's entries merged in, so two sessions
@@ -26,10 +28,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from harness.atomic import lock_removed, write_atomically
+from harness.drift import Drift, pair_problem
 from harness.errors import HarnessError
+from harness.gate import Resolution
 from harness.profile import layer_profile_problem
 from harness.recorded import is_number, json_safe, recorded_number, significant
 
@@ -112,7 +117,13 @@ class BaselineFile:
             entries=entries,
         )
 
+    @property
+    def drift(self) -> Drift | None:
+        """The A/A drift of the machine that recorded these entries, None where none carries a pair."""
+        return Drift.of_records(self.entries.values())
+
     def to_json(self) -> dict[str, object]:
+        drift = self.drift
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -120,6 +131,7 @@ class BaselineFile:
             "backend": self.backend,
             "backend_version": self.backend_version,
             "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **({"drift": drift.to_json()} if drift is not None else {}),
             "entries": dict(sorted(self.entries.items())),
         }
 
@@ -186,6 +198,7 @@ def record_problem(record: Mapping[str, object]) -> str | None:
         layer_profile_problem(record.get("layer_profile"))
         or _accuracy_problem(record.get("accuracy"))
         or _build_problem(record.get("build"))
+        or pair_problem(record.get("aa_drift"))
     )
 
 
@@ -300,6 +313,14 @@ class Selection:
 
     baseline: BaselineFile | None
     note: str
+
+    @cached_property  # the session keeps one selection per backend; every latency test asks it
+    def resolution(self) -> Resolution | None:
+        """The smallest threshold the baseline's machine supports (its A/A drift), where it recorded one."""
+        drift = self.baseline.drift if self.baseline is not None else None
+        if drift is None or self.baseline is None:
+            return None
+        return Resolution(drift.resolution, f"A/A drift of {drift.pairs} tests recorded in {self.baseline.path}")
 
 
 def select(root: Path, device: str, backend: str, version: str, baseline_from: str | None, library: str) -> Selection:

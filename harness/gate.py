@@ -19,6 +19,11 @@ from the order statistics that bound its binomial CI, and the log-ratio's CI add
 percentile bootstrap to a few thousandths, and cost one sort per side instead of 2000 resamples (a bootstrap
 per test made `compare` take 171 s for 10,000 tests).
 Improvements are the mirror image and fail only on request (stale baselines).
+A threshold below the resolution of the baseline's machine (its A/A drift, harness/drift.py) gives no verdict on a
+move within that resolution: "unresolved", naming the fix (judge_latency's `resolution`). Unresolved neither fails
+nor passes the latency: the test passes on its other checks and the summary and `compare` list it apart, because
+failing every latency test of a noisy machine teaches users to ignore the gate, and passing them would claim what the
+machine cannot show.
 
 Accuracy. A test regresses when an output fails its tolerance (the accuracy test already fails),
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
@@ -40,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -48,6 +53,9 @@ import numpy as np
 from harness.explain import Explanation
 from harness.recorded import recorded_number
 from harness.results.units import size
+
+# A latency verdict on a machine too noisy for the threshold (judge_latency's `resolution`): neither pass nor fail.
+UNRESOLVED = "unresolved"
 
 # A latency test that its budget stopped with fewer samples than this is re-measured once, and if still short it
 # is "inconclusive" and fails (harness/suite.py): 11 samples left a 2x slowdown inside the CI of the ratio.
@@ -73,6 +81,15 @@ class GatePolicy:
     accuracy_factor: float = 2.0  # mean relative error may grow this much before it is a regression
     fail_on_improvement: bool = False  # for stale baselines: an improvement fails too
     low_quantile: float = 0.25  # rule 3: this quantile must have moved beyond the threshold as well
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The smallest latency threshold the baseline's machine supports (harness/drift.py: its A/A drift), and where
+    that was recorded ("A/A drift of 14 tests in baselines/…/ort-1.23.json")."""
+
+    threshold: float
+    source: str
 
 
 @dataclass(frozen=True)
@@ -146,7 +163,7 @@ class GateVerdict:
     results file holds under "gate" (to_json / from_json keep its keys, so older files read) and what the renderers
     show. `compare` judges two files' samples with the same functions (harness/results/comparison.py)."""
 
-    verdict: str  # pass, regression, improvement, new or inconclusive
+    verdict: str  # pass, regression, improvement, new, inconclusive or unresolved (UNRESOLVED)
     reason: str
     baseline: str | None  # which baseline it was judged against, or why there is none
     latency: LatencyComparison | None = None  # a latency test judged against its baseline's samples
@@ -257,11 +274,43 @@ def judge_latency(
     baseline: str | None = None,
     remeasured: bool | None = None,
     note: str | None = None,
+    resolution: Resolution | None = None,
+    rounds: PairedRounds | None = None,
 ) -> GateVerdict:
-    """NEW's latency samples against OLD's (compare_latency); `note` (timing_differences) follows the reason."""
-    comparison = compare_latency(old_us, new_us, policy)
-    reason = comparison.reason + (f"; {note}" if note else "")
-    return GateVerdict(comparison.verdict, reason, baseline, latency=comparison, remeasured=remeasured)
+    """NEW's latency samples against OLD's (compare_latency; by paired `rounds` where both sides ran interleaved);
+    `note` (timing_differences) follows the reason.
+
+    Where the threshold is below the `resolution` the baseline's machine supports, a move within that resolution
+    is noise as much as software: the verdict is UNRESOLVED, saying so and naming the fix. A move beyond it (judged
+    at the resolution) is still a regression or an improvement."""
+    comparison = compare_latency(old_us, new_us, policy, rounds)
+    suffix = f"; {note}" if note else ""
+    if resolution is None or policy.latency_threshold >= resolution.threshold:
+        return GateVerdict(
+            comparison.verdict, comparison.reason + suffix, baseline, latency=comparison, remeasured=remeasured
+        )
+    coarse = compare_latency(old_us, new_us, replace(policy, latency_threshold=resolution.threshold), rounds)
+    if coarse.verdict != "pass":
+        reason = f"{coarse.reason} (this machine's resolution, {resolution.source}: above the threshold){suffix}"
+        return GateVerdict(coarse.verdict, reason, baseline, latency=coarse, remeasured=remeasured)
+    return GateVerdict(
+        UNRESOLVED,
+        f"latency unresolved: {below_resolution(policy.latency_threshold, resolution)}; {comparison.reason}{suffix}",
+        baseline,
+        latency=comparison,
+        remeasured=remeasured,
+    )
+
+
+def below_resolution(threshold: float, resolution: Resolution) -> str:
+    """Why a threshold gives no verdict on this machine, and the fix: the resolution rounded up to the 0.5 % the
+    threshold scan of benchmarks/gate_quality.py steps in, so that the advised threshold is enough."""
+    advised = math.ceil(resolution.threshold * 200 - 1e-9) / 200
+    return (
+        f"threshold {threshold:.1%} is below this machine's resolution {resolution.threshold:.1%} "
+        f"({resolution.source}): raise --latency-threshold to {advised:g} ({advised:.1%}) or use "
+        "`python -m harness ab` (interleaved, so drift cancels)"
+    )
 
 
 def judge_accuracy(
@@ -296,20 +345,100 @@ def starved_reason(count: int, timed_s: float, budget_max_s: float, *, twice: bo
 
 
 def compare_latency(
-    old_us: Sequence[float] | np.ndarray, new_us: Sequence[float] | np.ndarray, policy: GatePolicy
+    old_us: Sequence[float] | np.ndarray,
+    new_us: Sequence[float] | np.ndarray,
+    policy: GatePolicy,
+    rounds: PairedRounds | None = None,
 ) -> LatencyComparison:
+    """NEW's samples against OLD's by the module's rules; with `rounds`, by their interleaved rounds
+    (compare_rounds)."""
+    if rounds is not None:
+        return compare_rounds(old_us, new_us, rounds, policy)
     old, new = np.sort(np.asarray(old_us, dtype=np.float64)), np.sort(np.asarray(new_us, dtype=np.float64))
     q = policy.low_quantile
-    old_median, new_median = _quantile(old, 0.5), _quantile(new, 0.5)
-    old_low, new_low = _quantile(old, q), _quantile(new, q)
-    ratio, low_ratio = new_median / old_median, new_low / old_low
     (low, high), (q_low, q_high) = _ratio_cis(old, new, (0.5, q), policy.confidence)
-    p_slower, p_faster = _rank_test(new, old)
-    limit = 1 + policy.latency_threshold
+    medians, lows = (_quantile(old, 0.5), _quantile(new, 0.5)), (_quantile(old, q), _quantile(new, q))
+    return _judged(
+        _Moves(medians, lows, medians[1] / medians[0], (low, high), lows[1] / lows[0], (q_low, q_high)),
+        _rank_test(new, old),
+        policy,
+        "",
+    )
+
+
+@dataclass(frozen=True)
+class PairedRounds:
+    """How many samples each round of an interleaved run contributed, in order, on each side (`python -m harness
+    ab`: round i of OLD ran right before round i of NEW). Both sides have the same number of rounds, at least 2."""
+
+    old_sizes: tuple[int, ...]
+    new_sizes: tuple[int, ...]
+
+
+def compare_rounds(
+    old_us: Sequence[float] | np.ndarray, new_us: Sequence[float] | np.ndarray, rounds: PairedRounds, policy: GatePolicy
+) -> LatencyComparison:
+    """NEW against OLD round by round: the machine drifts between rounds (a shared VM's medians move by 10 % from one
+    second to the next), so pooling the rounds' samples and ranking them would count that drift as evidence, while
+    each round's NEW against the OLD measured just before it cancels it. The rules are the module's, on the rounds'
+    log-ratios of medians (and of lower quartiles): their mean is the ratio, Student's t gives its CI and the
+    one-sided p (paired t-test), so with n rounds the evidence grows as sqrt(n) whatever the drift."""
+    from scipy import stats
+
+    old_rounds, new_rounds = _split(old_us, rounds.old_sizes), _split(new_us, rounds.new_sizes)
+    q = policy.low_quantile
+    per_round = np.array(
+        [[_quantile(side, 0.5), _quantile(side, q)] for pair in zip(old_rounds, new_rounds) for side in pair]
+    ).reshape(len(old_rounds), 2, 2)  # round, side (old, new), quantile (median, low)
+    logs = np.log(per_round[:, 1, :] / per_round[:, 0, :])  # round, quantile
+    t = float(stats.t.ppf(1 - (1 - policy.confidence) / 2, len(logs) - 1))
+    mean, half = logs.mean(axis=0), t * logs.std(axis=0, ddof=1) / math.sqrt(len(logs))
+    cis = [(math.exp(mean[i] - half[i]), math.exp(mean[i] + half[i])) for i in (0, 1)]
+    p_slower, p_faster = (_t_test(logs[:, 0], alternative) for alternative in ("greater", "less"))
+    medians = (float(np.median(per_round[:, 0, 0])), float(np.median(per_round[:, 1, 0])))
+    lows = (float(np.median(per_round[:, 0, 1])), float(np.median(per_round[:, 1, 1])))
+    moves = _Moves(medians, lows, math.exp(mean[0]), cis[0], math.exp(mean[1]), cis[1])
+    return _judged(moves, (p_slower, p_faster), policy, f" over {len(logs)} paired rounds")
+
+
+def _t_test(log_ratios: np.ndarray, alternative: str) -> float:
+    """The one-sided paired t-test's p; 1.0 where the rounds have no spread (identical ratios say nothing about
+    noise, so they are no evidence)."""
+    from scipy import stats
+
+    p = float(stats.ttest_1samp(log_ratios, 0.0, alternative=alternative).pvalue)
+    return p if math.isfinite(p) else 1.0
+
+
+def _split(samples_us: Sequence[float] | np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """The rounds' sorted samples, from all samples in round order and each round's count."""
+    ordered = np.asarray(samples_us, dtype=np.float64)
+    if len(sizes) < 2 or sum(sizes) != ordered.size or min(sizes) < 1:
+        raise ValueError(f"round sizes {list(sizes)} do not split {ordered.size} samples into 2 or more rounds")
+    return [np.sort(part) for part in np.split(ordered, np.cumsum(sizes)[:-1])]
+
+
+@dataclass(frozen=True)
+class _Moves:
+    """What the rules read: each side's median and lower quantile, and the two ratios with their CIs."""
+
+    medians: tuple[float, float]
+    lows: tuple[float, float]
+    ratio: float
+    ratio_ci: tuple[float, float]
+    low_ratio: float
+    low_ratio_ci: tuple[float, float]
+
+
+def _judged(moves: _Moves, p: tuple[float, float], policy: GatePolicy, over: str) -> LatencyComparison:
+    """The module's three rules on the moves and the one-sided p-values (slower, faster); `over` says what the
+    statistics were taken over, where that is not the two sides' samples."""
+    (low, high), (q_low, q_high), (p_slower, p_faster) = moves.ratio_ci, moves.low_ratio_ci, p
+    q, ratio, limit = policy.low_quantile, moves.ratio, 1 + policy.latency_threshold
     verdict = "pass"
     reason = (
-        f"median {ratio:.3f}× the baseline (95 % CI {low:.3f}–{high:.3f}), p{q * 100:.0f} {low_ratio:.3f}× "
-        f"(95 % CI {q_low:.3f}–{q_high:.3f})"
+        f"median {ratio:.3f}× the baseline{over} (95 % CI {low:.3f}–{high:.3f}), p{q * 100:.0f} "
+        f"{moves.low_ratio:.3f}× (95 % CI {q_low:.3f}–{q_high:.3f})"
     )
     if p_slower < policy.alpha and high > limit and q_high > limit:
         verdict = "regression"
@@ -326,8 +455,7 @@ def compare_latency(
             held = "the median's 95 % CI reaches inside it"
         reason = f"{reason}; beyond the {policy.latency_threshold:.0%} threshold but not a regression: {held}"
     return LatencyComparison(
-        old_median,
-        new_median,
+        *moves.medians,
         ratio,
         (low, high),
         p_slower,
@@ -335,9 +463,8 @@ def compare_latency(
         verdict,
         reason,
         q,
-        old_low,
-        new_low,
-        low_ratio,
+        *moves.lows,
+        moves.low_ratio,
         (q_low, q_high),
     )
 

@@ -545,7 +545,15 @@ def test_ab_interleaves_rounds_pools_and_gates(tmp_path: Path, capsys: pytest.Ca
     rounds = [json.loads((out / f"a-{n}.json").read_text())["tests"][0]["latency"]["samples_us"] for n in (1, 2, 3)]
     assert latency["samples_us"] == rounds[0] + rounds[1] + rounds[2] and latency["count"] == 180
     assert latency["median_us"] == pytest.approx(float(np.median(latency["samples_us"])))
+    assert latency["round_sizes"] == [60, 60, 60]  # B's round i is judged against A's round i
+    assert "over 3 paired rounds" in output.out
     assert cli.main(["compare", str(out / "a.json"), str(out / "b.json")]) == 1  # valid results files
+    assert "over 3 paired rounds" in capsys.readouterr().out  # compare of ab's files pairs their rounds too
+    fewer = json.loads((out / "b.json").read_text())
+    next(test["latency"] for test in fewer["tests"] if test["id"] == LATENCY)["round_sizes"] = [90, 90]
+    write(out / "b2.json", fewer)
+    assert cli.main(["compare", str(out / "a.json"), str(out / "b2.json")]) == 1
+    assert "paired rounds" not in capsys.readouterr().out  # 3 rounds against 2 cannot pair: the pools are compared
 
 
 def test_ab_stops_on_a_pytest_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.gate import GatePolicy, compare_latency, rank_test, ratio_ci
+from harness.gate import GatePolicy, PairedRounds, compare_latency, rank_test, ratio_ci
 
 
 def runs(n: int, seed: int, scale: float = 1.0) -> np.ndarray:
@@ -79,3 +79,40 @@ def test_the_rank_test_agrees_with_scipys_mann_whitney(sizes: tuple[int, int]) -
     slower, faster = rank_test(new, old)
     assert slower == pytest.approx(stats.mannwhitneyu(new, old, alternative="greater").pvalue, rel=1e-9)
     assert faster == pytest.approx(stats.mannwhitneyu(new, old, alternative="less").pvalue, rel=1e-9)
+
+
+def rounds_of(states: list[float], seed: int, scale: float = 1.0) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Interleaved rounds of 200 runs each, every round in its own machine state (a factor on all its runs), as
+    `python -m harness ab` pools them: the samples in round order and each round's count."""
+    parts = [runs(200, seed * 100 + index, scale * state) for index, state in enumerate(states)]
+    return np.concatenate(parts), tuple(part.size for part in parts)
+
+
+def test_paired_rounds_do_not_count_the_machines_states_as_a_slowdown() -> None:
+    """Unchanged work on a VM whose state moves 10-15 % between measurements, B's three rounds in slower states:
+    pooling ranks 600 runs as if each were independent evidence (p ~ 1e-197) and calls a regression; three pairs
+    cannot tell the states from software at alpha, and say so."""
+    old, old_sizes = rounds_of([1.0, 1.02, 0.99], 1)
+    new, new_sizes = rounds_of([1.15, 1.12, 1.10], 2)
+    policy = GatePolicy(0.10)
+    assert compare_latency(old, new, policy).verdict == "regression"  # what ab did before it paired rounds
+    paired = compare_latency(old, new, policy, PairedRounds(old_sizes, new_sizes))
+    assert paired.verdict == "pass" and paired.ratio == pytest.approx(1.12, abs=0.01) and paired.p_slower > 0.002
+    assert "over 3 paired rounds" in paired.reason and "not a regression: not significant" in paired.reason
+
+
+def test_paired_rounds_find_a_slowdown_through_the_machines_states() -> None:
+    """Every round's new runs 20 % slower than the old ones just before them, while the state swings by 40 %."""
+    states = [1.0, 1.4, 0.9, 1.2, 1.0, 1.3]
+    old, old_sizes = rounds_of(states, 1)
+    new, new_sizes = rounds_of(states, 2, scale=1.2)
+    paired = compare_latency(old, new, GatePolicy(0.10), PairedRounds(old_sizes, new_sizes))
+    assert paired.verdict == "regression" and paired.ratio == pytest.approx(1.2, abs=0.01)
+    assert paired.ratio_ci[0] < 1.2 < paired.ratio_ci[1] and paired.low_ratio == pytest.approx(1.2, abs=0.01)
+    faster = compare_latency(new, old, GatePolicy(0.10), PairedRounds(new_sizes, old_sizes))
+    assert faster.verdict == "improvement"
+
+
+def test_round_sizes_that_do_not_split_the_samples_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"round sizes \[100, 50\] do not split 200 samples"):
+        compare_latency(runs(200, 1), runs(200, 2), GatePolicy(0.10), PairedRounds((100, 50), (100, 100)))

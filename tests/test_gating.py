@@ -310,3 +310,32 @@ def test_a_verdict_says_when_the_timing_settings_differ_from_the_baseline_s(proj
     assert all("timed under other settings than the baseline (intra_op_threads 2 → 1)" in r for r in reasons)
     settings = json.loads((project.path / "r.json").read_text())["settings"]
     assert settings["backend_options"]["cpu_threads"] == 1
+
+
+def test_an_update_records_the_machines_drift_and_a_threshold_below_it_is_unresolved(
+    project: pytest.Pytester,
+) -> None:
+    """--update-baselines measures each latency test twice (harness/drift.py); the file's resolution then decides
+    whether a threshold can be judged on this machine: below it the latency is unresolved (the test passes, the
+    summary says so and names the fix)."""
+    path = record_baselines(project)
+    data = json.loads(path.read_text())
+    latency = {test_id: e for test_id, e in data["entries"].items() if test_id.startswith("test_latency")}
+    assert all(set(e["aa_drift"]) == {"log_ratio", "flag_level"} for e in latency.values())
+    assert data["drift"]["pairs"] == 3 and 0 <= data["drift"]["resolution"] < 0.05  # the synthetic clock is steady
+    for e in latency.values():  # a noisier machine recorded them: its pairs would be flagged up to 20 %
+        e["aa_drift"]["flag_level"] = 0.2
+    path.write_text(json.dumps(data))
+    result = project.runpytest(*FAST, "-k", "latency")
+    result.assert_outcomes(passed=3)
+    said = (
+        "*latency unresolved: 3 tests not judged, e.g. test_latency*: threshold 10.0% is below this machine's "
+        "resolution 20.0% (A/A drift of 3 tests recorded in *ort-1.0.0.json): raise --latency-threshold to 0.2 "
+        "(20.0%) or use `python -m harness ab`*"
+    )
+    result.stdout.fnmatch_lines([said])
+    judged = project.runpytest(*FAST, "-k", "latency", "--latency-threshold", "0.2", "--results", "r.json")
+    judged.assert_outcomes(passed=3)
+    assert "latency unresolved" not in judged.stdout.str()
+    tests = json.loads((project.path / "r.json").read_text())["tests"]
+    assert [t["gate"]["verdict"] for t in tests if t["id"].startswith("test_latency")] == ["pass"] * 3

@@ -199,7 +199,12 @@ def _parser() -> argparse.ArgumentParser:
         "--a", required=True, metavar="PYTHON_A", help="python of the old environment (e.g. venv-a/bin/python)"
     )
     ab.add_argument("--b", required=True, metavar="PYTHON_B", help="python of the new environment")
-    ab.add_argument("--rounds", type=_positive_int, default=3, help="runs per side (default 3)")
+    ab.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=5,
+        help="runs per side, judged in pairs (default 5; a shared CPU VM needs about 20: docs/gating.md)",
+    )
     ab.add_argument(
         "--out", type=Path, metavar="DIR", help="where runs and pooled files go (default .harness/ab/<UTC time>)"
     )

@@ -1,6 +1,7 @@
 """`python -m harness ab --a PY --b PY -- PYTEST_ARGS`: one selection run under two Python environments
 interleaved on this machine (A, B, A, B, ...), so that drift of the machine during the runs hits both
-sides alike; each side's rounds are pooled and the pools compared, A as old."""
+sides alike; each side's rounds are pooled into one results file that keeps where each round's samples end, and
+the gate compares B's round i with A's round i (gate.compare_rounds), A as old."""
 
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ _SAMPLE_KEYS = ("latency", "host_latency")
 def pooled_contents(rounds: Sequence[results_document.ResultsDocument]) -> dict[str, object]:
     """One document from several runs of one selection (`python -m harness ab`'s rounds of a side): the
     last round's document, each test's raw samples of every round concatenated in round order with the
-    statistics recomputed over them (a median that disagrees with its samples would mislead a reader);
-    every other field of a test comes from the last round that ran it."""
+    statistics recomputed over them (a median that disagrees with its samples would mislead a reader) and each
+    round's count (round_sizes); every other field of a test comes from the last round that ran it."""
     if not rounds:
         raise ValueError("pool needs at least one round")
     pooled: dict[str, dict[str, object]] = {}
@@ -115,8 +116,10 @@ def pooled_contents(rounds: Sequence[results_document.ResultsDocument]) -> dict[
             measured = [records[test_id] for records in by_round if _samples(records.get(test_id, {}), key)]
             if measured:
                 template = results_document.mapping_of(measured[-1][key])
-                samples = [sample for round_record in measured for sample in _samples(round_record, key)]
-                record[key] = _pooled_stats(template, samples)
+                each_round = [_samples(round_record, key) for round_record in measured]
+                pooled_stats = _pooled_stats(template, [sample for samples in each_round for sample in samples])
+                # where each round's samples end, so that compare pairs round i of A with round i of B (gate.py)
+                record[key] = {**pooled_stats, results_document.ROUND_SIZES: [len(samples) for samples in each_round]}
     return {**rounds[-1].raw, "tests": list(pooled.values())}
 
 

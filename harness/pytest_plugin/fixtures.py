@@ -15,7 +15,7 @@ from harness.build import BuildRecord, EngineStore
 from harness.case import DEFAULT_MEAN_REL, Precision, ReferenceKind, check_case
 from harness.compare import OutputErrors
 from harness.errors import BuildError, CaseDefinitionError, HarnessError, ModelRefusedError
-from harness.gate import CostPolicy, GatePolicy
+from harness.gate import CostPolicy, GatePolicy, Resolution
 from harness.matrix import Point
 from harness.measure import MeasurePolicy
 from harness.precision.convert import named_nodes
@@ -152,6 +152,7 @@ class GateContext:
     enforce: bool  # False while updating baselines: verdicts are reported, not enforced
     require: bool  # a missing baseline fails
     costs: CostPolicy  # the cost thresholds: a build test's build time and plan size, a latency test's device memory
+    resolution: Resolution | None = None  # the smallest threshold the baseline's machine supports, where recorded
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,13 @@ def _gate_context(state: HarnessState, point: Point, backend: Backend, test_id: 
     selection = state.baseline(point.backend, backend)
     entry = selection.baseline.entries.get(test_id) if selection.baseline else None
     return GateContext(
-        policy, entry, selection.note, enforce=not settings.update, require=settings.require, costs=settings.costs
+        policy,
+        entry,
+        selection.note,
+        enforce=not settings.update,
+        require=settings.require,
+        resolution=selection.resolution,
+        costs=settings.costs,
     )
 
 

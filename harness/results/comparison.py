@@ -12,14 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.gate import PLAN_SIZE, CostPolicy
+from harness.drift import Drift
+from harness.gate import PLAN_SIZE, UNRESOLVED, CostPolicy
 from harness.known_failures import FILE_NAME as KNOWN_FAILURES_FILE
 from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
 from harness.naming import point_name
 from harness.profile import LayerProfile, diff
 from harness.recorded import recorded_number
-from harness.results.document import VERDICTS, TestResult
+from harness.results.document import ROUND_SIZES, VERDICTS, TestResult
 from harness.results.text import capped, number
 from harness.results.units import micros_number
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.explain import Explanation
-    from harness.gate import CostComparison, GatePolicy, GateVerdict, LatencyComparison
+    from harness.gate import CostComparison, GatePolicy, GateVerdict, LatencyComparison, PairedRounds, Resolution
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class Side:
     # Latency samples by test id, where they were read apart from the records (harness/results/lean.py)
     samples: Mapping[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def drift(self) -> Drift | None:
+        """The A/A drift its records carry (a baseline file, or a run that updated baselines), else None."""
+        return Drift.of_records(test.raw for test in self.tests.values())
+
 
 @dataclass(frozen=True)
 class Row:
@@ -93,6 +99,7 @@ def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = N
     """One row per test id of either side: OLD's order first, then the ids only NEW has. A build-only NEW run (the
     upgrade's first, cheap step) is judged on its builds: the tests it did not run are not dropped coverage."""
     rows = []
+    resolution = _resolution(old, new)
     for test_id, old_test in old.tests.items():
         new_test = new.tests.get(test_id)
         if new_test is None and new.build_only and not old_test.is_build:
@@ -103,12 +110,25 @@ def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = N
             rows.append(_row(test_id, old_test, None, None, "removed", (_removed_reason(options),)))
         else:
             samples = (old.samples.get(test_id), new.samples.get(test_id))
-            rows.append(_plan_growth_explained(compare_pair(old_test, new_test, options, known, samples), old, new))
+            rows.append(
+                _plan_growth_explained(compare_pair(old_test, new_test, options, known, samples, resolution), old, new)
+            )
     for test_id, new_test in new.tests.items():
         if test_id not in old.tests:
             verdict, reasons = _own_verdict(None, new_test, known) or ("new", ("only in the new file",))
             rows.append(_row(test_id, None, new_test, None, verdict, reasons))
     return rows
+
+
+def _resolution(old: Side, new: Side) -> Resolution | None:
+    """The smallest threshold both files' machines support, where both carry their A/A drift: the coarser one."""
+    from harness.gate import Resolution
+
+    drifts = [(side.source, drift) for side in (old, new) if (drift := side.drift) is not None]
+    if len(drifts) < 2:
+        return None
+    recorded = " and ".join(f"{drift.resolution:.1%} in {source} ({drift.pairs} tests)" for source, drift in drifts)
+    return Resolution(max(drift.resolution for _, drift in drifts), f"A/A drift recorded: {recorded}")
 
 
 # Verdicts that fail the gate whatever the options: NEW failed, or could not be judged.
@@ -156,11 +176,12 @@ def compare_pair(
     options: GateOptions,
     known: KnownFailures = NO_KNOWN_FAILURES,
     samples: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    resolution: Resolution | None = None,
 ) -> Row:
     """One test present on both sides: NEW's own verdict first (a failing or inconclusive test fails the comparison
     whatever its numbers), then the gate's latency and accuracy verdicts on the numbers; a latency regression with
     the layers that account for it, from the two files' layer profiles."""
-    row = _judged_pair(old, new, options, known, samples)
+    row = _judged_pair(old, new, options, known, samples, resolution)
     if row.verdict != "regression" or not _latency_regressed(row, new):
         return row
     return replace(row, explanation=_explain_layers(old, new))
@@ -187,6 +208,7 @@ def _judged_pair(
     options: GateOptions,
     known: KnownFailures,
     samples: tuple[np.ndarray | None, np.ndarray | None],
+    resolution: Resolution | None,
 ) -> Row:
     from harness.gate import judge_accuracy, judge_latency, timing_differences
 
@@ -215,7 +237,10 @@ def _judged_pair(
         return _row(new.id, old, new, None, "inconclusive", (reason,), detail)
     old_samples, new_samples = _samples(old, samples[0]), _samples(new, samples[1])
     measured = len(old_samples) > 0 and len(new_samples) > 0
-    latency = judge_latency(old_samples, new_samples, policy) if measured else None
+    rounds = _paired_rounds(old, new, old_samples, new_samples)
+    latency = (
+        judge_latency(old_samples, new_samples, policy, resolution=resolution, rounds=rounds) if measured else None
+    )
     old_accuracy, new_accuracy = _accuracy_entries(old), _accuracy_entries(new)
     accuracy = judge_accuracy(old_accuracy, new_accuracy, policy) if old_accuracy and new_accuracy else None
     costs = judge_costs(old, new, options.costs)
@@ -433,6 +458,8 @@ def _verdict(latency: GateVerdict | None, accuracy: GateVerdict | None) -> tuple
         regressions.insert(0, latency.reason)
     if regressions:
         return "regression", tuple(regressions)
+    if latency is not None and latency.verdict == UNRESOLVED:  # a threshold below the machines' resolution
+        return UNRESOLVED, (latency.reason,)
     if latency is not None and latency.verdict == "improvement":
         return "improvement", (latency.reason,)
     return "pass", ()
@@ -477,6 +504,33 @@ def _samples(test: TestResult, read_apart: np.ndarray | None) -> Sequence[float]
     if read_apart is not None:
         return read_apart
     return test.latency.samples_us if test.latency is not None else ()
+
+
+def _paired_rounds(
+    old: TestResult,
+    new: TestResult,
+    old_samples: Sequence[float] | np.ndarray,
+    new_samples: Sequence[float] | np.ndarray,
+) -> PairedRounds | None:
+    """Both sides' rounds where both were pooled from as many interleaved rounds (`python -m harness ab` writes
+    latency.round_sizes), so that the gate pairs them; else None and the pooled samples are compared."""
+    from harness.gate import PairedRounds
+
+    sizes = [_round_sizes(test, len(samples)) for test, samples in ((old, old_samples), (new, new_samples))]
+    if sizes[0] is None or sizes[1] is None or len(sizes[0]) != len(sizes[1]):
+        return None
+    return PairedRounds(sizes[0], sizes[1])
+
+
+def _round_sizes(test: TestResult, count: int) -> tuple[int, ...] | None:
+    """latency.round_sizes where it splits the test's `count` samples into 2 or more rounds."""
+    latency = test.raw.get("latency")
+    sizes = latency.get(ROUND_SIZES) if isinstance(latency, Mapping) else None
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        return None
+    if not all(isinstance(size, int) and size > 0 for size in sizes) or sum(sizes) != count:
+        return None
+    return tuple(sizes)
 
 
 def _accuracy_entries(test: TestResult) -> list[Mapping[str, object]]:
@@ -666,6 +720,7 @@ def counts(rows: Sequence[Row]) -> str:
         "regression",
         "unchanged failure",
         "inconclusive",
+        UNRESOLVED,
         "improvement",
         "known failure",
         "fixed",
@@ -680,5 +735,14 @@ def counts(rows: Sequence[Row]) -> str:
 
 def notable(rows: Sequence[Row]) -> list[tuple[Row, str]]:
     """Why each regression or improvement was called: the table alone does not say which rule fired."""
-    shown = ("regression", "unchanged failure", "inconclusive", "improvement", "known failure", "fixed", "removed")
+    shown = (
+        "regression",
+        "unchanged failure",
+        "inconclusive",
+        UNRESOLVED,
+        "improvement",
+        "known failure",
+        "fixed",
+        "removed",
+    )
     return [(row, reason) for row in rows if row.verdict in shown for reason in row.reasons]

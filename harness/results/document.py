@@ -31,6 +31,8 @@ from harness.recorded import is_number, json_safe, recorded_number
 
 SCHEMA = "trt-harness/results"
 SCHEMA_VERSION = 1
+# A pooled latency's (`python -m harness ab`) sample count of each interleaved round, in order: the gate pairs rounds
+ROUND_SIZES = "round_sizes"
 
 
 def assemble(

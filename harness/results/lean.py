@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.gate import BUILD_COST_FIELDS
-from harness.results.document import ResultsFileError, read_json
+from harness.results.document import ROUND_SIZES, ResultsFileError, read_json
 
 # Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
 # comparison._fixed_corner_kept_as; and `layer_profile`, checked, to name the layers of a latency regression). The large ones are cut before parsing, looked for in the order the harness
@@ -44,7 +44,7 @@ _DROPPED = frozenset(key.decode() for key in UNREAD)
 # What compare reads of the nested objects it keeps (harness/results/comparison.py, results_document.TestResult.from_json);
 # the rest is dropped after parsing, so that 100,000 records stay small.
 _KEPT = {
-    "latency": frozenset({"stop_reason", "count", "median_us", "samples_us"}),
+    "latency": frozenset({"stop_reason", "count", "median_us", "samples_us", ROUND_SIZES}),
     "gate": frozenset({"verdict", "reason", "baseline", "samples", "min_samples"}),
     "engine": frozenset({"timing", "device_memory_bytes"}),
     "build": frozenset(BUILD_COST_FIELDS),

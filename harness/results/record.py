@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from harness.build import BuildRecord
 from harness.compare import OutputErrors
+from harness.drift import AAPair
 from harness.gate import GateVerdict
 from harness.matrix import Point
 from harness.measure import Measurement
@@ -36,6 +37,7 @@ class TestRecord:
     engine_facts: Mapping[str, object] = field(default_factory=dict)
     latency_threshold: float | None = None  # the gate's threshold for this test
     gate: GateVerdict | None = None  # the comparison with the baseline (harness/gate.py)
+    aa_drift: AAPair | None = None  # an update run's two measurements of the latency (harness/drift.py)
     worker: str | None = None  # the xdist worker that ran it ("gw0"), None without xdist
     # How the harness derived the model (harness/precision/derive.py), in run and build tests: precision, opset
     # ("converted from opset 6 to 9" where the model was upgraded for the selected backends, else None), kept_fp32,
@@ -71,6 +73,7 @@ class TestRecord:
             "engine": dict(self.engine_facts),
             "latency_threshold": self.latency_threshold,
             "gate": self.gate.to_json() if self.gate is not None else None,
+            "aa_drift": self.aa_drift.to_json() if self.aa_drift is not None else None,
             "derivation": self.derivation,
             "layers": self.layers,
             "localization": self.localization,

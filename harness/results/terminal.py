@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.gate import UNRESOLVED
 from harness.precision.opset import INT8_MIN_OPSET
 from harness.progress import LONG_BUILD_S
 from harness.results import explanation, units
@@ -105,7 +106,7 @@ _BUILD_COLUMNS = (
 # summary counts those skips in one line instead of a table row of skips per point.
 BUILD_ONLY_REASON = "build-only run"
 # The latency gate's verdict beside its ratio, in a word.
-_GATE_WORDS = {"regression": "slower", "improvement": "faster", "inconclusive": "inconclusive"}
+_GATE_WORDS = {"regression": "slower", "improvement": "faster", "inconclusive": "inconclusive", UNRESOLVED: UNRESOLVED}
 
 
 def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError] = (), results: str = "") -> list[str]:
@@ -119,7 +120,7 @@ def summary_lines(tests: Sequence[TestResult], input_errors: Sequence[InputError
         lines += [*([""] if lines else []), *aligned(_BUILD_COLUMNS, [_build_row(test) for test in builds])]
     if not_run:
         lines.append(build_only_line(not_run))
-    notes = [*opset_lines(tests), *label_lines(tests), *profile_error_lines(tests)]
+    notes = [*opset_lines(tests), *label_lines(tests), *profile_error_lines(tests), *unresolved_lines(tests)]
     if notes:
         lines += [*([""] if lines else []), *notes]
     failures = [test for test in tests if test.failed]
@@ -157,6 +158,17 @@ def profile_error_lines(tests: Sequence[TestResult]) -> list[str]:
         return []
     (first, why), more = missing[0], f" and {len(missing) - 1} more" if len(missing) > 1 else ""
     return [f"layer profile: none for {first}{more}: {why} (the results' layer_profile_error)"]
+
+
+def unresolved_lines(tests: Sequence[TestResult]) -> list[str]:
+    """One line where latency tests passed unjudged because their threshold is below the resolution of the
+    baseline's machine (gate.UNRESOLVED): how many, and the first one's reason, which names the fix."""
+    unresolved = [test for test in tests if test.gate is not None and test.gate.verdict == UNRESOLVED]
+    if not unresolved:
+        return []
+    first, count = unresolved[0], len(unresolved)
+    why = first.gate.reason.removeprefix("latency unresolved: ") if first.gate is not None else ""
+    return [f"latency unresolved: {count} test{'s' if count > 1 else ''} not judged, e.g. {first.id}: {why}"]
 
 
 def opset_lines(tests: Sequence[TestResult]) -> list[str]:
