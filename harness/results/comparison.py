@@ -283,7 +283,7 @@ def _plan_growth_note(build_id: str, old: Side, new: Side) -> str:
             "plan growth by layer: not known, no per-layer profile of this engine on both sides (its latency tests "
             "record one where the backend's profiler runs)"
         )
-    changes = [entry for entry in diff(before, after).entries if _structural(entry.changes)]
+    changes = diff(before, after).structural()
     if not changes:
         return (
             f"plan growth by layer: the same {len(after.layers)} layers on both sides (no layer appeared, disappeared "
@@ -296,12 +296,6 @@ def _plan_growth_note(build_id: str, old: Side, new: Side) -> str:
 
 _LISTED_LAYERS = 5
 _LAYER_PROFILE = "layer_profile"  # a latency record's per-layer profile (harness/profile.py's LayerProfile.to_json)
-_STRUCTURAL = ("appeared", "disappeared", "fusion", "renamed")
-
-
-def _structural(changes: Sequence[str]) -> bool:
-    """A change of the engine's layer list (what a plan's size follows), not of a layer's tactic or format."""
-    return any(change.startswith(_STRUCTURAL) for change in changes)
 
 
 def _engine_layers(build_id: str, side: Side) -> LayerProfile | None:
