@@ -630,22 +630,21 @@ def costs_of(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:
 
 
 def cost_cells(row: Row, cost: CostComparison) -> dict[str, str]:
+    values = (row.case, row.precision, row.shape, row.backend, row.kind, cost.cost, *cost_numbers(cost))
+    return dict(zip(COST_COLUMNS, (*values, label(cost.verdict))))
+
+
+def cost_numbers(cost: CostComparison) -> tuple[str, str, str]:
+    """A cost's old and new value and their ratio as the costs tables (compare's, the HTML report's) show them; a dash
+    for what a side did not record."""
     from harness.gate import cost_value
 
     ratio = cost.ratio
-    values = (
-        row.case,
-        row.precision,
-        row.shape,
-        row.backend,
-        row.kind,
-        cost.cost,
+    return (
         cost_value(cost.cost, cost.old) if cost.old is not None else DASH,
         cost_value(cost.cost, cost.new) if cost.new is not None else DASH,
         f"{ratio:.2f}" if ratio is not None else DASH,
-        label(cost.verdict),
     )
-    return dict(zip(COST_COLUMNS, values))
 
 
 def cost_notes(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:
