@@ -681,8 +681,8 @@ def _off_baseline(test: TestResult) -> tuple[bool, float]:
 
 def _layer_diffs(tests: Sequence[TestResult]) -> str:
     """For each latency regression whose gate named its layers (GateVerdict.explanation, recorded in the results
-    file: the baseline's profile is not needed here), old vs new time of its layers that added the most, changed
-    layers marked; the explanation's items below. At most _LAYER_DIFFS figures, the largest ratio first."""
+    file: the baseline's profile is not needed here), old vs new time of its kept layers (the most added time
+    first), changed layers marked; the explanation's items below. At most _LAYER_DIFFS figures, the largest ratio first."""
     explained = [test for test in tests if test.gate is not None and test.gate.explanation is not None]
     if not explained:
         return _section("layer-diff", "Layer diff", _note("no latency regression was explained by its layers"))
@@ -723,8 +723,8 @@ def _layer_diff_figure(test_id: str, explanation: Explanation) -> str:
 
     svg = _plot(f"layer-diff-{test_id}", (left + 3.6, 0.5 + 0.22 * len(layers)), draw)
     caption = (
-        f"The {len(layers)} layers that added the most time, old (grey) and new; * and red: the layer changed "
-        "(tactic, formats, precision or fusion), blue: only its time did."
+        f"The {len(layers)} layers by the time they added, the most first (any that got faster last), old (grey) "
+        "and new; * and red: the layer changed (tactic, formats, precision or fusion), blue: only its time did."
     )
     return _figure(svg, caption)
 
