@@ -16,44 +16,40 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from harness.profile import LayerChange, LayerProfile, diff
+from harness.profile import LayerChange, LayerDiff, LayerProfile, diff
 from harness.recorded import recorded_number
 
 NAMED = 3  # layers named in a verdict: the few that account for most of a slowdown
 KEPT = 15  # layers kept in a verdict, by added time: what the HTML report's per-layer figure draws
+_NO_LAYERS = LayerDiff((), 0.0, 0.0)  # a missing explanation's (frozen: one serves all)
 
 
 @dataclass(frozen=True)
 class Explanation:
     """Which layers account for a slowdown; or, in `missing`, why no layer can be named."""
 
-    layers: tuple[LayerChange, ...] = ()  # at most KEPT, the most added time first
-    old_total_us: float = 0.0  # the profiled layers' medians summed, on each side
-    new_total_us: float = 0.0
-    grown: int = 0  # layers (or groups) that added time, those kept included
-    changed_without_time: int = 0  # layers that changed (tactic, formats, …) without adding time
+    diff: LayerDiff = _NO_LAYERS  # its KEPT entries that added the most time, the profiles' totals
+    grown: int = 0  # layers (or groups) that added time, those kept included: the whole diff's, as kept drops some
+    changed_without_time: int = 0  # layers that changed (tactic, formats, …) without adding time, of the whole diff
     source: str = ""  # what measured the new profile (LayerProfile.source)
     missing: str | None = None  # "the baseline has no layer profile": nothing else is set then
 
     @property
-    def added_us(self) -> float:
-        return self.new_total_us - self.old_total_us
-
-    def share(self, layer: LayerChange) -> float | None:
-        """The layer's part of the total added time; None where the layers' total did not grow."""
-        return layer.added_us / self.added_us if self.added_us > 0 else None
+    def layers(self) -> tuple[LayerChange, ...]:
+        """The kept layers, the most added time first: what the HTML report's per-layer figure draws."""
+        return self.diff.entries
 
     def named(self) -> tuple[LayerChange, ...]:
         """The NAMED layers that added the most time."""
-        return tuple(layer for layer in self.layers if layer.added_us > 0)[:NAMED]
+        return self.diff.top(NAMED)
 
     def to_json(self) -> dict[str, object]:
         if self.missing is not None:
             return {"missing": self.missing}
         return {
             "source": self.source,
-            "old_total_us": self.old_total_us,
-            "new_total_us": self.new_total_us,
+            "old_total_us": self.diff.old_total_us,
+            "new_total_us": self.diff.new_total_us,
             "grown": self.grown,
             "changed_without_time": self.changed_without_time,
             "layers": [layer.to_json() for layer in self.layers],
@@ -68,12 +64,15 @@ class Explanation:
         if missing is not None:
             return cls(missing=str(missing))
         layers = data.get("layers")
-        return cls(
-            layers=tuple(LayerChange.from_json(item) for item in layers if isinstance(item, Mapping))
+        kept = LayerDiff(
+            tuple(LayerChange.from_json(item) for item in layers if isinstance(item, Mapping))
             if isinstance(layers, list)
             else (),
-            old_total_us=recorded_number(data.get("old_total_us")) or 0.0,
-            new_total_us=recorded_number(data.get("new_total_us")) or 0.0,
+            recorded_number(data.get("old_total_us")) or 0.0,
+            recorded_number(data.get("new_total_us")) or 0.0,
+        )
+        return cls(
+            diff=kept,
             grown=_count(data.get("grown")),
             changed_without_time=_count(data.get("changed_without_time")),
             source=str(data.get("source") or ""),
@@ -96,11 +95,9 @@ def explain(
         return Explanation(missing=f"{' and '.join(empty)} recorded an empty layer profile")
     layers = diff(old, new)
     return Explanation(
-        layers=layers.entries[:KEPT],
-        old_total_us=layers.old_total_us,
-        new_total_us=layers.new_total_us,
-        grown=sum(change.added_us > 0 for change in layers.entries),
-        changed_without_time=sum(bool(change.changes) and change.added_us <= 0 for change in layers.entries),
+        diff=layers.kept(KEPT),
+        grown=len(layers.grown()),
+        changed_without_time=len(layers.changed_without_time()),
         source=new.source,
     )
 

@@ -84,6 +84,10 @@ class LayerProfile:
         return cls(layers, runs if isinstance(runs, int) else 0, str(data.get("source", "")))
 
 
+# How _compared and _group_change begin the changes that alter the engine's layers rather than one layer's kernel.
+_STRUCTURAL = ("appeared", "disappeared", "fusion", "renamed")
+
+
 @dataclass(frozen=True)
 class LayerChange:
     """What became of one layer (or of a group of layers that a fusion joined or split) between two profiles."""
@@ -97,6 +101,11 @@ class LayerChange:
     @property
     def added_us(self) -> float:
         return self.new_us - self.old_us
+
+    @property
+    def structural(self) -> bool:
+        """Whether a layer appeared, disappeared or fused differently (not only its tactic, formats or precision)."""
+        return any(change.startswith(_STRUCTURAL) for change in self.changes)
 
     @property
     def label(self) -> str:
@@ -140,13 +149,26 @@ class LayerDiff:
         """The entry's part of the total added time (1.0: all of it); None where the total did not grow."""
         return entry.added_us / self.added_us if self.added_us > 0 else None
 
-    def top(self, count: int = 3) -> tuple[LayerChange, ...]:
-        """The entries that added the most time, then those that changed without adding any."""
-        grown = [entry for entry in self.entries if entry.added_us > 0]
-        return tuple(grown[:count])
+    def grown(self) -> tuple[LayerChange, ...]:
+        """The entries that added time, the most first."""
+        return tuple(entry for entry in self.entries if entry.added_us > 0)
 
-    def changed(self) -> tuple[LayerChange, ...]:
-        return tuple(entry for entry in self.entries if entry.changes)
+    def top(self, count: int = 3) -> tuple[LayerChange, ...]:
+        """The `count` entries that added the most time: those a verdict names."""
+        return self.grown()[:count]
+
+    def changed_without_time(self) -> tuple[LayerChange, ...]:
+        """The entries that changed (tactic, formats, precision, fusion) without adding time: counted, not named, in a
+        verdict, since an upgrade changes many layers for the better."""
+        return tuple(entry for entry in self.entries if entry.changes and entry.added_us <= 0)
+
+    def structural(self) -> tuple[LayerChange, ...]:
+        """The entries whose layers appeared, disappeared or fused differently: what can explain a plan that grew."""
+        return tuple(entry for entry in self.entries if entry.structural)
+
+    def kept(self, count: int) -> LayerDiff:
+        """The `count` entries that added the most time, with both profiles' totals: what a verdict keeps."""
+        return LayerDiff(self.entries[:count], self.old_total_us, self.new_total_us)
 
 
 def diff(old: LayerProfile, new: LayerProfile) -> LayerDiff:

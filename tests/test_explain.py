@@ -17,7 +17,7 @@ from harness import cli
 from harness.baselines import BaselineFile
 from harness.explain import KEPT, Explanation, explain
 from harness.gate import GatePolicy, GateVerdict, judge_latency
-from harness.profile import LayerProfile, LayerTime
+from harness.profile import LayerProfile, LayerTime, diff
 from harness.results import document as results_document
 from harness.results import html
 from harness.results.explanation import items, line
@@ -67,6 +67,19 @@ def test_the_explanation_names_the_layers_that_added_most_with_their_share_and_w
     ]
     assert line(explanation) == "; ".join(items(explanation))
     assert "\n" not in line(explanation)
+
+
+def test_the_diff_says_which_layers_grew_changed_or_restructured_and_keeps_its_totals_when_cut() -> None:
+    """The LayerDiff methods the explanation and compare's plan growth note rest on."""
+    layers = diff(OLD, NEW)
+    assert [entry.label for entry in layers.grown()] == ["conv1", "relu + add", "reformat", "pool"]
+    assert layers.top(2) == layers.grown()[:2]
+    assert [entry.label for entry in layers.changed_without_time()] == ["conv2"]  # 5 µs faster, new tactic
+    assert [entry.label for entry in layers.structural()] == ["relu + add", "reformat"]  # not conv1's tactic
+    kept = layers.kept(2)
+    assert kept.entries == layers.grown()[:2] and kept.added_us == layers.added_us == 50.0
+    explanation = explain(OLD, NEW)
+    assert (explanation.grown, explanation.changed_without_time) == (4, 1)
 
 
 def test_the_explanation_keeps_the_figures_layers_and_reads_back_as_written() -> None:

@@ -308,7 +308,7 @@ def _plan_growth_note(build_id: str, old: Side, new: Side) -> str:
             "plan growth by layer: not known, no per-layer profile of this engine on both sides (its latency tests "
             "record one where the backend's profiler runs)"
         )
-    changes = [entry for entry in diff(before, after).entries if _structural(entry.changes)]
+    changes = diff(before, after).structural()
     if not changes:
         return (
             f"plan growth by layer: the same {len(after.layers)} layers on both sides (no layer appeared, disappeared "
@@ -321,12 +321,6 @@ def _plan_growth_note(build_id: str, old: Side, new: Side) -> str:
 
 _LISTED_LAYERS = 5
 _LAYER_PROFILE = "layer_profile"  # a latency record's per-layer profile (harness/profile.py's LayerProfile.to_json)
-_STRUCTURAL = ("appeared", "disappeared", "fusion", "renamed")
-
-
-def _structural(changes: Sequence[str]) -> bool:
-    """A change of the engine's layer list (what a plan's size follows), not of a layer's tactic or format."""
-    return any(change.startswith(_STRUCTURAL) for change in changes)
 
 
 def _engine_layers(build_id: str, side: Side) -> LayerProfile | None:
@@ -690,22 +684,21 @@ def costs_of(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:
 
 
 def cost_cells(row: Row, cost: CostComparison) -> dict[str, str]:
+    values = (row.case, row.precision, row.shape, row.backend, row.kind, cost.cost, *cost_numbers(cost))
+    return dict(zip(COST_COLUMNS, (*values, label(cost.verdict))))
+
+
+def cost_numbers(cost: CostComparison) -> tuple[str, str, str]:
+    """A cost's old and new value and their ratio as the costs tables (compare's, the HTML report's) show them; a dash
+    for what a side did not record."""
     from harness.gate import cost_value
 
     ratio = cost.ratio
-    values = (
-        row.case,
-        row.precision,
-        row.shape,
-        row.backend,
-        row.kind,
-        cost.cost,
+    return (
         cost_value(cost.cost, cost.old) if cost.old is not None else DASH,
         cost_value(cost.cost, cost.new) if cost.new is not None else DASH,
         f"{ratio:.2f}" if ratio is not None else DASH,
-        label(cost.verdict),
     )
-    return dict(zip(COST_COLUMNS, values))
 
 
 def cost_notes(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:

@@ -26,15 +26,16 @@ def items(explanation: Explanation) -> list[str]:
 def _headline(explanation: Explanation) -> str:
     """ "layers (onnxruntime profiler): 180.0 µs → 240.0 µs, +60.0 µs" """
     source = f" ({explanation.source})" if explanation.source else ""
-    totals = f"{micros(explanation.old_total_us)} → {micros(explanation.new_total_us)}"
-    if explanation.added_us <= 0:  # the end-to-end latency regressed, the layers' sum did not: outside the layers
+    layers = explanation.diff
+    totals = f"{micros(layers.old_total_us)} → {micros(layers.new_total_us)}"
+    if layers.added_us <= 0:  # the end-to-end latency regressed, the layers' sum did not: outside the layers
         return f"layers{source}: {totals}, the profiled layers did not add time (the slowdown is between them)"
-    return f"layers{source}: {totals}, +{micros(explanation.added_us)}"
+    return f"layers{source}: {totals}, +{micros(layers.added_us)}"
 
 
 def _described(explanation: Explanation, layer: LayerChange) -> str:
     """ "conv1 +40.0 µs (80 % of the added time, 100.0 µs → 140.0 µs): tactic a -> b" """
-    share = explanation.share(layer)
+    share = explanation.diff.share(layer)
     part = f"{share * 100:.0f} % of the added time, " if share is not None else ""
     times = f"{micros(layer.old_us)} → {micros(layer.new_us)}"
     what = ", ".join(layer.changes) or "no change recorded"

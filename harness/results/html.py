@@ -14,7 +14,8 @@ note of the rest, so that a fleet's merged file of 100,000 tests gives a report 
 (benchmarks/fleet_scale.py). Messages are capped and grouped (harness/results/text.py).
 
 Sections, in reading order: verdicts (errors and failures first, then passes, skips folded), the accuracy heat
-map, latency distributions, baseline ratios, the layer diffs of latency regressions (the 10 largest), per-layer
+map, latency distributions, baseline ratios, the layer diffs of latency regressions (the 10 largest), the judged
+costs (build time, plan size, device memory against the baselines; only where a test judged one), per-layer
 precision, localization, builds, the environment.
 
 The plugin writes it after the results file (--harness-html); `python -m harness report RESULTS.json`
@@ -35,6 +36,7 @@ from harness.atomic import write_atomically
 from harness.case import Precision
 from harness.results import document as results_document
 from harness.results import text, units
+from harness.results.comparison import cost_numbers
 from harness.results.document import (
     VERDICTS,
     BuildResult,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
     from harness.explain import Explanation
+    from harness.gate import CostComparison
 
 # The order verdicts are listed in: what needs reading first. An unknown verdict sorts before all of them.
 _VERDICT_ORDER = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
@@ -71,6 +74,12 @@ _LOCALIZED = 20  # localized tests shown
 _LAYER_DIFFS = 10  # regressed tests given a per-layer diff figure, the most slowed first
 _LOCALIZED_LAYERS = 30  # layers shown of one localization, around the first failing one
 _LISTED_BUILDS = 500
+_LISTED_COSTS = 500  # judged costs listed, the regressions first
+# The order judged costs are listed in: regressions, then the costs that could not be judged (which say why), then
+# the rest. An unknown verdict sorts last.
+_COST_ORDER = {
+    verdict: rank for rank, verdict in enumerate(("regression", "inconclusive", "improvement", "new", "pass"))
+}
 _PERCENTILES = 101  # what the report keeps of a latency test's samples: percentiles 0..100 (see load)
 # A layer diff's bars: the old time, and the new one where the layer changed (tactic, formats, …) or not.
 _OLD_COLOUR, _CHANGED_COLOUR, _UNCHANGED_COLOUR = "#bdbdbd", "#c62828", "#1565c0"
@@ -216,18 +225,20 @@ def write(path: Path, document: ResultsDocument) -> None:
 def render(document: ResultsDocument) -> str:
     """The report as one HTML page."""
     tests = document.tests
-    sections = (
+    rendered = (
         _verdicts(tests, document.input_errors, document.source),
         _accuracy_map(tests),
         _latency_distributions(tests),
         _baseline_ratios(tests),
         _layer_diffs(tests),
+        _costs(tests),
         _layer_precision(tests, document.source),
         _localizations(tests),
         _builds(tests),
         _environment(document),
     )
-    return "\n".join((_HEAD, _header(document), _NAV, *sections, "</body>\n</html>\n"))
+    sections = [section for section in rendered if section]  # a section with nothing to show is left out
+    return "\n".join((_HEAD, _header(document), _nav(sections), *sections, "</body>\n</html>\n"))
 
 
 def _label(*parts: object) -> str:
@@ -670,8 +681,8 @@ def _off_baseline(test: TestResult) -> tuple[bool, float]:
 
 def _layer_diffs(tests: Sequence[TestResult]) -> str:
     """For each latency regression whose gate named its layers (GateVerdict.explanation, recorded in the results
-    file: the baseline's profile is not needed here), old vs new time of its layers that added the most, changed
-    layers marked; the explanation's items below. At most _LAYER_DIFFS figures, the largest ratio first."""
+    file: the baseline's profile is not needed here), old vs new time of its kept layers (the most added time
+    first), changed layers marked; the explanation's items below. At most _LAYER_DIFFS figures, the largest ratio first."""
     explained = [test for test in tests if test.gate is not None and test.gate.explanation is not None]
     if not explained:
         return _section("layer-diff", "Layer diff", _note("no latency regression was explained by its layers"))
@@ -712,10 +723,44 @@ def _layer_diff_figure(test_id: str, explanation: Explanation) -> str:
 
     svg = _plot(f"layer-diff-{test_id}", (left + 3.6, 0.5 + 0.22 * len(layers)), draw)
     caption = (
-        f"The {len(layers)} layers that added the most time, old (grey) and new; * and red: the layer changed "
-        "(tactic, formats, precision or fusion), blue: only its time did."
+        f"The {len(layers)} layers by the time they added, the most first (any that got faster last), old (grey) "
+        "and new; * and red: the layer changed (tactic, formats, precision or fusion), blue: only its time did."
     )
     return _figure(svg, caption)
+
+
+def _costs(tests: Sequence[TestResult]) -> str:
+    """Each cost the gate judged (GateVerdict.costs: a build test's build time and plan size, a latency test's device
+    memory where its backend reports it) against the baseline's: old, new, their ratio, the threshold and the verdict,
+    a regression's row marked, and why a cost was not judged. Nothing, not even the section, where no test judged a
+    cost (a run without build tests or baselines): an empty table would be noise. At most _LISTED_COSTS rows,
+    regressions first, the largest ratio first within a verdict."""
+    judged = [(test, cost) for test in tests if test.gate is not None for cost in test.gate.costs or ()]
+    if not judged:
+        return ""
+    judged.sort(key=lambda pair: _cost_rank(pair[1]))
+    more = ""
+    if len(judged) > _LISTED_COSTS:
+        more = _note(f"The first {_LISTED_COSTS} of {len(judged):,} judged costs; the others are in the results file.")
+        judged = judged[:_LISTED_COSTS]
+    rows = [
+        (_code(test.id), _escaped(cost.cost), *map(_escaped, cost_numbers(cost)), *_cost_verdict(cost))
+        for test, cost in judged
+    ]
+    marked = [index for index, (_, cost) in enumerate(judged) if cost.verdict == "regression"]
+    headers = ("test", "cost", "old", "new", "ratio", "threshold", "verdict")
+    return _section("costs", "Costs", _table(headers, rows, "costs", marked) + more)
+
+
+def _cost_rank(cost: CostComparison) -> tuple[int, float]:
+    ratio = cost.ratio if cost.ratio is not None else 1.0
+    return _COST_ORDER.get(cost.verdict, len(_COST_ORDER)), -ratio
+
+
+def _cost_verdict(cost: CostComparison) -> tuple[str, str]:
+    """The threshold and verdict cells; a cost that was not judged (inconclusive, new) says why beside its verdict."""
+    why = f" {_escaped(cost.reason)}" if cost.verdict in ("inconclusive", "new") else ""
+    return _escaped(f"{cost.threshold:.0%}"), _badge(cost.verdict) + why
 
 
 def _layer_precision(tests: Sequence[TestResult], source: str) -> str:
@@ -901,6 +946,7 @@ pre.message { white-space: pre-wrap; margin: 0; font-size: 0.8rem; max-height: 4
          font-size: 0.8rem; font-weight: 600; background: #424242; }
 .badge.fail { background: #c62828; } .badge.error { background: #6a1b9a; }
 .badge.pass { background: #2e7d32; } .badge.skip { background: #757575; }
+.badge.regression { background: #c62828; } .badge.improvement { background: #2e7d32; }
 .note { color: #616161; }
 .problem { color: #c62828; }
 tr.marked td { background: #ffebee; }
@@ -914,23 +960,26 @@ table.environment td:first-child { white-space: nowrap; color: #616161; width: 1
 """
 
 _NAV = (
-    "<nav>"
-    + " ".join(
-        f'<a href="#{anchor}">{title}</a>'
-        for anchor, title in (
-            ("verdicts", "Verdicts"),
-            ("accuracy", "Accuracy"),
-            ("latency", "Latency"),
-            ("baselines", "Baselines"),
-            ("layer-diff", "Layer diff"),
-            ("layers", "Layers"),
-            ("localization", "Localization"),
-            ("builds", "Builds"),
-            ("environment", "Environment"),
-        )
-    )
-    + "</nav>"
+    ("verdicts", "Verdicts"),
+    ("accuracy", "Accuracy"),
+    ("latency", "Latency"),
+    ("baselines", "Baselines"),
+    ("layer-diff", "Layer diff"),
+    ("costs", "Costs"),
+    ("layers", "Layers"),
+    ("localization", "Localization"),
+    ("builds", "Builds"),
+    ("environment", "Environment"),
 )
+
+
+def _nav(sections: Sequence[str]) -> str:
+    """The links to the sections on the page: none to a section left out (Costs, where no test judged one)."""
+    shown = [
+        (anchor, title) for anchor, title in _NAV if any(s.startswith(f'<section id="{anchor}">') for s in sections)
+    ]
+    return "<nav>" + " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in shown) + "</nav>"
+
 
 _HEAD = (
     '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
