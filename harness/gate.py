@@ -29,11 +29,12 @@ Accuracy. A test regresses when an output fails its tolerance (the accuracy test
 or when its mean relative error grows beyond `accuracy_factor` times the baseline's, judged against
 at least 1 % of the tolerance so that an exact 0 turning into 1e-12 is not a regression.
 
-Costs. A build test's build time and plan size, and a latency test's device memory, are one number per side: a cost
-regresses when it grew beyond 1 + its threshold (CostPolicy says each default and why), improves when it fell below
-1 - threshold. A build found in the engine cache, or under a second on both sides, is inconclusive on time and fails
-nothing (judge_build_time); cost_verdict folds a build test's costs into its GateVerdict, and a latency test's device
-memory beyond its threshold makes its verdict a regression (harness/suite.py).
+Costs. A build test's build time and plan size, and a latency test's device memory and output size (the output
+stage: the bytes each inference hands back), are one number per side: a cost regresses when it grew beyond
+1 + its threshold (CostPolicy says each default and why), improves when it fell below 1 - threshold. A build found in
+the engine cache, or under a second on both sides, is inconclusive on time and fails nothing (judge_build_time);
+cost_verdict folds a build test's costs into its GateVerdict, and a latency test's engine cost beyond its threshold
+makes its verdict a regression (judge_engine_costs; harness/suite.py).
 
 Verdicts. judge_latency, judge_accuracy, inconclusive and no_baseline take plain data (samples, accuracy entries,
 counts) and return a GateVerdict: the session records and asserts it (harness/suite.py), the results file holds its
@@ -595,13 +596,14 @@ def _timing(record: Mapping[str, object]) -> Mapping[str, object]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Costs: build time, plan size, device memory. One number per side, no samples: a cost regresses when the new
+# Costs: build time, plan size, device memory, output size. One number per side, no samples: a cost regresses when the new
 # number exceeds the old by more than its threshold, and improves when it falls below by as much (the latency
 # gate's mirror, 1 - threshold). The verdict words are the latency gate's.
 
 BUILD_TIME = "build time"
 PLAN_SIZE = "plan size"
 DEVICE_MEMORY = "device memory"
+OUTPUT_SIZE = "output size"  # the output stage: the bytes one inference hands back (TensorRT copies them to the host)
 
 
 @dataclass(frozen=True)
@@ -617,6 +619,10 @@ class CostPolicy:
     # +20 %: device memory is TensorRT's figure for one plan's activations and scratch, fixed by its tactics; 20 %
     # more is what decides whether a fleet's engines still fit beside each other on one GPU.
     memory_threshold: float = 0.2
+    # +20 %: the output stage moves every output of every inference (device to host on TensorRT); an upgrade that
+    # hands back fp32 where it handed fp16, or pads an output, makes that copy grow with it on every call, while an
+    # unchanged engine's outputs do not move by a byte.
+    output_size_threshold: float = 0.2
     # Below a second a build's time is mostly the process's own overhead (imports, parsing, page cache), which
     # swings by more than the threshold between runs: such a build is too short for its time to be judged.
     build_time_floor_s: float = 1.0
@@ -627,7 +633,7 @@ class CostComparison:
     """One cost of a test judged against the old side's: what `compare` shows in its costs table and what a build
     test asserts in the session."""
 
-    cost: str  # BUILD_TIME, PLAN_SIZE or DEVICE_MEMORY
+    cost: str  # BUILD_TIME, PLAN_SIZE, DEVICE_MEMORY or OUTPUT_SIZE
     old: float | None  # seconds or bytes; None where the old side recorded none
     new: float | None
     threshold: float
@@ -657,6 +663,9 @@ class CostComparison:
 # What a build record's "build" holds that the cost gate reads: the results reader keeps these (results/lean.py) and
 # a baseline keeps them of a build test (baselines.py), nothing else of the build (its local paths, its warnings).
 BUILD_COST_FIELDS = ("cached", "build_s", "artifact_bytes")
+# The engine facts (a latency record's "engine") that the cost gate reads: kept by the results reader and the baselines.
+ENGINE_DEVICE_MEMORY = "device_memory_bytes"
+ENGINE_OUTPUT_BYTES = "output_bytes"
 
 
 def judge_build(
@@ -729,6 +738,26 @@ def judge_plan_size(old_bytes: float | None, new_bytes: float | None, policy: Co
 
 def judge_device_memory(old_bytes: float | None, new_bytes: float | None, policy: CostPolicy) -> CostComparison:
     return judge_cost(DEVICE_MEMORY, old_bytes, new_bytes, policy.memory_threshold)
+
+
+def judge_output_size(old_bytes: float | None, new_bytes: float | None, policy: CostPolicy) -> CostComparison:
+    return judge_cost(OUTPUT_SIZE, old_bytes, new_bytes, policy.output_size_threshold)
+
+
+def judge_engine_costs(
+    old: Mapping[str, object], new: Mapping[str, object], policy: CostPolicy
+) -> tuple[CostComparison, ...]:
+    """A latency test's engine costs (records' "engine" facts) against the old one's: device memory where the backend
+    reports it (TensorRT), and the output size; none where neither side recorded a cost."""
+    judged = (
+        (judge_device_memory, ENGINE_DEVICE_MEMORY),
+        (judge_output_size, ENGINE_OUTPUT_BYTES),
+    )
+    return tuple(
+        judge(recorded_number(old.get(key)), recorded_number(new.get(key)), policy)
+        for judge, key in judged
+        if old.get(key) is not None or new.get(key) is not None
+    )
 
 
 def _cost_ratio(old: float, new: float) -> float:

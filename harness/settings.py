@@ -231,6 +231,13 @@ def add_options(parser: pytest.Parser) -> None:
         f"growth of an engine's device memory that is a regression of its latency tests, where the backend reports it "
         f"(TensorRT; default: {costs.memory_threshold})",
     )
+    _add(
+        parser,
+        "--output-size-threshold",
+        "harness_output_size_threshold",
+        "growth of the bytes an inference hands back (the output stage) that is a regression of its latency tests "
+        f"(default: {costs.output_size_threshold})",
+    )
     _add(parser, "--gate-alpha", "harness_gate_alpha", "significance of the latency rank test (default: 0.002)")
     _add(
         parser, "--accuracy-factor", "harness_accuracy_factor", "mean relative error may grow this much (default: 2.0)"
@@ -412,6 +419,13 @@ def _cost_policy(config: pytest.Config) -> CostPolicy:
         ),
         memory_threshold=_number(
             config, "harness_memory_threshold", "--memory-threshold", str(default.memory_threshold), _growth
+        ),
+        output_size_threshold=_number(
+            config,
+            "harness_output_size_threshold",
+            "--output-size-threshold",
+            str(default.output_size_threshold),
+            _growth,
         ),
     )
 

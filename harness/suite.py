@@ -26,13 +26,14 @@ from harness.drift import measured_pair
 from harness.errors import ShapeOutsideProfileError
 from harness.explain import explain
 from harness.gate import (
+    ENGINE_OUTPUT_BYTES,
     MIN_GATE_SAMPLES,
     GateVerdict,
     cost_verdict,
     inconclusive,
     judge_accuracy,
     judge_build,
-    judge_device_memory,
+    judge_engine_costs,
     judge_latency,
     no_baseline,
     starved,
@@ -44,7 +45,6 @@ from harness.measure import Measurement, MeasurePolicy, Timer, measure
 from harness.precision.table import Group, row
 from harness.profile import LayerProfile
 from harness.pytest_plugin.fixtures import BuildContext, PairContext, PointContext
-from harness.recorded import recorded_number
 from harness.results import explanation
 from harness.run import run_engine
 
@@ -124,7 +124,7 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
         harness_point.engine,
         harness_point.record,
     )
-    run_engine(point.case, point.profile_index, engine, inputs)  # refuses bad shapes before timing
+    outputs = run_engine(point.case, point.profile_index, engine, inputs)  # refuses bad shapes before timing
     timer = engine.timer(inputs)
     measurement, retried = _measure_enough(timer, harness_point.measure_policy)
     verdict = _latency_gate(harness_point, measurement, remeasured=retried)
@@ -139,7 +139,8 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
     host_timer = engine.host_timer(inputs)
     if host_timer is not None:
         record.host_latency = measure(host_timer, harness_point.measure_policy)
-    record.engine_facts = engine.facts()
+    # the output stage's size: what each inference hands back, in the engine's own output types
+    record.engine_facts = {**engine.facts(), ENGINE_OUTPUT_BYTES: sum(array.nbytes for array in outputs.values())}
     report_samples(
         benchmark,
         [sample / 1e6 for sample in measurement.stats.samples_us],
@@ -151,7 +152,7 @@ def test_latency(harness_point: PointContext, benchmark: Any) -> None:
     )
     _record_layer_profile(harness_point, measurement)
     # the layers are named after the profile is recorded; neither changes what the samples judged
-    _gate(harness_point, _explained(harness_point, _with_device_memory(harness_point, verdict)))
+    _gate(harness_point, _explained(harness_point, _with_engine_costs(harness_point, verdict)))
 
 
 @pytest.mark.harness_reference
@@ -280,19 +281,25 @@ def _explained(context: PointContext, verdict: GateVerdict) -> GateVerdict:
     return replace(verdict, explanation=explain(baseline, context.record.layer_profile))
 
 
-def _with_device_memory(context: PointContext, verdict: GateVerdict) -> GateVerdict:
-    """The latency verdict with the engine's device memory judged against the baseline's, where both report it
-    (TensorRT): more memory beyond its threshold makes the test a regression whatever its latency did."""
+def _with_engine_costs(context: PointContext, verdict: GateVerdict) -> GateVerdict:
+    """The latency verdict with the engine's costs judged against the baseline's where both recorded them (device
+    memory on TensorRT, the output size on every backend): a cost beyond its threshold makes the test a regression
+    whatever its latency did."""
     baseline_engine = (context.gate.baseline or {}).get("engine")
-    old = recorded_number(baseline_engine.get("device_memory_bytes")) if isinstance(baseline_engine, dict) else None
-    new = recorded_number(context.record.engine_facts.get("device_memory_bytes"))
-    if old is None or new is None or verdict.verdict == "inconclusive":
+    if not isinstance(baseline_engine, dict) or verdict.verdict == "inconclusive":
         return verdict
-    memory = judge_device_memory(old, new, context.gate.costs)
-    if memory.verdict != "regression":
-        return replace(verdict, costs=(memory,))
-    reason = f"{memory.reason}; latency: {verdict.reason}"
-    return replace(verdict, verdict="regression", reason=reason, costs=(memory,))
+    costs = tuple(
+        cost
+        for cost in judge_engine_costs(baseline_engine, context.record.engine_facts, context.gate.costs)
+        if cost.old is not None and cost.new is not None  # a baseline recorded before a cost was: nothing to judge
+    )
+    if not costs:
+        return verdict
+    regressed = [cost.reason for cost in costs if cost.verdict == "regression"]
+    if not regressed:
+        return replace(verdict, costs=costs)
+    reason = f"{'; '.join(regressed)}; latency: {verdict.reason}"
+    return replace(verdict, verdict="regression", reason=reason, costs=costs)
 
 
 def _accuracy_gate(context: PointContext, errors: Sequence[OutputErrors]) -> GateVerdict:

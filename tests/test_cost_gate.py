@@ -1,6 +1,6 @@
-"""The cost gate (issue 20): build time, plan size and device memory judged against the old side's
-(harness/gate.py's judge_build_time, judge_plan_size, judge_device_memory), in `python -m harness compare`, and
-end to end on two real ONNX Runtime build-only sessions whose model grew."""
+"""The cost gate (issue 20): build time, plan size, device memory and output size judged against the old side's
+(harness/gate.py's judge_build_time, judge_plan_size, judge_engine_costs), in `python -m harness compare`, and
+end to end on real ONNX Runtime sessions (build-only ones whose model grew; latency ones whose outputs grew)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import pytest
 
 from harness import cli
 from harness.baselines import BaselineFile
-from harness.gate import BUILD_TIME, CostPolicy, judge_build_time, judge_device_memory, judge_plan_size
+from harness.gate import (
+    BUILD_TIME,
+    OUTPUT_SIZE,
+    CostPolicy,
+    judge_build_time,
+    judge_device_memory,
+    judge_engine_costs,
+    judge_plan_size,
+)
 from tests.test_cli import LATENCY, Record, pair, record, results, write
 
 POLICY = CostPolicy()
@@ -24,6 +32,21 @@ def built(build_s: float, artifact_bytes: int, *, cached: bool = False) -> Recor
 
 def with_memory(device_memory_bytes: int) -> Record:
     return {**record(LATENCY), "engine": {"device_memory_bytes": device_memory_bytes}}
+
+
+def with_outputs(output_bytes: int) -> Record:
+    return {**record(LATENCY), "engine": {"output_bytes": output_bytes}}
+
+
+def test_a_latency_tests_engine_costs_are_the_ones_either_side_recorded() -> None:
+    """ONNX Runtime reports no device memory: only the output size is judged; TensorRT's engine has both."""
+    (outputs,) = judge_engine_costs({"output_bytes": 400}, {"output_bytes": 800}, POLICY)
+    assert (outputs.cost, outputs.verdict, outputs.threshold) == (OUTPUT_SIZE, "regression", 0.2)
+    assert outputs.reason == "output size grew 0.4 kB → 0.8 kB (2.00×), beyond the 20% threshold"
+    both = judge_engine_costs(
+        {"device_memory_bytes": 1000, "output_bytes": 400}, {"device_memory_bytes": 1100, "output_bytes": 400}, POLICY
+    )
+    assert [(cost.cost, cost.verdict) for cost in both] == [("device memory", "pass"), (OUTPUT_SIZE, "pass")]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +110,12 @@ def costs_table(output: str) -> dict[str, str]:
     """The costs table's rows keyed by their cost, from compare's text output."""
     section = output.split("\nCosts\n", 1)[1].split("\n\n", 1)[0].splitlines()
     table = [line for line in section if line.startswith(("mnist ", "conv_add_relu "))]  # not the notes under it
-    return {cost: line for line in table for cost in ("build time", "plan size", "device memory") if cost in line}
+    return {
+        cost: line
+        for line in table
+        for cost in ("build time", "plan size", "device memory", "output size")
+        if cost in line
+    }
 
 
 def test_compare_fails_on_a_plan_that_grew_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,6 +154,11 @@ def test_compare_fails_on_a_slower_build_and_on_more_device_memory(
     assert cli.main(["compare", *bigger]) == 1
     assert costs_table(capsys.readouterr().out)["device memory"].endswith("REGRESSION")
     assert cli.main(["compare", *bigger, "--memory-threshold", "0.6"]) == 0
+    capsys.readouterr()
+    wider = pair(tmp_path, [with_outputs(4000)], [with_outputs(8000)])
+    assert cli.main(["compare", *wider]) == 1
+    assert costs_table(capsys.readouterr().out)["output size"].endswith("REGRESSION")
+    assert cli.main(["compare", *wider, "--output-size-threshold", "1.5"]) == 0
     capsys.readouterr()
 
 
@@ -373,4 +406,30 @@ def test_a_latency_test_fails_when_its_engine_needs_more_device_memory(
     assert cli.main(["compare", old, new]) == 1  # NEW's own failures, with the session's reason
     assert "fail in the new one: Failed: test_latency[identity-fp32-opt-ort]: regression against baseline" in (
         capsys.readouterr().out
+    )
+
+
+def test_a_latency_test_fails_when_the_bytes_its_inference_hands_back_grew(pytester: pytest.Pytester) -> None:
+    """The output stage on real ONNX Runtime: each latency test records the bytes one inference hands back; against a
+    baseline whose engine handed back half as many (as if the old version returned fp16 where this one returns
+    fp32), the test fails naming the output size, whatever its latency; --output-size-threshold 1.5 lets it pass."""
+    pytester.makeconftest("from cases.identity import CASE\ndef pytest_harness_cases(config):\n    return [CASE]\n")
+    pytester.makepyfile(test_matrix="from harness.suite import test_latency\n")
+    options = ("--latency-budget", "0.05", "-p", "no:cacheprovider", "--precision", "fp32", "--benchmark-disable")
+    pytester.runpytest(*options, "--update-baselines", "--results", "old.json").assert_outcomes(passed=3)
+    recorded = json.loads((pytester.path / "old.json").read_text())["tests"]
+    output_bytes = {test["id"]: test["engine"]["output_bytes"] for test in recorded}
+    (path,) = (pytester.path / "baselines").rglob("ort-*.json")
+    data = json.loads(path.read_text())
+    for test_id, entry in data["entries"].items():
+        assert entry["engine"]["output_bytes"] == output_bytes[test_id] > 0  # kept in the baseline
+        entry["engine"]["output_bytes"] //= 2
+    path.write_text(json.dumps(data))
+    grown = pytester.runpytest(*options, "--latency-threshold", "0.9")
+    grown.assert_outcomes(failed=3)
+    assert "output size grew " in grown.stdout.str() and "(2.00×), beyond the 20% threshold; latency: " in (
+        grown.stdout.str()
+    )
+    pytester.runpytest(*options, "--latency-threshold", "0.9", "--output-size-threshold", "1.5").assert_outcomes(
+        passed=3
     )

@@ -44,6 +44,7 @@ from harness.backends import cuda_rt as default_cuda
 from harness.backends.nvml import gpu_telemetry
 from harness.case import Case, Precision, raising_line
 from harness.errors import BuildError, EngineCacheWarning, HarnessError, ModelRefusedError, ShapeOutsideProfileError
+from harness.gate import ENGINE_DEVICE_MEMORY
 from harness.measure import Timer
 from harness.precision.layers import UNKNOWN, LayerPrecision, layer_precisions
 from harness.precision.network import NetworkPrecision
@@ -248,7 +249,7 @@ class TensorRTEngine:
     def facts(self) -> Mapping[str, object]:
         timer = self._event_timer()
         return {
-            "device_memory_bytes": int(self.engine.device_memory_size_v2),
+            ENGINE_DEVICE_MEMORY: int(self.engine.device_memory_size_v2),
             "layers": int(self.engine.num_layers),
             "timing": {
                 "copies_included": self.options.include_copies,

@@ -113,7 +113,9 @@ def _gate_options(args: argparse.Namespace) -> GateOptions:
             short_id: (descriptor.device_kind.value, descriptor.latency_threshold)
             for short_id, descriptor in BUILTIN_BACKENDS.items()
         },
-        costs=CostPolicy(args.build_time_threshold, args.plan_size_threshold, args.memory_threshold),
+        costs=CostPolicy(
+            args.build_time_threshold, args.plan_size_threshold, args.memory_threshold, args.output_size_threshold
+        ),
     )
 
 
@@ -249,6 +251,12 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         type=_cost_threshold,
         default=defaults.memory_threshold,
         help=f"growth of an engine's device memory that regresses ({defaults.memory_threshold}; TensorRT reports it)",
+    )
+    parser.add_argument(
+        "--output-size-threshold",
+        type=_cost_threshold,
+        default=defaults.output_size_threshold,
+        help=f"growth of the bytes an inference hands back that regresses ({defaults.output_size_threshold})",
     )
     parser.add_argument("--fail-on-improvement", action="store_true", help="an improvement fails too (stale baselines)")
     parser.add_argument(

@@ -19,7 +19,6 @@ from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
 from harness.naming import point_name
 from harness.profile import LayerProfile, diff
-from harness.recorded import recorded_number
 from harness.results.document import ROUND_SIZES, VERDICTS, TestResult
 from harness.results.text import capped, number
 from harness.results.units import micros_number
@@ -256,9 +255,9 @@ def _judged_pair(
 
 
 def judge_costs(old: TestResult, new: TestResult, policy: CostPolicy) -> tuple[CostComparison, ...]:
-    """A build test's build time and plan size, a latency test's device memory (where its backend reports it: TensorRT),
-    each against OLD's; nothing where neither side recorded the cost."""
-    from harness.gate import judge_build, judge_device_memory
+    """A build test's build time and plan size, a latency test's device memory (where its backend reports it: TensorRT)
+    and output size, each against OLD's; nothing where neither side recorded the cost."""
+    from harness.gate import judge_build, judge_engine_costs
 
     if old.is_build:
         before, after = old.raw.get("build"), new.raw.get("build")
@@ -267,16 +266,14 @@ def judge_costs(old: TestResult, new: TestResult, policy: CostPolicy) -> tuple[C
         return judge_build(
             before if isinstance(before, Mapping) else {}, after if isinstance(after, Mapping) else {}, policy
         )
-    old_memory, new_memory = device_memory(old), device_memory(new)
-    if new.kind != "latency" or (old_memory is None and new_memory is None):
+    if new.kind != "latency":
         return ()
-    return (judge_device_memory(old_memory, new_memory, policy),)
+    return judge_engine_costs(_engine_facts(old), _engine_facts(new), policy)
 
 
-def device_memory(test: TestResult) -> float | None:
-    """The engine's device memory as its backend reported it (TensorRT's device_memory_bytes); None where not."""
+def _engine_facts(test: TestResult) -> Mapping[str, object]:
     engine = test.raw.get("engine")
-    return recorded_number(engine.get("device_memory_bytes")) if isinstance(engine, Mapping) else None
+    return engine if isinstance(engine, Mapping) else {}
 
 
 def _with_costs(verdict: str, reasons: tuple[str, ...], costs: Sequence[CostComparison]) -> tuple[str, tuple[str, ...]]:

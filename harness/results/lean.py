@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.gate import BUILD_COST_FIELDS
+from harness.gate import BUILD_COST_FIELDS, ENGINE_DEVICE_MEMORY, ENGINE_OUTPUT_BYTES
 from harness.results.document import ROUND_SIZES, ResultsFileError, read_json
 
 # Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
@@ -46,7 +46,7 @@ _DROPPED = frozenset(key.decode() for key in UNREAD)
 _KEPT = {
     "latency": frozenset({"stop_reason", "count", "median_us", "samples_us", ROUND_SIZES}),
     "gate": frozenset({"verdict", "reason", "baseline", "samples", "min_samples"}),
-    "engine": frozenset({"timing", "device_memory_bytes"}),
+    "engine": frozenset({"timing", ENGINE_DEVICE_MEMORY, ENGINE_OUTPUT_BYTES}),
     "build": frozenset(BUILD_COST_FIELDS),
 }
 _NAMES = ("case", "precision", "shape", "shape_point", "backend", "backend_name", "backend_version", "backend_device")
