@@ -206,6 +206,27 @@ def test_an_unreadable_trace_is_refused_naming_the_file(tmp_path: Path) -> None:
         read_trace(tmp_path / "object.json")
 
 
+def test_unnamed_nodes_of_the_optimized_graph_take_their_kind_from_the_trace() -> None:
+    # Seen on mnist at fp16: the saved optimized graph kept the Softmax's expansion unnamed, ONNX Runtime named
+    # those nodes "ReduceMax_8", … when it loaded them, and the profile recorded them with no kind.
+    w1, w2 = _weights((WIDTH, WIDTH), (WIDTH, WIDTH))
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["m1"]),
+        helper.make_node("Relu", ["m1"], ["r1"]),
+        helper.make_node("MatMul", ["r1", "w2"], ["y"]),
+    ]
+    profile = engine_of(_model(nodes, [w1, w2], ["w1", "w2"], ([ROWS, WIDTH], [ROWS, WIDTH]))).profile_layers(
+        feeds((ROWS, WIDTH)), 2
+    )
+    assert {layer.kind for layer in profile.layers} == {"MatMul", "Relu"}, profile.layers
+
+
+def test_a_node_the_optimized_graph_lacks_is_named_by_the_trace_s_operator() -> None:
+    events = _run(0, ("a", 1)) + _run(2000, ("Sub_9", 4))
+    events[-1]["args"] = {"op_name": "Sub"}
+    assert [layer.kind for layer in layer_profile(events, conv_relu(), conv_relu(), skip_runs=1).layers] == ["Sub"]
+
+
 # which original nodes a fused node computes
 
 

@@ -71,13 +71,27 @@ def layer_profile(
     if not kept or not times.times:
         raise TraceError(f"onnxruntime's profile holds no node times for the {kept} runs kept")
     graph = onnx.load_from_string(optimized).graph
-    kinds = {node.name: node.op_type for node in graph.node}
+    # The saved optimized graph leaves some nodes unnamed (a Softmax ONNX Runtime expanded into ReduceMax, Sub, Exp,
+    # …), which ONNX Runtime names when it loads them ("ReduceMax_8"): the trace's own operator names those.
+    kinds = {**traced_kinds(events), **{node.name: node.op_type for node in graph.node if node.name}}
     fused = fused_nodes(graph, onnx.load_from_string(original).graph)
     layers = tuple(
         LayerTime(name, kinds.get(name, ""), median, fused=fused.get(name, ()))
         for name, median in times.medians().items()
     )
     return LayerProfile(layers, kept, SOURCE)
+
+
+def traced_kinds(events: Sequence[Mapping[str, object]]) -> dict[str, str]:
+    """Each traced node's operator, as the trace names it ("args.op_name"), by node name."""
+    kinds: dict[str, str] = {}
+    for event in events:
+        name, args = event.get("name"), event.get("args")
+        if event.get("cat") == "Node" and isinstance(name, str) and isinstance(args, Mapping):
+            op_name = args.get("op_name")
+            if isinstance(op_name, str) and op_name:
+                kinds[name.removesuffix(_KERNEL_SUFFIX)] = op_name
+    return kinds
 
 
 def fused_nodes(optimized: onnx.GraphProto, original: onnx.GraphProto) -> dict[str, tuple[str, ...]]:
