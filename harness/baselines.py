@@ -131,9 +131,9 @@ _LAYER_MARK = re.compile(r'"\\u0000layer(\d+)\\u0000"')  # a placeholder string,
 
 
 def _reviewable_json(data: object) -> str:
-    """The file's JSON (json_safe already), indented, except each layer of a layer profile on one line: indented, a
-    layer took seven lines and 130 bytes (a SqueezeNet profile 7 kB per test); on one line a pull request's diff
-    shows which layers changed, line by line, at about half the size."""
+    """The file's JSON (json_safe already), indented, except each layer of a layer profile on one line, and its
+    columns on one: indented, a layer took seven lines and 130 bytes (a SqueezeNet profile 7 kB per test); on one
+    line a pull request's diff shows which layers changed, line by line, at about half the size."""
     layers: list[str] = []
 
     def placeholder(layer: object) -> str:
@@ -144,7 +144,10 @@ def _reviewable_json(data: object) -> str:
         profile = entry.get("layer_profile") if isinstance(entry, dict) else None
         if not (isinstance(entry, dict) and isinstance(profile, dict) and isinstance(profile.get("layers"), list)):
             return entry
-        return {**entry, "layer_profile": {**profile, "layers": [placeholder(layer) for layer in profile["layers"]]}}
+        one_line: dict[str, object] = {"layers": [placeholder(layer) for layer in profile["layers"]]}
+        if "columns" in profile:
+            one_line["columns"] = placeholder(profile["columns"])
+        return {**entry, "layer_profile": {**profile, **one_line}}
 
     if isinstance(data, dict) and isinstance(data.get("entries"), dict):
         data = {**data, "entries": {test: one_line_layers(entry) for test, entry in data["entries"].items()}}

@@ -286,8 +286,9 @@ def test_a_session_records_the_profile_and_its_baseline_keeps_it_for_the_slowed_
     (baseline_file,) = (pytester.path / "baselines").glob("*/ort-*.json")
     (entry,) = json.loads(baseline_file.read_text())["entries"].values()
     assert entry["layer_profile"] == recorded["layer_profile"]
-    layer_lines = [line.strip() for line in baseline_file.read_text().splitlines() if '{"name": ' in line]
+    layer_lines = [line.strip() for line in baseline_file.read_text().splitlines() if line.strip().startswith('["')]
     assert [json.loads(line.rstrip(",")) for line in layer_lines] == entry["layer_profile"]["layers"]  # one a line
+    assert f'"columns": {json.dumps(entry["layer_profile"]["columns"])}' in baseline_file.read_text()  # on one line
     assert "layer_profile_error" not in entry
     _session(pytester, mlp(slowed=True), "slowed.json", "--baselines", "baselines")
     (slowed,) = [test for test in load(pytester.path / "slowed.json").tests if test.kind == "latency"]
