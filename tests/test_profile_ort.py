@@ -240,6 +240,14 @@ def test_fused_nodes_say_which_convolution_and_activation_each_computes() -> Non
     ]
 
 
+def test_a_float16_model_s_nchwc_convolution_is_traced_back_through_the_cast_insertion_s_name() -> None:
+    # Seen on every real model at fp16: the NCHWc Conv computing relu1's output "r1" is "InsertedPrecisionFreeCast_r1_nchwc".
+    original = onnx.load_from_string(conv_relu()).graph
+    conv = helper.make_node("Conv", ["x", "w1"], ["y"], name="InsertedPrecisionFreeCast_r1_nchwc", activation="Relu")
+    optimized = helper.make_graph([conv], "g", [], [])
+    assert fused_nodes(optimized, original) == {"InsertedPrecisionFreeCast_r1_nchwc": ("conv1", "relu1")}
+
+
 def test_a_node_onnxruntime_invented_is_said_to_compute_only_itself() -> None:
     original = onnx.load_from_string(conv_relu()).graph
     invented = helper.make_graph([helper.make_node("ReorderOutput", ["a"], ["b"], name="ReorderOutput")], "g", [], [])
