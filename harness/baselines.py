@@ -7,7 +7,7 @@ written in the results file (docs/results-format.md), small enough to review in 
 model, benchmarks/baseline_size.py): the record less what only the report reads (DROPPED: int8 scales, per-layer
 precisions, localization, the build's local paths, the recording run's own comparison, why a layer profile is
 missing; a build test keeps its build time, plan size and whether it was cached), the latency test's layer profile as
-recorded (medians per layer: harness/profile.py), each latency's summary
+recorded (medians per layer: harness/profile.py; its rows packed, _packed), each latency's summary
 statistics as measured, and its samples reduced to at most MAX_SAMPLES evenly spaced order statistics (the quantiles
 (i + 0.5) / MAX_SAMPLES of the samples, chosen deterministically). The gate's rules read medians, lower quartiles and
 ranks, which these keep (tests/faults/test_faults_caches.py holds its verdicts equal on both). A file written with
@@ -22,10 +22,13 @@ updating one file at once both keep their entries.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import json
 import math
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -103,6 +106,7 @@ class BaselineFile:
         entries = data.get("entries")
         if not isinstance(entries, dict) or not all(isinstance(entry, dict) for entry in entries.values()):
             raise BaselineError(f'baseline {path}: "entries" must map test ids to objects')
+        entries = {test_id: _unpacked(path, test_id, entry) for test_id, entry in entries.items()}
         if (found := first_record_problem(entries)) is not None:
             test_id, problem = found
             raise BaselineError(
@@ -132,36 +136,44 @@ class BaselineFile:
             "backend_version": self.backend_version,
             "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **({"drift": drift.to_json()} if drift is not None else {}),
-            "entries": dict(sorted(self.entries.items())),
+            "entries": {test_id: _packed(entry) for test_id, entry in sorted(self.entries.items())},
         }
 
     def write(self) -> None:
-        write_atomically(self.path, (_reviewable_json(json_safe(self.to_json())) + "\n").encode())
+        write_atomically(self.path, (json.dumps(json_safe(self.to_json()), indent=1, allow_nan=False) + "\n").encode())
 
 
-_LAYER_MARK = re.compile(r'"\\u0000layer(\d+)\\u0000"')  # a placeholder string, as json.dumps writes it
+PACKED_LAYERS = "layers_zlib"  # a baseline's layer profile rows: their JSON, zlib-compressed, in base64
 
 
-def _reviewable_json(data: object) -> str:
-    """The file's JSON (json_safe already), indented, except each layer of a layer profile on one line: indented, a
-    layer took seven lines and 130 bytes (a SqueezeNet profile 7 kB per test); on one line a pull request's diff
-    shows which layers changed, line by line, at about half the size."""
-    layers: list[str] = []
+def _packed(entry: dict[str, object]) -> dict[str, object]:
+    """The entry as its file keeps it: its layer profile's rows (LayerProfile.to_json's "layers") packed into one
+    string. Written as rows, DenseNet-121's three profiles (2154 layers) took 105 kB of its 122 kB baseline, and every
+    row changes on every update (each layer's median moves), so the rows' diff told a reviewer nothing that
+    `compare` and the report do not say better; packed they take 17 kB. Source, runs and columns stay readable."""
+    profile = entry.get("layer_profile")
+    if not isinstance(profile, dict) or not isinstance(profile.get("layers"), list):
+        return entry
+    rows = json.dumps(json_safe(profile["layers"]), separators=(",", ":"), allow_nan=False).encode()
+    packed = {key: value for key, value in profile.items() if key != "layers"}
+    packed[PACKED_LAYERS] = base64.b64encode(zlib.compress(rows, 9)).decode("ascii")
+    return {**entry, "layer_profile": packed}
 
-    def placeholder(layer: object) -> str:
-        layers.append(json.dumps(layer, allow_nan=False))
-        return f"\0layer{len(layers) - 1}\0"
 
-    def one_line_layers(entry: object) -> object:
-        profile = entry.get("layer_profile") if isinstance(entry, dict) else None
-        if not (isinstance(entry, dict) and isinstance(profile, dict) and isinstance(profile.get("layers"), list)):
-            return entry
-        return {**entry, "layer_profile": {**profile, "layers": [placeholder(layer) for layer in profile["layers"]]}}
-
-    if isinstance(data, dict) and isinstance(data.get("entries"), dict):
-        data = {**data, "entries": {test: one_line_layers(entry) for test, entry in data["entries"].items()}}
-    text = json.dumps(data, indent=1, allow_nan=False)
-    return _LAYER_MARK.sub(lambda mark: layers[int(mark.group(1))], text)
+def _unpacked(path: Path, test_id: str, entry: dict[str, object]) -> dict[str, object]:
+    """The entry with its layer profile's rows as _packed found them (an entry written before packing: as it is)."""
+    profile = entry.get("layer_profile")
+    if not isinstance(profile, dict) or PACKED_LAYERS not in profile:
+        return entry
+    try:
+        rows = json.loads(zlib.decompress(base64.b64decode(str(profile[PACKED_LAYERS]), validate=True)))
+    except (binascii.Error, zlib.error, ValueError) as error:
+        raise BaselineError(
+            f'baseline {path}: test {test_id!r}: "layer_profile.{PACKED_LAYERS}" cannot be unpacked ({error}); '
+            "restore the file from version control, or delete that entry and record it again with --update-baselines"
+        ) from None
+    unpacked = {key: value for key, value in profile.items() if key != PACKED_LAYERS}
+    return {**entry, "layer_profile": {**unpacked, "layers": rows}}
 
 
 _ACCURACY_NUMBERS = ("mean_abs", "max_abs", "mean_rel", "max_rel", "worst_value", "worst_reference")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
 
 from harness import baselines
 from harness.baselines import BaselineError, BaselineFile
+from harness.profile import LayerProfile, LayerTime
+
+LATENCY = "test_latency[mnist-fp32-opt-ort]"
 
 
 def write_baseline(path: Path, entries: dict[str, object], version: str = "1.0") -> Path:
@@ -27,6 +32,44 @@ def test_round_trip_and_sorted_reviewable_entries(tmp_path: Path) -> None:
     path = write_baseline(tmp_path / "b.json", {"z": {"case": "c"}, "a": {"case": "c"}})
     assert list(json.loads(path.read_text())["entries"]) == ["a", "z"]
     assert BaselineFile.load(path).entries == {"a": {"case": "c"}, "z": {"case": "c"}}
+
+
+def test_a_layer_profile_is_packed_in_the_file_and_read_back_as_recorded(tmp_path: Path) -> None:
+    profile = LayerProfile(
+        tuple(LayerTime(f"conv{i}", "Conv", 10.0 + i, fused=(f"conv{i}", f"relu{i}")) for i in range(300)),
+        5,
+        "onnxruntime profiler",
+    ).to_json()
+    path = write_baseline(tmp_path / "b.json", {LATENCY: {"case": "c", "layer_profile": profile}})
+    stored = json.loads(path.read_text())["entries"][LATENCY]["layer_profile"]
+    assert set(stored) == {"source", "runs", "columns", baselines.PACKED_LAYERS}  # what a reviewer reads stays text
+    assert path.stat().st_size < len(json.dumps(profile)) / 3
+    assert BaselineFile.load(path).entries[LATENCY]["layer_profile"] == profile
+
+
+def test_a_profile_written_before_packing_still_loads(tmp_path: Path) -> None:
+    rows = {
+        "source": "onnxruntime profiler",
+        "runs": 5,
+        "layers": [{"name": "conv1", "kind": "Conv", "median_us": 9.0}],
+    }
+    text = json.dumps({"schema": baselines.SCHEMA, "schema_version": 1, "entries": {LATENCY: {"layer_profile": rows}}})
+    (tmp_path / "b.json").write_text(text)
+    assert BaselineFile.load(tmp_path / "b.json").entries[LATENCY]["layer_profile"] == rows
+
+
+@pytest.mark.parametrize("packed", ["not base64!", "aGVsbG8=", base64.b64encode(zlib.compress(b"[{")).decode()])
+def test_a_damaged_packed_profile_is_refused_naming_the_file_test_field_and_fix(tmp_path: Path, packed: str) -> None:
+    profile = {"source": "onnxruntime profiler", "runs": 5, "columns": ["name"], baselines.PACKED_LAYERS: packed}
+    text = json.dumps(
+        {"schema": baselines.SCHEMA, "schema_version": 1, "entries": {LATENCY: {"layer_profile": profile}}}
+    )
+    (tmp_path / "b.json").write_text(text)
+    with pytest.raises(BaselineError) as refused:
+        BaselineFile.load(tmp_path / "b.json")
+    said = str(refused.value)
+    assert f"baseline {tmp_path / 'b.json'}: test '{LATENCY}': \"layer_profile.layers_zlib\" cannot be unpacked" in said
+    assert "record it again with --update-baselines" in said
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,15 @@ NEW = LayerProfile(
 )
 
 
+def test_a_profile_is_written_in_columns_and_read_back_as_were_files_written_before_them() -> None:
+    written = OLD.to_json()
+    assert written["columns"] == ["name", "kind", "median_us", "tactic", "formats", "fused"]  # precision: no layer
+    assert written["layers"][2] == ["fused_relu_add", "FusedAdd", 20.0, None, None, ["relu", "add"]]  # type: ignore[index]
+    assert LayerProfile.from_json(written) == OLD
+    before_columns = {"source": SOURCE, "runs": 5, "layers": [layer.to_json() for layer in OLD.layers]}
+    assert LayerProfile.from_json(before_columns) == OLD
+
+
 def test_the_explanation_names_the_layers_that_added_most_with_their_share_and_what_changed() -> None:
     explanation = explain(OLD, NEW)
     # 180 µs → 230 µs: +50 µs, of which conv1 40 (80 %), the split fusion 10 (20 %), reformat 3 (6 %).
@@ -201,7 +210,12 @@ def test_compare_says_which_file_lacks_a_profile_and_explains_no_pass(
     [
         (lambda profile: ["not", "an", "object"], r'"layer_profile" must be an object or null'),
         (lambda profile: {**profile, "layers": "conv1"}, r'"layer_profile.layers" must be a list of layers'),
-        (lambda profile: {**profile, "layers": [7]}, r'"layer_profile.layers\[0\]" must be an object'),
+        (
+            lambda profile: {**profile, "layers": [7]},
+            r'"layer_profile.layers\[0\]" must be a row of 6 values, one per column \(name, kind, median_us, tactic, formats, fused\)',
+        ),
+        (lambda profile: {**profile, "columns": ["name", "speed"]}, r'"layer_profile.columns" must be a list of the'),
+        (lambda profile: {"layers": [7]}, r'"layer_profile.layers\[0\]" must be an object'),  # a file before columns
         (lambda profile: _layer(profile, name=None), r'"layer_profile.layers\[0\].name" must be the layer\'s name'),
         (
             lambda profile: _layer(profile, median_us="nan"),
@@ -243,7 +257,8 @@ def test_a_baseline_as_old_explains_from_its_entry_and_a_malformed_one_exits_2(
 
 def _layer(profile: dict[str, object], **changed: object) -> dict[str, object]:
     damaged = copy.deepcopy(profile)
-    damaged["layers"][0].update(changed)  # type: ignore[index]
+    for column, value in changed.items():
+        damaged["layers"][0][damaged["columns"].index(column)] = value  # type: ignore[index, attr-defined]
     return damaged
 
 

@@ -105,3 +105,35 @@ def test_compare_reads_an_inconclusive_shortfall_from_the_typed_verdict() -> Non
     row = compare_pair(test, test, options)
     assert (row.verdict, row.detail) == ("inconclusive", f"12 samples < {MIN_GATE_SAMPLES}")
     assert row.reasons == ("latency inconclusive: 12 samples in 1.0 s",)
+
+
+def test_compare_shows_the_numbers_of_a_latency_test_its_own_session_failed() -> None:
+    """A latency regression NEW's session gate failed keeps its samples: compare's row shows old, new and the ratio
+    (seen in a new user's pass: the three regressions were the rows with "—" in every number)."""
+
+    def record(samples: np.ndarray, verdict: str) -> TestResult:
+        latency = {"median_us": float(np.median(samples)), "count": len(samples), "samples_us": samples.tolist()}
+        return TestResult.from_json(
+            {
+                "id": "test_latency[identity-fp32-opt-ort]",
+                "case": "identity",
+                "precision": "fp32",
+                "shape": "opt",
+                "backend": "ort",
+                "verdict": verdict,
+                "message": "regression against baseline" if verdict == "fail" else None,
+                "latency": latency,
+            }
+        )
+
+    options = GateOptions(
+        alpha=0.002, cpu_threshold=None, gpu_threshold=None, accuracy_factor=2.0, fail_on_improvement=False
+    )
+    row = compare_pair(record(runs(200, 1), "pass"), record(runs(200, 2, scale=1.3), "fail"), options)
+    assert row.verdict == "regression" and row.reasons[0].startswith("passed in the old run, fail in the new one")
+    assert row.latency is not None and row.latency.ratio == pytest.approx(1.3, rel=0.03)
+    unmeasured = TestResult.from_json(
+        {key: value for key, value in record(runs(1, 2), "error").raw.items() if key != "latency"}
+    )
+    errored = compare_pair(record(runs(200, 1), "pass"), unmeasured, options)
+    assert errored.verdict == "regression" and errored.latency is None  # nothing measured: no numbers made up

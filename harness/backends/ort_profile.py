@@ -21,6 +21,9 @@ SOURCE = "onnxruntime profiler"
 _KERNEL_SUFFIX = "_kernel_time"
 _FUSED_PREFIX = "fused "  # how ONNX Runtime names some fused nodes (Gemm + Relu: "fused fc1", a FusedGemm)
 _NCHWC_SUFFIX = "_nchwc"  # ONNX Runtime's NCHWc transformer names its Conv after the tensor it computes
+# ... and in a float16 model, after that tensor's name as ONNX Runtime's cast insertion renamed it ("r1" becomes
+# "InsertedPrecisionFreeCast_r1": every convolution of the real models at fp16)
+_CAST_PREFIX = "InsertedPrecisionFreeCast_"
 
 
 class TraceError(ValueError):
@@ -71,7 +74,9 @@ def layer_profile(
     if not kept or not times.times:
         raise TraceError(f"onnxruntime's profile holds no node times for the {kept} runs kept")
     graph = onnx.load_from_string(optimized).graph
-    kinds = {node.name: node.op_type for node in graph.node}
+    # The saved optimized graph leaves some nodes unnamed (a Softmax ONNX Runtime expanded into ReduceMax, Sub, Exp,
+    # …), which ONNX Runtime names when it loads them ("ReduceMax_8"): the trace's own operator names those.
+    kinds = {**traced_kinds(events), **{node.name: node.op_type for node in graph.node if node.name}}
     fused = fused_nodes(graph, onnx.load_from_string(original).graph)
     layers = tuple(
         LayerTime(name, kinds.get(name, ""), median, fused=fused.get(name, ()))
@@ -80,14 +85,26 @@ def layer_profile(
     return LayerProfile(layers, kept, SOURCE)
 
 
+def traced_kinds(events: Sequence[Mapping[str, object]]) -> dict[str, str]:
+    """Each traced node's operator, as the trace names it ("args.op_name"), by node name."""
+    kinds: dict[str, str] = {}
+    for event in events:
+        name, args = event.get("name"), event.get("args")
+        if event.get("cat") == "Node" and isinstance(name, str) and isinstance(args, Mapping):
+            op_name = args.get("op_name")
+            if isinstance(op_name, str) and op_name:
+                kinds[name.removesuffix(_KERNEL_SUFFIX)] = op_name
+    return kinds
+
+
 def fused_nodes(optimized: onnx.GraphProto, original: onnx.GraphProto) -> dict[str, tuple[str, ...]]:
     """For the optimized nodes that ONNX Runtime's naming ties to other original nodes than their namesake, the
     original nodes each computes:
 
     - a node that kept an original node's name (FusedConv keeps its Conv's), or took it as "fused <name>"
       (FusedGemm), computes that node;
-    - an NCHWc Conv or pool is named "<tensor>_nchwc" after the original tensor it computes: it computes that
-      tensor's producer;
+    - an NCHWc Conv or pool is named "<tensor>_nchwc" after the original tensor it computes (at float16, that
+      tensor's name with the cast insertion's prefix): it computes that tensor's producer;
     and where it carries an `activation` attribute (ONNX Runtime fused the activation into it) also the activation
     node that consumed the fused node's output, or produced the named tensor. Other nodes (reorders, nodes ONNX
     Runtime invented) are left out: their namesake is all that can be said honestly."""
@@ -102,12 +119,17 @@ def fused_nodes(optimized: onnx.GraphProto, original: onnx.GraphProto) -> dict[s
             follower = _sole_consumer(original, namesake.output[0]) if activation else None
             fused_follower = follower is not None and follower.op_type == activation
             computed = (namesake.name,) + ((follower.name,) if follower and fused_follower else ())
-        elif node.name.endswith(_NCHWC_SUFFIX) and (producer := producers.get(node.name.removesuffix(_NCHWC_SUFFIX))):
+        elif node.name.endswith(_NCHWC_SUFFIX) and (producer := producers.get(_computed_tensor(node.name))):
             before = producers.get(producer.input[0]) if activation and producer.op_type == activation else None
             computed = ((before.name,) if before else ()) + (producer.name,)
         if computed and computed != (node.name,):
             found[node.name] = computed
     return found
+
+
+def _computed_tensor(nchwc_name: str) -> str:
+    """The original tensor an NCHWc node is named after."""
+    return nchwc_name.removesuffix(_NCHWC_SUFFIX).removeprefix(_CAST_PREFIX)
 
 
 def _activation(node: onnx.NodeProto) -> str | None:

@@ -215,7 +215,7 @@ def _judged_pair(
         return _row(new.id, old, new, None, "inconclusive", (new.gate.reason or "",), _gate_shortfall(new))
     own = _own_verdict(old, new, known)
     if own is not None:
-        return _row(new.id, old, new, None, *own)
+        return _row(new.id, old, new, _numbers_beside(old, new, options, samples), *own)
     if old.verdict == "pass" and new.verdict == "skip" and refused(new):
         # A backend that built or ran the point before and now refuses the model (an operator its parser lost, an
         # attribute it no longer supports: harness.errors.ModelRefusedError) has regressed, skip or not.
@@ -252,6 +252,23 @@ def _judged_pair(
         verdict, reasons = "fixed", (_fixed_reason(known, entry.test, entry.reason),)
     comparison = latency.latency if latency is not None else None
     return _row(new.id, old, new, comparison, verdict, (*reasons, changed) if changed else reasons, costs=costs)
+
+
+def _numbers_beside(
+    old: TestResult,
+    new: TestResult,
+    options: GateOptions,
+    samples: tuple[np.ndarray | None, np.ndarray | None],
+) -> LatencyComparison | None:
+    """The two files' latencies compared, for the table's old, new and ratio cells beside a verdict NEW's own failure
+    decided: a latency test its session's gate failed still recorded its samples, and the reader of a regression
+    wants its numbers. None where a side has no samples or too few to compare."""
+    from harness.gate import judge_latency
+
+    old_samples, new_samples = _samples(old, samples[0]), _samples(new, samples[1])
+    if not (len(old_samples) and len(new_samples)) or _too_few_samples(old, new) is not None:
+        return None
+    return judge_latency(old_samples, new_samples, options.policy(_threshold(old, new, options))).latency
 
 
 def judge_costs(old: TestResult, new: TestResult, policy: CostPolicy) -> tuple[CostComparison, ...]:
