@@ -33,6 +33,10 @@ class Explanation:
     changed_without_time: int = 0  # layers that changed (tactic, formats, …) without adding time, of the whole diff
     source: str = ""  # what measured the new profile (LayerProfile.source)
     missing: str | None = None  # "the baseline has no layer profile": nothing else is set then
+    # How much the measured median rose (new - old, µs), where the verdict judged one: the profiled layers' sum is
+    # only part of a latency (launches, copies, the framework's own time are in no layer), so the headline says
+    # which part of the rise the layers account for.
+    latency_added_us: float | None = None
 
     @property
     def layers(self) -> tuple[LayerChange, ...]:
@@ -52,6 +56,7 @@ class Explanation:
             "new_total_us": self.diff.new_total_us,
             "grown": self.grown,
             "changed_without_time": self.changed_without_time,
+            "latency_added_us": self.latency_added_us,
             "layers": [layer.to_json() for layer in self.layers],
         }
 
@@ -76,14 +81,21 @@ class Explanation:
             grown=_count(data.get("grown")),
             changed_without_time=_count(data.get("changed_without_time")),
             source=str(data.get("source") or ""),
+            latency_added_us=recorded_number(data.get("latency_added_us")),
         )
 
 
 def explain(
-    old: LayerProfile | None, new: LayerProfile | None, *, old_side: str = "the baseline", new_side: str = "this run"
+    old: LayerProfile | None,
+    new: LayerProfile | None,
+    *,
+    old_side: str = "the baseline",
+    new_side: str = "this run",
+    latency_added_us: float | None = None,
 ) -> Explanation:
     """The layers of `new` that account for its slowdown against `old`; `old_side` and `new_side` name the two in
-    the clause that says a profile is missing or empty ("the old file", "the new file" in `compare`)."""
+    the clause that says a profile is missing or empty ("the old file", "the new file" in `compare`);
+    `latency_added_us`, the measured median's rise, for the headline to relate the layers' rise to."""
     absent = [side for side, profile in ((old_side, old), (new_side, new)) if profile is None]
     if len(absent) == 2:
         return Explanation(missing=f"neither {old_side} nor {new_side} has a layer profile")
@@ -99,6 +111,7 @@ def explain(
         grown=len(layers.grown()),
         changed_without_time=len(layers.changed_without_time()),
         source=new.source,
+        latency_added_us=latency_added_us,
     )
 
 

@@ -65,12 +65,12 @@ def test_the_explanation_names_the_layers_that_added_most_with_their_share_and_w
     # 180 µs → 230 µs: +50 µs, of which conv1 40 (80 %), the split fusion 10 (20 %), reformat 3 (6 %).
     assert items(explanation) == [
         "layers (onnxruntime profiler): 180.0 µs → 230.0 µs, +50.0 µs",
-        "conv1 +40.0 µs (80 % of the added time, 100.0 µs → 140.0 µs): tactic implicit_gemm -> direct",
+        "conv1 +40.0 µs (80 % of the layers' added time, 100.0 µs → 140.0 µs): tactic implicit_gemm -> direct",
         (
-            "relu + add +10.0 µs (20 % of the added time, 20.0 µs → 30.0 µs): fusion lost: fused_relu_add split "
+            "relu + add +10.0 µs (20 % of the layers' added time, 20.0 µs → 30.0 µs): fusion lost: fused_relu_add split "
             "into relu, add"
         ),
-        "reformat +3.0 µs (6 % of the added time, 0.0 µs → 3.0 µs): appeared",
+        "reformat +3.0 µs (6 % of the layers' added time, 0.0 µs → 3.0 µs): appeared",
         "1 more layer grew",  # pool, +2 µs
         "1 other layer changed without adding time",  # conv2's tactic
     ]
@@ -122,9 +122,20 @@ def test_a_slowdown_outside_the_layers_is_said_so() -> None:
     faster = LayerProfile((LayerTime("conv1", "Conv", 90.0, tactic="direct"),), 5, SOURCE)
     explanation = explain(LayerProfile((LayerTime("conv1", "Conv", 100.0, tactic="implicit_gemm"),), 5, SOURCE), faster)
     assert line(explanation) == (
-        "layers (onnxruntime profiler): 100.0 µs → 90.0 µs, the profiled layers did not add time (the slowdown is "
-        "between them); 1 other layer changed without adding time"
+        "layers (onnxruntime profiler): 100.0 µs → 90.0 µs, the profiled layers did not add time: the slowdown is "
+        "between them; 1 other layer changed without adding time"
     )
+
+
+def test_the_headline_says_what_part_of_the_medians_rise_the_layers_account_for() -> None:
+    """A tiny model's latency is mostly launch and framework time, in no layer: +50 µs of layers against a +500 µs
+    median is said as 10 %, never as the whole slowdown."""
+    headline = items(explain(OLD, NEW, latency_added_us=500.0))[0]
+    assert headline == "layers (onnxruntime profiler): 180.0 µs → 230.0 µs, +50.0 µs of the median's +500.0 µs (10 %)"
+    faster = LayerProfile((LayerTime("conv1", "Conv", 90.0),), 5, SOURCE)
+    outside = explain(LayerProfile((LayerTime("conv1", "Conv", 100.0),), 5, SOURCE), faster, latency_added_us=30.0)
+    assert items(outside)[0].endswith("did not add time (the median's +30.0 µs): the slowdown is between them")
+    assert Explanation.from_json(outside.to_json()) == outside
 
 
 # --- the session's gate ------------------------------------------------------------------------------------------
@@ -147,13 +158,16 @@ def test_a_regression_in_the_session_names_its_layers_and_keeps_its_verdict() ->
     judged = judge_latency(BASELINE_SAMPLES, SLOWER_SAMPLES, GatePolicy(0.1), baseline="baseline b.json")
     explained = _explained(context, judged)  # type: ignore[arg-type]  # a stand-in for PointContext
     assert explained.verdict == judged.verdict == "regression" and explained.reason == judged.reason
-    assert explained.explanation == explain(OLD, NEW)
+    assert judged.latency is not None
+    rise = judged.latency.new_median_us - judged.latency.old_median_us
+    assert explained.explanation == explain(OLD, NEW, latency_added_us=rise)
     with pytest.raises(pytest.fail.Exception) as failure:
         _gate(context, explained)  # type: ignore[arg-type]
     message = str(failure.value)
     reason, layers = message.split("\n")  # the layers on a line of their own, after the verdict's reason
     assert reason == f"{LATENCY}: regression against baseline b.json: {judged.reason}"
-    assert judged.reason.startswith("slower: median 1.29") and layers == line(explain(OLD, NEW))
+    assert judged.reason.startswith("slower: median 1.29") and layers == line(explain(OLD, NEW, latency_added_us=rise))
+    assert "+50.0 µs of the median's +30.0 µs (167 %)" in layers  # profiled apart from the timing: said as measured
     recorded = GateVerdict.from_json(context.record.gate.to_json())
     assert recorded == explained  # the results file's "gate" holds the explanation, typed
 
@@ -183,15 +197,39 @@ def test_compare_names_the_layers_of_a_latency_regression_in_text_and_markdown(
     files = pair(tmp_path, [old], [new])
     assert cli.main(["compare", *files]) == 1
     text = capsys.readouterr().out
-    assert f"REGRESSION {LATENCY}: {line(explain(OLD, NEW, old_side='the old file', new_side='the new file'))}" in text
+    rise = new["latency"]["median_us"] - old["latency"]["median_us"]  # type: ignore[index]
+    assert round(rise, 1) == 29.9  # the seeded samples' medians
+    explained = explain(OLD, NEW, old_side="the old file", new_side="the new file", latency_added_us=rise)
+    assert f"REGRESSION {LATENCY}: {line(explained)}" in text
     assert cli.main(["compare", *files, "--markdown"]) == 1
     markdown = capsys.readouterr().out
-    assert f"- REGRESSION `{LATENCY}`: layers (onnxruntime profiler): 180.0 µs → 230.0 µs, +50.0 µs\n" in markdown
     assert (
-        "\n  - conv1 +40.0 µs (80 % of the added time, 100.0 µs → 140.0 µs): tactic implicit_gemm -> direct\n"
+        f"- REGRESSION `{LATENCY}`: layers (onnxruntime profiler): 180.0 µs → 230.0 µs, +50.0 µs of the median's "
+        "+29.9 µs (167 %)\n"
+    ) in markdown
+    assert (
+        "\n  - conv1 +40.0 µs (80 % of the layers' added time, 100.0 µs → 140.0 µs): tactic implicit_gemm -> direct\n"
     ) in markdown
     assert "\n  - 1 other layer changed without adding time\n" in markdown
     assert summary.read_text().endswith(markdown)  # the job summary gets the same list
+
+
+def test_compare_names_the_layers_of_a_latency_its_own_session_failed_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NEW's session failed the latency and wrote its layers on the message's second line: compare's reason keeps
+    the message's first line (the why) and names the layers itself, once, in text and Markdown."""
+    session = explain(OLD, NEW, latency_added_us=30.0)
+    failed = record(LATENCY, median_us=130.0, seed=1, verdict="fail")
+    message = f"Failed: {LATENCY}: regression against baseline b.json: slower: median 1.30×\n{line(session)}"
+    gate = {"verdict": "regression", "baseline": "b.json", "reason": "slower", "explanation": session.to_json()}
+    files = pair(
+        tmp_path, [_profiled(record(LATENCY), OLD)], [{**_profiled(failed, NEW), "message": message, "gate": gate}]
+    )
+    for markdown in ([], ["--markdown"]):
+        assert cli.main(["compare", *files, *markdown]) == 1
+        output = capsys.readouterr().out
+        assert output.count("conv1 +40.0 µs") == 1 and "regression against baseline b.json: slower" in output
 
 
 def test_compare_says_which_file_lacks_a_profile_and_explains_no_pass(
@@ -288,7 +326,9 @@ def test_the_report_draws_old_against_new_per_layer_with_the_changed_layers_mark
     for changed in ("conv1 *", "relu + add *", "reformat *", "conv2 *"):
         assert changed in section
     assert ">pool<" in section and "pool *" not in section  # only its time changed
-    item = "conv1 +40.0 µs (80 % of the added time, 100.0 µs → 140.0 µs): tactic implicit_gemm -&gt; direct"
+    item = (
+        "conv1 +40.0 µs (80 % of the layers&#x27; added time, 100.0 µs → 140.0 µs): tactic implicit_gemm -&gt; direct"
+    )
     assert f"<li>{item}</li>" in section
 
 

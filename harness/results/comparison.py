@@ -183,7 +183,8 @@ def compare_pair(
     row = _judged_pair(old, new, options, known, samples, resolution)
     if row.verdict != "regression" or not _latency_regressed(row, new):
         return row
-    return replace(row, explanation=_explain_layers(old, new))
+    rise = row.latency.new_median_us - row.latency.old_median_us if row.latency is not None else None
+    return replace(row, explanation=_explain_layers(old, new, rise))
 
 
 def _latency_regressed(row: Row, new: TestResult) -> bool:
@@ -192,13 +193,14 @@ def _latency_regressed(row: Row, new: TestResult) -> bool:
     return judged or (row.kind == "latency" and new.gate is not None and new.gate.verdict == "regression")
 
 
-def _explain_layers(old: TestResult, new: TestResult) -> Explanation:
-    """The layers of NEW's profile that account for its slowdown against OLD's (harness/explain.py)."""
+def _explain_layers(old: TestResult, new: TestResult, latency_added_us: float | None) -> Explanation:
+    """The layers of NEW's profile that account for its slowdown against OLD's (harness/explain.py), against the
+    medians' rise where the row has one."""
     from harness.explain import explain
     from harness.profile import LayerProfile
 
     before, after = (LayerProfile.from_json(test.raw.get("layer_profile")) for test in (old, new))
-    return explain(before, after, old_side="the old file", new_side="the new file")
+    return explain(before, after, old_side="the old file", new_side="the new file", latency_added_us=latency_added_us)
 
 
 def _judged_pair(
@@ -407,8 +409,12 @@ def _own_verdict(old: TestResult | None, new: TestResult, known: KnownFailures) 
 
 def _said(test: TestResult) -> str:
     """A test's message on one line, capped (text.capped): a Hypothesis report or a listing of every weight would
-    bury the verdict's reason and its fix; the results file keeps the whole text."""
-    return capped(" ".join((test.message or "no message recorded").split()), "", test.id)
+    bury the verdict's reason and its fix; the results file keeps the whole text. A latency regression's layers,
+    which its session wrote on the message's second line, are left out: compare names them itself, once."""
+    message = test.message or "no message recorded"
+    if test.kind == "latency" and test.gate is not None and test.gate.verdict == "regression":
+        message = message.splitlines()[0]  # compare_pair explains every such latency (_latency_regressed)
+    return capped(" ".join(message.split()), "", test.id)
 
 
 def _before(old: TestResult | None) -> str:

@@ -24,19 +24,26 @@ def items(explanation: Explanation) -> list[str]:
 
 
 def _headline(explanation: Explanation) -> str:
-    """ "layers (onnxruntime profiler): 180.0 µs → 240.0 µs, +60.0 µs" """
+    """ "layers (onnxruntime profiler): 180.0 µs → 240.0 µs, +60.0 µs of the median's +75.0 µs (80 %)" """
     source = f" ({explanation.source})" if explanation.source else ""
     layers = explanation.diff
     totals = f"{micros(layers.old_total_us)} → {micros(layers.new_total_us)}"
+    rise = explanation.latency_added_us
     if layers.added_us <= 0:  # the end-to-end latency regressed, the layers' sum did not: outside the layers
-        return f"layers{source}: {totals}, the profiled layers did not add time (the slowdown is between them)"
-    return f"layers{source}: {totals}, +{micros(layers.added_us)}"
+        of_median = f" (the median's +{micros(rise)})" if rise is not None and rise > 0 else ""
+        return (
+            f"layers{source}: {totals}, the profiled layers did not add time{of_median}: the slowdown is between them"
+        )
+    if rise is None or rise <= 0:
+        return f"layers{source}: {totals}, +{micros(layers.added_us)}"
+    part = f"{layers.added_us / rise * 100:.0f} %"
+    return f"layers{source}: {totals}, +{micros(layers.added_us)} of the median's +{micros(rise)} ({part})"
 
 
 def _described(explanation: Explanation, layer: LayerChange) -> str:
-    """ "conv1 +40.0 µs (80 % of the added time, 100.0 µs → 140.0 µs): tactic a -> b" """
+    """ "conv1 +40.0 µs (80 % of the layers' added time, 100.0 µs → 140.0 µs): tactic a -> b" """
     share = explanation.diff.share(layer)
-    part = f"{share * 100:.0f} % of the added time, " if share is not None else ""
+    part = f"{share * 100:.0f} % of the layers' added time, " if share is not None else ""
     times = f"{micros(layer.old_us)} → {micros(layer.new_us)}"
     what = ", ".join(layer.changes) or "no change recorded"
     return f"{layer.label} +{micros(layer.added_us)} ({part}{times}): {what}"
