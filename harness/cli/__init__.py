@@ -205,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
         "--rounds",
         type=_positive_int,
         default=5,
-        help="runs per side, judged in pairs (default 5; a shared CPU VM needs about 20: docs/gating.md)",
+        help="runs per side, judged in pairs (default 5; a shared CPU VM needs 30 or more: docs/gating.md)",
     )
     ab.add_argument(
         "--out", type=Path, metavar="DIR", help="where runs and pooled files go (default .harness/ab/<UTC time>)"
