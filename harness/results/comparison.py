@@ -727,35 +727,30 @@ def cost_notes(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:
     return [(row, cost) for row, cost in costs_of(rows) if cost.verdict == "inconclusive"]
 
 
+# Every verdict a comparison row can get, worst first: how counts orders them.
+_ROW_ORDER = (
+    "regression",
+    "unchanged failure",
+    "inconclusive",
+    UNRESOLVED,
+    "improvement",
+    "known failure",
+    "fixed",
+    "pass",
+    "new",
+    "removed",
+    "skip",
+)
+# The verdicts whose reasons are listed under the table: the rest say all in their row.
+_NOTABLE = frozenset(_ROW_ORDER) - {"pass", "new", "skip"}
+
+
 def counts(rows: Sequence[Row]) -> str:
     """ "1 REGRESSION, 3 pass": how many rows got each verdict, worst first."""
-    order = (
-        "regression",
-        "unchanged failure",
-        "inconclusive",
-        UNRESOLVED,
-        "improvement",
-        "known failure",
-        "fixed",
-        "pass",
-        "new",
-        "removed",
-        "skip",
-    )
-    found = {verdict: sum(row.verdict == verdict for row in rows) for verdict in order}
-    return ", ".join(f"{found[verdict]} {label(verdict)}" for verdict in order if found[verdict]) or "no tests"
+    found = {verdict: sum(row.verdict == verdict for row in rows) for verdict in _ROW_ORDER}
+    return ", ".join(f"{found[verdict]} {label(verdict)}" for verdict in _ROW_ORDER if found[verdict]) or "no tests"
 
 
 def notable(rows: Sequence[Row]) -> list[tuple[Row, str]]:
     """Why each regression or improvement was called: the table alone does not say which rule fired."""
-    shown = (
-        "regression",
-        "unchanged failure",
-        "inconclusive",
-        UNRESOLVED,
-        "improvement",
-        "known failure",
-        "fixed",
-        "removed",
-    )
-    return [(row, reason) for row in rows if row.verdict in shown for reason in row.reasons]
+    return [(row, reason) for row in rows if row.verdict in _NOTABLE for reason in row.reasons]
