@@ -1,7 +1,7 @@
 """Why a latency regressed, layer by layer: two layer profiles' diff (harness/profile.py) turned into what an engineer
 signing off an upgrade reads in the failing gate.
 
-explain(old, new) keeps the layers that added the most time, with their share of the total added time, their old and
+explain(old, new) keeps the layers that added the most time, with their share of the layers' added time, their old and
 new times and what changed in each (tactic, formats, precision, fusion, a layer that appeared or disappeared), and
 counts the other layers that grew or changed without adding time. The session's gate records it in its verdict
 (harness/gate.py's GateVerdict.explanation), `compare` computes it from two files' profiles, and the renderers show

@@ -99,7 +99,7 @@ class LatencyComparison:
     new_median_us: float
     ratio: float  # new / old medians
     ratio_ci: tuple[float, float]
-    p_slower: float  # one-sided Mann–Whitney U: new slower than old
+    p_slower: float  # one-sided Mann–Whitney U, new slower than old (paired rounds: the paired t-test's)
     p_faster: float
     verdict: str  # "pass", "regression" or "improvement"
     reason: str
@@ -108,6 +108,11 @@ class LatencyComparison:
     new_low_us: float = float("nan")
     low_ratio: float = float("nan")
     low_ratio_ci: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def added_us(self) -> float:
+        """How much the median rose (new - old): what a regression's layers are set against (harness/explain.py)."""
+        return self.new_median_us - self.old_median_us
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -175,7 +180,8 @@ class GateVerdict:
     # A latency regression: the layers that account for it, from the baseline's and this run's layer profiles
     # (harness/explain.py); added once the run is profiled, which never changes the verdict.
     explanation: Explanation | None = None
-    # Costs against the baseline's: a build test's build time and plan size, a latency test's device memory
+    # Costs against the baseline's: a build test's build time and plan size, a latency test's device memory and
+    # output size
     costs: tuple[CostComparison, ...] | None = None
 
     @property
@@ -596,9 +602,9 @@ def _timing(record: Mapping[str, object]) -> Mapping[str, object]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Costs: build time, plan size, device memory, output size. One number per side, no samples: a cost regresses when the new
-# number exceeds the old by more than its threshold, and improves when it falls below by as much (the latency
-# gate's mirror, 1 - threshold). The verdict words are the latency gate's.
+# Costs: build time, plan size, device memory, output size. One number per side, no samples: a cost regresses when
+# the new number exceeds the old by more than its threshold, and improves when it falls below by as much (the
+# latency gate's mirror, 1 - threshold). The verdict words are the latency gate's.
 
 BUILD_TIME = "build time"
 PLAN_SIZE = "plan size"

@@ -278,8 +278,7 @@ def _explained(context: PointContext, verdict: GateVerdict) -> GateVerdict:
     if verdict.verdict != "regression":
         return verdict
     baseline = LayerProfile.from_json((context.gate.baseline or {}).get("layer_profile"))
-    latency = verdict.latency
-    rise = latency.new_median_us - latency.old_median_us if latency is not None else None
+    rise = verdict.latency.added_us if verdict.latency is not None else None
     return replace(verdict, explanation=explain(baseline, context.record.layer_profile, latency_added_us=rise))
 
 

@@ -183,7 +183,7 @@ def compare_pair(
     row = _judged_pair(old, new, options, known, samples, resolution)
     if row.verdict != "regression" or not _latency_regressed(row, new):
         return row
-    rise = row.latency.new_median_us - row.latency.old_median_us if row.latency is not None else None
+    rise = row.latency.added_us if row.latency is not None else None
     return replace(row, explanation=_explain_layers(old, new, rise))
 
 
@@ -197,9 +197,8 @@ def _explain_layers(old: TestResult, new: TestResult, latency_added_us: float | 
     """The layers of NEW's profile that account for its slowdown against OLD's (harness/explain.py), against the
     medians' rise where the row has one."""
     from harness.explain import explain
-    from harness.profile import LayerProfile
 
-    before, after = (LayerProfile.from_json(test.raw.get("layer_profile")) for test in (old, new))
+    before, after = (LayerProfile.from_json(test.raw.get(_LAYER_PROFILE)) for test in (old, new))
     return explain(before, after, old_side="the old file", new_side="the new file", latency_added_us=latency_added_us)
 
 

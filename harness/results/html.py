@@ -682,7 +682,8 @@ def _off_baseline(test: TestResult) -> tuple[bool, float]:
 def _layer_diffs(tests: Sequence[TestResult]) -> str:
     """For each latency regression whose gate named its layers (GateVerdict.explanation, recorded in the results
     file: the baseline's profile is not needed here), old vs new time of its kept layers (the most added time
-    first), changed layers marked; the explanation's items below. At most _LAYER_DIFFS figures, the largest ratio first."""
+    first), changed layers marked; the explanation's items below. At most _LAYER_DIFFS figures, the largest ratio
+    first."""
     explained = [test for test in tests if test.gate is not None and test.gate.explanation is not None]
     if not explained:
         return _section("layer-diff", "Layer diff", _note("no latency regression was explained by its layers"))

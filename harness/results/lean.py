@@ -24,9 +24,10 @@ from harness.gate import BUILD_COST_FIELDS, ENGINE_DEVICE_MEMORY, ENGINE_OUTPUT_
 from harness.results.document import ROUND_SIZES, ResultsFileError, read_json
 
 # Fields of a record that compare never reads (it reads `point` and `input_shapes`: a fixed profile's corners,
-# comparison._fixed_corner_kept_as; and `layer_profile`, checked, to name the layers of a latency regression). The large ones are cut before parsing, looked for in the order the harness
-# writes them (record.TestRecord.to_json), with "latency", whose samples are cut: each after the one before; the
-# small ones are dropped once parsed (looking for each would cost more than parsing it).
+# comparison._fixed_corner_kept_as; and `layer_profile`, checked, to name the layers of a latency regression). The
+# large ones are cut before parsing, looked for in the order the harness writes them (record.TestRecord.to_json),
+# with "latency", whose samples are cut: each after the one before; the small ones are dropped once parsed (looking
+# for each would cost more than parsing it).
 UNREAD = (
     b"nodeid",
     b"backend_library",
