@@ -19,6 +19,8 @@ import pytest
 
 from harness import cli
 from harness.baselines import BaselineFile
+from harness.results import document as results_document
+from harness.results.comparison import GateOptions, compare_pair
 from harness.results.document import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -554,6 +556,18 @@ def test_ab_interleaves_rounds_pools_and_gates(tmp_path: Path, capsys: pytest.Ca
     write(out / "b2.json", fewer)
     assert cli.main(["compare", str(out / "a.json"), str(out / "b2.json")]) == 1
     assert "paired rounds" not in capsys.readouterr().out  # 3 rounds against 2 cannot pair: the pools are compared
+    failed = json.loads((out / "b.json").read_text())
+    record_b = next(test for test in failed["tests"] if test["id"] == LATENCY)
+    record_b.update(verdict="fail", message="Failed: regression against baseline b.json")
+    write(out / "b3.json", failed)
+    a, b = (results_document.load(out / name) for name in ("a.json", "b3.json"))
+    (old_test,), (new_test,) = ([test for test in document.tests if test.id == LATENCY] for document in (a, b))
+    options = GateOptions(
+        alpha=0.002, cpu_threshold=None, gpu_threshold=None, accuracy_factor=2.0, fail_on_improvement=False
+    )
+    row = compare_pair(old_test, new_test, options)
+    # a verdict NEW's own failure decided still shows the numbers, judged as the other rows are: in pairs
+    assert row.verdict == "regression" and row.latency is not None and "over 3 paired rounds" in row.latency.reason
 
 
 def test_ab_stops_on_a_pytest_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -334,6 +334,7 @@ def test_an_update_records_the_machines_drift_and_a_threshold_below_it_is_unreso
         "(20.0%) or use `python -m harness ab`*"
     )
     result.stdout.fnmatch_lines([said])
+    result.stdout.fnmatch_lines(["identity*fp32*opt*ort*×*unresolved*"])  # the table's vs-baseline column
     judged = project.runpytest(*FAST, "-k", "latency", "--latency-threshold", "0.2", "--results", "r.json")
     judged.assert_outcomes(passed=3)
     assert "latency unresolved" not in judged.stdout.str()

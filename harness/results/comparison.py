@@ -269,7 +269,8 @@ def _numbers_beside(
     old_samples, new_samples = _samples(old, samples[0]), _samples(new, samples[1])
     if not (len(old_samples) and len(new_samples)) or _too_few_samples(old, new) is not None:
         return None
-    return judge_latency(old_samples, new_samples, options.policy(_threshold(old, new, options))).latency
+    policy, rounds = options.policy(_threshold(old, new, options)), _paired_rounds(old, new, old_samples, new_samples)
+    return judge_latency(old_samples, new_samples, policy, rounds=rounds).latency
 
 
 def judge_costs(old: TestResult, new: TestResult, policy: CostPolicy) -> tuple[CostComparison, ...]:

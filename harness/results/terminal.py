@@ -284,8 +284,10 @@ def _vs_baseline(test: TestResult) -> str:
     gate = test.gate
     if gate is None:
         return ""
-    # The latency comparison's own word where there is one: a test that failed on its device memory is not "slower".
-    word = _GATE_WORDS.get(gate.latency_verdict or gate.verdict, "")
+    # The latency comparison's own word where there is one (a test that failed on its device memory is not
+    # "slower"), but an unresolved latency says so: its comparison's own verdict is one the gate did not give.
+    judged = gate.verdict if gate.verdict == UNRESOLVED else gate.latency_verdict or gate.verdict
+    word = _GATE_WORDS.get(judged, "")
     if gate.latency_ratio is not None:
         return f"{gate.latency_ratio:.3f}× {word}".rstrip()
     return "no baseline" if gate.verdict == "new" else word
