@@ -243,7 +243,9 @@ def test_a_baseline_whose_build_costs_cannot_be_read_exits_2_naming_the_field(
 
 
 @pytest.mark.parametrize("value", ["0", "-0.2", "nan", "inf", "twenty"])
-@pytest.mark.parametrize("option", ["--build-time-threshold", "--plan-size-threshold", "--memory-threshold"])
+@pytest.mark.parametrize(
+    "option", ["--build-time-threshold", "--plan-size-threshold", "--memory-threshold", "--output-size-threshold"]
+)
 def test_bad_threshold_values_are_refused_with_the_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
 ) -> None:
@@ -355,7 +357,9 @@ def test_a_build_test_without_a_baseline_is_new(growing: pytest.Pytester) -> Non
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "lots"])
-@pytest.mark.parametrize("option", ["--build-time-threshold", "--plan-size-threshold", "--memory-threshold"])
+@pytest.mark.parametrize(
+    "option", ["--build-time-threshold", "--plan-size-threshold", "--memory-threshold", "--output-size-threshold"]
+)
 def test_bad_threshold_options_stop_the_session_naming_option_and_ini_key(
     growing: pytest.Pytester, option: str, value: str
 ) -> None:
