@@ -97,8 +97,7 @@ CPU_QUICK_POLICY = MeasurePolicy(budget_s=0.1, target_rel_ci=0.001)
 CPU_DEFAULT_POLICY = MeasurePolicy()  # what a latency test uses unless --latency-budget/--latency-ci say otherwise
 CPU_THRESHOLD = 0.10
 # --ab: `python -m harness ab` as docs/gating.md runs it on a shared CPU VM (--rounds 30: the paired test's evidence
-# grows as sqrt(rounds); 20 rounds detected a 1.2x-threshold slowdown 86 % of the time there, too few); each round
-# is a plugin run, so its measurement uses the plugin's default stop rule.
+# grows as sqrt(rounds)); each round is a plugin run, so its measurement uses the plugin's default stop rule.
 AB_ROUNDS = 30
 AB_POLICY = CPU_DEFAULT_POLICY
 # Slowdowns as multiples of the threshold, set by the measured median ratio; the first one has the target.
