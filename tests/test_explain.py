@@ -138,6 +138,15 @@ def test_the_headline_says_what_part_of_the_medians_rise_the_layers_account_for(
     assert Explanation.from_json(outside.to_json()) == outside
 
 
+def test_a_change_across_10_ms_is_said_in_one_unit() -> None:
+    """A layer that crossed 10 ms reads "6.15 ms → 11.33 ms", not "6,146.5 µs → 11.33 ms" (a new user's find)."""
+    old = LayerProfile((LayerTime("conv1", "Conv", 6_146.5),), 5, SOURCE)
+    new = LayerProfile((LayerTime("conv1", "Conv", 11_330.0),), 5, SOURCE)
+    headline, named = items(explain(old, new))[:2]
+    assert headline == "layers (onnxruntime profiler): 6.15 ms → 11.33 ms, +5,183.5 µs"
+    assert named.startswith("conv1 +5,183.5 µs (100 % of the layers' added time, 6.15 ms → 11.33 ms)")
+
+
 # --- the session's gate ------------------------------------------------------------------------------------------
 
 BASELINE_SAMPLES = [100.0 + 0.1 * i for i in range(50)]

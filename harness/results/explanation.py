@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.explain import Explanation
 from harness.profile import LayerChange
-from harness.results.units import micros
+from harness.results.units import micros, micros_change
 
 
 def line(explanation: Explanation) -> str:
@@ -27,7 +27,7 @@ def _headline(explanation: Explanation) -> str:
     """ "layers (onnxruntime profiler): 180.0 µs → 240.0 µs, +60.0 µs of the median's +75.0 µs (80 %)" """
     source = f" ({explanation.source})" if explanation.source else ""
     layers = explanation.diff
-    totals = f"{micros(layers.old_total_us)} → {micros(layers.new_total_us)}"
+    totals = micros_change(layers.old_total_us, layers.new_total_us)
     rise = explanation.latency_added_us
     if layers.added_us <= 0:  # the end-to-end latency regressed, the layers' sum did not: outside the layers
         of_median = f" (the median's +{micros(rise)})" if rise is not None and rise > 0 else ""
@@ -44,7 +44,7 @@ def _described(explanation: Explanation, layer: LayerChange) -> str:
     """ "conv1 +40.0 µs (80 % of the layers' added time, 100.0 µs → 140.0 µs): tactic a -> b" """
     share = explanation.diff.share(layer)
     part = f"{share * 100:.0f} % of the layers' added time, " if share is not None else ""
-    times = f"{micros(layer.old_us)} → {micros(layer.new_us)}"
+    times = micros_change(layer.old_us, layer.new_us)
     what = ", ".join(layer.changes) or "no change recorded"
     return f"{layer.label} +{micros(layer.added_us)} ({part}{times}): {what}"
 
