@@ -392,12 +392,18 @@ def compare_rounds(
     CI and the one-sided p (paired_trimmed_t), so with n rounds the evidence grows as sqrt(n) whatever the drift."""
     old_rounds, new_rounds = _split(old_us, rounds.old_sizes), _split(new_us, rounds.new_sizes)
     q = policy.low_quantile
-    per_round = np.array(
-        [[_quantile(side, 0.5), _quantile(side, q)] for pair in zip(old_rounds, new_rounds) for side in pair]
-    ).reshape(len(old_rounds), 2, 2)  # round, side (old, new), quantile (median, low)
+    pairs = list(zip(old_rounds, new_rounds))
+    per_round = np.array([[_quantile(side, 0.5), _quantile(side, q)] for pair in pairs for side in pair]).reshape(
+        len(old_rounds), 2, 2
+    )  # round, side (old, new), quantile (median, low)
     logs = np.log(per_round[:, 1, :] / per_round[:, 0, :])  # round, quantile
+    z = NormalDist().inv_cdf(1 - (1 - policy.confidence) / 2)
+    sampling = [  # each quantile's log-ratio variance within a round, from the round's own samples; mean of rounds
+        float(np.mean([_log_quantile_variance(old, p, z) + _log_quantile_variance(new, p, z) for old, new in pairs]))
+        for p in (0.5, q)
+    ]
     (ratio, ci, p_slower, p_faster), (low_ratio, low_ci, _, _) = (
-        paired_trimmed_t(logs[:, i], policy.confidence) for i in (0, 1)
+        paired_trimmed_t(logs[:, i], sampling[i], policy.confidence) for i in (0, 1)
     )
     medians = (float(np.median(per_round[:, 0, 0])), float(np.median(per_round[:, 1, 0])))
     lows = (float(np.median(per_round[:, 0, 1])), float(np.median(per_round[:, 1, 1])))
@@ -408,7 +414,9 @@ def compare_rounds(
 ROUND_TRIM = 0.2  # share of the rounds' log-ratios set aside at each end: Wilcox's default for Yuen's trimmed t
 
 
-def paired_trimmed_t(log_ratios: np.ndarray, confidence: float) -> tuple[float, tuple[float, float], float, float]:
+def paired_trimmed_t(
+    log_ratios: np.ndarray, sampling_variance: float, confidence: float
+) -> tuple[float, tuple[float, float], float, float]:
     """(ratio, its CI, p slower, p faster) from the rounds' log-ratios by Yuen's trimmed t (Yuen 1974; Wilcox,
     "Introduction to Robust Estimation and Hypothesis Testing", 4.3): the 20 % trimmed mean, its standard error from
     the winsorized variance, Student's t with h - 1 degrees of freedom (h rounds kept).
@@ -417,14 +425,20 @@ def paired_trimmed_t(log_ratios: np.ndarray, confidence: float) -> tuple[float, 
     2-core CI machine), and a round whose two sides straddle a switch gives a log-ratio of +-0.4 where the others
     agree within 2 %. Student's t on the plain mean lets those few rounds set the spread (sd 0.13 against 0.018 from
     the quartiles in 3,000 A/A rounds), so a real 12 % slowdown went undetected 8 times in 100 at 30 rounds.
-    The p-values are 1.0 where the kept rounds have no spread (identical ratios say nothing about noise)."""
+
+    The standard error is never below what one round's samples know of its log-ratio (`sampling_variance`, a
+    round's mean, over the h kept rounds): a GPU timer's quantized medians often give the kept rounds the very same
+    ratio, whose zero spread would otherwise read as no evidence at all. Where even the samples have no spread
+    (a constant clock), the p-values are 1.0: identical numbers say nothing about noise."""
     from scipy import stats
 
     n = log_ratios.size
     kept = n - 2 * int(ROUND_TRIM * n)
     mean = float(stats.trim_mean(log_ratios, ROUND_TRIM))
     winsorized = np.asarray(stats.mstats.winsorize(log_ratios, limits=(ROUND_TRIM, ROUND_TRIM)))
-    error = math.sqrt((n - 1) * float(np.var(winsorized, ddof=1)) / (kept * (kept - 1)))
+    spread = float(np.var(winsorized, ddof=1)) if np.ptp(winsorized) > 0 else 0.0  # equal values: exactly none
+    trimmed_variance = (n - 1) * spread / (kept * (kept - 1))
+    error = math.sqrt(max(trimmed_variance, sampling_variance / kept))
     if error == 0:
         return math.exp(mean), (math.exp(mean), math.exp(mean)), 1.0, 1.0
     t = stats.t(kept - 1)

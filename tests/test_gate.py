@@ -146,6 +146,23 @@ def test_paired_rounds_of_unchanged_work_with_switches_stay_a_pass() -> None:
     assert paired.verdict == "pass" and paired.ratio == pytest.approx(1.0, abs=0.01)
 
 
+def test_paired_rounds_of_a_quantized_timer_with_identical_ratios_are_still_evidence() -> None:
+    """A GPU timer's medians fall on its quantum, so the kept rounds often share one ratio exactly (107 / 101 in
+    every round here): their zero spread is not "no evidence", the rounds' own samples bound the error."""
+    old_parts = [np.round(runs(200, 10 + index)) for index in range(5)]
+    new_parts = [np.round(runs(200, 20 + index, 1.06)) for index in range(5)]
+    (ratio,) = {float(np.median(b) / np.median(a)) for a, b in zip(old_parts, new_parts)}
+    sizes = tuple(part.size for part in old_parts)
+    paired = compare_latency(
+        np.concatenate(old_parts), np.concatenate(new_parts), GatePolicy(0.05), PairedRounds(sizes, sizes)
+    )
+    assert paired.verdict == "regression" and paired.ratio == pytest.approx(ratio)
+    constant = compare_latency(
+        np.full(600, 100.0), np.full(600, 106.0), GatePolicy(0.05), PairedRounds((200,) * 3, (200,) * 3)
+    )
+    assert constant.verdict == "pass" and constant.p_slower == 1.0  # a constant clock says nothing about noise
+
+
 def test_round_sizes_that_do_not_split_the_samples_are_refused() -> None:
     with pytest.raises(ValueError, match=r"round sizes \[100, 50\] do not split 200 samples"):
         compare_latency(runs(200, 1), runs(200, 2), GatePolicy(0.10), PairedRounds((100, 50), (100, 100)))
