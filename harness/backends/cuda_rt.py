@@ -268,9 +268,13 @@ def read_device(ptr: int, nbytes: int) -> bytes:
 
 
 def write_device(ptr: int, data: bytes) -> None:
-    """Copy bytes to device memory now (synchronous)."""
+    """Copy bytes to device memory now: the bytes are there when this returns, for work on any stream."""
     host = np.frombuffer(data, dtype=np.uint8)
     _rt("cudaMemcpy", ptr, host.ctypes.data, host.nbytes, _memcpy_kind("cudaMemcpyHostToDevice"))
+    # cudaMemcpy from pageable memory may return once the bytes are staged, before the DMA lands; our streams are
+    # non-blocking, so a copy queued on one next could read the old bytes (an H200 run read an engine's outputs
+    # as zeros). Waiting for the device closes that window.
+    _rt("cudaDeviceSynchronize")
 
 
 def synchronize_stream(handle: int) -> None:
