@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -477,6 +478,31 @@ def test_report_to_an_unwritable_path_exits_2_with_the_fix(tmp_path: Path, capsy
 
 
 # ---------------------------------------------------------------------------------------------------
+SPEC_ERROR = {"id": "harness-spec-error-0", "message": "models/resnet.toml: case 'resnet': no such file model.onnx"}
+
+
+def test_an_input_error_of_the_new_run_fails_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What NEW's session refused (a spec entry, an unknown selection) did not run: the gate cannot vouch for it, so
+    it fails with the session's own message. An input error only OLD had is history, not a failure of NEW."""
+    old, new = results(record(LATENCY)), {**results(record(LATENCY)), "input_errors": [SPEC_ERROR]}
+    files = [str(write(tmp_path / "old.json", old)), str(write(tmp_path / "new.json", new))]
+    assert cli.main(["compare", *files]) == 1
+    output = capsys.readouterr().out
+    assert "1 INPUT ERROR, 1 pass" in output
+    assert f"INPUT ERROR harness-spec-error-0: {files[1]}: its session refused this input" in output
+    assert "case 'resnet': no such file model.onnx" in output
+    assert cli.main(["compare", *files, "--markdown"]) == 1
+    assert "`harness-spec-error-0`" in capsys.readouterr().out
+    assert cli.main(["compare", files[1], files[0]]) == 0  # NEW (the old file here) ran everything it was given
+
+
+def test_two_files_without_tests_fail_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A comparison that judged nothing must not read as a pass (pytest's own exit 5 says the same)."""
+    files = pair(tmp_path, [], [])
+    assert cli.main(["compare", *files]) == 1
+    assert "no tests: neither file holds a test, so nothing was gated (exit 1)" in capsys.readouterr().out
+
+
 # ab
 
 FAKE_PYTHON = """#!{python}
@@ -504,8 +530,9 @@ sys.exit(code)
 """
 
 
-def fake_python(tmp_path: Path, side: str, factor: float, code: int = 0) -> str:
-    template = write(tmp_path / "template.json", results(record(LATENCY), record(ACCURACY)))
+def fake_python(tmp_path: Path, side: str, factor: float, code: int = 0, input_errors: Sequence[Record] = ()) -> str:
+    document = {**results(record(LATENCY), record(ACCURACY)), "input_errors": list(input_errors)}
+    template = write(tmp_path / "template.json", document)
     script = tmp_path / f"python-{side}"
     log, python = str(tmp_path / "calls.log"), sys.executable
     script.write_text(
@@ -568,6 +595,17 @@ def test_ab_interleaves_rounds_pools_and_gates(tmp_path: Path, capsys: pytest.Ca
     row = compare_pair(old_test, new_test, options)
     # a verdict NEW's own failure decided still shows the numbers, judged as the other rows are: in pairs
     assert row.verdict == "regression" and row.latency is not None and "over 3 paired rounds" in row.latency.reason
+
+
+def test_ab_fails_where_its_runs_refused_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Unchanged work on both sides, but every run refused a spec entry (pytest exits 1, as for a failed test): the
+    pooled files keep the input error and the gate fails on it instead of passing what did not run."""
+    out = tmp_path / "ab"
+    python_a = fake_python(tmp_path, "a", 1.0, code=1, input_errors=[SPEC_ERROR])
+    python_b = fake_python(tmp_path, "b", 1.0, code=1, input_errors=[SPEC_ERROR])
+    assert cli.main(["ab", "--a", python_a, "--b", python_b, "--rounds", "2", "--out", str(out), "--", "cases"]) == 1
+    output = capsys.readouterr().out
+    assert "INPUT ERROR harness-spec-error-0" in output and rows(output)["latency opt"].endswith("pass")
 
 
 def test_ab_stops_on_a_pytest_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -122,7 +122,8 @@ def _results_side(path: Path, read: lean.LeanFile) -> Side:
     document = results_document.from_json({**read.header, "tests": read.records}, str(path))
     samples = {str(read.records[index]["id"]): values for index, values in read.samples.items()}
     _check(document.source, document.records(), samples)
-    return Side(document.source, {test.id: test for test in document.tests}, _build_only(document), samples=samples)
+    tests = {test.id: test for test in document.tests}
+    return Side(document.source, tests, _build_only(document), samples=samples, input_errors=document.input_errors)
 
 
 def _check(
@@ -139,7 +140,8 @@ def _check(
 
 
 def side_of(document: results_document.ResultsDocument) -> Side:
-    return Side(document.source, {test.id: test for test in document.tests}, _build_only(document))
+    tests = {test.id: test for test in document.tests}
+    return Side(document.source, tests, _build_only(document), input_errors=document.input_errors)
 
 
 def _build_only(document: results_document.ResultsDocument) -> bool:

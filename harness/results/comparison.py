@@ -19,7 +19,7 @@ from harness.known_failures import NONE as NO_KNOWN_FAILURES
 from harness.known_failures import KnownFailures
 from harness.naming import point_name
 from harness.profile import LayerProfile, diff
-from harness.results.document import ROUND_SIZES, VERDICTS, TestResult
+from harness.results.document import ROUND_SIZES, VERDICTS, InputError, TestResult
 from harness.results.text import capped, number
 from harness.results.units import micros_number
 
@@ -65,6 +65,8 @@ class Side:
     baselines_folder: Path | None = None  # where OLD is a baseline file: its baselines folder
     # Latency samples by test id, where they were read apart from the records (harness/results/lean.py)
     samples: Mapping[str, np.ndarray] = field(default_factory=dict)
+    # Bad input its session failed as items of their own (a spec entry, an unknown selection): what it did not run
+    input_errors: tuple[InputError, ...] = ()
 
     @property
     def drift(self) -> Drift | None:
@@ -86,7 +88,7 @@ class Row:
     old_error: float | None  # max mean_rel over the outputs
     new_error: float | None
     # pass, regression, unchanged failure, known failure, inconclusive, fixed (passes, yet listed as a known
-    # failure), improvement, new, removed or skip
+    # failure), improvement, new, removed, skip, or input error (NEW's session refused part of its input)
     verdict: str
     reasons: tuple[str, ...]
     detail: str = ""  # shown after the verdict: "12 samples < 30"
@@ -95,8 +97,10 @@ class Row:
 
 
 def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = NO_KNOWN_FAILURES) -> list[Row]:
-    """One row per test id of either side: OLD's order first, then the ids only NEW has. A build-only NEW run (the
-    upgrade's first, cheap step) is judged on its builds: the tests it did not run are not dropped coverage."""
+    """One row per test id of either side: OLD's order first, then the ids only NEW has, then one per input error of
+    NEW's session (what it refused is not run, so the gate cannot vouch for it; OLD's own are history). A build-only
+    NEW run (the upgrade's first, cheap step) is judged on its builds: the tests it did not run are not dropped
+    coverage."""
     rows = []
     resolution = _resolution(old, new)
     for test_id, old_test in old.tests.items():
@@ -116,7 +120,16 @@ def compare(old: Side, new: Side, options: GateOptions, known: KnownFailures = N
         if test_id not in old.tests:
             verdict, reasons = _own_verdict(None, new_test, known) or ("new", ("only in the new file",))
             rows.append(_row(test_id, None, new_test, None, verdict, reasons))
+    rows.extend(_input_error_row(error, new.source) for error in new.input_errors)
     return rows
+
+
+INPUT_ERROR = "input error"
+
+
+def _input_error_row(error: InputError, source: str) -> Row:
+    reason = f"{source}: its session refused this input, so what it names did not run: {error.message}"
+    return Row(error.id, error.id, DASH, DASH, DASH, "input", None, None, None, INPUT_ERROR, (reason,))
 
 
 def _resolution(old: Side, new: Side) -> Resolution | None:
@@ -131,7 +144,7 @@ def _resolution(old: Side, new: Side) -> Resolution | None:
 
 
 # Verdicts that fail the gate whatever the options: NEW failed, or could not be judged.
-FAILING = frozenset({"regression", "unchanged failure", "inconclusive"})
+FAILING = frozenset({"regression", "unchanged failure", "inconclusive", INPUT_ERROR})
 
 
 def _fixed_corner_kept_as(old_test: TestResult, old: Side, new: Side) -> str | None:
@@ -152,12 +165,14 @@ def _fixed_corner_kept_as(old_test: TestResult, old: Side, new: Side) -> str | N
 
 
 def exit_status(rows: Iterable[Row], options: GateOptions) -> int:
-    """0: nothing fails the gate; 1: a regression, a failure or inconclusive test in NEW (unless a known failure), a
-    removed test (unless allowed) or, on request, an improvement."""
+    """0: nothing fails the gate; 1: a regression, a failure or inconclusive test in NEW (unless a known failure), an
+    input error of NEW's session, a removed test (unless allowed), on request an improvement, or no row at all (a
+    gate that judged nothing must not read as a pass, as pytest's exit 5 says)."""
+    rows = list(rows)
     failing = set(FAILING) | ({"improvement"} if options.fail_on_improvement else set())
     if not options.allow_removed:
         failing.add("removed")  # dropped coverage must not pass the upgrade gate unnoticed
-    return 1 if any(row.verdict in failing for row in rows) else 0
+    return 1 if not rows or any(row.verdict in failing for row in rows) else 0
 
 
 def _removed_reason(options: GateOptions) -> str:
@@ -643,7 +658,7 @@ COLUMNS = (
     "verdict",
 )
 NUMERIC = frozenset({"old µs", "new µs", "ratio [95 % CI]", "errors old / new"})
-_VERDICT_LABELS = {"regression": "REGRESSION", "unchanged failure": "UNCHANGED FAILURE"}
+_VERDICT_LABELS = {"regression": "REGRESSION", "unchanged failure": "UNCHANGED FAILURE", INPUT_ERROR: "INPUT ERROR"}
 
 
 def label(verdict: str) -> str:
@@ -731,6 +746,7 @@ def cost_notes(rows: Sequence[Row]) -> list[tuple[Row, CostComparison]]:
 _ROW_ORDER = (
     "regression",
     "unchanged failure",
+    INPUT_ERROR,
     "inconclusive",
     UNRESOLVED,
     "improvement",
@@ -745,10 +761,18 @@ _ROW_ORDER = (
 _NOTABLE = frozenset(_ROW_ORDER) - {"pass", "new", "skip"}
 
 
+NOTHING_COMPARED = (
+    "no tests: neither file holds a test, so nothing was gated (exit 1); check the runs' selection (-k, --backend, "
+    "--precision, the paths) and their logs"
+)
+
+
 def counts(rows: Sequence[Row]) -> str:
     """ "1 REGRESSION, 3 pass": how many rows got each verdict, worst first."""
     found = {verdict: sum(row.verdict == verdict for row in rows) for verdict in _ROW_ORDER}
-    return ", ".join(f"{found[verdict]} {label(verdict)}" for verdict in _ROW_ORDER if found[verdict]) or "no tests"
+    return (
+        ", ".join(f"{found[verdict]} {label(verdict)}" for verdict in _ROW_ORDER if found[verdict]) or NOTHING_COMPARED
+    )
 
 
 def notable(rows: Sequence[Row]) -> list[tuple[Row, str]]:
