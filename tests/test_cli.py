@@ -477,7 +477,6 @@ def test_report_to_an_unwritable_path_exits_2_with_the_fix(tmp_path: Path, capsy
     assert f"cannot write {report}: " in error and "pass -o a writable file path" in error  # refused before the work
 
 
-# ---------------------------------------------------------------------------------------------------
 SPEC_ERROR = {"id": "harness-spec-error-0", "message": "models/resnet.toml: case 'resnet': no such file model.onnx"}
 
 
@@ -503,6 +502,7 @@ def test_two_files_without_tests_fail_the_gate(tmp_path: Path, capsys: pytest.Ca
     assert "no tests: neither file holds a test, so nothing was gated (exit 1)" in capsys.readouterr().out
 
 
+# ---------------------------------------------------------------------------------------------------
 # ab
 
 FAKE_PYTHON = """#!{python}

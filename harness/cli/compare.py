@@ -122,8 +122,7 @@ def _results_side(path: Path, read: lean.LeanFile) -> Side:
     document = results_document.from_json({**read.header, "tests": read.records}, str(path))
     samples = {str(read.records[index]["id"]): values for index, values in read.samples.items()}
     _check(document.source, document.records(), samples)
-    tests = {test.id: test for test in document.tests}
-    return Side(document.source, tests, _build_only(document), samples=samples, input_errors=document.input_errors)
+    return side_of(document, samples)
 
 
 def _check(
@@ -139,9 +138,12 @@ def _check(
             )
 
 
-def side_of(document: results_document.ResultsDocument) -> Side:
+def side_of(document: results_document.ResultsDocument, samples: Mapping[str, np.ndarray] | None = None) -> Side:
+    """A results document as a side: its tests by id, its input errors, and its samples where read apart."""
     tests = {test.id: test for test in document.tests}
-    return Side(document.source, tests, _build_only(document), input_errors=document.input_errors)
+    return Side(
+        document.source, tests, _build_only(document), samples=samples or {}, input_errors=document.input_errors
+    )
 
 
 def _build_only(document: results_document.ResultsDocument) -> bool:
